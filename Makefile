@@ -1,0 +1,43 @@
+# `make run`: bootstrap .venv, get Fashion-MNIST, run the default job.
+# `make test`: bootstrap .venv, get Fashion-MNIST when apt-get can, run the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= /usr/share/datasets/fashion-mnist
+DATA_FILES := train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz
+CONFIG ?= configs/fashion_mnist.yaml
+RUN_DIR ?= runs/fashion_mnist-$(shell date +%Y%m%d-%H%M%S)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test venv data clean
+
+run: venv data
+	$(BIN)/clactive run --config $(CONFIG) --data-dir $(DATA_DIR) --run-dir $(RUN_DIR)
+
+test: venv
+	@$(MAKE) --no-print-directory data || echo "Fashion-MNIST is not installed: its end-to-end test will be skipped"
+	$(BIN)/python -m pytest -q
+
+venv: $(BIN)/.installed
+
+# Plain pip on purpose: it takes torch/torchvision from this machine's local files.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+data:
+	@missing=0; for f in $(DATA_FILES); do [ -f "$(DATA_DIR)/$$f" ] || missing=1; done; \
+	if [ $$missing = 0 ]; then exit 0; fi; \
+	if [ "$(DATA_DIR)" = /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
+	else \
+		echo "Fashion-MNIST files are missing from $(DATA_DIR) and apt-get cannot install them:"; \
+		echo "  copy $(DATA_FILES) into one directory and run: make run DATA_DIR=that/directory"; \
+		echo "  (or: $(BIN)/clactive run --data-dir that/directory)"; \
+		exit 1; \
+	fi
+
+clean:
+	rm -rf .cache runs

@@ -1,0 +1,150 @@
+"""The Ray Train side: one long-lived TorchTrainer worker group serves every round's update.
+
+A `TorchTrainer.fit()` per round would pay the worker group's start-up (about 10-20 s here)
+every round. Instead the train loop below takes one job per round from a small mailbox
+actor, trains, evaluates, hands the weights back and calls `ray.train.report` once per job.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import ray
+import ray.train
+import torch
+from ray.train.torch import TorchTrainer
+
+from actors.resources import learner_uses_gpu
+from pipeline.config import RunConfig, config_from_dict
+from pipeline.data import PreparedData
+from pipeline.models import create_model
+from pipeline.strategies import UpdatePlan
+from pipeline.training import accuracy, load_weights, make_optimizer, torch_threads, train_steps, weights_to_bytes
+
+
+@ray.remote(num_cpus=0)
+class Mailbox:
+    """Jobs for the worker group and their results, both keyed by a sequence number."""
+
+    def __init__(self):
+        self.jobs: dict[int, dict | None] = {}
+        self.results: dict[int, dict] = {}
+        self.changed = asyncio.Condition()
+
+    async def put_job(self, seq: int, job: dict | None) -> None:
+        async with self.changed:
+            self.jobs[seq] = job
+            self.changed.notify_all()
+
+    async def get_job(self, seq: int) -> dict | None:
+        async with self.changed:
+            await self.changed.wait_for(lambda: seq in self.jobs)
+            return self.jobs[seq]
+
+    async def put_result(self, seq: int, result: dict) -> None:
+        async with self.changed:
+            self.jobs.pop(seq, None)
+            self.results[seq] = result
+            self.changed.notify_all()
+
+    async def get_result(self, seq: int) -> dict:
+        async with self.changed:
+            await self.changed.wait_for(lambda: seq in self.results)
+            return self.results.pop(seq)
+
+
+def learner_loop(loop_config: dict) -> None:
+    """Ray Train worker: serve jobs until the mailbox says stop (a None job)."""
+    context = ray.train.get_context()
+    rank, world_size = context.get_world_rank(), context.get_world_size()
+    config: RunConfig = config_from_dict(loop_config["config"])
+    data = PreparedData(**loop_config["data"])
+    mailbox = loop_config["mailbox"]
+    device = ray.train.torch.get_device()
+    torch.set_num_threads(torch_threads(world_size))
+    _quiet_report_log()
+    test_images, test_labels = _tensors(ray.get(loop_config["test"][0]))
+    live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}
+    seq = 0
+    while (job := ray.get(mailbox.get_job.remote(seq))) is not None:
+        plan: UpdatePlan = job["plan"]
+        images, labels = _tensors(ray.get(job["train"][0]))
+        start = time.perf_counter()
+        if not plan.warm_start or plan.role not in live:
+            torch.manual_seed(job["seed"])
+            model = create_model(getattr(config, plan.role).name, data.image_shape[0], data.num_classes)
+            if job.get("weights") is not None:
+                load_weights(model, job["weights"])
+            model = ray.train.torch.prepare_model(model) if world_size > 1 else model.to(device)
+            live[plan.role] = (model, make_optimizer(model, getattr(config, plan.role)))
+        model, optimizer = live[plan.role]
+        loss = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
+                           lr=plan.lr, mean=data.mean, std=data.std,
+                           generator=torch.Generator().manual_seed(job["seed"]), device=device,
+                           rank=rank, world_size=world_size)
+        train_s = time.perf_counter() - start
+        if rank == 0:
+            start = time.perf_counter()
+            bare = model.module if hasattr(model, "module") else model
+            test_acc = accuracy(bare, test_images, test_labels, mean=data.mean, std=data.std, device=device)
+            eval_s = time.perf_counter() - start
+            ray.get(mailbox.put_result.remote(seq, {
+                "loss": loss, "test_acc": test_acc, "train_s": train_s, "eval_s": eval_s,
+                "steps": plan.steps, "weights": weights_to_bytes(bare)}))
+        ray.train.report({"job": seq, "role": plan.role, "loss": loss})
+        seq += 1
+
+
+def _tensors(arrays) -> tuple[torch.Tensor, ...]:
+    # Arrays from the object store are read-only views; torch wants memory it may write.
+    return tuple(torch.from_numpy(np.array(a)) for a in arrays)
+
+
+def _quiet_report_log() -> None:
+    # Ray Train logs every report at INFO under a logger named by its file path, which
+    # LoggingConfig does not reach; one line per round would bury the round table.
+    from ray.train.v2._internal.execution import context
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
+@ray.remote(num_cpus=0)
+def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str) -> None:
+    TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling,
+                 run_config=ray.train.RunConfig(name="learner", storage_path=storage_path,
+                                                logging_config=ray.train.LoggingConfig(log_level="WARNING"))).fit()
+
+
+class LearnerStopped(RuntimeError):
+    pass
+
+
+class Learner:
+    """Driver-side handle: submit one UpdatePlan, get back metrics and weights."""
+
+    def __init__(self, config: RunConfig, data: PreparedData, run_dir: Path, test_ref: ray.ObjectRef):
+        self.mailbox = Mailbox.remote()
+        scaling = ray.train.ScalingConfig(num_workers=config.learner.workers,
+                                          use_gpu=learner_uses_gpu(config.learner),
+                                          resources_per_worker={"CPU": config.learner.cpus_per_worker})
+        loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref]}
+        self.fit_ref = _fit.remote(loop_config, scaling, str(Path(run_dir).resolve() / "ray_train"))
+        self.seq = 0
+
+    def run(self, plan: UpdatePlan, train_ref: ray.ObjectRef, seed: int, weights: bytes | None = None) -> dict:
+        """Blocks until the worker group finished `plan`; raises if the worker group died instead."""
+        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed, "weights": weights})
+        result_ref = self.mailbox.get_result.remote(self.seq)
+        ready, _ = ray.wait([result_ref, self.fit_ref], num_returns=1)
+        if result_ref not in ready:
+            ray.get(self.fit_ref)  # re-raises the worker group's error, if it has one
+            raise LearnerStopped("the Ray Train worker group stopped before finishing its job")
+        self.seq += 1
+        return ray.get(result_ref)
+
+    def close(self) -> None:
+        self.mailbox.put_job.remote(self.seq, None)
+        ray.get(self.fit_ref)

@@ -1,0 +1,98 @@
+"""Scoring the unlabelled pool with Ray Data: Parquet shards stream through an actor pool.
+
+read_parquet(id, image) -> map_batches(PoolScorer, ActorPoolStrategy, num_gpus when present)
+-> the coordinator folds each scored batch into a StreamingTopK, so no step holds the
+scores of the whole pool.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+
+import numpy as np
+import pyarrow as pa
+import ray
+import torch
+
+from actors.resources import read_args, scoring_map_args
+from pipeline.acquisition import Acquisition, StreamingTopK, get_acquisition
+from pipeline.config import RunConfig
+from pipeline.data import PreparedData, images_from_arrow
+from pipeline.models import create_model
+from pipeline.training import load_weights, predict, torch_threads
+
+
+def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Boolean mask: which `values` occur in the ascending array `sorted_set`."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[pos] == values
+
+
+class PoolScorer:
+    """Ray Data callable class: loads the selection model once, scores Arrow batches.
+
+    Object refs arrive wrapped in one-element lists so Ray hands them over unresolved and the
+    actor fetches each once.
+    """
+
+    def __init__(self, model_name: str, data: dict, weights: list, labelled_ids: list, acquisition: str,
+                 seed: int, threads: int):
+        self.data = PreparedData(**data)
+        gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()  # logical GPUs alone never mean CUDA
+        self.device = torch.device("cuda" if gpu else "cpu")
+        torch.set_num_threads(threads)
+        model = create_model(model_name, self.data.image_shape[0], self.data.num_classes)
+        self.model = load_weights(model, ray.get(weights[0])).to(self.device).eval()
+        self.labelled_ids = ray.get(labelled_ids[0])
+        self.acquisition: Acquisition = get_acquisition(acquisition)
+        self.seed = seed
+
+    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        pool_ids = batch.column("id").to_numpy()
+        labelled = in_sorted(pool_ids, self.labelled_ids)
+        streamable = self.acquisition.streamable
+        rows = ~labelled if streamable else np.ones(len(pool_ids), dtype=bool)
+        images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[rows])
+        out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
+                      output=self.acquisition.needs)
+        if streamable:
+            return {"id": pool_ids[rows], "score": self.acquisition.score(out, pool_ids[rows], self.seed)}
+        return {"id": pool_ids, "labelled": labelled, "embedding": out}
+
+
+def select(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, labelled_ids: np.ndarray,
+           k: int, seed: int) -> tuple[np.ndarray, dict[str, float]]:
+    """The k pool ids to label next; seconds split into scoring and selecting."""
+    start = time.perf_counter()
+    acquisition = get_acquisition(config.acquisition)
+    ds = ray.data.read_parquet(data.split_dir("pool"), columns=["id", "image"], **read_args(config.scoring))
+    scored = ds.map_batches(
+        PoolScorer, batch_format="pyarrow", **scoring_map_args(config.scoring),
+        fn_constructor_kwargs=dict(
+            model_name=model_name, data=asdict(data), weights=[ray.put(weights)],
+            labelled_ids=[ray.put(np.sort(labelled_ids))], acquisition=config.acquisition, seed=seed,
+            threads=torch_threads(config.scoring.max_actors)))
+    select_s = 0.0
+    if acquisition.streamable:
+        topk = StreamingTopK(k)
+        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+            t = time.perf_counter()
+            topk.push(batch["id"], batch["score"])
+            select_s += time.perf_counter() - t
+        t = time.perf_counter()
+        chosen, _ = topk.result()
+        select_s += time.perf_counter() - t
+    else:
+        # Set-based selection needs every embedding at once: O(pool x D) floats on this actor.
+        parts = list(scored.iter_batches(batch_size=None, batch_format="numpy"))
+        t = time.perf_counter()
+        pool_ids = np.concatenate([p["id"] for p in parts])
+        labelled = np.concatenate([p["labelled"] for p in parts])
+        emb = np.concatenate([p["embedding"] for p in parts])
+        picks = acquisition.select(emb[~labelled], emb[labelled], k)
+        chosen = pool_ids[~labelled][picks]
+        select_s = time.perf_counter() - t
+    total = time.perf_counter() - start
+    return chosen, {"score": total - select_s, "select": select_s}

@@ -1,0 +1,177 @@
+"""Acquisition functions: which unlabelled examples to label next. Pure numpy, no Ray.
+
+Index spaces: `pool_ids` are the stable int64 ids of the pool; `batch_pos` are positions in
+one scored batch. Every score is "higher = label first".
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from pipeline.errors import ConfigError, PoolExhaustedError
+
+_ACQUISITIONS: dict[str, type["Acquisition"]] = {}
+
+
+def register_acquisition(name: str):
+    def wrap(cls):
+        cls.name = name
+        _ACQUISITIONS[name] = cls
+        return cls
+    return wrap
+
+
+def acquisition_names() -> list[str]:
+    return sorted(_ACQUISITIONS)
+
+
+def get_acquisition(name: str) -> "Acquisition":
+    if name not in _ACQUISITIONS:
+        raise ConfigError(f"unknown acquisition '{name}': choose one of {', '.join(acquisition_names())}")
+    return _ACQUISITIONS[name]()
+
+
+class Acquisition(ABC):
+    """Base of every acquisition function.
+
+    `needs` says what the scorer must compute per example: "probs" (softmax, (N, K)) or
+    "embeddings" ((N, D), for set-based selection that cannot stream).
+    """
+    name: str
+    needs = "probs"
+    streamable = True
+
+
+class ScoreAcquisition(Acquisition):
+    """Scores each example on its own, so the pool can be ranked in a stream."""
+
+    def score(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray:
+        """probs (N, K) softmax rows, pool_ids (N,) -> scores (N,) float64."""
+        if probs.ndim != 2 or probs.shape[0] != pool_ids.shape[0]:
+            raise ValueError(f"probs {probs.shape} and pool_ids {pool_ids.shape} do not match")
+        return self._score(np.asarray(probs, dtype=np.float64), pool_ids, seed)
+
+    @abstractmethod
+    def _score(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
+
+
+@register_acquisition("least_confidence")
+class LeastConfidence(ScoreAcquisition):
+    def _score(self, probs, pool_ids, seed):
+        return 1.0 - probs.max(axis=1)
+
+
+@register_acquisition("entropy")
+class Entropy(ScoreAcquisition):
+    def _score(self, probs, pool_ids, seed):
+        return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
+
+
+@register_acquisition("margin")
+class Margin(ScoreAcquisition):
+    """Small gap between the two likeliest classes = high score."""
+
+    def _score(self, probs, pool_ids, seed):
+        top2 = np.partition(probs, -2, axis=1)[:, -2:]
+        return -(top2[:, 1] - top2[:, 0])
+
+
+@register_acquisition("random")
+class Random(ScoreAcquisition):
+    """A uniform score that depends only on (pool id, seed), so any batching ranks the same."""
+
+    def _score(self, probs, pool_ids, seed):
+        return hashed_uniform(pool_ids, seed)
+
+
+@register_acquisition("k_center")
+class KCenter(Acquisition):
+    needs = "embeddings"
+    streamable = False
+
+    def select(self, candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray:
+        return k_center_greedy(candidate_emb, labelled_emb, k)
+
+
+def hashed_uniform(pool_ids: np.ndarray, seed: int) -> np.ndarray:
+    """splitmix64(id ^ seed) mapped to [0, 1): a per-id random number without shared state."""
+    with np.errstate(over="ignore"):
+        z = pool_ids.astype(np.uint64) ^ np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
+
+
+class StreamingTopK:
+    """Keeps the k highest-scoring pool ids seen so far; memory O(k + batch).
+
+    Ties break toward the smaller pool id, so the result does not depend on how the pool
+    was split into batches or in which order the batches arrived.
+    """
+
+    def __init__(self, k: int):
+        if k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
+        self.k = k
+        self.seen = 0
+        self._ids = np.empty(0, dtype=np.int64)
+        self._scores = np.empty(0, dtype=np.float64)
+
+    def push(self, pool_ids: np.ndarray, scores: np.ndarray) -> None:
+        self.seen += len(pool_ids)
+        ids = np.concatenate([self._ids, np.asarray(pool_ids, dtype=np.int64)])
+        values = np.concatenate([self._scores, np.asarray(scores, dtype=np.float64)])
+        if len(ids) > self.k:
+            keep = np.lexsort((ids, -values))[: self.k]
+            ids, values = ids[keep], values[keep]
+        self._ids, self._scores = ids, values
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pool_ids, scores), best first. Raises if fewer than k candidates were seen."""
+        if self.seen < self.k:
+            raise PoolExhaustedError(f"pool exhausted: {self.seen} unlabelled available / {self.k} requested; "
+                                     "lower the schedule's round sizes")
+        order = np.lexsort((self._ids, -self._scores))
+        return self._ids[order], self._scores[order]
+
+
+def top_k(pool_ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """All-at-once reference of StreamingTopK."""
+    topk = StreamingTopK(k)
+    topk.push(pool_ids, scores)
+    return topk.result()
+
+
+def k_center_greedy(candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray:
+    """Core-set greedy (Sener & Savarese 2018).
+
+    candidate_emb (N, D), labelled_emb (M, D) -> k positions into candidate_emb, in pick order.
+    Each pick is the candidate farthest from every labelled example and every earlier pick.
+    With no labelled examples the first pick is candidate 0.
+    """
+    n = candidate_emb.shape[0]
+    if k > n:
+        raise PoolExhaustedError(f"pool exhausted: {n} unlabelled available / {k} requested; "
+                                 "lower the schedule's round sizes")
+    candidates = np.asarray(candidate_emb, dtype=np.float32)
+    min_dist = np.full(n, np.inf, dtype=np.float32)
+    for start in range(0, len(labelled_emb), 1024):
+        min_dist = np.minimum(min_dist, _sq_dist_to_all(candidates, labelled_emb[start:start + 1024]).min(axis=1))
+    picks = np.empty(k, dtype=np.int64)
+    for i in range(k):
+        pick = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else 0
+        picks[i] = pick
+        diff = candidates - candidates[pick]
+        min_dist = np.minimum(min_dist, np.einsum("nd,nd->n", diff, diff))
+        min_dist[pick] = -1.0  # never pick twice
+    return picks
+
+
+def _sq_dist_to_all(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, D), (M, D) -> (N, M) squared Euclidean distances."""
+    b = np.asarray(b, dtype=np.float32)
+    d = (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :]
+    return np.maximum(d, 0.0)

@@ -1,0 +1,109 @@
+"""`clactive run`: the entry point of `make run`, `python -m pipeline` and `ray job submit`.
+
+User errors (config, data, run directory) print one line and exit with code 2, before Ray
+starts where they can be known that early.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+
+from pipeline.config import RunConfig, load_config, resolve_schedule
+from pipeline.data import get_source, prepare_dataset
+from pipeline.errors import ClactiveError
+
+USAGE_ERROR = 2
+COLUMNS = [("round", 5, "{:d}"), ("labelled", 8, "{:d}"), ("acquired", 8, "{:d}"), ("score s", 7, "{:.1f}"),
+           ("select s", 8, "{:.2f}"), ("train s", 7, "{:.1f}"), ("steps", 6, "{:d}"), ("eval s", 6, "{:.1f}"),
+           ("overhead s", 10, "{:.1f}"), ("acc", 6, "{:.4f}")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except ClactiveError as exc:
+        print(f"clactive: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except Exception as exc:  # a user error raised inside a Ray actor arrives wrapped
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, ClactiveError):
+            print(f"clactive: error: {cause}", file=sys.stderr)
+            return USAGE_ERROR
+        raise
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clactive", description="CLActive active learning on Ray")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run active learning rounds and report each as it completes")
+    run.add_argument("--config", help="YAML config (default: built-in defaults)")
+    run.add_argument("--strategy", help="full | svp | clactive | finetune")
+    run.add_argument("--acquisition", help="least_confidence | entropy | margin | random | k_center")
+    run.add_argument("--run-dir", help="where the run writes its records (must be new or empty)")
+    run.add_argument("--data-dir", help="directory holding the dataset's files")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any config key, e.g. --set schedule.rounds=3 (repeatable)")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides, strategy=args.strategy, acquisition=args.acquisition,
+                         run_dir=args.run_dir, **{"data.data_dir": args.data_dir})
+    data = prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
+                           config.data.shard_rows)
+    resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
+    from pipeline.run_store import RunStore
+    RunStore.create(config.run_dir, config)
+    print(f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
+          f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir}", flush=True)
+    run_rounds(config, asdict(data), print_row=_print_row)
+    return 0
+
+
+def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None) -> dict:
+    """Start (or join) Ray, run every round through the coordinator actor, fit the final target."""
+    import ray
+    from actors.coordinator import Coordinator
+
+    if not ray.is_initialized():
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(logging_level="WARNING")
+        else:
+            ray.init(logging_level="WARNING")
+    coordinator = Coordinator.remote(config.to_dict(), data, config.run_dir, no_progress_timeout_s)
+    try:
+        if print_row:
+            _print_header()
+        records = []
+        for _ in range(ray.get(coordinator.num_rounds.remote())):
+            records.append(ray.get(coordinator.run_round.remote()))
+            if print_row:
+                print_row(records[-1])
+        final = ray.get(coordinator.train_target.remote()) if config.train_target_at_end else None
+        if final and print_row:
+            print(f"target {final['target']} trained from scratch on {final['labelled']} labels: "
+                  f"test accuracy {final['target_acc']:.4f} ({final['seconds']['train']:.1f} s)", flush=True)
+        ray.get(coordinator.close.remote())
+        return {"records": records, "final": final}
+    finally:
+        ray.kill(coordinator)
+
+
+def _print_header() -> None:
+    print("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS), flush=True)
+
+
+def _print_row(record: dict) -> None:
+    s = record["seconds"]
+    values = [record["round"], record["labelled"], record["acquired"], s["score"], s["select"], s["train"],
+              record["steps"], s["eval"], s["learner_overhead"], record["selection_acc"]]
+    print("  ".join(f"{fmt.format(v):>{width}}" for (_, width, fmt), v in zip(COLUMNS, values)), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

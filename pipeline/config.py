@@ -1,0 +1,322 @@
+"""Typed run configuration: YAML plus `--set a.b=c` overrides, validated once at load.
+
+Sizes follow one rule everywhere: a float in (0, 1] is a fraction (of the pool, or of the
+round size for the memory ratio), an int >= 1 is an absolute count.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from pipeline.errors import ConfigError
+
+Size = Union[int, float]
+Auto = Union[str, float]  # "auto" or a number
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "fashion_mnist"                     # a registered source, see pipeline.data
+    data_dir: str = "/usr/share/datasets/fashion-mnist"
+    cache_dir: str = ".cache/clactive"                  # Parquet shards are written here once
+    shard_rows: int = 10_000                            # rows per Parquet shard (one Ray Data block each)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "small_cnn"
+    epochs: int = 10             # from-scratch schedule: epochs over the whole training set
+    batch_size: int = 128
+    lr: float = 0.1              # peak of the one-cycle learning-rate schedule
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    initial: Size = 0.02                                 # random initial labelled set
+    round_ends: tuple[Size, ...] = (0.04, 0.06, 0.08)   # labelled total after each round
+    round_size: Optional[Size] = None                    # or: `rounds` rounds of this size
+    rounds: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    policy: str = "random"            # random | class_balanced | reservoir
+    ratio: float = 1.0                # replay size as a multiple of the round size (paper: 1)
+    count: Optional[int] = None       # or a fixed replay size; overrides ratio
+    with_replacement: bool = False    # the authors' code draws with replacement
+
+
+@dataclass(frozen=True)
+class UpdateConfig:
+    """The warm-start update of `clactive` and `finetune`: the same step count every round."""
+    steps: int = 200
+    lr: float = 0.05                  # one-cycle peak, restarted every round
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    batch_size: int = 256
+    min_actors: int = 1               # the autoscaler may grow the pool up to max_actors
+    max_actors: int = 1
+    cpus_per_actor: float = 0.5
+    gpus_per_actor: Auto = "auto"     # auto: 1 when the cluster has GPUs, else 0
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    workers: int = 1
+    cpus_per_worker: float = 0.5
+    use_gpu: Union[str, bool] = "auto"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    strategy: str = "clactive"        # full | svp | clactive | finetune
+    acquisition: str = "least_confidence"
+    seed: int = 0
+    run_dir: str = "runs/fashion_mnist"
+    train_target_at_end: bool = True  # fit the target from scratch on the final labels
+    data: DataConfig = field(default_factory=DataConfig)
+    proxy: ModelConfig = field(default_factory=ModelConfig)
+    target: ModelConfig = field(default_factory=lambda: ModelConfig(name="preact_resnet20", epochs=15))
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), **top_level) -> RunConfig:
+    """YAML file (or the defaults) + `key.sub=value` overrides + keyword overrides, validated."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML ({_first_line(exc)}): fix the syntax") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of keys to values, not {type(raw).__name__}")
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not key=value: write e.g. --set schedule.rounds=3")
+        _set_path(raw, key.strip(), yaml.safe_load(text) if text.strip() else None)
+    for key, value in top_level.items():
+        if value is not None:
+            _set_path(raw, key, value)
+    config = _build(RunConfig, raw, prefix="")
+    validate(config)
+    return config
+
+
+def config_from_dict(raw: dict[str, Any]) -> RunConfig:
+    """Inverse of RunConfig.to_dict: how a Ray worker gets its typed config back."""
+    return _build(RunConfig, raw, prefix="")
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def _set_path(raw: dict, dotted: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"cannot set '{dotted}': '{part}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _build(cls, raw: Any, prefix: str):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'{prefix.rstrip('.')}' must be a section of keys, not {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}': valid keys here are {', '.join(names)}")
+    values = {name: _convert(hints[name], raw[name], prefix + name) for name in names if name in raw}
+    return cls(**values)
+
+
+def _convert(hint, value, key: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(option, value, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"'{key}' = {value!r} has the wrong type: expected {_describe(hint)}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"'{key}' must be a non-empty list, got {value!r}")
+        return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"'{key}' = {value!r} has the wrong type: expected {_describe(hint)}")
+
+
+def _describe(hint) -> str:
+    args = typing.get_args(hint)
+    if args:
+        return " or ".join(_describe(a) for a in args if a is not type(None))
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+# --- validation ------------------------------------------------------------------------------
+
+def validate(config: RunConfig) -> None:
+    """Range and name checks that need no data. Pool-size checks live in resolve_schedule."""
+    # Imported here: the registries import nothing from config, and config must stay importable alone.
+    from pipeline.acquisition import acquisition_names
+    from pipeline.data import source_names
+    from pipeline.memory import memory_names
+    from pipeline.models import model_names
+    from pipeline.strategies import strategy_names
+
+    _one_of("strategy", config.strategy, strategy_names())
+    _one_of("acquisition", config.acquisition, acquisition_names())
+    _one_of("data.dataset", config.data.dataset, source_names())
+    _one_of("memory.policy", config.memory.policy, memory_names())
+    for role in ("proxy", "target"):
+        model = getattr(config, role)
+        _one_of(f"{role}.name", model.name, model_names())
+        _positive(f"{role}.epochs", model.epochs)
+        _positive(f"{role}.batch_size", model.batch_size)
+        _positive(f"{role}.lr", model.lr)
+        _at_least_zero(f"{role}.weight_decay", model.weight_decay)
+        _at_least_zero(f"{role}.momentum", model.momentum)
+    _positive("data.shard_rows", config.data.shard_rows)
+    _at_least_zero("memory.ratio", config.memory.ratio)
+    if config.memory.count is not None:
+        _at_least_zero("memory.count", config.memory.count)
+    _positive("update.steps", config.update.steps)
+    _positive("update.lr", config.update.lr)
+    _positive("scoring.batch_size", config.scoring.batch_size)
+    _positive("scoring.min_actors", config.scoring.min_actors)
+    if config.scoring.max_actors < config.scoring.min_actors:
+        raise ConfigError(f"scoring.max_actors = {config.scoring.max_actors} is below scoring.min_actors = "
+                          f"{config.scoring.min_actors}: raise max_actors")
+    _positive("scoring.cpus_per_actor", config.scoring.cpus_per_actor)
+    _auto_or_number("scoring.gpus_per_actor", config.scoring.gpus_per_actor)
+    _positive("learner.workers", config.learner.workers)
+    _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)
+    if isinstance(config.learner.use_gpu, str) and config.learner.use_gpu != "auto":
+        raise ConfigError(f"learner.use_gpu = {config.learner.use_gpu!r}: write true, false or auto")
+    _check_schedule_shape(config.schedule)
+
+
+def _check_schedule_shape(schedule: ScheduleConfig) -> None:
+    _size("schedule.initial", schedule.initial)
+    fixed = schedule.round_size is not None or schedule.rounds is not None
+    if fixed:
+        if schedule.round_size is None or schedule.rounds is None:
+            raise ConfigError("schedule.round_size and schedule.rounds go together: set both, or use schedule.round_ends")
+        _size("schedule.round_size", schedule.round_size)
+        _positive("schedule.rounds", schedule.rounds)
+    else:
+        for i, end in enumerate(schedule.round_ends):
+            _size(f"schedule.round_ends[{i}]", end)
+
+
+def _one_of(key: str, value: str, valid: list[str]) -> None:
+    if value not in valid:
+        raise ConfigError(f"unknown {key} '{value}': choose one of {', '.join(valid)}")
+
+
+def _positive(key: str, value) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} = {value} must be positive")
+
+
+def _at_least_zero(key: str, value) -> None:
+    if value < 0:
+        raise ConfigError(f"{key} = {value} is negative: use 0 or more")
+
+
+def _auto_or_number(key: str, value) -> None:
+    if isinstance(value, str):
+        if value != "auto":
+            raise ConfigError(f"{key} = {value!r}: write a number or auto")
+    else:
+        _at_least_zero(key, value)
+
+
+def _size(key: str, value: Size) -> None:
+    if isinstance(value, float) and not 0 < value <= 1:
+        raise ConfigError(f"{key} = {value}: a fraction must lie in (0, 1]; write an integer for a count")
+    if isinstance(value, int) and value < 1:
+        raise ConfigError(f"{key} = {value}: a count must be at least 1")
+
+
+def to_count(value: Size, total: int) -> int:
+    """A fraction of `total` (float) or an absolute count (int)."""
+    return int(round(value * total)) if isinstance(value, float) else int(value)
+
+
+def resolve_schedule(schedule: ScheduleConfig, pool_size: int) -> tuple[int, list[int]]:
+    """(initial labelled count, [labels acquired in each round]) for a pool of `pool_size`."""
+    initial = to_count(schedule.initial, pool_size)
+    if schedule.rounds is not None:
+        ends = [initial + (r + 1) * to_count(schedule.round_size, pool_size) for r in range(schedule.rounds)]
+    else:
+        ends = [to_count(end, pool_size) for end in schedule.round_ends]
+    if initial > pool_size:
+        raise ConfigError(f"schedule.initial asks for {initial} labels but the pool holds {pool_size}: lower it")
+    previous = initial
+    sizes = []
+    for i, end in enumerate(ends):
+        if end <= previous:
+            raise ConfigError(f"schedule round {i + 1} ends at {end} labels, not above {previous}: "
+                              "make schedule.round_ends strictly increasing and above schedule.initial")
+        sizes.append(end - previous)
+        previous = end
+    if previous > pool_size:
+        raise ConfigError(f"schedule asks for {previous} labels in total but the pool holds {pool_size}: "
+                          "lower schedule.round_ends (or round_size x rounds)")
+    return initial, sizes
+
+
+def save_config(config: RunConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

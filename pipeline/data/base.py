@@ -1,0 +1,208 @@
+"""Sources turn a dataset's own files into the common pool format, written once as Parquet.
+
+Schema of every split (pool, test):
+    id     int64                     stable across runs: the row's index in the source
+    image  fixed_size_list<uint8>    C*H*W pixels, row-major; the shape is in the schema metadata
+    label  int64                     in [0, num_classes)
+A later text or tabular source writes the same `id` and `label` columns beside its own features.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from pipeline.errors import ConfigError, DataError
+
+SPLITS = ("pool", "test")
+SHAPE_KEY = b"clactive.image_shape"
+
+_SOURCES: dict[str, type["Source"]] = {}
+
+
+def register_source(name: str):
+    def wrap(cls):
+        cls.name = name
+        _SOURCES[name] = cls
+        return cls
+    return wrap
+
+
+def source_names() -> list[str]:
+    return sorted(_SOURCES)
+
+
+def get_source(name: str, data_dir: str | Path) -> "Source":
+    if name not in _SOURCES:
+        raise ConfigError(f"unknown data.dataset '{name}': choose one of {', '.join(source_names())}")
+    return _SOURCES[name](Path(data_dir))
+
+
+class Source(ABC):
+    """A dataset on disk in its own format."""
+    name: str
+    num_classes: int
+    image_shape: tuple[int, int, int]   # (C, H, W)
+    mean: float                         # pixel statistics in [0, 1], for normalisation
+    std: float
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+
+    @abstractmethod
+    def files(self) -> list[Path]:
+        """Every file the source reads; `check` and the cache key use them."""
+
+    @abstractmethod
+    def read_split(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yields (images uint8 (n, C, H, W), labels int64 (n,)) chunks of `split`, in id order."""
+
+    def check(self) -> None:
+        """Fail fast, before any Ray work, when a file is missing."""
+        for path in self.files():
+            if not path.is_file():
+                raise DataError(f"{self.name}: missing data file {path}; pass the directory that holds "
+                                f"{', '.join(p.name for p in self.files())} with --data-dir")
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256(self.name.encode())
+        for path in self.files():
+            stat = path.stat()
+            digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Where a prepared dataset lives and what it holds."""
+    root: str
+    dataset: str
+    num_classes: int
+    image_shape: tuple[int, int, int]
+    mean: float
+    std: float
+    sizes: dict[str, int]
+
+    def split_dir(self, split: str) -> str:
+        return os.path.join(self.root, split)
+
+    @property
+    def pool_size(self) -> int:
+        return self.sizes["pool"]
+
+
+def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> PreparedData:
+    """Write the source's splits as Parquet shards once; later calls reuse them.
+
+    The shards appear under `cache_dir/<dataset>-<fingerprint>` only when complete: they are
+    written to a temporary sibling directory and renamed into place.
+    """
+    source.check()
+    root = Path(cache_dir) / f"{source.name}-{source.fingerprint()}"
+    manifest = root / "manifest.json"
+    if manifest.is_file():
+        return _load_manifest(manifest)
+    tmp = root.with_name(f".{root.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        sizes = {split: _write_split(source, split, tmp / split, shard_rows) for split in SPLITS}
+        if sizes["pool"] == 0:
+            raise DataError(f"{source.name}: the pool split in {source.data_dir} holds no examples; "
+                            "point --data-dir at a non-empty dataset")
+        prepared = PreparedData(root=str(root), dataset=source.name, num_classes=source.num_classes,
+                                image_shape=tuple(source.image_shape), mean=source.mean, std=source.std,
+                                sizes=sizes)
+        (tmp / "manifest.json").write_text(json.dumps(asdict(prepared), indent=1))
+        try:
+            os.replace(tmp, root)
+        except OSError:
+            if not manifest.is_file():
+                raise
+            # another process prepared the same data first; its copy is identical
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _load_manifest(manifest)
+
+
+def _load_manifest(manifest: Path) -> PreparedData:
+    meta = json.loads(manifest.read_text())
+    meta["image_shape"] = tuple(meta["image_shape"])
+    return PreparedData(**meta)
+
+
+def _write_split(source: Source, split: str, out_dir: Path, shard_rows: int) -> int:
+    out_dir.mkdir()
+    schema = pool_schema(source.image_shape)
+    next_id, shard, buffered = 0, 0, []
+
+    def flush(tables):
+        nonlocal shard
+        pq.write_table(pa.concat_tables(tables), out_dir / f"part-{shard:05d}.parquet")
+        shard += 1
+
+    for images, labels in source.read_split(split):
+        table = arrow_table(np.arange(next_id, next_id + len(labels), dtype=np.int64), images, labels, schema)
+        next_id += len(labels)
+        buffered.append(table)
+        while sum(t.num_rows for t in buffered) >= shard_rows:
+            whole = pa.concat_tables(buffered)
+            flush([whole.slice(0, shard_rows)])
+            buffered = [whole.slice(shard_rows)] if whole.num_rows > shard_rows else []
+    if buffered:
+        flush(buffered)
+    return next_id
+
+
+def pool_schema(image_shape: tuple[int, int, int]) -> pa.Schema:
+    size = int(np.prod(image_shape))
+    return pa.schema([("id", pa.int64()), ("image", pa.list_(pa.uint8(), size)), ("label", pa.int64())],
+                     metadata={SHAPE_KEY: ",".join(map(str, image_shape)).encode()})
+
+
+def arrow_table(pool_ids: np.ndarray, images: np.ndarray, labels: np.ndarray, schema: pa.Schema) -> pa.Table:
+    flat = pa.array(np.ascontiguousarray(images, dtype=np.uint8).reshape(-1))
+    image_col = pa.FixedSizeListArray.from_arrays(flat, int(np.prod(images.shape[1:])))
+    return pa.Table.from_arrays([pa.array(pool_ids, pa.int64()), image_col,
+                                 pa.array(np.asarray(labels, dtype=np.int64))], schema=schema)
+
+
+def images_from_arrow(column: pa.ChunkedArray | pa.Array, image_shape) -> np.ndarray:
+    """fixed_size_list<uint8> column -> (n, C, H, W) uint8, without a per-row copy."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape((len(column), *image_shape))
+
+
+def read_rows(split_dir: str, pool_ids: np.ndarray, image_shape) -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, C, H, W), labels (n,)) of `pool_ids`, in that order; a streamed, filtered scan."""
+    pool_ids = np.asarray(pool_ids, dtype=np.int64)
+    unique = np.unique(pool_ids)
+    table = pads.dataset(split_dir, format="parquet").to_table(
+        columns=["id", "image", "label"], filter=pc.field("id").isin(pa.array(unique)))
+    found = table.column("id").to_numpy()
+    if len(found) != len(unique):
+        missing = np.setdiff1d(unique, found)[:5]
+        raise DataError(f"ids {missing.tolist()} are not in {split_dir}; the data changed under the run: "
+                        "start a new run directory")
+    order = np.argsort(found)
+    rows = order[np.searchsorted(found[order], pool_ids)]
+    images = images_from_arrow(table.column("image"), image_shape)[rows]
+    return images, table.column("label").to_numpy()[rows]
+
+
+def image_shape_of(split_dir: str) -> tuple[int, int, int]:
+    schema = pads.dataset(split_dir, format="parquet").schema
+    return tuple(int(v) for v in schema.metadata[SHAPE_KEY].decode().split(","))

@@ -1,0 +1,21 @@
+"""Errors a user can cause. The CLI prints them as one line and exits with code 2."""
+
+
+class ClactiveError(Exception):
+    """Base class: the message names the cause and the fix."""
+
+
+class ConfigError(ClactiveError):
+    """A config value is unknown, of the wrong type or out of range."""
+
+
+class DataError(ClactiveError):
+    """A data file is missing, truncated or not in the announced format."""
+
+
+class RunDirError(ClactiveError):
+    """The run directory cannot be used as asked."""
+
+
+class PoolExhaustedError(ClactiveError):
+    """Fewer unlabelled examples remain than a round asks for."""

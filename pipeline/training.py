@@ -1,0 +1,95 @@
+"""Plain torch: train a model for a number of steps, evaluate it, score with it.
+
+No Ray here; actors/learner.py runs these inside a Ray Train worker and actors/scorer.py
+inside a Ray Data actor, and benchmarks call them directly.
+"""
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config import ModelConfig
+
+
+def to_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> normalised float32 (B, C, H, W)."""
+    return (images.float() / 255.0 - mean) / std
+
+
+def make_optimizer(model: nn.Module, model_config: ModelConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=model_config.lr, momentum=model_config.momentum,
+                           weight_decay=model_config.weight_decay, nesterov=model_config.momentum > 0)
+
+
+def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
+                *, steps: int, batch_size: int, lr: float, mean: float, std: float, generator: torch.Generator,
+                device: torch.device, rank: int = 0, world_size: int = 1) -> float:
+    """Exactly `steps` optimizer steps over shuffled epochs of (images, labels); returns the mean loss.
+
+    A fresh one-cycle schedule peaking at `lr` spans the steps. The global batch is
+    `batch_size`; with several workers each takes its slice of every batch, so the number of
+    optimizer steps does not depend on the number of workers.
+    """
+    n = len(labels)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    model.train()
+    total_loss = 0.0
+    order = torch.empty(0, dtype=torch.long)
+    cursor = 0
+    for _ in range(steps):
+        if cursor >= len(order):
+            order, cursor = torch.randperm(n, generator=generator), 0
+        batch = order[cursor: cursor + batch_size]
+        cursor += batch_size
+        batch = batch[rank::world_size]
+        x = to_input(images[batch].to(device, non_blocking=True), mean, std)
+        y = labels[batch].to(device, non_blocking=True)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item()
+    return total_loss / max(steps, 1)
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, device: torch.device,
+            output: str = "probs", batch_size: int = 1024) -> np.ndarray:
+    """uint8 (N, C, H, W) -> softmax probs (N, K) or embeddings (N, D), float32 numpy."""
+    model.eval()
+    parts = []
+    for start in range(0, len(images), batch_size):
+        x = to_input(images[start:start + batch_size].to(device), mean, std)
+        out = model.embed(x) if output == "embeddings" else torch.softmax(model(x), dim=1)
+        parts.append(out.float().cpu())
+    if not parts:
+        return np.empty((0, 0), dtype=np.float32)
+    return torch.cat(parts).numpy()
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, mean: float, std: float,
+             device: torch.device) -> float:
+    probs = predict(model, images, mean=mean, std=std, device=device)
+    return float((probs.argmax(axis=1) == labels.numpy()).mean()) if len(labels) else float("nan")
+
+
+def weights_to_bytes(model: nn.Module) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def load_weights(model: nn.Module, weights: bytes) -> nn.Module:
+    model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+    return model
+
+
+def torch_threads(share: int = 1) -> int:
+    """Intra-op threads for a process that shares the machine's cores with `share - 1` others."""
+    return max(1, (os.cpu_count() or 1) // max(share, 1))

@@ -98,7 +98,7 @@ class Coordinator:
         record = {
             "round": r, "labelled": int(len(self.labelled_ids)), "acquired": int(len(new_ids)),
             "strategy": self.config.strategy, "acquisition": "random_initial" if r == 0 else self.config.acquisition,
-            "selection_model": plan.role, "warm_start": plan.warm_start, "steps": plan.steps,
+            "selection_model": plan.role, "warm_start": plan.warm_start, "steps": result["steps"],
             "train_examples": int(len(plan.train_ids)), "selection_acc": result["test_acc"],
             "loss": result["loss"], "seconds": seconds,
         }
@@ -113,7 +113,7 @@ class Coordinator:
         plan = self.strategy.from_scratch("target", self.labelled_ids)
         result, update_s = self._train(plan, seed=self._seed(10_000))
         final = {"labelled": int(len(self.labelled_ids)), "target": self.config.target.name,
-                 "target_acc": result["test_acc"], "steps": plan.steps,
+                 "target_acc": result["test_acc"], "steps": result["steps"],
                  "seconds": {"train": result["train_s"], "eval": result["eval_s"], "update": update_s}}
         self.store.write_json("final.json", final)
         return final

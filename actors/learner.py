@@ -82,7 +82,7 @@ def learner_loop(loop_config: dict) -> None:
             model = ray.train.torch.prepare_model(model) if world_size > 1 else model.to(device)
             live[plan.role] = (model, make_optimizer(model, getattr(config, plan.role)))
         model, optimizer = live[plan.role]
-        loss = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
+        trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
                            lr=plan.lr, mean=data.mean, std=data.std,
                            generator=torch.Generator().manual_seed(job["seed"]), device=device,
                            rank=rank, world_size=world_size)
@@ -93,9 +93,9 @@ def learner_loop(loop_config: dict) -> None:
             test_acc = accuracy(bare, test_images, test_labels, mean=data.mean, std=data.std, device=device)
             eval_s = time.perf_counter() - start
             ray.get(mailbox.put_result.remote(seq, {
-                "loss": loss, "test_acc": test_acc, "train_s": train_s, "eval_s": eval_s,
-                "steps": plan.steps, "weights": weights_to_bytes(bare)}))
-        ray.train.report({"job": seq, "role": plan.role, "loss": loss})
+                **trained, "test_acc": test_acc, "train_s": train_s, "eval_s": eval_s,
+                "weights": weights_to_bytes(bare)}))
+        ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
 
 

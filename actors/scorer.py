@@ -67,7 +67,7 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
     """The k pool ids to label next; seconds split into scoring and selecting."""
     start = time.perf_counter()
     acquisition = get_acquisition(config.acquisition)
-    ds = ray.data.read_parquet(data.split_dir("pool"), columns=["id", "image"], **read_args(config.scoring))
+    ds = ray.data.read_parquet(data.split_dir("pool"), **read_args(config.scoring)).select_columns(["id", "image"])
     scored = ds.map_batches(
         PoolScorer, batch_format="pyarrow", **scoring_map_args(config.scoring),
         fn_constructor_kwargs=dict(

@@ -28,8 +28,10 @@ def make_optimizer(model: nn.Module, model_config: ModelConfig) -> torch.optim.O
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
                 *, steps: int, batch_size: int, lr: float, mean: float, std: float, generator: torch.Generator,
-                device: torch.device, rank: int = 0, world_size: int = 1) -> float:
-    """Exactly `steps` optimizer steps over shuffled epochs of (images, labels); returns the mean loss.
+                device: torch.device, rank: int = 0, world_size: int = 1) -> dict[str, float]:
+    """Exactly `steps` optimizer steps over shuffled epochs of (images, labels).
+
+    Returns {"loss": mean training loss, "steps": optimizer steps taken}.
 
     A fresh one-cycle schedule peaking at `lr` spans the steps. The global batch is
     `batch_size`; with several workers each takes its slice of every batch, so the number of
@@ -38,10 +40,10 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     n = len(labels)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     model.train()
-    total_loss = 0.0
+    total_loss, taken = 0.0, 0
     order = torch.empty(0, dtype=torch.long)
     cursor = 0
-    for _ in range(steps):
+    while taken < steps:
         if cursor >= len(order):
             order, cursor = torch.randperm(n, generator=generator), 0
         batch = order[cursor: cursor + batch_size]
@@ -55,7 +57,8 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
         optimizer.step()
         scheduler.step()
         total_loss += loss.item()
-    return total_loss / max(steps, 1)
+        taken += 1
+    return {"loss": total_loss / max(taken, 1), "steps": taken}
 
 
 @torch.inference_mode()

@@ -1,0 +1,76 @@
+"""The `clactive` command as a user runs it: a subprocess, exit codes, what it prints."""
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import IDX_NAMES, tiny_overrides, write_fashion_like
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def clactive(*args, env=None, timeout=240):
+    return subprocess.run([sys.executable, "-m", "pipeline", "run", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def with_sets(overrides):
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+def truncate(data_dir: Path) -> None:
+    path = data_dir / IDX_NAMES["pool"][0]
+    path.write_bytes(path.read_bytes()[:2000])
+
+
+def relabel_out_of_range(data_dir: Path) -> None:
+    path = data_dir / IDX_NAMES["test"][1]
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    raw[8] = 10
+    path.write_bytes(gzip.compress(bytes(raw)))
+
+
+@pytest.mark.parametrize("extra, damage, message", [
+    (["--strategy", "coreset"], None, "unknown strategy 'coreset': choose one of clactive, finetune, full, svp"),
+    (["--acquisition", "bald"], None, "unknown acquisition 'bald'"),
+    (["--set", "schedule.round_ends=[100, 900]"], None, "asks for 900 labels in total but the pool holds 400"),
+    (["--set", "memory.ratio=-0.5"], None, "memory.ratio = -0.5 is negative"),
+    (["--set", "memory.count=-3"], None, "memory.count = -3 is negative"),
+    ([], lambda d: (d / IDX_NAMES["pool"][1]).unlink(), "missing data file"),
+    ([], truncate, "not a readable gzip file"),
+    ([], relabel_out_of_range, "label 10 is outside 0..9"),
+    (["--config", "no/such.yaml"], None, "config file no/such.yaml does not exist"),
+])
+def test_user_errors_print_one_line_exit_2_and_write_nothing(tmp_path, extra, damage, message):
+    data_dir = write_fashion_like(tmp_path / "raw")
+    if damage:
+        damage(data_dir)
+    done = clactive(*with_sets(tiny_overrides(data_dir, tmp_path)), *extra)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == done.stderr.strip().splitlines()[0]  # one line, no traceback
+    assert done.stderr.startswith("clactive: error: ") and message in done.stderr
+    assert not (tmp_path / "run").exists()
+    assert not list(tmp_path.rglob(".*.tmp"))  # a prepared data cache may stay; a partial one may not
+
+
+def test_an_occupied_run_directory_is_refused_before_ray_starts(tmp_path):
+    data_dir = write_fashion_like(tmp_path / "raw")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "rounds.jsonl").write_text("{}\n")
+    done = clactive(*with_sets(tiny_overrides(data_dir, tmp_path)))
+    assert done.returncode == 2 and "already holds files; pass a new --run-dir" in done.stderr
+    assert (tmp_path / "run" / "rounds.jsonl").read_text() == "{}\n"
+
+
+@pytest.mark.ray
+def test_run_prints_one_row_per_round_and_the_target_accuracy(ray_cluster, tmp_path, tiny_data_dir):
+    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, tmp_path)), env={"RAY_ADDRESS": ray_cluster})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()  # Ray may interleave its own log lines
+    assert sum(line.split()[:2] == ["round", "labelled"] for line in lines) == 1
+    rows = [line.split() for line in lines if line.split()[:1] and line.split()[0].isdigit()]
+    assert [(row[0], row[1], row[2]) for row in rows] == [("0", "40", "40"), ("1", "70", "30"), ("2", "100", "30")]
+    assert any(line.startswith("target small_cnn trained from scratch on 100 labels: test accuracy") for line in lines)

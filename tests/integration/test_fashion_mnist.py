@@ -1,0 +1,25 @@
+"""End to end on the real Fashion-MNIST files, when the Debian package is installed."""
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_cli import clactive, with_sets
+
+DATA = Path("/usr/share/datasets/fashion-mnist")
+pytestmark = [pytest.mark.ray, pytest.mark.slow,
+              pytest.mark.skipif(not (DATA / "train-images-idx3-ubyte.gz").is_file(),
+                                 reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")]
+
+
+def test_clactive_on_real_fashion_mnist(ray_cluster, tmp_path):
+    sets = [f"data.cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}", "schedule.initial=0.02",
+            "schedule.round_ends=[0.03]", "update.steps=60", "target.name=small_cnn", "target.epochs=10"]
+    done = clactive("--config", "configs/fashion_mnist.yaml", *with_sets(sets), env={"RAY_ADDRESS": ray_cluster},
+                    timeout=280)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "(60000 pool, 10000 test)" in done.stdout
+    rows = [line.split() for line in done.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    assert [row[1] for row in rows] == ["1200", "1800"]
+    assert float(rows[-1][-1]) > 0.7  # the proxy on 1,800 labels; ~0.75-0.8 measured
+    target_acc = float(done.stdout.split("test accuracy ")[1].split()[0])
+    assert target_acc > 0.7

@@ -1,0 +1,63 @@
+"""Whole runs through the coordinator actor, the Ray Data scorers and the Ray Train learner."""
+from dataclasses import asdict
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli import run_rounds
+from pipeline.config import resolve_schedule
+from pipeline.data import get_source, prepare_dataset
+from pipeline.run_store import RunStore
+from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.ray
+SECONDS = {"score", "select", "label", "update", "train", "eval", "learner_overhead", "round"}
+
+
+def run_tiny(data_dir, work_dir, *extra):
+    config = tiny_config(data_dir, work_dir, *extra)
+    data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)
+    RunStore.create(config.run_dir, config)
+    result = run_rounds(config, asdict(data), no_progress_timeout_s=120)
+    return config, data, result, RunStore(config.run_dir)
+
+
+def label_rounds(store):
+    return [pq.read_table(p) for p in sorted((store.root / "labels").glob("round_*.parquet"))]
+
+
+def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tiny_data_dir, work_dir):
+    config, data, result, store = run_tiny(tiny_data_dir, work_dir)
+    initial, sizes = resolve_schedule(config.schedule, data.pool_size)
+    rounds = label_rounds(store)
+    assert [t.num_rows for t in rounds] == [initial, *sizes] == [40, 30, 30]
+    ids = np.concatenate([t.column("id").to_numpy() for t in rounds])
+    assert len(set(ids.tolist())) == len(ids)  # no id labelled twice, so each was unlabelled when chosen
+    assert set(ids.tolist()) <= set(range(data.pool_size))
+
+    records = store.records()
+    assert records == result["records"]
+    assert [r["labelled"] for r in records] == [40, 70, 100]
+    assert [r["acquired"] for r in records] == [40, 30, 30]
+    for record in records:
+        assert SECONDS <= set(record["seconds"]) and all(v >= 0 for v in record["seconds"].values())
+        assert 0.0 <= record["selection_acc"] <= 1.0 and record["selection_model"] == "proxy"
+    assert [r["warm_start"] for r in records] == [False, True, True]
+    assert [r["steps"] for r in records[1:]] == [config.update.steps] * 2  # counted by the worker
+    assert [r["train_examples"] for r in records[1:]] == [60, 60]          # 30 new + 30 replayed
+    final = result["final"]
+    assert final["labelled"] == 100 and 0.0 <= final["target_acc"] <= 1.0
+    assert (store.root / "final.json").is_file() and len(list((store.root / "checkpoints").glob("*.pt"))) == 3
+
+
+@pytest.mark.parametrize("strategy, acquisition", [("svp", "margin"), ("full", "k_center"), ("finetune", "random")])
+def test_every_strategy_and_acquisition_kind_completes(ray_cluster, tiny_data_dir, work_dir, strategy, acquisition):
+    _, _, result, store = run_tiny(tiny_data_dir, work_dir, f"strategy={strategy}", f"acquisition={acquisition}",
+                                   "schedule.round_ends=[70]", "train_target_at_end=false")
+    records = store.records()
+    ids = np.concatenate([t.column("id").to_numpy() for t in label_rounds(store)])
+    assert [r["labelled"] for r in records] == [40, 70] and len(set(ids.tolist())) == 70
+    assert records[1]["selection_model"] == ("target" if strategy == "full" else "proxy")
+    assert records[1]["warm_start"] is (strategy == "finetune")
+    assert result["final"] is None and not (store.root / "final.json").exists()

@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+
+from pipeline.acquisition import (StreamingTopK, acquisition_names, get_acquisition, hashed_uniform,
+                                  k_center_greedy, top_k)
+from pipeline.errors import ConfigError, PoolExhaustedError
+
+PROBS = np.array([
+    [0.90, 0.05, 0.05],   # confident
+    [0.40, 0.35, 0.25],   # unsure, small margin
+    [0.50, 0.10, 0.40],
+    [1 / 3, 1 / 3, 1 / 3],  # maximally unsure
+])
+IDS = np.array([10, 11, 12, 13])
+
+
+def test_least_confidence_is_one_minus_top_probability():
+    scores = get_acquisition("least_confidence").score(PROBS, IDS, seed=0)
+    np.testing.assert_allclose(scores, [0.10, 0.60, 0.50, 2 / 3])
+
+
+def test_entropy_matches_hand_computed_values():
+    scores = get_acquisition("entropy").score(PROBS, IDS, seed=0)
+    expected = [-(0.9 * np.log(0.9) + 2 * 0.05 * np.log(0.05)),
+                -(0.4 * np.log(0.4) + 0.35 * np.log(0.35) + 0.25 * np.log(0.25)),
+                -(0.5 * np.log(0.5) + 0.1 * np.log(0.1) + 0.4 * np.log(0.4)),
+                np.log(3)]
+    np.testing.assert_allclose(scores, expected)
+
+
+def test_margin_scores_small_gaps_highest():
+    scores = get_acquisition("margin").score(PROBS, IDS, seed=0)
+    np.testing.assert_allclose(scores, [-0.85, -0.05, -0.10, 0.0], atol=1e-12)
+
+
+def test_random_depends_only_on_id_and_seed():
+    acquisition = get_acquisition("random")
+    whole = acquisition.score(PROBS, IDS, seed=3)
+    parts = np.concatenate([acquisition.score(PROBS[2:], IDS[2:], seed=3), acquisition.score(PROBS[:2], IDS[:2], seed=3)])
+    np.testing.assert_array_equal(whole, parts[[2, 3, 0, 1]])
+    assert not np.array_equal(whole, acquisition.score(PROBS, IDS, seed=4))
+    assert ((whole >= 0) & (whole < 1)).all()
+
+
+def test_hashed_uniform_is_roughly_uniform():
+    values = hashed_uniform(np.arange(100_000), seed=1)
+    counts, _ = np.histogram(values, bins=10, range=(0, 1))
+    assert counts.min() > 9_500 and counts.max() < 10_500
+
+
+def test_unknown_acquisition_lists_valid_names():
+    with pytest.raises(ConfigError, match="choose one of .*least_confidence"):
+        get_acquisition("bald")
+    assert {"least_confidence", "entropy", "margin", "random", "k_center"} <= set(acquisition_names())
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+def test_streaming_top_k_equals_all_at_once(chunk):
+    rng = np.random.default_rng(0)
+    ids = rng.permutation(1000).astype(np.int64)
+    scores = rng.integers(0, 50, size=1000).astype(float)  # many ties on purpose
+    stream = StreamingTopK(100)
+    for start in range(0, 1000, chunk):
+        stream.push(ids[start:start + chunk], scores[start:start + chunk])
+    streamed_ids, streamed_scores = stream.result()
+    ref_ids, ref_scores = top_k(ids, scores, 100)
+    np.testing.assert_array_equal(streamed_ids, ref_ids)
+    order = np.lexsort((ids, -scores))[:100]
+    np.testing.assert_array_equal(ref_ids, ids[order])
+    np.testing.assert_array_equal(streamed_scores, scores[order])
+
+
+def test_streaming_top_k_breaks_ties_by_smaller_id():
+    stream = StreamingTopK(2)
+    stream.push(np.array([9, 4]), np.array([1.0, 1.0]))
+    stream.push(np.array([2, 7]), np.array([1.0, 0.5]))
+    np.testing.assert_array_equal(stream.result()[0], [2, 4])
+
+
+def test_streaming_top_k_reports_an_exhausted_pool():
+    stream = StreamingTopK(5)
+    stream.push(np.arange(3), np.zeros(3))
+    with pytest.raises(PoolExhaustedError, match="3 unlabelled available / 5 requested"):
+        stream.result()
+
+
+def test_k_center_picks_the_farthest_point_each_time():
+    labelled = np.array([[0.0, 0.0]])
+    candidates = np.array([[1.0, 0.0], [10.0, 0.0], [0.0, 4.0], [10.0, 1.0]])
+    # farthest from the origin is (10, 1); then (0, 4) is 4 from origin vs (1,0) at 1
+    np.testing.assert_array_equal(k_center_greedy(candidates, labelled, 2), [3, 2])
+
+
+def test_k_center_never_repeats_and_checks_pool_size():
+    rng = np.random.default_rng(1)
+    picks = k_center_greedy(rng.normal(size=(50, 4)), np.empty((0, 4)), 50)
+    assert sorted(picks) == list(range(50))
+    with pytest.raises(PoolExhaustedError):
+        k_center_greedy(rng.normal(size=(3, 4)), np.empty((0, 4)), 4)

@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import RunConfig, config_from_dict, load_config, resolve_schedule
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_loads_and_equals_the_defaults():
+    assert load_config(REPO / "configs" / "fashion_mnist.yaml") == RunConfig()
+
+
+def test_overrides_parse_yaml_values_into_typed_fields():
+    config = load_config(None, ["schedule.round_ends=[0.1, 0.2]", "update.steps=50", "memory.count=10",
+                                "learner.use_gpu=false", "seed=3"])
+    assert config.schedule.round_ends == (0.1, 0.2)
+    assert (config.update.steps, config.memory.count, config.learner.use_gpu, config.seed) == (50, 10, False, 3)
+
+
+def test_config_round_trips_through_a_plain_dict():
+    config = load_config(None, ["schedule.round_ends=[100, 200]", "scoring.gpus_per_actor=0.5"])
+    assert config_from_dict(config.to_dict()) == config
+    assert config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict()))) == config
+
+
+@pytest.mark.parametrize("override, message", [
+    ("strategy=bogus", "unknown strategy 'bogus'"),
+    ("acquisition=bald", "unknown acquisition 'bald'"),
+    ("proxy.name=vgg", "unknown proxy.name 'vgg'"),
+    ("memory.policy=fifo", "unknown memory.policy 'fifo'"),
+    ("data.dataset=mnist", "unknown data.dataset 'mnist'"),
+    ("memory.ratio=-1", "memory.ratio = -1.0 is negative"),
+    ("memory.count=-5", "memory.count = -5 is negative"),
+    ("update.steps=0", "update.steps = 0 must be positive"),
+    ("update.steps=1.5", "'update.steps' = 1.5 has the wrong type: expected an integer"),
+    ("proxy.lr=fast", "'proxy.lr' = 'fast' has the wrong type"),
+    ("schedule.initial=1.5", "a fraction must lie in (0, 1]"),
+    ("schedule.round_size=100", "schedule.round_size and schedule.rounds go together"),
+    ("scoring.max_actors=0", "scoring.max_actors = 0 is below scoring.min_actors = 1"),
+    ("scoring.gpus_per_actor=many", "write a number or auto"),
+    ("learner.use_gpu=maybe", "write true, false or auto"),
+    ("proxy.colour=red", "unknown config key 'proxy.colour'"),
+    ("nonsense", "is not key=value"),
+])
+def test_bad_values_are_named_in_one_line(override, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, [override])
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_missing_or_broken_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("strategy: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(listy)
+
+
+def test_schedule_resolves_fractions_and_counts():
+    config = load_config(None, ["schedule.initial=0.02", "schedule.round_ends=[0.1, 0.2, 3000]"])
+    assert resolve_schedule(config.schedule, 10_000) == (200, [800, 1000, 1000])
+    fixed = load_config(None, ["schedule.initial=100", "schedule.round_size=0.01", "schedule.rounds=3"])
+    assert resolve_schedule(fixed.schedule, 10_000) == (100, [100, 100, 100])
+
+
+def test_schedule_larger_than_the_pool_is_refused():
+    config = load_config(None, ["schedule.initial=100", "schedule.round_ends=[500, 2000]"])
+    with pytest.raises(ConfigError, match="asks for 2000 labels in total but the pool holds 1000"):
+        resolve_schedule(config.schedule, 1000)
+    with pytest.raises(ConfigError, match="not above"):
+        resolve_schedule(load_config(None, ["schedule.round_ends=[0.05, 0.05]"]).schedule, 1000)

@@ -1,0 +1,61 @@
+import numpy as np
+import torch
+
+from pipeline.models import create_model, model_names
+from pipeline.training import accuracy, load_weights, make_optimizer, predict, train_steps, weights_to_bytes
+from pipeline.config import ModelConfig
+from tests.helpers import learnable_images
+
+
+def data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    return torch.from_numpy(learnable_images(labels, rng)[:, None]), torch.from_numpy(labels)
+
+
+class CountingSGD(torch.optim.SGD):
+    steps = 0
+
+    def step(self, closure=None):
+        CountingSGD.steps += 1
+        return super().step(closure)
+
+
+def test_train_steps_takes_exactly_the_asked_steps_whatever_the_data_size():
+    for n in (20, 500):
+        images, labels = data(n)
+        model = create_model("small_cnn", 1, 10)
+        CountingSGD.steps = 0
+        optimizer = CountingSGD(model.parameters(), lr=0.1)
+        train_steps(model, optimizer, images, labels, steps=13, batch_size=32, lr=0.1, mean=0.2, std=0.3,
+                    generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+        assert CountingSGD.steps == 13
+
+
+def test_a_model_learns_the_synthetic_classes():
+    torch.manual_seed(0)
+    images, labels = data(400)
+    model = create_model("small_cnn", 1, 10)
+    optimizer = make_optimizer(model, ModelConfig())
+    train_steps(model, optimizer, images, labels, steps=120, batch_size=32, lr=0.1, mean=0.2, std=0.3,
+                generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    test_images, test_labels = data(200, seed=1)
+    assert accuracy(model, test_images, test_labels, mean=0.2, std=0.3, device=torch.device("cpu")) > 0.9
+
+
+def test_every_model_maps_images_to_logits_and_embeddings():
+    images, _ = data(8)
+    for name in model_names():
+        model = create_model(name, 1, 10)
+        probs = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"))
+        assert probs.shape == (8, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
+        emb = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"), output="embeddings")
+        assert emb.shape[0] == 8 and emb.ndim == 2
+
+
+def test_weights_round_trip():
+    images, _ = data(8)
+    a, b = create_model("small_cnn", 1, 10), create_model("small_cnn", 1, 10)
+    load_weights(b, weights_to_bytes(a))
+    cpu = torch.device("cpu")
+    np.testing.assert_array_equal(predict(a, images, mean=0, std=1, device=cpu), predict(b, images, mean=0, std=1, device=cpu))

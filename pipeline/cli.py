@@ -69,12 +69,14 @@ def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeou
     """Start (or join) Ray, run every round through the coordinator actor, fit the final target."""
     import ray
     from actors.coordinator import Coordinator
+    from actors.resources import check_fits
 
     if not ray.is_initialized():
         if os.environ.get("RAY_ADDRESS"):
             ray.init(logging_level="WARNING")
         else:
             ray.init(logging_level="WARNING")
+    check_fits(config)
     coordinator = Coordinator.remote(config.to_dict(), data, config.run_dir, no_progress_timeout_s)
     try:
         if print_row:

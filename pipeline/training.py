@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -34,20 +35,16 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     Returns {"loss": mean training loss, "steps": optimizer steps taken}.
 
     A fresh one-cycle schedule peaking at `lr` spans the steps. The global batch is
-    `batch_size`; with several workers each takes its slice of every batch, so the number of
-    optimizer steps does not depend on the number of workers.
+    `batch_size`; with several workers each takes its slice of every batch (the same
+    generator seed on every worker gives the same batches), so the number of optimizer steps
+    does not depend on the number of workers.
     """
-    n = len(labels)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     model.train()
     total_loss, taken = 0.0, 0
-    order = torch.empty(0, dtype=torch.long)
-    cursor = 0
-    while taken < steps:
-        if cursor >= len(order):
-            order, cursor = torch.randperm(n, generator=generator), 0
-        batch = order[cursor: cursor + batch_size]
-        cursor += batch_size
+    for batch in full_batches(len(labels), batch_size, generator):
+        if taken == steps:
+            break
         batch = batch[rank::world_size]
         x = to_input(images[batch].to(device, non_blocking=True), mean, std)
         y = labels[batch].to(device, non_blocking=True)
@@ -59,6 +56,26 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
         total_loss += loss.item()
         taken += 1
     return {"loss": total_loss / max(taken, 1), "steps": taken}
+
+
+def full_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless batches of min(batch_size, n) positions over shuffled epochs.
+
+    An epoch's short tail is topped up from the next epoch's shuffle, so every batch is full:
+    no worker of a data-parallel group ever gets an empty slice.
+    """
+    size = min(batch_size, n)
+    order, cursor = torch.randperm(n, generator=generator), 0
+    while True:
+        parts, need = [], size
+        while need:
+            if cursor == n:
+                order, cursor = torch.randperm(n, generator=generator), 0
+            part = order[cursor: cursor + need]
+            cursor += len(part)
+            need -= len(part)
+            parts.append(part)
+        yield torch.cat(parts)
 
 
 @torch.inference_mode()

@@ -8,6 +8,7 @@ import pytest
 from pipeline.cli import run_rounds
 from pipeline.config import resolve_schedule
 from pipeline.data import get_source, prepare_dataset
+from pipeline.errors import ConfigError
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config
 
@@ -21,6 +22,12 @@ def run_tiny(data_dir, work_dir, *extra):
     RunStore.create(config.run_dir, config)
     result = run_rounds(config, asdict(data), no_progress_timeout_s=120)
     return config, data, result, RunStore(config.run_dir)
+
+
+def test_reservations_that_starve_ray_data_are_refused_before_any_round(ray_cluster, tiny_data_dir, work_dir):
+    with pytest.raises(ConfigError, match="reserve 1.5 of the cluster's 2 CPUs.*lower learner.cpus_per_worker"):
+        run_tiny(tiny_data_dir, work_dir, "learner.workers=2")
+    assert RunStore(work_dir / "run").records() == []
 
 
 def label_rounds(store):
@@ -51,10 +58,17 @@ def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tin
     assert (store.root / "final.json").is_file() and len(list((store.root / "checkpoints").glob("*.pt"))) == 3
 
 
-@pytest.mark.parametrize("strategy, acquisition", [("svp", "margin"), ("full", "k_center"), ("finetune", "random")])
-def test_every_strategy_and_acquisition_kind_completes(ray_cluster, tiny_data_dir, work_dir, strategy, acquisition):
+@pytest.mark.parametrize("strategy, acquisition, workers", [
+    ("svp", "margin", 2),  # a data-parallel worker group of two
+    ("full", "k_center", 1),
+    ("finetune", "random", 1),
+])
+def test_every_strategy_and_acquisition_kind_completes(ray_cluster, tiny_data_dir, work_dir, strategy, acquisition,
+                                                       workers):
     _, _, result, store = run_tiny(tiny_data_dir, work_dir, f"strategy={strategy}", f"acquisition={acquisition}",
-                                   "schedule.round_ends=[70]", "train_target_at_end=false")
+                                   f"learner.workers={workers}", f"learner.cpus_per_worker={0.5 / workers}",
+                                   "schedule.round_ends=[70]",
+                                   "train_target_at_end=false")
     records = store.records()
     ids = np.concatenate([t.column("id").to_numpy() for t in label_rounds(store)])
     assert [r["labelled"] for r in records] == [40, 70] and len(set(ids.tolist())) == 70

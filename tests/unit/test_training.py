@@ -59,3 +59,13 @@ def test_weights_round_trip():
     load_weights(b, weights_to_bytes(a))
     cpu = torch.device("cpu")
     np.testing.assert_array_equal(predict(a, images, mean=0, std=1, device=cpu), predict(b, images, mean=0, std=1, device=cpu))
+
+
+def test_batches_are_always_full_and_cover_each_epoch():
+    from pipeline.training import full_batches
+    batches = full_batches(10, 4, torch.Generator().manual_seed(0))
+    first = [next(batches) for _ in range(5)]  # 20 positions = two epochs of 10
+    assert all(len(b) == 4 for b in first)
+    seen = torch.cat(first).tolist()
+    assert sorted(seen[:10]) == list(range(10)) and sorted(seen[10:]) == list(range(10))
+    assert len(next(full_batches(3, 8, torch.Generator()))) == 3

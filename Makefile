@@ -33,7 +33,7 @@ data:
 	if [ "$(DATA_DIR)" = /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null 2>&1; then \
 		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; \
 	else \
-		echo "Fashion-MNIST files are missing from $(DATA_DIR) and apt-get cannot install them:"; \
+		echo "Fashion-MNIST files are missing from $(DATA_DIR) (apt-get installs them only into /usr/share/datasets/fashion-mnist, and only where apt-get exists):"; \
 		echo "  copy $(DATA_FILES) into one directory and run: make run DATA_DIR=that/directory"; \
 		echo "  (or: $(BIN)/clactive run --data-dir that/directory)"; \
 		exit 1; \

@@ -21,6 +21,7 @@ import ray
 from ray.data import DataContext
 
 from actors.learner import Learner
+from actors.resources import gpus_available, process_requests
 from actors.scorer import select
 from pipeline.config import RunConfig, config_from_dict, resolve_schedule
 from pipeline.data import PreparedData, read_rows
@@ -104,6 +105,8 @@ class Coordinator:
         }
         if r == 0:
             record["seconds"]["learner_launch"] = self.learner_launch_s
+            record["resources"] = {**process_requests(self.config, gpus_available()),
+                                   "learner_device": result["device"]}
         self.store.append_record(record)
         self.round += 1
         return record

@@ -16,9 +16,10 @@ import numpy as np
 import ray
 import ray.train
 import torch
-from ray.train.torch import TorchTrainer
+from ray.train.torch import TorchConfig, TorchTrainer
+from torch.nn.parallel import DistributedDataParallel
 
-from actors.resources import learner_uses_gpu
+from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig, config_from_dict
 from pipeline.data import PreparedData
 from pipeline.models import create_model
@@ -64,7 +65,8 @@ def learner_loop(loop_config: dict) -> None:
     config: RunConfig = config_from_dict(loop_config["config"])
     data = PreparedData(**loop_config["data"])
     mailbox = loop_config["mailbox"]
-    device = ray.train.torch.get_device()
+    # Logical GPUs alone (a CPU-only machine told it has GPUs) must never make torch try CUDA.
+    device = ray.train.torch.get_device() if loop_config["cuda"] else torch.device("cpu")
     torch.set_num_threads(torch_threads(world_size))
     _quiet_report_log()
     test_images, test_labels = _tensors(ray.get(loop_config["test"][0]))
@@ -79,7 +81,9 @@ def learner_loop(loop_config: dict) -> None:
             model = create_model(getattr(config, plan.role).name, data.image_shape[0], data.num_classes)
             if job.get("weights") is not None:
                 load_weights(model, job["weights"])
-            model = ray.train.torch.prepare_model(model) if world_size > 1 else model.to(device)
+            model = model.to(device)
+            if world_size > 1:
+                model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
             live[plan.role] = (model, make_optimizer(model, getattr(config, plan.role)))
         model, optimizer = live[plan.role]
         trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
@@ -93,7 +97,7 @@ def learner_loop(loop_config: dict) -> None:
             test_acc = accuracy(bare, test_images, test_labels, mean=data.mean, std=data.std, device=device)
             eval_s = time.perf_counter() - start
             ray.get(mailbox.put_result.remote(seq, {
-                **trained, "test_acc": test_acc, "train_s": train_s, "eval_s": eval_s,
+                **trained, "device": str(device), "test_acc": test_acc, "train_s": train_s, "eval_s": eval_s,
                 "weights": weights_to_bytes(bare)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
@@ -113,7 +117,8 @@ def _quiet_report_log() -> None:
 
 @ray.remote(num_cpus=0)
 def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str) -> None:
-    TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling,
+    backend = TorchConfig(backend="nccl" if loop_config["cuda"] else "gloo")
+    TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
                  run_config=ray.train.RunConfig(name="learner", storage_path=storage_path,
                                                 logging_config=ray.train.LoggingConfig(log_level="WARNING"))).fit()
 
@@ -127,10 +132,13 @@ class Learner:
 
     def __init__(self, config: RunConfig, data: PreparedData, run_dir: Path, test_ref: ray.ObjectRef):
         self.mailbox = Mailbox.remote()
-        scaling = ray.train.ScalingConfig(num_workers=config.learner.workers,
-                                          use_gpu=learner_uses_gpu(config.learner),
-                                          resources_per_worker={"CPU": config.learner.cpus_per_worker})
-        loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref]}
+        gpus = learner_gpus(config.learner, gpus_available())
+        self.cuda = gpus > 0 and gpu_has_cuda(gpus)
+        scaling = ray.train.ScalingConfig(num_workers=config.learner.workers, use_gpu=gpus > 0,
+                                          resources_per_worker={"CPU": config.learner.cpus_per_worker,
+                                                                **({"GPU": gpus} if gpus else {})})
+        loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref],
+                       "cuda": self.cuda}
         self.fit_ref = _fit.remote(loop_config, scaling, str(Path(run_dir).resolve() / "ray_train"))
         self.seq = 0
 

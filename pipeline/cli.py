@@ -68,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
 def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None) -> dict:
     """Start (or join) Ray, run every round through the coordinator actor, fit the final target."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     from actors.coordinator import Coordinator
     from actors.resources import check_fits
 
@@ -77,7 +79,10 @@ def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeou
         else:
             ray.init(logging_level="WARNING")
     check_fits(config)
-    coordinator = Coordinator.remote(config.to_dict(), data, config.run_dir, no_progress_timeout_s)
+    # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    coordinator = Coordinator.options(scheduling_strategy=here).remote(
+        config.to_dict(), data, config.run_dir, no_progress_timeout_s)
     try:
         if print_row:
             _print_header()

@@ -67,14 +67,15 @@ class ScoringConfig:
     min_actors: int = 1               # the autoscaler may grow the pool up to max_actors
     max_actors: int = 1
     cpus_per_actor: float = 0.5
-    gpus_per_actor: Auto = "auto"     # auto: 1 when the cluster has GPUs, else 0
+    gpus_per_actor: Auto = "auto"     # auto: half a GPU when the cluster has GPUs (shared with the learner)
 
 
 @dataclass(frozen=True)
 class LearnerConfig:
     workers: int = 1
     cpus_per_worker: float = 0.5
-    use_gpu: Union[str, bool] = "auto"
+    use_gpu: Union[str, bool] = "auto"   # auto: half a GPU per worker when the cluster has GPUs
+    gpus_per_worker: float = 1.0         # when use_gpu is true
 
 
 @dataclass(frozen=True)
@@ -242,6 +243,7 @@ def validate(config: RunConfig) -> None:
     _auto_or_number("scoring.gpus_per_actor", config.scoring.gpus_per_actor)
     _positive("learner.workers", config.learner.workers)
     _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)
+    _positive("learner.gpus_per_worker", config.learner.gpus_per_worker)
     if isinstance(config.learner.use_gpu, str) and config.learner.use_gpu != "auto":
         raise ConfigError(f"learner.use_gpu = {config.learner.use_gpu!r}: write true, false or auto")
     _check_schedule_shape(config.schedule)

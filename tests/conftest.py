@@ -1,20 +1,30 @@
-import os
+from tests.ray_head import ray_head, use_token_auth
 
-import pytest
+use_token_auth()  # before any test module imports ray
 
-from tests.helpers import write_fashion_like
+import pytest  # noqa: E402
 
-FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+from tests.helpers import write_fashion_like  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """One local Ray cluster for the whole session: two cores do not hold two."""
+def ray_head_node():
+    """One real Ray head for the whole session (two cores do not hold two clusters).
+
+    It advertises one *logical* GPU on this CPU-only machine, so every run exercises the
+    path a GPU cluster takes: scoring actors request the GPU, and torch must stay on the CPU.
+    """
+    with ray_head(num_cpus=2, num_gpus=1) as head:
+        yield head
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_head_node):
+    """The session's driver connection to the head; yields the address other drivers may use."""
     import ray
-    # A stalled Ray Data pass fails after two minutes instead of hanging the suite.
-    os.environ["RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S"] = "120"
-    ray.init(num_cpus=2, logging_level="WARNING", log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
+    address, _ = ray_head_node
+    ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+    yield address
     ray.shutdown()
 
 

@@ -59,7 +59,7 @@ def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tin
 
 
 @pytest.mark.parametrize("strategy, acquisition, workers", [
-    ("svp", "margin", 2),  # a data-parallel worker group of two
+    ("svp", "margin", 2),  # a data-parallel worker group of two (on CPUs: 2 x 0.5 GPU + a scorer exceed the 1 GPU)
     ("full", "k_center", 1),
     ("finetune", "random", 1),
 ])
@@ -67,6 +67,7 @@ def test_every_strategy_and_acquisition_kind_completes(ray_cluster, tiny_data_di
                                                        workers):
     _, _, result, store = run_tiny(tiny_data_dir, work_dir, f"strategy={strategy}", f"acquisition={acquisition}",
                                    f"learner.workers={workers}", f"learner.cpus_per_worker={0.5 / workers}",
+                                   f"learner.use_gpu={'auto' if workers == 1 else 'false'}",
                                    "schedule.round_ends=[70]",
                                    "train_target_at_end=false")
     records = store.records()

@@ -1,0 +1,84 @@
+"""The cluster path on a real local head: `ray job submit`, GPU requests, fail-fast refusals."""
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import ray
+from ray.util.state import list_actors
+
+from pipeline.errors import ConfigError
+from pipeline.run_store import RunStore
+from tests.helpers import tiny_overrides
+from tests.integration.test_rounds import run_tiny
+from tests.ray_head import RAY
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ray
+
+
+def submit(dashboard_url: str, *pipeline_args: str, timeout: float = 280) -> subprocess.CompletedProcess:
+    return subprocess.run([RAY, "job", "submit", "--address", dashboard_url, "--working-dir", str(REPO), "--",
+                           "python", "-m", "pipeline", "run", *pipeline_args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def sets(overrides):
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+def test_ray_job_submit_runs_the_pipeline_on_a_local_head(ray_head_node, ray_cluster, tiny_data_dir, tmp_path):
+    _, dashboard = ray_head_node
+    done = submit(dashboard, *sets(tiny_overrides(tiny_data_dir, tmp_path)))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in done.stdout
+    assert "target small_cnn trained from scratch on 100 labels" in done.stdout
+    records = RunStore(tmp_path / "run").records()
+    assert [r["labelled"] for r in records] == [40, 70, 100]
+    assert json.loads((tmp_path / "run" / "final.json").read_text())["labelled"] == 100
+
+
+def test_a_job_naming_a_missing_data_path_fails_fast_with_one_line(ray_head_node, ray_cluster, tmp_path):
+    _, dashboard = ray_head_node
+    start = time.monotonic()
+    done = submit(dashboard, *sets(tiny_overrides(tmp_path / "nowhere", tmp_path)), timeout=120)
+    assert done.returncode != 0 and time.monotonic() - start < 90
+    output = done.stdout + done.stderr
+    # the job's log, and Ray's "job failed" status that quotes the log's tail: the same one line
+    errors = {line[line.index("clactive: error:"):] for line in output.splitlines() if "clactive: error:" in line}
+    assert len(errors) == 1 and "Traceback" not in output
+    error = errors.pop()
+    assert f"missing data file {tmp_path / 'nowhere'}" in error and "--data-dir" in error
+    assert not (tmp_path / "run").exists()
+
+
+def test_scoring_actors_request_the_logical_gpu_while_torch_stays_on_cpu(ray_cluster, tiny_data_dir, work_dir):
+    assert ray.cluster_resources().get("GPU") == 1  # logical: this machine has no GPU
+    _, _, _, store = run_tiny(tiny_data_dir, work_dir, "schedule.round_ends=[70]", "train_target_at_end=false")
+    resources = store.records()[0]["resources"]
+    assert resources["scoring actor"]["GPU"] == 0.5 and resources["learner worker"]["GPU"] == 0.5
+    assert resources["learner_device"] == "cpu"
+    actors = list_actors(detail=True, limit=10_000)
+    scorers = [a for a in actors if "PoolScorer" in a.class_name]
+    assert scorers and all(gpu_request(a) == 0.5 for a in scorers)
+    workers = [a for a in actors if a.class_name == "RayTrainWorker"]
+    assert workers and all(gpu_request(a) == 0.5 for a in workers)
+
+
+def gpu_request(actor) -> float:
+    """GPUs an actor asked for; placement-group members show them as GPU_group_<id>."""
+    return max((v for k, v in actor.required_resources.items() if k == "GPU" or k.startswith("GPU_group_")),
+               default=0.0)
+
+
+def test_gpus_no_node_can_provide_are_refused_before_any_round(ray_cluster, tiny_data_dir, work_dir):
+    with pytest.raises(ConfigError, match="one scoring actor asks for 0.5 CPU, 4 GPU but no node has or can add"):
+        run_tiny(tiny_data_dir, work_dir, "scoring.gpus_per_actor=4")
+    assert RunStore(work_dir / "run").records() == []
+
+
+def test_gpu_reservations_beyond_a_fixed_cluster_are_refused(ray_cluster, tiny_data_dir, work_dir):
+    with pytest.raises(ConfigError, match="reserve 1.5 GPUs but the cluster has 1 and cannot grow"):
+        run_tiny(tiny_data_dir, work_dir, "learner.workers=2", "learner.cpus_per_worker=0.25")
+    assert RunStore(work_dir / "run").records() == []

@@ -1,0 +1,80 @@
+"""A real local Ray head (`ray start --head --block`) on loopback, on free ports."""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def use_token_auth() -> None:
+    """Token authentication on, as on a real cluster, with a fresh token for this process tree.
+
+    Call before the first `import ray`: Ray reads these once. Every client started from here
+    (ray.init, `ray job submit`, the clactive CLI) inherits the token.
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+
+
+@contextmanager
+def ray_head(num_cpus: int, num_gpus: int = 0, start_timeout_s: float = 90):
+    """Yields (gcs_address, dashboard_url); the head and its processes stop on exit, whatever happened."""
+    gcs, dashboard, client, agent_http, agent_grpc, runtime_env, metrics, node_manager, object_manager = free_ports(9)
+    command = [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
+               f"--num-cpus={num_cpus}", f"--num-gpus={num_gpus}", "--include-dashboard=true",
+               "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}",
+               f"--dashboard-agent-listen-port={agent_http}", f"--dashboard-agent-grpc-port={agent_grpc}",
+               f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
+               f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
+               "--disable-usage-stats"]
+    head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "120",
+                                 # a job's `python` is this environment's, as on a cluster node
+                                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+    address, url = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_dashboard(head, url, start_timeout_s)
+        yield address, url
+    finally:
+        # --block makes `ray start` the parent of the head's processes: ending its process group ends them all.
+        try:
+            os.killpg(head.pid, signal.SIGTERM)
+            head.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(head.pid, signal.SIGKILL)
+
+
+def _wait_for_dashboard(head: subprocess.Popen, url: str, timeout_s: float) -> None:
+    import urllib.error
+    import urllib.request
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"ray start exited with {head.returncode}: {head.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/version", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers (with token authentication on, 401): it is up
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"the Ray head's dashboard at {url} did not answer within {timeout_s} s")

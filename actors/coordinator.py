@@ -3,13 +3,18 @@
 One round, top-down:
   [1/5] select   score the unlabelled pool with the selection model, keep the top k
                  (round 0: a random initial set)
-  [2/5] label    the oracle reveals the labels; they join the append-only label store
+  [2/5] label    the oracle reveals the labels
   [3/5] plan     the strategy says what to train, from where, on which ids, how many steps
   [4/5] update   the Ray Train worker group trains and evaluates on the test split
-  [5/5] commit   strategy state, checkpoint, then the round record (which marks it complete)
+  [5/5] commit   labels, strategy state, checkpoint, rng state and record, in one atomic step
+
+A coordinator started on a run directory that holds committed rounds continues after the last
+one with the same labels, memory, weights, optimizer state and random state; a round a crash
+interrupted left nothing behind and is redone from its start.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import asdict
@@ -25,13 +30,15 @@ from actors.resources import gpus_available, process_requests
 from actors.scorer import select
 from pipeline.config import RunConfig, config_from_dict, resolve_schedule
 from pipeline.data import PreparedData, read_rows
+from pipeline.faults import pause_point
 from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan, create_strategy
 
 
 @ray.remote(num_cpus=0)
 class Coordinator:
-    def __init__(self, config: dict, data: dict, run_dir: str, no_progress_timeout_s: float | None = None):
+    def __init__(self, config: dict, data: dict, run_dir: str, no_progress_timeout_s: float | None = None,
+                 pause_at: str | None = None):
         self.config: RunConfig = config_from_dict(config)
         self.data = PreparedData(**data)
         self.store = RunStore(run_dir)
@@ -42,20 +49,37 @@ class Coordinator:
         self.labelled_ids = np.empty(0, dtype=np.int64)
         self.labels = np.empty(0, dtype=np.int64)
         self.images = np.empty((0, *self.data.image_shape), dtype=np.uint8)
-        self.weights: bytes | None = None
+        self.weights: bytes | None = None     # the selection model's latest checkpoint
+        self.resume_from: bytes | None = None  # handed to the learner for its first warm update
+        self.pause_at = pause_at
+        self.resumed_records = self._resume()
         context = DataContext.get_current()
         context.enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # one line per scoring pass is noise here
         if no_progress_timeout_s is not None:
             context.execution_no_progress_timeout_s = no_progress_timeout_s
-        start = time.perf_counter()
-        test_ids = pads.dataset(self.data.split_dir("test"), format="parquet").to_table(columns=["id"])
-        test = read_rows(self.data.split_dir("test"), test_ids.column("id").to_numpy(), self.data.image_shape)
-        self.learner = Learner(self.config, self.data, Path(run_dir), ray.put(test))
-        self.learner_launch_s = time.perf_counter() - start
+        self._learner: Learner | None = None  # started on first use: a finished run needs none
+        self.learner_launch_s = 0.0
 
     def num_rounds(self) -> int:
         return 1 + len(self.round_sizes)
+
+    def completed_records(self) -> list[dict]:
+        """Records of the rounds committed before this coordinator started."""
+        return self.resumed_records
+
+    def _resume(self) -> list[dict]:
+        self.store.discard_uncommitted()
+        rounds = self.store.committed_rounds()
+        if not rounds:
+            return []
+        self.labelled_ids, self.labels, self.images = self.store.load_labels()
+        saved = self.store.load_round_state(rounds[-1])
+        self.strategy.load_state_dict(saved["strategy"])
+        self.rng.bit_generator.state = saved["rng"]
+        self.weights = self.resume_from = saved["checkpoint"]
+        self.round = rounds[-1] + 1
+        return self.store.records()
 
     def run_round(self) -> dict:
         r = self.round
@@ -71,50 +95,57 @@ class Coordinator:
             seconds.update(score=0.0, select=time.perf_counter() - start)
         else:
             new_ids, timing = select(self.config, self.data, self._selection_model(), self.weights,
-                                     self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r))
+                                     self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),
+                                     after_first_batch=lambda: pause_point(self.pause_at, self.store.root, r, "score"))
             seconds.update(timing)
+
 
         # [2/5] label: the simulated oracle reveals the label column
         start = time.perf_counter()
         new_images, new_labels = read_rows(self.data.split_dir("pool"), new_ids, self.data.image_shape)
-        self.store.append_labels(r, new_ids, new_labels, new_images)
-        self.labelled_ids = np.concatenate([self.labelled_ids, new_ids])
-        self.labels = np.concatenate([self.labels, new_labels])
-        self.images = np.concatenate([self.images, new_images])
+        writer = self.store.begin_round(r)
+        writer.labels(new_ids, new_labels, new_images)
+        labelled_ids = np.concatenate([self.labelled_ids, new_ids])
+        labels = np.concatenate([self.labels, new_labels])
+        images = np.concatenate([self.images, new_images])
         seconds["label"] = time.perf_counter() - start
+        pause_point(self.pause_at, self.store.root, r, "label")
 
         # [3/5] plan
-        plan = self.strategy.plan(r, new_ids, new_labels, self.labelled_ids, self.rng)
+        plan = self.strategy.plan(r, new_ids, new_labels, labelled_ids, self.rng)
 
         # [4/5] update and evaluate
-        result, seconds["update"] = self._train(plan, seed=self._seed(r))
-        self.weights = result["weights"]
+        result, seconds["update"] = self._train(plan, labelled_ids, labels, images, seed=self._seed(r))
         seconds.update(train=result["train_s"], eval=result["eval_s"],
                        learner_overhead=seconds["update"] - result["train_s"] - result["eval_s"])
 
-        # [5/5] commit
-        self.store.save_strategy_state(r, self.strategy.state_dict())
-        self.store.save_checkpoint(r, plan.role, self.weights)
+        # [5/5] commit: until the rename inside, a crash leaves the previous round as the last one
+        writer.state(self.strategy.state_dict(), self.rng.bit_generator.state, result["checkpoint"])
         seconds["round"] = time.perf_counter() - round_start
         record = {
-            "round": r, "labelled": int(len(self.labelled_ids)), "acquired": int(len(new_ids)),
+            "round": r, "labelled": int(len(labelled_ids)), "acquired": int(len(new_ids)),
             "strategy": self.config.strategy, "acquisition": "random_initial" if r == 0 else self.config.acquisition,
             "selection_model": plan.role, "warm_start": plan.warm_start, "steps": result["steps"],
             "train_examples": int(len(plan.train_ids)), "selection_acc": result["test_acc"],
             "loss": result["loss"], "seconds": seconds,
         }
-        if r == 0:
-            record["seconds"]["learner_launch"] = self.learner_launch_s
+        if self.learner_launch_s:
+            record["seconds"]["learner_launch"], self.learner_launch_s = self.learner_launch_s, 0.0
             record["resources"] = {**process_requests(self.config, gpus_available()),
                                    "learner_device": result["device"]}
-        self.store.append_record(record)
+        writer.commit(record)
+        self.labelled_ids, self.labels, self.images = labelled_ids, labels, images
+        self.weights = result["checkpoint"]
         self.round += 1
         return record
 
     def train_target(self) -> dict:
-        """The quality measure: the target, from scratch, on every label acquired."""
+        """The quality measure: the target, from scratch, on every label acquired (once per run)."""
+        done = self.store.root / "final.json"
+        if done.is_file():
+            return json.loads(done.read_text())
         plan = self.strategy.from_scratch("target", self.labelled_ids)
-        result, update_s = self._train(plan, seed=self._seed(10_000))
+        result, update_s = self._train(plan, self.labelled_ids, self.labels, self.images, seed=self._seed(10_000))
         final = {"labelled": int(len(self.labelled_ids)), "target": self.config.target.name,
                  "target_acc": result["test_acc"], "steps": result["steps"],
                  "seconds": {"train": result["train_s"], "eval": result["eval_s"], "update": update_s}}
@@ -122,14 +153,29 @@ class Coordinator:
         return final
 
     def close(self) -> None:
-        self.learner.close()
+        if self._learner is not None:
+            self._learner.close()
 
-    def _train(self, plan: UpdatePlan, seed: int) -> tuple[dict, float]:
+    @property
+    def learner(self) -> Learner:
+        if self._learner is None:
+            start = time.perf_counter()
+            test_ids = pads.dataset(self.data.split_dir("test"), format="parquet").to_table(columns=["id"])
+            test = read_rows(self.data.split_dir("test"), test_ids.column("id").to_numpy(), self.data.image_shape)
+            self._learner = Learner(self.config, self.data, self.store.root, ray.put(test), self.pause_at)
+            self.learner_launch_s = time.perf_counter() - start
+        return self._learner
+
+    def _train(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, images: np.ndarray,
+               seed: int) -> tuple[dict, float]:
         start = time.perf_counter()
-        order = np.argsort(self.labelled_ids, kind="stable")
-        rows = order[np.searchsorted(self.labelled_ids[order], plan.train_ids)]
-        train_ref = ray.put((self.images[rows], self.labels[rows]))
-        result = self.learner.run(plan, train_ref, seed=seed)
+        order = np.argsort(labelled_ids, kind="stable")
+        rows = order[np.searchsorted(labelled_ids[order], plan.train_ids)]
+        train_ref = ray.put((images[rows], labels[rows]))
+        resume_from = self.resume_from if plan.warm_start else None
+        if plan.warm_start:
+            self.resume_from = None
+        result = self.learner.run(plan, train_ref, seed=seed, resume_from=resume_from, round_index=self.round)
         return result, time.perf_counter() - start
 
     def _initial_ids(self) -> np.ndarray:

@@ -22,9 +22,11 @@ from torch.nn.parallel import DistributedDataParallel
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig, config_from_dict
 from pipeline.data import PreparedData
+from pipeline.faults import pause_point
 from pipeline.models import create_model
 from pipeline.strategies import UpdatePlan
-from pipeline.training import accuracy, load_weights, make_optimizer, torch_threads, train_steps, weights_to_bytes
+from pipeline.training import (accuracy, checkpoint_bytes, load_optimizer, load_weights, make_optimizer, torch_threads,
+                               train_steps)
 
 
 @ray.remote(num_cpus=0)
@@ -74,17 +76,23 @@ def learner_loop(loop_config: dict) -> None:
     seq = 0
     while (job := ray.get(mailbox.get_job.remote(seq))) is not None:
         plan: UpdatePlan = job["plan"]
+        if rank == 0:
+            pause_point(loop_config["pause_at"], loop_config["run_dir"], job["round"], "train")
         images, labels = _tensors(ray.get(job["train"][0]))
         start = time.perf_counter()
         if not plan.warm_start or plan.role not in live:
             torch.manual_seed(job["seed"])
             model = create_model(getattr(config, plan.role).name, data.image_shape[0], data.num_classes)
-            if job.get("weights") is not None:
-                load_weights(model, job["weights"])
+            resume = plan.warm_start and job.get("resume_from") is not None  # a resumed run's first warm update
+            if resume:
+                load_weights(model, job["resume_from"])
             model = model.to(device)
+            optimizer = make_optimizer(model, getattr(config, plan.role))
+            if resume:
+                load_optimizer(optimizer, job["resume_from"])
             if world_size > 1:
                 model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-            live[plan.role] = (model, make_optimizer(model, getattr(config, plan.role)))
+            live[plan.role] = (model, optimizer)
         model, optimizer = live[plan.role]
         trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
                            lr=plan.lr, mean=data.mean, std=data.std,
@@ -98,7 +106,7 @@ def learner_loop(loop_config: dict) -> None:
             eval_s = time.perf_counter() - start
             ray.get(mailbox.put_result.remote(seq, {
                 **trained, "device": str(device), "test_acc": test_acc, "train_s": train_s, "eval_s": eval_s,
-                "weights": weights_to_bytes(bare)}))
+                "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
 
@@ -130,7 +138,8 @@ class LearnerStopped(RuntimeError):
 class Learner:
     """Driver-side handle: submit one UpdatePlan, get back metrics and weights."""
 
-    def __init__(self, config: RunConfig, data: PreparedData, run_dir: Path, test_ref: ray.ObjectRef):
+    def __init__(self, config: RunConfig, data: PreparedData, run_dir: Path, test_ref: ray.ObjectRef,
+                 pause_at: str | None = None):
         self.mailbox = Mailbox.remote()
         gpus = learner_gpus(config.learner, gpus_available())
         self.cuda = gpus > 0 and gpu_has_cuda(gpus)
@@ -138,13 +147,19 @@ class Learner:
                                           resources_per_worker={"CPU": config.learner.cpus_per_worker,
                                                                 **({"GPU": gpus} if gpus else {})})
         loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref],
-                       "cuda": self.cuda}
+                       "cuda": self.cuda, "pause_at": pause_at, "run_dir": str(run_dir)}
         self.fit_ref = _fit.remote(loop_config, scaling, str(Path(run_dir).resolve() / "ray_train"))
         self.seq = 0
 
-    def run(self, plan: UpdatePlan, train_ref: ray.ObjectRef, seed: int, weights: bytes | None = None) -> dict:
-        """Blocks until the worker group finished `plan`; raises if the worker group died instead."""
-        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed, "weights": weights})
+    def run(self, plan: UpdatePlan, train_ref: ray.ObjectRef, seed: int, resume_from: bytes | None = None,
+            round_index: int = -1) -> dict:
+        """Blocks until the worker group finished `plan`; raises if the worker group died instead.
+
+        `resume_from`: a checkpoint to continue from when the worker group holds no live model
+        for a warm-start plan (the first update after a resume).
+        """
+        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed,
+                                               "resume_from": resume_from, "round": round_index})
         result_ref = self.mailbox.get_result.remote(self.seq)
         ready, _ = ray.wait([result_ref, self.fit_ref], num_returns=1)
         if result_ref not in ready:

@@ -63,7 +63,7 @@ class PoolScorer:
 
 
 def select(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, labelled_ids: np.ndarray,
-           k: int, seed: int) -> tuple[np.ndarray, dict[str, float]]:
+           k: int, seed: int, after_first_batch=lambda: None) -> tuple[np.ndarray, dict[str, float]]:
     """The k pool ids to label next; seconds split into scoring and selecting."""
     start = time.perf_counter()
     acquisition = get_acquisition(config.acquisition)
@@ -77,16 +77,22 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
     select_s = 0.0
     if acquisition.streamable:
         topk = StreamingTopK(k)
-        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+        for i, batch in enumerate(scored.iter_batches(batch_size=None, batch_format="numpy")):
             t = time.perf_counter()
             topk.push(batch["id"], batch["score"])
             select_s += time.perf_counter() - t
+            if i == 0:
+                after_first_batch()
         t = time.perf_counter()
         chosen, _ = topk.result()
         select_s += time.perf_counter() - t
     else:
         # Set-based selection needs every embedding at once: O(pool x D) floats on this actor.
-        parts = list(scored.iter_batches(batch_size=None, batch_format="numpy"))
+        parts = []
+        for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
+            parts.append(batch)
+            if len(parts) == 1:
+                after_first_batch()
         t = time.perf_counter()
         pool_ids = np.concatenate([p["id"] for p in parts])
         labelled = np.concatenate([p["labelled"] for p in parts])

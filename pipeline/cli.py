@@ -8,11 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
-from pipeline.config import RunConfig, load_config, resolve_schedule
+
+from pipeline.config import RunConfig, load_config, resolve_schedule, validate
 from pipeline.data import get_source, prepare_dataset
 from pipeline.errors import ClactiveError
+from pipeline.faults import PAUSE_ENV
+from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
 COLUMNS = [("round", 5, "{:d}"), ("labelled", 8, "{:d}"), ("acquired", 8, "{:d}"), ("score s", 7, "{:.1f}"),
@@ -47,20 +50,37 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="directory holding the dataset's files")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set schedule.rounds=3 (repeatable)")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue the run in RUN_DIR after its last completed round, with its own config "
+                          "(re-running with the same config and --run-dir does the same)")
     run.set_defaults(handler=_run)
     return parser
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = load_config(args.config, args.overrides, strategy=args.strategy, acquisition=args.acquisition,
-                         run_dir=args.run_dir, **{"data.data_dir": args.data_dir})
+    if args.resume:
+        if args.config or args.overrides or args.strategy or args.acquisition or args.run_dir:
+            raise ClactiveError("--resume continues a run with its own config: drop --config, --set, --strategy, "
+                                "--acquisition and --run-dir")
+        config = replace(RunStore.open(args.resume).saved_config(), run_dir=args.resume)
+        if args.data_dir:
+            config = replace(config, data=replace(config.data, data_dir=args.data_dir))
+        validate(config)
+    else:
+        config = load_config(args.config, args.overrides, strategy=args.strategy, acquisition=args.acquisition,
+                             run_dir=args.run_dir, **{"data.data_dir": args.data_dir})
     data = prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
                            config.data.shard_rows)
     resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
-    from pipeline.run_store import RunStore
-    RunStore.create(config.run_dir, config)
+    store = RunStore(config.run_dir)
+    if store.holds_run():
+        RunStore.open(config.run_dir, None if args.resume else config)  # refuses a different config
+        action = "resuming"
+    else:
+        RunStore.create(config.run_dir, config)
+        action = "new run"
     print(f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
-          f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir}", flush=True)
+          f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir} ({action})", flush=True)
     run_rounds(config, asdict(data), print_row=_print_row)
     return 0
 
@@ -82,12 +102,14 @@ def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeou
     # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     coordinator = Coordinator.options(scheduling_strategy=here).remote(
-        config.to_dict(), data, config.run_dir, no_progress_timeout_s)
+        config.to_dict(), data, config.run_dir, no_progress_timeout_s, os.environ.get(PAUSE_ENV))
     try:
         if print_row:
             _print_header()
-        records = []
-        for _ in range(ray.get(coordinator.num_rounds.remote())):
+        records = ray.get(coordinator.completed_records.remote())
+        for record in records if print_row else []:
+            print_row(record)
+        for _ in range(len(records), ray.get(coordinator.num_rounds.remote())):
             records.append(ray.get(coordinator.run_round.remote()))
             if print_row:
                 print_row(records[-1])

@@ -99,15 +99,27 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, me
     return float((probs.argmax(axis=1) == labels.numpy()).mean()) if len(labels) else float("nan")
 
 
-def weights_to_bytes(model: nn.Module) -> bytes:
+def checkpoint_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> bytes:
+    """The model's weights and, for a warm start to continue exactly, its optimizer's state."""
     buffer = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
+    torch.save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": optimizer.state_dict() if optimizer is not None else None}, buffer)
     return buffer.getvalue()
 
 
-def load_weights(model: nn.Module, weights: bytes) -> nn.Module:
-    model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
+def load_weights(model: nn.Module, checkpoint: bytes) -> nn.Module:
+    model.load_state_dict(_load(checkpoint)["model"])
     return model
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, checkpoint: bytes) -> None:
+    state = _load(checkpoint)["optimizer"]
+    if state is not None:
+        optimizer.load_state_dict(state)
+
+
+def _load(checkpoint: bytes) -> dict:
+    return torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)
 
 
 def torch_threads(share: int = 1) -> int:

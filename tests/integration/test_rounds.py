@@ -31,7 +31,7 @@ def test_reservations_that_starve_ray_data_are_refused_before_any_round(ray_clus
 
 
 def label_rounds(store):
-    return [pq.read_table(p) for p in sorted((store.root / "labels").glob("round_*.parquet"))]
+    return [pq.read_table(store.root / "rounds" / f"{r:04d}" / "labels.parquet") for r in store.committed_rounds()]
 
 
 def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tiny_data_dir, work_dir):
@@ -55,7 +55,7 @@ def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tin
     assert [r["train_examples"] for r in records[1:]] == [60, 60]          # 30 new + 30 replayed
     final = result["final"]
     assert final["labelled"] == 100 and 0.0 <= final["target_acc"] <= 1.0
-    assert (store.root / "final.json").is_file() and len(list((store.root / "checkpoints").glob("*.pt"))) == 3
+    assert (store.root / "final.json").is_file() and len(list(store.root.glob("rounds/*/checkpoint.pt"))) == 3
 
 
 @pytest.mark.parametrize("strategy, acquisition, workers", [

@@ -8,7 +8,7 @@ from actors.scorer import select
 from pipeline.acquisition import get_acquisition, top_k
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.models import create_model
-from pipeline.training import predict, weights_to_bytes
+from pipeline.training import predict, checkpoint_bytes
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray
@@ -23,7 +23,7 @@ def test_uncertainty_acquisition_picks_exactly_the_least_sure_examples(ray_clust
     model = create_model("small_cnn", 1, 10)
     labelled = np.arange(0, data.pool_size, 3)  # every third id is already labelled
 
-    chosen, seconds = select(config, data, "small_cnn", weights_to_bytes(model), labelled, k=25, seed=0)
+    chosen, seconds = select(config, data, "small_cnn", checkpoint_bytes(model), labelled, k=25, seed=0)
 
     table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()
     pool_ids = table.column("id").to_numpy()

@@ -5,31 +5,60 @@ from pipeline.config import RunConfig, load_config
 from pipeline.errors import RunDirError
 from pipeline.run_store import RunStore
 
+IMAGES = np.arange(3 * 784, dtype=np.uint8).reshape(3, 1, 28, 28)
 
-def test_labels_are_append_only_and_load_in_acquisition_order(tmp_path):
+
+def commit_round(store, r, ids, labels, images, record=None):
+    writer = store.begin_round(r)
+    writer.labels(np.array(ids), np.array(labels), images)
+    writer.state({"pool_ids": np.array(ids)}, {"round": r}, b"weights-%d" % r)
+    writer.commit(record or {"round": r})
+
+
+def test_committed_rounds_load_in_acquisition_order(tmp_path):
     store = RunStore.create(tmp_path / "run", RunConfig())
-    images = np.arange(3 * 784, dtype=np.uint8).reshape(3, 1, 28, 28)
-    store.append_labels(0, np.array([5, 1]), np.array([2, 3]), images[:2])
-    store.append_labels(1, np.array([9]), np.array([7]), images[2:])
-    ids, labels, loaded = store.load_labels()
+    commit_round(store, 0, [5, 1], [2, 3], IMAGES[:2])
+    commit_round(store, 1, [9], [7], IMAGES[2:])
+    ids, labels, images = store.load_labels()
     np.testing.assert_array_equal(ids, [5, 1, 9])
     np.testing.assert_array_equal(labels, [2, 3, 7])
-    np.testing.assert_array_equal(loaded, images)
-    with pytest.raises(RunDirError, match="append-only"):
-        store.append_labels(1, np.array([4]), np.array([0]), images[:1])
-
-
-def test_records_append_and_the_config_is_saved(tmp_path):
-    config = load_config(None, ["seed=7"])
-    store = RunStore.create(tmp_path / "run", config)
-    store.append_record({"round": 0})
-    store.append_record({"round": 1})
+    np.testing.assert_array_equal(images, IMAGES)
     assert store.records() == [{"round": 0}, {"round": 1}]
-    assert load_config(tmp_path / "run" / "config.yaml") == config
-    assert not list((tmp_path / "run").rglob(".*.tmp"))
+    assert (tmp_path / "run" / "rounds.jsonl").read_text().splitlines() == ['{"round": 0}', '{"round": 1}']
+    saved = store.load_round_state(1)
+    assert saved["checkpoint"] == b"weights-1" and saved["rng"] == {"round": 1}
+    np.testing.assert_array_equal(saved["strategy"]["pool_ids"], [9])
 
 
-def test_an_occupied_run_directory_is_refused(tmp_path):
-    RunStore.create(tmp_path / "run", RunConfig())
+def test_a_round_is_invisible_until_it_commits_and_a_crash_leaves_nothing(tmp_path):
+    store = RunStore.create(tmp_path / "run", RunConfig())
+    commit_round(store, 0, [5, 1], [2, 3], IMAGES[:2])
+    writer = store.begin_round(1)
+    writer.labels(np.array([9]), np.array([7]), IMAGES[2:])  # ... and the process dies here
+    assert store.committed_rounds() == [0] and len(store.load_labels()[0]) == 2
+    assert RunStore(tmp_path / "run").discard_uncommitted() == [".0001.tmp"]
+    assert sorted(p.name for p in (tmp_path / "run" / "rounds").iterdir()) == ["0000"]
+
+
+def test_a_committed_round_is_never_written_again(tmp_path):
+    store = RunStore.create(tmp_path / "run", RunConfig())
+    commit_round(store, 0, [5], [2], IMAGES[:1])
+    with pytest.raises(RunDirError, match="round 0 is already committed"):
+        store.begin_round(0)
+
+
+def test_the_config_is_saved_and_a_different_one_is_refused(tmp_path):
+    config = load_config(None, ["seed=7"])
+    RunStore.create(tmp_path / "run", config)
+    assert RunStore.open(tmp_path / "run", config).saved_config() == config
+    with pytest.raises(RunDirError, match="holds a run with update.steps = 200, not 300"):
+        RunStore.open(tmp_path / "run", load_config(None, ["seed=7", "update.steps=300"]))
+    with pytest.raises(RunDirError, match="holds no clactive run"):
+        RunStore.open(tmp_path / "elsewhere")
+
+
+def test_an_occupied_directory_that_is_not_a_run_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
     with pytest.raises(RunDirError, match="already holds files; pass a new --run-dir"):
         RunStore.create(tmp_path / "run", RunConfig())

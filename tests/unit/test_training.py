@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from pipeline.models import create_model, model_names
-from pipeline.training import accuracy, load_weights, make_optimizer, predict, train_steps, weights_to_bytes
+from pipeline.training import accuracy, load_weights, make_optimizer, predict, train_steps, checkpoint_bytes
 from pipeline.config import ModelConfig
 from tests.helpers import learnable_images
 
@@ -56,7 +56,7 @@ def test_every_model_maps_images_to_logits_and_embeddings():
 def test_weights_round_trip():
     images, _ = data(8)
     a, b = create_model("small_cnn", 1, 10), create_model("small_cnn", 1, 10)
-    load_weights(b, weights_to_bytes(a))
+    load_weights(b, checkpoint_bytes(a))
     cpu = torch.device("cpu")
     np.testing.assert_array_equal(predict(a, images, mean=0, std=1, device=cpu), predict(b, images, mean=0, std=1, device=cpu))
 

@@ -1,0 +1,91 @@
+"""Crash and resume: SIGKILL the run at points inside a round, resume, compare with an unbroken run."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.config import load_config
+from pipeline.faults import PAUSE_ENV
+from pipeline.run_store import RunStore
+from tests.helpers import tiny_overrides
+from tests.integration.test_cli import REPO, clactive, with_sets
+
+pytestmark = pytest.mark.ray
+NO_TARGET = ["train_target_at_end=false"]
+
+
+def selection(run_dir: Path) -> list[list[int]]:
+    """The ids each committed round acquired, in order."""
+    store = RunStore(run_dir)
+    ids, _, _ = store.load_labels()
+    sizes = [r["acquired"] for r in store.records()]
+    return [part.tolist() for part in np.split(ids, np.cumsum(sizes)[:-1])]
+
+
+@pytest.fixture(scope="module")
+def unbroken(ray_cluster, tiny_data_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("unbroken")
+    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, work) + NO_TARGET), env={"RAY_ADDRESS": ray_cluster})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return selection(work / "run")
+
+
+def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeout_s: float = 180) -> None:
+    """Start the CLI, wait until the run reaches `point` ("<round>:<stage>"), SIGKILL it."""
+    marker = run_dir / f".paused-{point.replace(':', '-')}"
+    env = {**os.environ, "RAY_ADDRESS": ray_address, PAUSE_ENV: point}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", *args], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not marker.exists():
+            assert proc.poll() is None, f"the run ended ({proc.returncode}) before reaching {point}"
+            assert time.monotonic() < deadline, f"the run did not reach {point} within {timeout_s} s"
+            time.sleep(0.2)
+    finally:
+        proc.kill()  # SIGKILL: no handler, no cleanup
+        proc.wait()
+
+
+@pytest.mark.parametrize("point", ["1:score", "2:label", "1:train"])
+def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken,
+                                                                   point):
+    run_dir = tmp_path / "run"
+    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)
+    kill_at(point, args, run_dir, ray_cluster)
+    killed_round = int(point.split(":")[0])
+    assert RunStore(run_dir).committed_rounds() == list(range(killed_round))  # the partial round is invisible
+    before = selection(run_dir)
+
+    done = clactive("--resume", str(run_dir), env={"RAY_ADDRESS": ray_cluster})
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = selection(run_dir)
+    assert after[:killed_round] == before                  # no label lost or changed
+    flat = [i for part in after for i in part]
+    assert len(flat) == len(set(flat))                      # no label acquired twice
+    assert after == unbroken                                # the same selection as an unbroken run
+    assert not list(run_dir.glob("rounds/.*"))
+
+
+def test_rerunning_the_same_command_continues_and_a_finished_run_does_nothing_more(ray_cluster, tiny_data_dir,
+                                                                                 tmp_path, unbroken):
+    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)
+    kill_at("2:score", args, tmp_path / "run", ray_cluster)
+    again = clactive(*args, env={"RAY_ADDRESS": ray_cluster})
+    assert again.returncode == 0 and "(resuming)" in again.stdout
+    assert selection(tmp_path / "run") == unbroken
+    stamp = (tmp_path / "run" / "rounds.jsonl").stat().st_mtime_ns
+    once_more = clactive(*args, env={"RAY_ADDRESS": ray_cluster})
+    assert once_more.returncode == 0 and (tmp_path / "run" / "rounds.jsonl").stat().st_mtime_ns == stamp
+
+
+def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    RunStore.create(run_dir, load_config(None, tiny_overrides(tiny_data_dir, tmp_path)))
+    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, tmp_path) + ["update.steps=9"]))
+    assert done.returncode == 2 and "holds a run with update.steps = 7, not 9" in done.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]

@@ -10,15 +10,14 @@ One round, top-down:
 
 A coordinator started on a run directory that holds committed rounds continues after the last
 one with the same labels, memory, weights, optimizer state and random state; a round a crash
-interrupted left nothing behind and is redone from its start.
+interrupted left nothing behind and is redone from its start. That is also how a coordinator
+that died mid-run comes back: Ray restarts the actor, its constructor reloads the run
+directory, and the driver's retried `run_round(r)` redoes round r (or returns it, if committed).
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as pads
@@ -30,7 +29,7 @@ from actors.resources import gpus_available, process_requests
 from actors.scorer import select
 from pipeline.config import RunConfig, config_from_dict, resolve_schedule
 from pipeline.data import PreparedData, read_rows
-from pipeline.faults import pause_point
+from pipeline.faults import Hook
 from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan, create_strategy
 
@@ -38,7 +37,7 @@ from pipeline.strategies import UpdatePlan, create_strategy
 @ray.remote(num_cpus=0)
 class Coordinator:
     def __init__(self, config: dict, data: dict, run_dir: str, no_progress_timeout_s: float | None = None,
-                 pause_at: str | None = None):
+                 hook: str | None = None):
         self.config: RunConfig = config_from_dict(config)
         self.data = PreparedData(**data)
         self.store = RunStore(run_dir)
@@ -49,9 +48,8 @@ class Coordinator:
         self.labelled_ids = np.empty(0, dtype=np.int64)
         self.labels = np.empty(0, dtype=np.int64)
         self.images = np.empty((0, *self.data.image_shape), dtype=np.uint8)
-        self.weights: bytes | None = None     # the selection model's latest checkpoint
-        self.resume_from: bytes | None = None  # handed to the learner for its first warm update
-        self.pause_at = pause_at
+        self.weights: bytes | None = None  # the selection model's latest checkpoint
+        self.hook = hook
         self.resumed_records = self._resume()
         context = DataContext.get_current()
         context.enable_progress_bars = False
@@ -77,14 +75,16 @@ class Coordinator:
         saved = self.store.load_round_state(rounds[-1])
         self.strategy.load_state_dict(saved["strategy"])
         self.rng.bit_generator.state = saved["rng"]
-        self.weights = self.resume_from = saved["checkpoint"]
+        self.weights = saved["checkpoint"]
         self.round = rounds[-1] + 1
         return self.store.records()
 
-    def run_round(self) -> dict:
-        r = self.round
-        if r >= self.num_rounds():
-            raise IndexError(f"the run has {self.num_rounds()} rounds and all are done")
+    def run_round(self, r: int) -> dict:
+        """Round r; idempotent, so the driver may retry it after this actor was restarted."""
+        if r < self.round:
+            return self.store.records()[r]
+        if r != self.round or r >= self.num_rounds():
+            raise IndexError(f"round {r} asked for, but the next of this run's {self.num_rounds()} rounds is {self.round}")
         seconds: dict[str, float] = {}
         round_start = time.perf_counter()
 
@@ -96,9 +96,8 @@ class Coordinator:
         else:
             new_ids, timing = select(self.config, self.data, self._selection_model(), self.weights,
                                      self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),
-                                     after_first_batch=lambda: pause_point(self.pause_at, self.store.root, r, "score"))
+                                     hook=Hook(self.hook, self.store.location, r))
             seconds.update(timing)
-
 
         # [2/5] label: the simulated oracle reveals the label column
         start = time.perf_counter()
@@ -109,7 +108,7 @@ class Coordinator:
         labels = np.concatenate([self.labels, new_labels])
         images = np.concatenate([self.images, new_images])
         seconds["label"] = time.perf_counter() - start
-        pause_point(self.pause_at, self.store.root, r, "label")
+        Hook(self.hook, self.store.location, r).at("label")
 
         # [3/5] plan
         plan = self.strategy.plan(r, new_ids, new_labels, labelled_ids, self.rng)
@@ -141,9 +140,9 @@ class Coordinator:
 
     def train_target(self) -> dict:
         """The quality measure: the target, from scratch, on every label acquired (once per run)."""
-        done = self.store.root / "final.json"
-        if done.is_file():
-            return json.loads(done.read_text())
+        done = self.store.read_json("final.json")
+        if done is not None:
+            return done
         plan = self.strategy.from_scratch("target", self.labelled_ids)
         result, update_s = self._train(plan, self.labelled_ids, self.labels, self.images, seed=self._seed(10_000))
         final = {"labelled": int(len(self.labelled_ids)), "target": self.config.target.name,
@@ -162,7 +161,7 @@ class Coordinator:
             start = time.perf_counter()
             test_ids = pads.dataset(self.data.split_dir("test"), format="parquet").to_table(columns=["id"])
             test = read_rows(self.data.split_dir("test"), test_ids.column("id").to_numpy(), self.data.image_shape)
-            self._learner = Learner(self.config, self.data, self.store.root, ray.put(test), self.pause_at)
+            self._learner = Learner(self.config, self.data, self.store, ray.put(test), self.hook)
             self.learner_launch_s = time.perf_counter() - start
         return self._learner
 
@@ -172,9 +171,9 @@ class Coordinator:
         order = np.argsort(labelled_ids, kind="stable")
         rows = order[np.searchsorted(labelled_ids[order], plan.train_ids)]
         train_ref = ray.put((images[rows], labels[rows]))
-        resume_from = self.resume_from if plan.warm_start else None
-        if plan.warm_start:
-            self.resume_from = None
+        # A warm start continues from the last committed weights whenever the worker group holds no
+        # live model: the first update after a resume, or one redone after a worker failure.
+        resume_from = self.weights if plan.warm_start else None
         result = self.learner.run(plan, train_ref, seed=seed, resume_from=resume_from, round_index=self.round)
         return result, time.perf_counter() - start
 

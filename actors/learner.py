@@ -3,6 +3,11 @@
 A `TorchTrainer.fit()` per round would pay the worker group's start-up (about 10-20 s here)
 every round. Instead the train loop below takes one job per round from a small mailbox
 actor, trains, evaluates, hands the weights back and calls `ray.train.report` once per job.
+
+When a worker dies, Ray Train (FailureConfig) starts a new worker group, whose loop picks up
+the job that was in flight. Its live models are gone, so a warm-start job starts again from
+the weights of the last committed round that every job carries: the redone update is the one
+an unbroken run would have made.
 """
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ import asyncio
 import logging
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import ray
@@ -22,8 +26,9 @@ from torch.nn.parallel import DistributedDataParallel
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig, config_from_dict
 from pipeline.data import PreparedData
-from pipeline.faults import pause_point
+from pipeline.faults import Hook
 from pipeline.models import create_model
+from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan
 from pipeline.training import (accuracy, checkpoint_bytes, load_optimizer, load_weights, make_optimizer, torch_threads,
                                train_steps)
@@ -36,7 +41,11 @@ class Mailbox:
     def __init__(self):
         self.jobs: dict[int, dict | None] = {}
         self.results: dict[int, dict] = {}
+        self.unfinished = 0  # the first job without a result: where a restarted worker group starts
         self.changed = asyncio.Condition()
+
+    async def first_unfinished(self) -> int:
+        return self.unfinished
 
     async def put_job(self, seq: int, job: dict | None) -> None:
         async with self.changed:
@@ -52,6 +61,7 @@ class Mailbox:
         async with self.changed:
             self.jobs.pop(seq, None)
             self.results[seq] = result
+            self.unfinished = seq + 1
             self.changed.notify_all()
 
     async def get_result(self, seq: int) -> dict:
@@ -73,23 +83,23 @@ def learner_loop(loop_config: dict) -> None:
     _quiet_report_log()
     test_images, test_labels = _tensors(ray.get(loop_config["test"][0]))
     live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}
-    seq = 0
+    seq = ray.get(mailbox.first_unfinished.remote())
     while (job := ray.get(mailbox.get_job.remote(seq))) is not None:
         plan: UpdatePlan = job["plan"]
         if rank == 0:
-            pause_point(loop_config["pause_at"], loop_config["run_dir"], job["round"], "train")
+            Hook(loop_config["hook"], loop_config["run_dir"], job["round"]).at("train")
         images, labels = _tensors(ray.get(job["train"][0]))
         start = time.perf_counter()
         if not plan.warm_start or plan.role not in live:
             torch.manual_seed(job["seed"])
             model = create_model(getattr(config, plan.role).name, data.image_shape[0], data.num_classes)
-            resume = plan.warm_start and job.get("resume_from") is not None  # a resumed run's first warm update
-            if resume:
-                load_weights(model, job["resume_from"])
+            checkpoint = ray.get(job["resume_from"][0]) if plan.warm_start and job["resume_from"] else None
+            if checkpoint:
+                load_weights(model, checkpoint)
             model = model.to(device)
             optimizer = make_optimizer(model, getattr(config, plan.role))
-            if resume:
-                load_optimizer(optimizer, job["resume_from"])
+            if checkpoint:
+                load_optimizer(optimizer, checkpoint)
             if world_size > 1:
                 model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
             live[plan.role] = (model, optimizer)
@@ -124,10 +134,11 @@ def _quiet_report_log() -> None:
 
 
 @ray.remote(num_cpus=0)
-def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str) -> None:
+def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str, max_failures: int) -> None:
     backend = TorchConfig(backend="nccl" if loop_config["cuda"] else "gloo")
     TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
                  run_config=ray.train.RunConfig(name="learner", storage_path=storage_path,
+                                                failure_config=ray.train.FailureConfig(max_failures=max_failures),
                                                 logging_config=ray.train.LoggingConfig(log_level="WARNING"))).fit()
 
 
@@ -138,8 +149,8 @@ class LearnerStopped(RuntimeError):
 class Learner:
     """Driver-side handle: submit one UpdatePlan, get back metrics and weights."""
 
-    def __init__(self, config: RunConfig, data: PreparedData, run_dir: Path, test_ref: ray.ObjectRef,
-                 pause_at: str | None = None):
+    def __init__(self, config: RunConfig, data: PreparedData, store: RunStore, test_ref: ray.ObjectRef,
+                 hook: str | None = None):
         self.mailbox = Mailbox.remote()
         gpus = learner_gpus(config.learner, gpus_available())
         self.cuda = gpus > 0 and gpu_has_cuda(gpus)
@@ -147,19 +158,19 @@ class Learner:
                                           resources_per_worker={"CPU": config.learner.cpus_per_worker,
                                                                 **({"GPU": gpus} if gpus else {})})
         loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref],
-                       "cuda": self.cuda, "pause_at": pause_at, "run_dir": str(run_dir)}
-        self.fit_ref = _fit.remote(loop_config, scaling, str(Path(run_dir).resolve() / "ray_train"))
+                       "cuda": self.cuda, "hook": hook, "run_dir": store.location}
+        self.fit_ref = _fit.remote(loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures)
         self.seq = 0
 
     def run(self, plan: UpdatePlan, train_ref: ray.ObjectRef, seed: int, resume_from: bytes | None = None,
             round_index: int = -1) -> dict:
         """Blocks until the worker group finished `plan`; raises if the worker group died instead.
 
-        `resume_from`: a checkpoint to continue from when the worker group holds no live model
-        for a warm-start plan (the first update after a resume).
+        `resume_from`: the checkpoint a warm-start plan continues from when the worker group
+        holds no live model (the first update after a resume, or after a worker failure).
         """
-        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed,
-                                               "resume_from": resume_from, "round": round_index})
+        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed, "round": round_index,
+                                               "resume_from": [ray.put(resume_from)] if resume_from else None})
         result_ref = self.mailbox.get_result.remote(self.seq)
         ready, _ = ray.wait([result_ref, self.fit_ref], num_returns=1)
         if result_ref not in ready:

@@ -18,6 +18,7 @@ from actors.resources import read_args, scoring_map_args
 from pipeline.acquisition import Acquisition, StreamingTopK, get_acquisition
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
+from pipeline.faults import Hook
 from pipeline.models import create_model
 from pipeline.training import load_weights, predict, torch_threads
 
@@ -38,7 +39,7 @@ class PoolScorer:
     """
 
     def __init__(self, model_name: str, data: dict, weights: list, labelled_ids: list, acquisition: str,
-                 seed: int, threads: int):
+                 seed: int, threads: int, hook: Hook = Hook()):
         self.data = PreparedData(**data)
         gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()  # logical GPUs alone never mean CUDA
         self.device = torch.device("cuda" if gpu else "cpu")
@@ -48,8 +49,10 @@ class PoolScorer:
         self.labelled_ids = ray.get(labelled_ids[0])
         self.acquisition: Acquisition = get_acquisition(acquisition)
         self.seed = seed
+        self.hook = hook
 
     def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        self.hook.at("scorer")
         pool_ids = batch.column("id").to_numpy()
         labelled = in_sorted(pool_ids, self.labelled_ids)
         streamable = self.acquisition.streamable
@@ -63,7 +66,7 @@ class PoolScorer:
 
 
 def select(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, labelled_ids: np.ndarray,
-           k: int, seed: int, after_first_batch=lambda: None) -> tuple[np.ndarray, dict[str, float]]:
+           k: int, seed: int, hook: Hook = Hook()) -> tuple[np.ndarray, dict[str, float]]:
     """The k pool ids to label next; seconds split into scoring and selecting."""
     start = time.perf_counter()
     acquisition = get_acquisition(config.acquisition)
@@ -73,7 +76,7 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
         fn_constructor_kwargs=dict(
             model_name=model_name, data=asdict(data), weights=[ray.put(weights)],
             labelled_ids=[ray.put(np.sort(labelled_ids))], acquisition=config.acquisition, seed=seed,
-            threads=torch_threads(config.scoring.max_actors)))
+            threads=torch_threads(config.scoring.max_actors), hook=hook))
     select_s = 0.0
     if acquisition.streamable:
         topk = StreamingTopK(k)
@@ -82,7 +85,7 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
             topk.push(batch["id"], batch["score"])
             select_s += time.perf_counter() - t
             if i == 0:
-                after_first_batch()
+                hook.at("score")
         t = time.perf_counter()
         chosen, _ = topk.result()
         select_s += time.perf_counter() - t
@@ -92,7 +95,7 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
             parts.append(batch)
             if len(parts) == 1:
-                after_first_batch()
+                hook.at("score")
         t = time.perf_counter()
         pool_ids = np.concatenate([p["id"] for p in parts])
         labelled = np.concatenate([p["labelled"] for p in parts])

@@ -14,10 +14,11 @@ from dataclasses import asdict, replace
 from pipeline.config import RunConfig, load_config, resolve_schedule, validate
 from pipeline.data import get_source, prepare_dataset
 from pipeline.errors import ClactiveError
-from pipeline.faults import PAUSE_ENV
+from pipeline.faults import HOOK_ENV, check_hook
 from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
+COORDINATOR_RESTARTS = 3  # a coordinator that dies is restarted and reloads the run directory
 COLUMNS = [("round", 5, "{:d}"), ("labelled", 8, "{:d}"), ("acquired", 8, "{:d}"), ("score s", 7, "{:.1f}"),
            ("select s", 8, "{:.2f}"), ("train s", 7, "{:.1f}"), ("steps", 6, "{:d}"), ("eval s", 6, "{:.1f}"),
            ("overhead s", 10, "{:.1f}"), ("acc", 6, "{:.4f}")]
@@ -72,13 +73,17 @@ def _run(args: argparse.Namespace) -> int:
     data = prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
                            config.data.shard_rows)
     resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
-    store = RunStore(config.run_dir)
-    if store.holds_run():
-        RunStore.open(config.run_dir, None if args.resume else config)  # refuses a different config
+    if RunStore(config.run_dir).holds_run():
+        RunStore.open(config.run_dir, None if args.resume else config)  # refuses a different config or a damaged run
         action = "resuming"
     else:
-        RunStore.create(config.run_dir, config)
+        RunStore.check_new(config.run_dir)  # created once Ray confirmed the resources fit
         action = "new run"
+    if os.environ.get(HOOK_ENV):
+        try:
+            check_hook(os.environ[HOOK_ENV])
+        except ValueError as exc:
+            raise ClactiveError(str(exc)) from None
     print(f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
           f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir} ({action})", flush=True)
     run_rounds(config, asdict(data), print_row=_print_row)
@@ -86,7 +91,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None) -> dict:
-    """Start (or join) Ray, run every round through the coordinator actor, fit the final target."""
+    """Start (or join) Ray, run every round through the coordinator actor, fit the final target.
+
+    Creates the run directory if `config.run_dir` holds no run yet, after the resource check,
+    so a request the cluster can never satisfy leaves nothing behind.
+    """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -94,23 +103,23 @@ def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeou
     from actors.resources import check_fits
 
     if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(logging_level="WARNING")
-        else:
-            ray.init(logging_level="WARNING")
+        ray.init(logging_level="WARNING")  # joins the cluster at RAY_ADDRESS when set (ray job submit)
     check_fits(config)
+    if not RunStore(config.run_dir).holds_run():
+        RunStore.create(config.run_dir, config)
     # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    coordinator = Coordinator.options(scheduling_strategy=here).remote(
-        config.to_dict(), data, config.run_dir, no_progress_timeout_s, os.environ.get(PAUSE_ENV))
+    coordinator = Coordinator.options(scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS,
+                                      max_task_retries=COORDINATOR_RESTARTS).remote(
+        config.to_dict(), data, config.run_dir, no_progress_timeout_s, os.environ.get(HOOK_ENV))
     try:
         if print_row:
             _print_header()
         records = ray.get(coordinator.completed_records.remote())
         for record in records if print_row else []:
             print_row(record)
-        for _ in range(len(records), ray.get(coordinator.num_rounds.remote())):
-            records.append(ray.get(coordinator.run_round.remote()))
+        for r in range(len(records), ray.get(coordinator.num_rounds.remote())):
+            records.append(ray.get(coordinator.run_round.remote(r)))
             if print_row:
                 print_row(records[-1])
         final = ray.get(coordinator.train_target.remote()) if config.train_target_at_end else None

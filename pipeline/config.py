@@ -76,6 +76,7 @@ class LearnerConfig:
     cpus_per_worker: float = 0.5
     use_gpu: Union[str, bool] = "auto"   # auto: half a GPU per worker when the cluster has GPUs
     gpus_per_worker: float = 1.0         # when use_gpu is true
+    max_failures: int = 3                # worker-group restarts Ray Train may make during a run
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,7 @@ def validate(config: RunConfig) -> None:
     _positive("learner.workers", config.learner.workers)
     _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)
     _positive("learner.gpus_per_worker", config.learner.gpus_per_worker)
+    _at_least_zero("learner.max_failures", config.learner.max_failures)
     if isinstance(config.learner.use_gpu, str) and config.learner.use_gpu != "auto":
         raise ConfigError(f"learner.use_gpu = {config.learner.use_gpu!r}: write true, false or auto")
     _check_schedule_shape(config.schedule)

@@ -1,20 +1,56 @@
-"""A test hook for crash-and-resume tests: stop at a named point of a round and wait to be killed.
+"""Test hooks for crash-and-resume and fault tests: pause or crash at a named point of a round.
 
-`pause_at` is "<round>:<stage>": `score` (during the scoring pass, after its first batch),
-`label` (labels acquired, the round not committed), `train` (inside the learner, as the
-update starts). When a run reaches that point
-it drops a marker file in the run directory and sleeps, so a test can SIGKILL the run there.
-It does nothing unless the CLI was started with CLACTIVE_TEST_PAUSE_AT set.
+A hook is "<round>:<stage>:<action>"; several may be given, comma-separated. Stages, in the process where they fire:
+  score   the coordinator, during the scoring pass (after its first scored batch)
+  scorer  a scoring actor, as it scores its first batch
+  label   the coordinator, labels acquired, the round not committed
+  train   Ray Train worker rank 0, as the update starts
+Actions:
+  pause   drop a marker `.hook-<round>-<stage>` in the run directory and sleep, so a test can
+          SIGKILL the whole run at that point;
+  crash   the process dies there (os._exit), once: the marker stops the process Ray restarts
+          from dying again.
+Hooks come only from CLACTIVE_TEST_HOOK, read by the CLI; without it they do nothing.
 """
 from __future__ import annotations
 
+import os
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
-PAUSE_ENV = "CLACTIVE_TEST_PAUSE_AT"
+from pipeline.storage import Storage
+
+HOOK_ENV = "CLACTIVE_TEST_HOOK"
+STAGES = ("score", "scorer", "label", "train")
 
 
-def pause_point(pause_at: str | None, run_dir: Path, round_index: int, stage: str) -> None:
-    if pause_at == f"{round_index}:{stage}":
-        Path(run_dir, f".paused-{round_index}-{stage}").touch()
-        time.sleep(3600)
+def marker_name(round_index: int, stage: str) -> str:
+    return f".hook-{round_index}-{stage}"
+
+
+def check_hook(specs: str) -> None:
+    for spec in specs.split(","):
+        parts = spec.split(":")
+        if len(parts) != 3 or not parts[0].isdigit() or parts[1] not in STAGES or parts[2] not in ("pause", "crash"):
+            raise ValueError(f"{HOOK_ENV}={specs!r}: write <round>:<{'|'.join(STAGES)}>:<pause|crash>[,...]")
+
+
+@dataclass(frozen=True)
+class Hook:
+    """The hook of one round of one run; `at(stage)` fires it when it names this round and stage."""
+    spec: str | None = None
+    run_dir: str = ""
+    round_index: int = -1
+
+    def at(self, stage: str) -> None:
+        actions = [action for at_round, at_stage, action in (s.split(":") for s in (self.spec or "").split(",") if s)
+                   if (int(at_round), at_stage) == (self.round_index, stage)]
+        if not actions:
+            return
+        action, storage, marker = actions[0], Storage(self.run_dir), marker_name(self.round_index, stage)
+        if action == "pause":
+            storage.write(marker, b"")
+            time.sleep(3600)
+        elif not storage.is_file(marker):  # crash, once
+            storage.write(marker, b"")
+            os._exit(1)

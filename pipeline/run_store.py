@@ -1,26 +1,24 @@
-"""The run directory: the single source of truth of a run.
+"""The run directory: the single source of truth of a run, on a local disk or a shared URI.
 
     config.yaml                 the resolved config; a run directory holds one config for good
-    rounds/NNNN/                round N, committed in one atomic step (a directory rename):
+    rounds/NNNN/                round N:
         labels.parquet            ids, images and labels acquired in round N (append-only)
         state.npz                 the strategy's state after round N (its replay memory)
         checkpoint.pt             the selection model and its optimizer after round N
         rng.json                  the run's random generator after round N
-        record.json               the round record
+        record.json               the round record, written last: its presence commits the round
     rounds.jsonl                a readable view of every record, rewritten after each commit
     final.json                  the target model's accuracy on the final labels
 
-A round is built in `rounds/.NNNN.tmp/` and renamed into place only when complete, so a crash
-at any point leaves the previous rounds intact and the partial one invisible.
+A round is committed by one atomic single-file write (record.json), which local disks and
+object stores both provide; a round directory without it is the remains of a crash: it is
+invisible to readers and removed before the round is redone.
 """
 from __future__ import annotations
 
 import io
 import json
 import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -30,127 +28,129 @@ import yaml
 from pipeline.config import RunConfig, config_from_dict, save_config
 from pipeline.data.base import SHAPE_KEY, arrow_table, images_from_arrow, pool_schema
 from pipeline.errors import RunDirError
+from pipeline.storage import Storage
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, flush it to disk, rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+ROUND_FILES = ("labels.parquet", "state.npz", "checkpoint.pt", "rng.json", "record.json")
+COMMIT_FILE = "record.json"
 
 
 class RunStore:
-    def __init__(self, run_dir: str | Path):
-        self.root = Path(run_dir)
-        self.rounds_dir = self.root / "rounds"
+    def __init__(self, run_dir: str | os.PathLike):
+        self.storage = Storage(run_dir)
+        self.location = str(run_dir)
 
     @classmethod
-    def create(cls, run_dir: str | Path, config: RunConfig) -> "RunStore":
+    def check_new(cls, run_dir: str | os.PathLike) -> "RunStore":
+        """Refuse a location that cannot hold a new run, before anything is written."""
         store = cls(run_dir)
-        if store.root.exists() and any(store.root.iterdir()):
-            raise RunDirError(f"run directory {store.root} already holds files; pass a new --run-dir or remove it")
-        write_atomic(store.root / "config.yaml", save_config(config).encode())
+        if store.storage.is_file(""):
+            raise RunDirError(f"run directory {run_dir} is a file, not a directory; pass a new --run-dir")
+        if store.storage.names():
+            raise RunDirError(f"run directory {run_dir} already holds files; pass a new --run-dir or remove it")
         return store
 
     @classmethod
-    def open(cls, run_dir: str | Path, config: RunConfig | None = None) -> "RunStore":
+    def create(cls, run_dir: str | os.PathLike, config: RunConfig) -> "RunStore":
+        store = cls.check_new(run_dir)
+        store.storage.write("config.yaml", save_config(config).encode())
+        return store
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike, config: RunConfig | None = None) -> "RunStore":
         """An existing run, to resume; refuses one whose saved config differs from `config`."""
         store = cls(run_dir)
         saved = store.saved_config()
         if config is not None and saved != config:
             key, was, now = _first_difference(saved.to_dict(), config.to_dict())
-            raise RunDirError(f"run directory {store.root} holds a run with {key} = {was!r}, not {now!r}; resume it "
+            raise RunDirError(f"run directory {run_dir} holds a run with {key} = {was!r}, not {now!r}; resume it "
                               "with its own config (clactive run --resume DIR) or pass a new --run-dir")
+        store.check_rounds()
         return store
 
+    def location_of(self, name: str) -> str:
+        """An absolute path or URI of `name` inside the run directory, for other writers (Ray Train)."""
+        return self.storage.path(name) if self.storage.local else f"{self.location.rstrip('/')}/{name}"
+
     def holds_run(self) -> bool:
-        return (self.root / "config.yaml").is_file()
+        return self.storage.is_file("config.yaml")
 
     def saved_config(self) -> RunConfig:
-        path = self.root / "config.yaml"
-        if not path.is_file():
-            raise RunDirError(f"{self.root} holds no clactive run (no config.yaml); check the path")
-        return config_from_dict(yaml.safe_load(path.read_text()))
+        if not self.holds_run():
+            raise RunDirError(f"{self.location} holds no clactive run (no config.yaml); check the path")
+        return config_from_dict(yaml.safe_load(self.storage.read("config.yaml")))
+
+    def check_rounds(self) -> None:
+        """Every committed round holds all its files: refuse to resume a damaged run."""
+        for r in self.committed_rounds():
+            present = set(self.storage.names(_round_dir(r)))
+            missing = [name for name in ROUND_FILES if name not in present]
+            if missing:
+                raise RunDirError(f"round {r} in {self.location} is missing {missing[0]}: the run directory was "
+                                  "damaged after it was written; restore it from a copy or start a new --run-dir")
 
     # --- rounds ---------------------------------------------------------------------------------
     def committed_rounds(self) -> list[int]:
-        if not self.rounds_dir.is_dir():
-            return []
-        return sorted(int(p.name) for p in self.rounds_dir.iterdir() if p.is_dir() and p.name.isdigit())
+        return [int(name) for name in self.storage.names("rounds")
+                if name.isdigit() and self.storage.is_file(f"{_round_dir(int(name))}/{COMMIT_FILE}")]
 
     def discard_uncommitted(self) -> list[str]:
         """Remove rounds a crash left half-built; returns their names."""
-        if not self.rounds_dir.is_dir():
-            return []
-        stale = [p for p in self.rounds_dir.iterdir() if p.name.startswith(".")]
-        for path in stale:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        return [p.name for p in stale]
+        committed = {f"{r:04d}" for r in self.committed_rounds()}
+        stale = [name for name in self.storage.names("rounds") if name not in committed]
+        for name in stale:
+            self.storage.delete_dir(f"rounds/{name}")
+        return stale
 
     def begin_round(self, round_index: int) -> "RoundWriter":
-        final = self.rounds_dir / f"{round_index:04d}"
-        if final.exists():
-            raise RunDirError(f"round {round_index} is already committed in {final}; the label store is "
+        if round_index in self.committed_rounds():
+            raise RunDirError(f"round {round_index} is already committed in {self.location}; the label store is "
                               "append-only: resume the run instead of repeating a round")
         return RoundWriter(self, round_index)
 
     def load_labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pool_ids, labels, images) of every committed round, in acquisition order."""
-        paths = [self._round_path(r) / "labels.parquet" for r in self.committed_rounds()]
-        if not paths:
-            raise RunDirError(f"{self.root} holds no committed round yet")
-        table = pa.concat_tables(pq.read_table(p) for p in paths)
+        rounds = self.committed_rounds()
+        if not rounds:
+            raise RunDirError(f"{self.location} holds no committed round yet")
+        table = pa.concat_tables(pq.read_table(pa.BufferReader(self.storage.read(f"{_round_dir(r)}/labels.parquet")))
+                                 for r in rounds)
         shape = tuple(int(v) for v in table.schema.metadata[SHAPE_KEY].decode().split(","))
         return (table.column("id").to_numpy(), table.column("label").to_numpy(),
                 images_from_arrow(table.column("image"), shape))
 
     def load_round_state(self, round_index: int) -> dict:
         """What resuming after `round_index` needs: strategy state, checkpoint, rng state, record."""
-        path = self._round_path(round_index)
-        with np.load(path / "state.npz") as state:
+        base = _round_dir(round_index)
+        with np.load(io.BytesIO(self.storage.read(f"{base}/state.npz"))) as state:
             strategy_state = {k: state[k] for k in state.files}
-        return {"strategy": strategy_state, "checkpoint": (path / "checkpoint.pt").read_bytes(),
-                "rng": json.loads((path / "rng.json").read_text()),
-                "record": json.loads((path / "record.json").read_text())}
+        return {"strategy": strategy_state, "checkpoint": self.storage.read(f"{base}/checkpoint.pt"),
+                "rng": json.loads(self.storage.read(f"{base}/rng.json")),
+                "record": json.loads(self.storage.read(f"{base}/{COMMIT_FILE}"))}
 
     def records(self) -> list[dict]:
-        return [json.loads((self._round_path(r) / "record.json").read_text()) for r in self.committed_rounds()]
+        return [json.loads(self.storage.read(f"{_round_dir(r)}/{COMMIT_FILE}")) for r in self.committed_rounds()]
+
+    def read_json(self, name: str) -> dict | None:
+        return json.loads(self.storage.read(name)) if self.storage.is_file(name) else None
 
     def write_json(self, name: str, obj: dict) -> None:
-        write_atomic(self.root / name, (json.dumps(obj, indent=1) + "\n").encode())
-
-    def _round_path(self, round_index: int) -> Path:
-        return self.rounds_dir / f"{round_index:04d}"
+        self.storage.write(name, (json.dumps(obj, indent=1) + "\n").encode())
 
     def _refresh_view(self) -> None:
-        write_atomic(self.root / "rounds.jsonl", "".join(json.dumps(r) + "\n" for r in self.records()).encode())
+        self.storage.write("rounds.jsonl", "".join(json.dumps(r) + "\n" for r in self.records()).encode())
+
+
+def _round_dir(round_index: int) -> str:
+    return f"rounds/{round_index:04d}"
 
 
 class RoundWriter:
-    """Builds one round in a hidden directory; `commit` makes it visible in one rename."""
+    """Fills one round's directory; `commit` makes it visible by writing its record last."""
 
     def __init__(self, store: RunStore, round_index: int):
         self.store = store
-        self.final = store.rounds_dir / f"{round_index:04d}"
-        self.tmp = store.rounds_dir / f".{round_index:04d}.tmp"
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.dir = _round_dir(round_index)
+        store.storage.delete_dir(self.dir)  # what an interrupted attempt at this round left
 
     def labels(self, pool_ids: np.ndarray, labels: np.ndarray, images: np.ndarray) -> None:
         table = arrow_table(pool_ids, images, labels, pool_schema(images.shape[1:]))
@@ -166,17 +166,13 @@ class RoundWriter:
         self._write("checkpoint.pt", checkpoint)
 
     def commit(self, record: dict) -> None:
-        self._write("record.json", json.dumps(record).encode())
-        _fsync_dir(self.tmp)
-        os.rename(self.tmp, self.final)  # the commit: atomic, and refuses to replace a committed round
-        _fsync_dir(self.store.rounds_dir)
+        self.store.storage.sync_dir(self.dir)  # the round's files are durable before the record says so
+        self._write(COMMIT_FILE, json.dumps(record).encode())
+        self.store.storage.sync_dir(self.dir)
         self.store._refresh_view()
 
     def _write(self, name: str, data: bytes) -> None:
-        with open(self.tmp / name, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        self.store.storage.write(f"{self.dir}/{name}", data)
 
 
 def _first_difference(saved: dict, given: dict, prefix: str = "") -> tuple[str, object, object]:

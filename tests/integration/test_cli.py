@@ -1,5 +1,4 @@
 """The `clactive` command as a user runs it: a subprocess, exit codes, what it prints."""
-import gzip
 import os
 import subprocess
 import sys
@@ -26,23 +25,11 @@ def truncate(data_dir: Path) -> None:
     path.write_bytes(path.read_bytes()[:2000])
 
 
-def relabel_out_of_range(data_dir: Path) -> None:
-    path = data_dir / IDX_NAMES["test"][1]
-    raw = bytearray(gzip.decompress(path.read_bytes()))
-    raw[8] = 10
-    path.write_bytes(gzip.compress(bytes(raw)))
-
-
+# The full table of bad inputs is tests/unit/test_bad_input.py (in-process); these two check the
+# real process: exit status 2 and one line on stderr, from a config error and from a data error.
 @pytest.mark.parametrize("extra, damage, message", [
     (["--strategy", "coreset"], None, "unknown strategy 'coreset': choose one of clactive, finetune, full, svp"),
-    (["--acquisition", "bald"], None, "unknown acquisition 'bald'"),
-    (["--set", "schedule.round_ends=[100, 900]"], None, "asks for 900 labels in total but the pool holds 400"),
-    (["--set", "memory.ratio=-0.5"], None, "memory.ratio = -0.5 is negative"),
-    (["--set", "memory.count=-3"], None, "memory.count = -3 is negative"),
-    ([], lambda d: (d / IDX_NAMES["pool"][1]).unlink(), "missing data file"),
     ([], truncate, "not a readable gzip file"),
-    ([], relabel_out_of_range, "label 10 is outside 0..9"),
-    (["--config", "no/such.yaml"], None, "config file no/such.yaml does not exist"),
 ])
 def test_user_errors_print_one_line_exit_2_and_write_nothing(tmp_path, extra, damage, message):
     data_dir = write_fashion_like(tmp_path / "raw")
@@ -54,15 +41,6 @@ def test_user_errors_print_one_line_exit_2_and_write_nothing(tmp_path, extra, da
     assert done.stderr.startswith("clactive: error: ") and message in done.stderr
     assert not (tmp_path / "run").exists()
     assert not list(tmp_path.rglob(".*.tmp"))  # a prepared data cache may stay; a partial one may not
-
-
-def test_an_occupied_run_directory_is_refused_before_ray_starts(tmp_path):
-    data_dir = write_fashion_like(tmp_path / "raw")
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "rounds.jsonl").write_text("{}\n")
-    done = clactive(*with_sets(tiny_overrides(data_dir, tmp_path)))
-    assert done.returncode == 2 and "already holds files; pass a new --run-dir" in done.stderr
-    assert (tmp_path / "run" / "rounds.jsonl").read_text() == "{}\n"
 
 
 @pytest.mark.ray

@@ -1,4 +1,6 @@
-"""Crash and resume: SIGKILL the run at points inside a round, resume, compare with an unbroken run."""
+"""Crashes and faults: SIGKILL the run inside a round and resume it; kill a scoring actor, a Train
+worker and the coordinator mid-round and let Ray restart them. Either way the run must end with
+the selection of an unbroken run."""
 import os
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import load_config
-from pipeline.faults import PAUSE_ENV
+from pipeline.faults import HOOK_ENV, marker_name
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides
 from tests.integration.test_cli import REPO, clactive, with_sets
@@ -28,16 +30,20 @@ def selection(run_dir: Path) -> list[list[int]]:
 
 @pytest.fixture(scope="module")
 def unbroken(ray_cluster, tiny_data_dir, tmp_path_factory):
+    """The reference run; its run directory is a file:// URI, so the pyarrow-filesystem path is used."""
     work = tmp_path_factory.mktemp("unbroken")
-    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, work) + NO_TARGET), env={"RAY_ADDRESS": ray_cluster})
+    uri = (work / "run").as_uri()
+    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, work) + NO_TARGET + [f"run_dir={uri}"]),
+                    env={"RAY_ADDRESS": ray_cluster})
     assert done.returncode == 0, done.stderr[-3000:]
-    return selection(work / "run")
+    return selection(uri)
 
 
 def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeout_s: float = 180) -> None:
     """Start the CLI, wait until the run reaches `point` ("<round>:<stage>"), SIGKILL it."""
-    marker = run_dir / f".paused-{point.replace(':', '-')}"
-    env = {**os.environ, "RAY_ADDRESS": ray_address, PAUSE_ENV: point}
+    at_round, stage = point.split(":")
+    marker = run_dir / marker_name(int(at_round), stage)
+    env = {**os.environ, "RAY_ADDRESS": ray_address, HOOK_ENV: f"{point}:pause"}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -68,7 +74,7 @@ def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, 
     flat = [i for part in after for i in part]
     assert len(flat) == len(set(flat))                      # no label acquired twice
     assert after == unbroken                                # the same selection as an unbroken run
-    assert not list(run_dir.glob("rounds/.*"))
+    assert sorted(p.name for p in run_dir.glob("rounds/*")) == ["0000", "0001", "0002"]
 
 
 def test_rerunning_the_same_command_continues_and_a_finished_run_does_nothing_more(ray_cluster, tiny_data_dir,
@@ -89,3 +95,19 @@ def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):
     done = clactive(*with_sets(tiny_overrides(tiny_data_dir, tmp_path) + ["update.steps=9"]))
     assert done.returncode == 2 and "holds a run with update.steps = 7, not 9" in done.stderr
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
+
+
+def test_a_scoring_actor_a_train_worker_and_the_coordinator_that_die_mid_round_are_restarted(
+        ray_cluster, tiny_data_dir, tmp_path, unbroken):
+    """One run, three faults: each process dies once (os._exit) inside a round and Ray brings up another."""
+    faults = {"1:scorer": "a scoring actor, on its first batch",
+              "1:train": "Ray Train worker rank 0, as the update starts",
+              "2:label": "the coordinator, labels acquired but not committed"}
+    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET),
+                    env={"RAY_ADDRESS": ray_cluster, HOOK_ENV: ",".join(f"{p}:crash" for p in faults)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "run"
+    for point, process in faults.items():
+        at_round, stage = point.split(":")
+        assert (run_dir / marker_name(int(at_round), stage)).is_file(), f"{process} never crashed"
+    assert selection(run_dir) == unbroken

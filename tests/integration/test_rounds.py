@@ -19,7 +19,6 @@ SECONDS = {"score", "select", "label", "update", "train", "eval", "learner_overh
 def run_tiny(data_dir, work_dir, *extra):
     config = tiny_config(data_dir, work_dir, *extra)
     data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)
-    RunStore.create(config.run_dir, config)
     result = run_rounds(config, asdict(data), no_progress_timeout_s=120)
     return config, data, result, RunStore(config.run_dir)
 
@@ -27,11 +26,11 @@ def run_tiny(data_dir, work_dir, *extra):
 def test_reservations_that_starve_ray_data_are_refused_before_any_round(ray_cluster, tiny_data_dir, work_dir):
     with pytest.raises(ConfigError, match="reserve 1.5 of the cluster's 2 CPUs.*lower learner.cpus_per_worker"):
         run_tiny(tiny_data_dir, work_dir, "learner.workers=2")
-    assert RunStore(work_dir / "run").records() == []
+    assert not (work_dir / "run").exists()  # refused before the run directory was created
 
 
 def label_rounds(store):
-    return [pq.read_table(store.root / "rounds" / f"{r:04d}" / "labels.parquet") for r in store.committed_rounds()]
+    return [pq.read_table(f"{store.location}/rounds/{r:04d}/labels.parquet") for r in store.committed_rounds()]
 
 
 def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tiny_data_dir, work_dir):
@@ -55,7 +54,8 @@ def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tin
     assert [r["train_examples"] for r in records[1:]] == [60, 60]          # 30 new + 30 replayed
     final = result["final"]
     assert final["labelled"] == 100 and 0.0 <= final["target_acc"] <= 1.0
-    assert (store.root / "final.json").is_file() and len(list(store.root.glob("rounds/*/checkpoint.pt"))) == 3
+    run_dir = work_dir / "run"
+    assert (run_dir / "final.json").is_file() and len(list(run_dir.glob("rounds/*/checkpoint.pt"))) == 3
 
 
 @pytest.mark.parametrize("strategy, acquisition, workers", [
@@ -75,4 +75,4 @@ def test_every_strategy_and_acquisition_kind_completes(ray_cluster, tiny_data_di
     assert [r["labelled"] for r in records] == [40, 70] and len(set(ids.tolist())) == 70
     assert records[1]["selection_model"] == ("target" if strategy == "full" else "proxy")
     assert records[1]["warm_start"] is (strategy == "finetune")
-    assert result["final"] is None and not (store.root / "final.json").exists()
+    assert result["final"] is None and not (work_dir / "run" / "final.json").exists()

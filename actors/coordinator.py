@@ -138,18 +138,24 @@ class Coordinator:
         self.round += 1
         return record
 
-    def train_target(self) -> dict:
-        """The quality measure: the target, from scratch, on every label acquired (once per run)."""
-        done = self.store.read_json("final.json")
+    def train_target(self, upto_round: int) -> dict:
+        """The quality measure: the target, from scratch, on the labels acquired up to and including
+        round `upto_round` (which must be committed); done once, then read from the run directory."""
+        name = f"targets/{upto_round:04d}.json"
+        done = self.store.read_json(name)
         if done is not None:
             return done
-        plan = self.strategy.from_scratch("target", self.labelled_ids)
-        result, update_s = self._train(plan, self.labelled_ids, self.labels, self.images, seed=self._seed(10_000))
-        final = {"labelled": int(len(self.labelled_ids)), "target": self.config.target.name,
-                 "target_acc": result["test_acc"], "steps": result["steps"],
-                 "seconds": {"train": result["train_s"], "eval": result["eval_s"], "update": update_s}}
-        self.store.write_json("final.json", final)
-        return final
+        if upto_round >= self.round:
+            raise IndexError(f"round {upto_round} is not committed yet; the run has {self.round} rounds")
+        count = self.store.records()[upto_round]["labelled"]
+        ids, labels, images = self.labelled_ids[:count], self.labels[:count], self.images[:count]
+        plan = self.strategy.from_scratch("target", ids)
+        result, update_s = self._train(plan, ids, labels, images, seed=self._seed(10_000 + upto_round))
+        fit = {"round": upto_round, "labelled": int(count), "target": self.config.target.name,
+               "target_acc": result["test_acc"], "steps": result["steps"],
+               "seconds": {"train": result["train_s"], "eval": result["eval_s"], "update": update_s}}
+        self.store.write_json(name, fit)
+        return fit
 
     def close(self) -> None:
         if self._learner is not None:

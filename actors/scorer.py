@@ -57,9 +57,11 @@ class PoolScorer:
         labelled = in_sorted(pool_ids, self.labelled_ids)
         streamable = self.acquisition.streamable
         rows = ~labelled if streamable else np.ones(len(pool_ids), dtype=bool)
-        images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[rows])
-        out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
-                      output=self.acquisition.needs)
+        out = None
+        if self.acquisition.needs is not None:
+            images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[rows])
+            out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
+                          output=self.acquisition.needs)
         if streamable:
             return {"id": pool_ids[rows], "score": self.acquisition.score(out, pool_ids[rows], self.seed)}
         return {"id": pool_ids, "labelled": labelled, "embedding": out}

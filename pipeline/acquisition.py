@@ -35,8 +35,8 @@ def get_acquisition(name: str) -> "Acquisition":
 class Acquisition(ABC):
     """Base of every acquisition function.
 
-    `needs` says what the scorer must compute per example: "probs" (softmax, (N, K)) or
-    "embeddings" ((N, D), for set-based selection that cannot stream).
+    `needs` says what the scorer must compute per example: "probs" (softmax, (N, K)),
+    "embeddings" ((N, D), for set-based selection that cannot stream) or None (nothing).
     """
     name: str
     needs = "probs"
@@ -78,10 +78,13 @@ class Margin(ScoreAcquisition):
 
 
 @register_acquisition("random")
-class Random(ScoreAcquisition):
-    """A uniform score that depends only on (pool id, seed), so any batching ranks the same."""
+class Random(Acquisition):
+    """A uniform score that depends only on (pool id, seed), so any batching ranks the same.
 
-    def _score(self, probs, pool_ids, seed):
+    It needs no model output, so the scorer skips the forward pass."""
+    needs = None
+
+    def score(self, probs, pool_ids: np.ndarray, seed: int) -> np.ndarray:
         return hashed_uniform(pool_ids, seed)
 
 

@@ -55,7 +55,23 @@ def _parser() -> argparse.ArgumentParser:
                      help="continue the run in RUN_DIR after its last completed round, with its own config "
                           "(re-running with the same config and --run-dir does the same)")
     run.set_defaults(handler=_run)
+
+    compare = commands.add_parser("compare", help="every strategy side by side: selection time, update time and "
+                                                  "target accuracy, with speed-ups (resumable)")
+    compare.add_argument("--config", help="YAML: a run config plus a `compare:` section "
+                                          "(e.g. configs/fashion_mnist_compare.yaml)")
+    compare.add_argument("--data-dir", help="directory holding the dataset's files")
+    compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="override any key, e.g. --set compare.strategies=[svp,clactive] (repeatable)")
+    compare.add_argument("--quick", action="store_true",
+                         help="a smoke run: 1%% initial set, two 1%% rounds, short schedules, its own directory")
+    compare.set_defaults(handler=_compare)
     return parser
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from pipeline.compare import main as compare_main
+    return compare_main(args)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -86,15 +102,19 @@ def _run(args: argparse.Namespace) -> int:
             raise ClactiveError(str(exc)) from None
     print(f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
           f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir} ({action})", flush=True)
-    run_rounds(config, asdict(data), print_row=_print_row)
+    run_rounds(config, asdict(data), print_row=print_row)
     return 0
 
 
-def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None) -> dict:
-    """Start (or join) Ray, run every round through the coordinator actor, fit the final target.
+def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None,
+               target_rounds: list[int] | None = None) -> dict:
+    """Start (or join) Ray, run every round through the coordinator actor, then fit the target
+    from scratch on the labels of each of `target_rounds` (default: the last round, when
+    `config.train_target_at_end`).
 
     Creates the run directory if `config.run_dir` holds no run yet, after the resource check,
     so a request the cluster can never satisfy leaves nothing behind.
+    Returns {"records": [round records], "targets": {round: target fit}, "final": the last fit or None}.
     """
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -118,16 +138,21 @@ def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeou
         records = ray.get(coordinator.completed_records.remote())
         for record in records if print_row else []:
             print_row(record)
-        for r in range(len(records), ray.get(coordinator.num_rounds.remote())):
+        num_rounds = ray.get(coordinator.num_rounds.remote())
+        for r in range(len(records), num_rounds):
             records.append(ray.get(coordinator.run_round.remote(r)))
             if print_row:
                 print_row(records[-1])
-        final = ray.get(coordinator.train_target.remote()) if config.train_target_at_end else None
-        if final and print_row:
-            print(f"target {final['target']} trained from scratch on {final['labelled']} labels: "
-                  f"test accuracy {final['target_acc']:.4f} ({final['seconds']['train']:.1f} s)", flush=True)
+        if target_rounds is None:
+            target_rounds = [num_rounds - 1] if config.train_target_at_end else []
+        targets = {}
+        for r in target_rounds:
+            targets[r] = fit = ray.get(coordinator.train_target.remote(r))
+            if print_row:
+                print(f"target {fit['target']} trained from scratch on {fit['labelled']} labels: "
+                      f"test accuracy {fit['target_acc']:.4f} ({fit['seconds']['train']:.1f} s)", flush=True)
         ray.get(coordinator.close.remote())
-        return {"records": records, "final": final}
+        return {"records": records, "targets": targets, "final": targets[target_rounds[-1]] if target_rounds else None}
     finally:
         ray.kill(coordinator)
 
@@ -136,7 +161,7 @@ def _print_header() -> None:
     print("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS), flush=True)
 
 
-def _print_row(record: dict) -> None:
+def print_row(record: dict) -> None:
     s = record["seconds"]
     values = [record["round"], record["labelled"], record["acquired"], s["score"], s["select"], s["train"],
               record["steps"], s["eval"], s["learner_overhead"], record["selection_acc"]]

@@ -111,28 +111,47 @@ def _plain(value):
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), **top_level) -> RunConfig:
     """YAML file (or the defaults) + `key.sub=value` overrides + keyword overrides, validated."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML ({_first_line(exc)}): fix the syntax") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys to values, not {type(raw).__name__}")
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override '{item}' is not key=value: write e.g. --set schedule.rounds=3")
-        _set_path(raw, key.strip(), yaml.safe_load(text) if text.strip() else None)
+    return config_from_raw(read_yaml(path), overrides, **top_level)
+
+
+def read_yaml(path: str | Path | None) -> dict[str, Any]:
+    """A config file's mapping ({} for no file), or a one-line ConfigError."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML ({_first_line(exc)}): fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values, not {type(raw).__name__}")
+    return raw
+
+
+def config_from_raw(raw: dict[str, Any], overrides: list[str] = (), **top_level) -> RunConfig:
+    raw = dict(raw)
+    apply_overrides(raw, overrides)
     for key, value in top_level.items():
         if value is not None:
             _set_path(raw, key, value)
     config = _build(RunConfig, raw, prefix="")
     validate(config)
     return config
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' is not key=value: write e.g. --set schedule.rounds=3")
+        _set_path(raw, key.strip(), yaml.safe_load(text) if text.strip() else None)
+
+
+def build_section(cls, raw: Any, name: str):
+    """A typed dataclass from a mapping, with the same type checks and messages as the run config."""
+    return _build(cls, raw, prefix=f"{name}.")
 
 
 def config_from_dict(raw: dict[str, Any]) -> RunConfig:
@@ -252,16 +271,16 @@ def validate(config: RunConfig) -> None:
 
 
 def _check_schedule_shape(schedule: ScheduleConfig) -> None:
-    _size("schedule.initial", schedule.initial)
+    check_size("schedule.initial", schedule.initial)
     fixed = schedule.round_size is not None or schedule.rounds is not None
     if fixed:
         if schedule.round_size is None or schedule.rounds is None:
             raise ConfigError("schedule.round_size and schedule.rounds go together: set both, or use schedule.round_ends")
-        _size("schedule.round_size", schedule.round_size)
+        check_size("schedule.round_size", schedule.round_size)
         _positive("schedule.rounds", schedule.rounds)
     else:
         for i, end in enumerate(schedule.round_ends):
-            _size(f"schedule.round_ends[{i}]", end)
+            check_size(f"schedule.round_ends[{i}]", end)
 
 
 def _one_of(key: str, value: str, valid: list[str]) -> None:
@@ -287,7 +306,8 @@ def _auto_or_number(key: str, value) -> None:
         _at_least_zero(key, value)
 
 
-def _size(key: str, value: Size) -> None:
+def check_size(key: str, value: Size) -> None:
+    """A size is a fraction in (0, 1] (float) or a count >= 1 (int)."""
     if isinstance(value, float) and not 0 < value <= 1:
         raise ConfigError(f"{key} = {value}: a fraction must lie in (0, 1]; write an integer for a count")
     if isinstance(value, int) and value < 1:

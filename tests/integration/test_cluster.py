@@ -36,7 +36,7 @@ def test_ray_job_submit_runs_the_pipeline_on_a_local_head(ray_head_node, ray_clu
     assert "target small_cnn trained from scratch on 100 labels" in done.stdout
     records = RunStore(tmp_path / "run").records()
     assert [r["labelled"] for r in records] == [40, 70, 100]
-    assert json.loads((tmp_path / "run" / "final.json").read_text())["labelled"] == 100
+    assert json.loads((tmp_path / "run" / "targets" / "0002.json").read_text())["labelled"] == 100
 
 
 def test_a_job_naming_a_missing_data_path_fails_fast_with_one_line(ray_head_node, ray_cluster, tmp_path):

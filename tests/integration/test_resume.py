@@ -57,9 +57,10 @@ def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeou
         proc.wait()
 
 
-@pytest.mark.parametrize("point", ["1:score", "2:label", "1:train"])
+@pytest.mark.parametrize("point, resume_with", [("1:score", "--resume"), ("2:label", "the same command"),
+                                                ("1:train", "--resume")])
 def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken,
-                                                                   point):
+                                                                   point, resume_with):
     run_dir = tmp_path / "run"
     args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)
     kill_at(point, args, run_dir, ray_cluster)
@@ -67,26 +68,20 @@ def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, 
     assert RunStore(run_dir).committed_rounds() == list(range(killed_round))  # the partial round is invisible
     before = selection(run_dir)
 
-    done = clactive("--resume", str(run_dir), env={"RAY_ADDRESS": ray_cluster})
+    env = {"RAY_ADDRESS": ray_cluster}
+    done = clactive("--resume", str(run_dir), env=env) if resume_with == "--resume" else clactive(*args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "(resuming)" in done.stdout
     after = selection(run_dir)
     assert after[:killed_round] == before                  # no label lost or changed
     flat = [i for part in after for i in part]
     assert len(flat) == len(set(flat))                      # no label acquired twice
     assert after == unbroken                                # the same selection as an unbroken run
     assert sorted(p.name for p in run_dir.glob("rounds/*")) == ["0000", "0001", "0002"]
-
-
-def test_rerunning_the_same_command_continues_and_a_finished_run_does_nothing_more(ray_cluster, tiny_data_dir,
-                                                                                 tmp_path, unbroken):
-    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)
-    kill_at("2:score", args, tmp_path / "run", ray_cluster)
-    again = clactive(*args, env={"RAY_ADDRESS": ray_cluster})
-    assert again.returncode == 0 and "(resuming)" in again.stdout
-    assert selection(tmp_path / "run") == unbroken
-    stamp = (tmp_path / "run" / "rounds.jsonl").stat().st_mtime_ns
-    once_more = clactive(*args, env={"RAY_ADDRESS": ray_cluster})
-    assert once_more.returncode == 0 and (tmp_path / "run" / "rounds.jsonl").stat().st_mtime_ns == stamp
+    if resume_with == "the same command":                   # and once more: a finished run does nothing
+        stamp = (run_dir / "rounds.jsonl").stat().st_mtime_ns
+        assert clactive(*args, env=env).returncode == 0
+        assert (run_dir / "rounds.jsonl").stat().st_mtime_ns == stamp
 
 
 def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):

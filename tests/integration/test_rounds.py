@@ -55,7 +55,7 @@ def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tin
     final = result["final"]
     assert final["labelled"] == 100 and 0.0 <= final["target_acc"] <= 1.0
     run_dir = work_dir / "run"
-    assert (run_dir / "final.json").is_file() and len(list(run_dir.glob("rounds/*/checkpoint.pt"))) == 3
+    assert (run_dir / "targets" / "0002.json").is_file() and len(list(run_dir.glob("rounds/*/checkpoint.pt"))) == 3
 
 
 @pytest.mark.parametrize("strategy, acquisition, workers", [
@@ -75,4 +75,4 @@ def test_every_strategy_and_acquisition_kind_completes(ray_cluster, tiny_data_di
     assert [r["labelled"] for r in records] == [40, 70] and len(set(ids.tolist())) == 70
     assert records[1]["selection_model"] == ("target" if strategy == "full" else "proxy")
     assert records[1]["warm_start"] is (strategy == "finetune")
-    assert result["final"] is None and not (work_dir / "run" / "final.json").exists()
+    assert result["final"] is None and not (work_dir / "run" / "targets").exists()

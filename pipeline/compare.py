@@ -1,0 +1,144 @@
+"""`clactive compare`: every strategy from the same initial set, on the same schedule and scoring
+protocol, in one run; then the target from scratch on each strategy's labels at each budget.
+
+    COMPARE_DIR/
+      <strategy>/        a run directory each (resumable on its own; target fits in targets/)
+      results.json       every figure, with date, machine and command
+      table.md           strategy x budget, and the speed-ups
+      *.png              target accuracy vs labels, cumulative selection time, update per round
+
+Re-running the same command continues: finished strategies are read back, not run again; an
+interrupted one resumes after its last committed round; finished target fits are reused.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from pipeline.config import (RunConfig, Size, apply_overrides, check_size, build_section, config_from_raw, read_yaml,
+                             resolve_schedule, to_count)
+from pipeline.data import get_source, prepare_dataset
+from pipeline.errors import ConfigError
+from pipeline.report import summarize, table, write
+from pipeline.run_store import RunStore
+
+RANDOM_CONTROL = "random"  # the clactive engine with random acquisition: selection without any model
+KNOWN = ("full", "svp", "clactive", "finetune", RANDOM_CONTROL)
+# --quick: a smoke run on any dataset, minutes on 2 cores
+QUICK = ["schedule.initial=0.01", "schedule.round_ends=[0.02, 0.03]", "schedule.round_size=null",
+         "schedule.rounds=null", "proxy.epochs=2", "target.epochs=1", "update.steps=50",
+         "compare.budgets=[0.02, 0.03]"]
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    dir: str = "runs/compare"
+    strategies: tuple[str, ...] = KNOWN
+    # labelled totals at which the target is fitted from scratch; each must end a round (null: none)
+    budgets: Optional[tuple[Size, ...]] = (0.2, 0.5)
+
+
+def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | None) -> tuple[RunConfig, CompareConfig]:
+    raw = read_yaml(path)
+    apply_overrides(raw, (QUICK if quick else []) + list(overrides))
+    section = build_section(CompareConfig, raw.pop("compare", {}) or {}, "compare")
+    for name in section.strategies:
+        if name not in KNOWN:
+            raise ConfigError(f"unknown compare.strategies entry '{name}': choose from {', '.join(KNOWN)}")
+    if len(set(section.strategies)) != len(section.strategies):
+        raise ConfigError("compare.strategies names a strategy twice: list each once")
+    for i, budget in enumerate(section.budgets or ()):
+        check_size(f"compare.budgets[{i}]", budget)
+    if quick:
+        section = replace(section, dir=section.dir.rstrip("/") + "-quick")
+    base = config_from_raw(raw, **{"data.data_dir": data_dir})
+    return base, section
+
+
+def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfig:
+    strategy, acquisition = ("clactive", "random") if name == RANDOM_CONTROL else (name, base.acquisition)
+    return replace(base, strategy=strategy, acquisition=acquisition, train_target_at_end=False,
+                   run_dir=str(Path(section.dir) / name))
+
+
+def budget_rounds(section: CompareConfig, schedule, pool_size: int) -> dict[str, int]:
+    """Budget label ("20%") -> the index of the round whose labelled total it is."""
+    initial, sizes = resolve_schedule(schedule, pool_size)
+    ends = [initial]
+    for size in sizes:
+        ends.append(ends[-1] + size)
+    out = {}
+    for budget in section.budgets or ():
+        count = to_count(budget, pool_size)
+        if count not in ends:
+            raise ConfigError(f"compare.budgets {budget} is {count} labels, which no round ends at (rounds end at "
+                              f"{', '.join(map(str, ends))}): pick budgets from the schedule's round ends")
+        out[f"{100 * count / pool_size:g}%"] = ends.index(count)
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    base, section = load(args.config, args.overrides, args.quick, args.data_dir)
+    data = prepare_dataset(get_source(base.data.dataset, base.data.data_dir), base.data.cache_dir,
+                           base.data.shard_rows)
+    budgets = budget_rounds(section, base.schedule, data.pool_size)
+    configs = {name: entry_config(base, section, name) for name in section.strategies}
+    num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
+    for config in configs.values():  # refuse a changed config before any strategy runs
+        if RunStore(config.run_dir).holds_run():
+            RunStore.open(config.run_dir, config)
+        else:
+            RunStore.check_new(config.run_dir)
+    print(f"clactive compare: {', '.join(section.strategies)} on {data.dataset} ({data.pool_size} pool), "
+          f"{num_rounds} rounds, target at {', '.join(budgets) or 'no budget'} -> {section.dir}", flush=True)
+    print(f"every strategy scores all unlabelled pool examples each round: batch {base.scoring.batch_size}, "
+          f"{base.scoring.min_actors}-{base.scoring.max_actors} actors", flush=True)
+
+    from pipeline.cli import print_row, run_rounds  # noqa: E402 (Ray is imported only when a run starts)
+    entries = {}
+    for name, config in configs.items():
+        fits = [] if config.strategy == "full" else list(budgets.values())  # full fits the target every round
+        done = finished(config, num_rounds, fits)
+        if done is not None:
+            print(f"== {name}: done earlier, read from {config.run_dir}", flush=True)
+            entries[name] = done
+            continue
+        print(f"== {name} ({config.strategy} / {config.acquisition})", flush=True)
+        result = run_rounds(config, asdict(data), print_row=print_row, target_rounds=fits)
+        entries[name] = {"records": result["records"], "targets": result["targets"]}
+
+    summary = summarize(entries, budgets, data.pool_size)
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+            "command": "clactive compare " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["compare"] else sys.argv[1:]),
+            "dataset": data.dataset, "pool_size": data.pool_size, "rounds": num_rounds,
+            "scoring_protocol": {"candidates": "the whole unlabelled pool", "batch_size": base.scoring.batch_size,
+                                 "actors": [base.scoring.min_actors, base.scoring.max_actors]},
+            "schedules": {"proxy_epochs": base.proxy.epochs, "target_epochs": base.target.epochs,
+                          "update_steps": base.update.steps, "memory_ratio": base.memory.ratio}}
+    paths = write(summary, Path(section.dir), meta)
+    print(table(summary), end="")
+    print("wrote " + ", ".join(str(p) for p in paths), flush=True)
+    return 0
+
+
+def finished(config: RunConfig, num_rounds: int, fits: list[int]) -> dict | None:
+    """A strategy's records and target fits, when all are committed; None otherwise."""
+    store = RunStore(config.run_dir)
+    if not store.holds_run():
+        return None
+    records = store.records()
+    targets = {k: store.read_json(f"targets/{k:04d}.json") for k in fits}
+    if len(records) < num_rounds or any(fit is None for fit in targets.values()):
+        return None
+    return {"records": records, "targets": targets}
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, " \
+           f"Python {platform.python_version()}"

@@ -1,0 +1,149 @@
+"""The compare report: what each strategy's rounds cost, what its selection is worth, and the ratios.
+
+Pure functions over round records and target fits (no Ray, no torch), so every figure in the
+report can be recomputed from the run directories.
+
+Definitions (per round, from its record):
+  update s     the learner call minus its test-set evaluation and minus the one-time start-up
+               of a learner process: what a model update costs the selection
+  selection s  scoring + selecting + update s
+Cumulative figures at a budget sum rounds 0..k, where round k is the one whose labelled total
+is the budget. A speed-up is a ratio of two cumulative figures from the same compare.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def round_costs(record: dict) -> dict[str, float]:
+    s = record["seconds"]
+    update = s["update"] - s["eval"] - s.get("learner_launch", 0.0)
+    return {"score_s": s["score"], "select_s": s["select"], "update_s": update,
+            "selection_s": s["score"] + s["select"] + update}
+
+
+def target_at(records: list[dict], targets: dict[int, dict], k: int) -> dict | None:
+    """The target fit on the labels of rounds 0..k. A strategy whose selection model *is* the
+    target trained from scratch on all labels (`full`) made that fit in round k itself."""
+    if k in targets:
+        return {"target_acc": targets[k]["target_acc"], "fit": "separate"}
+    record = records[k]
+    if record["selection_model"] == "target" and not record["warm_start"]:
+        return {"target_acc": record["selection_acc"], "fit": "the strategy's own round-k model"}
+    return None
+
+
+def summarize(entries: dict[str, dict], budgets: dict[str, int], pool_size: int) -> dict:
+    """entries: name -> {"records": [...], "targets": {round: fit}}; budgets: label -> round index."""
+    strategies = {}
+    for name, entry in entries.items():
+        per_round, cum_selection, cum_update = [], 0.0, 0.0
+        for record in entry["records"]:
+            costs = round_costs(record)
+            cum_selection += costs["selection_s"]
+            cum_update += costs["update_s"]
+            per_round.append({"round": record["round"], "labelled": record["labelled"],
+                              "selection_acc": record["selection_acc"], **costs,
+                              "cum_selection_s": cum_selection, "cum_update_s": cum_update})
+        at = {}
+        for label, k in budgets.items():
+            if k < len(per_round):
+                row = per_round[k]
+                target = target_at(entry["records"], entry["targets"], k) or {"target_acc": None, "fit": None}
+                at[label] = {"round": k, "labelled": row["labelled"], "fraction": row["labelled"] / pool_size,
+                             "selection_s": row["cum_selection_s"], "update_s": row["cum_update_s"],
+                             "score_s": sum(r["score_s"] for r in per_round[:k + 1]), **target}
+        strategies[name] = {"per_round": per_round, "at": at}
+    return {"strategies": strategies, "budgets": budgets, "speedups": speedups(strategies, budgets)}
+
+
+def speedups(strategies: dict[str, dict], budgets: dict[str, int]) -> dict:
+    """clactive against full and svp at each budget, where all are present."""
+    out = {}
+    ours = strategies.get("clactive", {}).get("at", {})
+    for label in budgets:
+        if label not in ours:
+            continue
+        figures = {}
+        for other in ("full", "svp"):
+            theirs = strategies.get(other, {}).get("at", {}).get(label)
+            if theirs:
+                figures[f"selection_vs_{other}"] = theirs["selection_s"] / ours[label]["selection_s"]
+                figures[f"update_vs_{other}"] = theirs["update_s"] / ours[label]["update_s"]
+        if figures:
+            # svp and clactive score the same pool with the same proxy: this share bounds their ratio
+            figures["clactive_scoring_share"] = ours[label]["score_s"] / ours[label]["selection_s"]
+            figures["target_acc_minus_full"] = _difference(ours[label], strategies.get("full", {}).get("at", {}).get(label))
+        out[label] = figures
+    return out
+
+
+def _difference(ours: dict, theirs: dict | None) -> float | None:
+    if not theirs or ours["target_acc"] is None or theirs["target_acc"] is None:
+        return None
+    return ours["target_acc"] - theirs["target_acc"]
+
+
+def table(summary: dict) -> str:
+    """Markdown: strategy x budget, then the speed-ups."""
+    lines = ["| strategy | budget | labelled | target acc | cumulative selection s | cumulative update s |",
+             "|---|---|---:|---:|---:|---:|"]
+    for name, strategy in summary["strategies"].items():
+        for label, at in strategy["at"].items():
+            acc = "n/a" if at["target_acc"] is None else f"{at['target_acc']:.4f}"
+            lines.append(f"| {name} | {label} | {at['labelled']} | {acc} | {at['selection_s']:.1f} | "
+                         f"{at['update_s']:.1f} |")
+    for label, figures in summary["speedups"].items():
+        parts = [f"{key.replace('_', ' ')} {value:.2f}" + ("x" if key.startswith(("selection", "update")) else "")
+                 for key, value in figures.items() if value is not None]
+        lines.append("")
+        lines.append(f"at {label}: " + "; ".join(parts))
+    return "\n".join(lines) + "\n"
+
+
+def write(summary: dict, out_dir: Path, meta: dict) -> list[Path]:
+    """results.json, table.md and three PNG plots in `out_dir`; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps({**meta, **summary}, indent=1) + "\n")
+    (out_dir / "table.md").write_text(table(summary))
+    return [out_dir / "results.json", out_dir / "table.md", *plot(summary, out_dir)]
+
+
+def plot(summary: dict, out_dir: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for name, strategy in summary["strategies"].items():
+        points = [(at["fraction"] * 100, at["target_acc"]) for at in strategy["at"].values()
+                  if at["target_acc"] is not None]
+        if points:
+            axes.plot(*zip(*points), marker="o", label=name)
+    axes.set(xlabel="labelled (% of pool)", ylabel="target test accuracy", title="Target accuracy vs labels")
+    paths.append(_save(figure, axes, out_dir / "target_accuracy.png"))
+
+    for key, ylabel, title, log, filename in (
+            ("cum_selection_s", "cumulative selection s (log)", "Selection time so far", True, "selection_time.png"),
+            ("update_s", "update s", "Model update per round", False, "update_per_round.png")):
+        figure, axes = plt.subplots(figsize=(6, 4))
+        for name, strategy in summary["strategies"].items():
+            rows = strategy["per_round"]
+            axes.plot([r["round"] for r in rows], [max(r[key], 1e-3) for r in rows], marker=".", label=name)
+        if log:
+            axes.set_yscale("log")
+        axes.set(xlabel="round", ylabel=ylabel, title=title)
+        paths.append(_save(figure, axes, out_dir / filename))
+    return paths
+
+
+def _save(figure, axes, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

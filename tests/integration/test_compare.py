@@ -1,0 +1,56 @@
+"""`clactive compare` end to end on small generated data: a consistent report, and a resumed compare."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.report import round_costs
+from pipeline.run_store import RunStore
+from tests.helpers import tiny_overrides
+from tests.integration.test_cli import REPO, with_sets
+
+pytestmark = pytest.mark.ray
+
+
+def compare(*args, env):
+    return subprocess.run([sys.executable, "-m", "pipeline", "compare", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=400, env={**os.environ, **env})
+
+
+def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strategy(ray_cluster, tiny_data_dir,
+                                                                                   tmp_path):
+    out = tmp_path / "cmp"
+    sets = tiny_overrides(tiny_data_dir, tmp_path) + [f"compare.dir={out}", "compare.budgets=[70, 100]"]
+    env = {"RAY_ADDRESS": ray_cluster}
+    first = compare(*with_sets(sets + ["compare.strategies=[svp]"]), env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()}
+
+    # the same compare with one more strategy: svp is read back, not run again
+    second = compare(*with_sets(sets + ["compare.strategies=[svp, clactive]"]), env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "== svp: done earlier" in second.stdout and "== clactive (clactive / least_confidence)" in second.stdout
+    assert {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()} == stamps
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["budgets"] == {"17.5%": 1, "25%": 2}  # 70 and 100 of a 400-example pool
+    for name in ("svp", "clactive"):
+        store = RunStore(out / name)
+        records = store.records()
+        for label, k in results["budgets"].items():
+            at = results["strategies"][name]["at"][label]
+            assert at["selection_s"] == pytest.approx(sum(round_costs(r)["selection_s"] for r in records[:k + 1]))
+            assert at["update_s"] == pytest.approx(sum(round_costs(r)["update_s"] for r in records[:k + 1]))
+            fit = store.read_json(f"targets/{k:04d}.json")
+            assert at["target_acc"] == fit["target_acc"] and fit["labelled"] == records[k]["labelled"]
+    for label in results["budgets"]:
+        svp, ours = (results["strategies"][n]["at"][label] for n in ("svp", "clactive"))
+        figures = results["speedups"][label]
+        assert figures["selection_vs_svp"] == pytest.approx(svp["selection_s"] / ours["selection_s"])
+        assert figures["update_vs_svp"] == pytest.approx(svp["update_s"] / ours["update_s"])
+    for png in ("target_accuracy.png", "selection_time.png", "update_per_round.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| clactive | 25% | 100 |" in (out / "table.md").read_text()
+    assert results["date"] and results["machine"] and results["command"].startswith("clactive compare")

@@ -1,0 +1,61 @@
+"""The compare report's definitions, on hand-made records."""
+import pytest
+
+from pipeline.compare import CompareConfig, budget_rounds, load
+from pipeline.config import ScheduleConfig
+from pipeline.errors import ConfigError
+from pipeline.report import round_costs, summarize, table
+
+
+def record(r, labelled, score, update, eval_s=1.0, launch=None, model="proxy", warm=True, acc=0.5):
+    seconds = {"score": score, "select": 0.5, "update": update, "eval": eval_s}
+    if launch is not None:
+        seconds["learner_launch"] = launch
+    return {"round": r, "labelled": labelled, "seconds": seconds, "selection_model": model, "warm_start": warm,
+            "selection_acc": acc}
+
+
+def test_update_time_leaves_out_evaluation_and_learner_start_up():
+    costs = round_costs(record(0, 10, score=0.0, update=20.0, eval_s=2.0, launch=8.0))
+    assert costs == {"score_s": 0.0, "select_s": 0.5, "update_s": 10.0, "selection_s": 10.5}
+
+
+def test_cumulative_figures_speedups_and_full_reusing_its_own_round_model():
+    entries = {
+        "full": {"records": [record(0, 10, 0, 11, model="target", warm=False, acc=0.70),
+                             record(1, 20, 4, 21, model="target", warm=False, acc=0.80)], "targets": {}},
+        "svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 9, warm=False)],
+                "targets": {1: {"target_acc": 0.78}}},
+        "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 3)],
+                     "targets": {1: {"target_acc": 0.79}}},
+    }
+    summary = summarize(entries, {"20%": 1}, pool_size=100)
+    full, svp, ours = (summary["strategies"][n]["at"]["20%"] for n in ("full", "svp", "clactive"))
+    assert full["selection_s"] == 0.5 + 10 + 4 + 0.5 + 20 and full["target_acc"] == 0.80
+    assert full["fit"] == "the strategy's own round-k model" and ours["fit"] == "separate"
+    assert ours["selection_s"] == 0.5 + 4 + 2 + 0.5 + 2 and ours["update_s"] == 4 + 2
+    assert svp["update_s"] == 4 + 8 and ours["fraction"] == 0.2
+    figures = summary["speedups"]["20%"]
+    assert figures["selection_vs_full"] == full["selection_s"] / ours["selection_s"]
+    assert figures["update_vs_svp"] == svp["update_s"] / ours["update_s"] == 2.0
+    assert figures["clactive_scoring_share"] == 2 / ours["selection_s"]
+    assert figures["target_acc_minus_full"] == pytest.approx(-0.01)
+    assert "| clactive | 20% | 20 | 0.7900 |" in table(summary)
+
+
+def test_budgets_must_end_a_round():
+    schedule = ScheduleConfig(initial=10, round_ends=(20, 40))
+    assert budget_rounds(CompareConfig(budgets=(20, 0.4)), schedule, pool_size=100) == {"20%": 1, "40%": 2}
+    with pytest.raises(ConfigError, match="compare.budgets 30 is 30 labels, which no round ends at"):
+        budget_rounds(CompareConfig(budgets=(30,)), schedule, pool_size=100)
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["compare.strategies=[svp, coreset]"], "unknown compare.strategies entry 'coreset'"),
+    (["compare.strategies=[svp, svp]"], "names a strategy twice"),
+    (["compare.budgets=[1.5]"], "compare.budgets[0] = 1.5: a fraction must lie in"),
+    (["compare.folder=x"], "unknown config key 'compare.folder'"),
+])
+def test_bad_compare_sections_are_refused(sets, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load(None, sets, quick=False, data_dir=None)

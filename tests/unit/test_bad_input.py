@@ -132,7 +132,8 @@ CASES = [
     ("run dir is a file", write_file("run", "not a directory"), [], "is a file, not a directory"),
     ("resume a directory with no run", write_file("run/notes.txt", "mine"), ["--resume", "{root}/run"],
      "holds no clactive run (no config.yaml)"),
-    ("resume with a new config", saved_run(), ["--resume", "{root}/run"], "--resume continues a run with its own config"),
+    ("resume with a new config", saved_run(), ["--set", "seed=1", "--resume", "{root}/run"],
+     "--resume continues a run with its own config"),
     ("resume a damaged round", broken_round, [], "round 0 in"),
 ]
 
@@ -163,10 +164,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, valid_data, 
         setup(case)
     before = tree(case.run_dir)
     monkeypatch.setattr(pipeline.cli, "run_rounds", lambda *a, **k: pytest.fail("bad input reached Ray"))
-    sets = [] if "--resume" in extra and "--config" not in extra else \
-        [arg for item in tiny_overrides(data_dir, tmp_path) for arg in ("--set", item)]
-    if name == "resume with a new config":
-        sets = ["--set", "seed=1"]
+    sets = [] if "--resume" in extra else [arg for item in tiny_overrides(data_dir, tmp_path) for arg in ("--set", item)]
     argv = ["run", *sets, *[arg.format(root=tmp_path) for arg in extra]]
 
     assert pipeline.cli.main(argv) == 2

@@ -92,7 +92,7 @@ class Coordinator:
         if r == 0:
             start = time.perf_counter()
             new_ids = self._initial_ids()
-            seconds.update(score=0.0, select=time.perf_counter() - start)
+            seconds.update(score=0.0, select=time.perf_counter() - start, score_compute=0.0)
         else:
             new_ids, timing = select(self.config, self.data, self._selection_model(), self.weights,
                                      self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),

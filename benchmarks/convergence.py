@@ -3,10 +3,13 @@
 `full` retrains the target and `svp` the proxy from scratch every round; each must run the
 shortest schedule that converges and no longer. This trains `--model` on a random labelled
 subset of the prepared Fashion-MNIST pool for each epoch count (one-cycle schedule, as the
-pipeline does), and picks the shortest whose accuracy is within `--tolerance` points of the best. The JSON is rewritten after
-every point, and a re-run with the same model, labels and seed skips the points it holds.
+pipeline does) and each seed in `--seeds` (the seed draws the subset and initialises the model),
+and picks the shortest schedule whose mean accuracy over its seeds is within `--tolerance` points
+of the best mean, among the epoch counts run with the most seeds: one lucky seed must not
+lengthen (or shorten) a baseline. The JSON is rewritten after every
+point, and a re-run with the same model and labels skips the (epochs, seed) points it holds.
 
-    .venv/bin/python -m benchmarks.convergence --model preact_resnet20 --labels 12000 --epochs 2,4,6,8,12,16
+    .venv/bin/python -m benchmarks.convergence --config configs/fashion_mnist_compare.yaml --model preact_resnet20 --labels 12000 --epochs 2,4,6,8,12,16 --seeds 0,1,2
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import torch
 
-from pipeline.config import load_config
+from pipeline.compare import load
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.models import create_model
 from pipeline.strategies import steps_for_epochs
@@ -39,63 +42,85 @@ def load_split(split_dir: str, shape) -> tuple[torch.Tensor, torch.Tensor]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/fashion_mnist.yaml")
+    parser.add_argument("--config", default="configs/fashion_mnist_compare.yaml")
     parser.add_argument("--model", default="preact_resnet20", help="a model name; its role's settings come from "
                         "the config's target section if it names this model, else its proxy section")
     parser.add_argument("--labels", type=int, default=12000, help="size of the random labelled subset")
     parser.add_argument("--epochs", default="2,4,6,8,12,16")
     parser.add_argument("--tolerance", type=float, default=0.3, help="points of accuracy")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated; each epoch count runs once per seed")
     args = parser.parse_args()
 
-    config = load_config(args.config)
+    config, _ = load(args.config, [], quick=False, data_dir=None)  # a compare config or a run config
     settings = config.target if config.target.name == args.model else config.proxy
     data = prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
                            config.data.shard_rows)
     pool_x, pool_y = load_split(data.split_dir("pool"), data.image_shape)
     test_x, test_y = load_split(data.split_dir("test"), data.image_shape)
-    rows = torch.from_numpy(np.random.default_rng(args.seed).choice(len(pool_y), args.labels, replace=False))
-    x, y = pool_x[rows], pool_y[rows]
     torch.set_num_threads(torch_threads(1))
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"convergence_{args.model}.json"
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    same = {k: previous.get(k) for k in ("model", "labels", "seed")} == {"model": args.model, "labels": args.labels,
-                                                                          "seed": args.seed}
+    for point in previous.get("curve", []):
+        point.setdefault("seed", previous.get("seed", 0))  # curves written before --seeds: one seed
+    same = {k: previous.get(k) for k in ("model", "labels", "batch_size", "lr")} == {
+        "model": args.model, "labels": args.labels, "batch_size": settings.batch_size, "lr": settings.lr}
     curve = previous.get("curve", []) if same else []
+    command = "python -m benchmarks.convergence " + " ".join(f"--{k} {v}" for k, v in vars(args).items())
+    commands = [c for c in (previous.get("commands", []) if same else []) if c != command] + [command]
     print(f"{args.model} from scratch on {args.labels} labels, batch {settings.batch_size}, peak lr {settings.lr}")
-    print(f"{'epochs':>6}  {'steps':>6}  {'test acc':>8}  {'train s':>8}", flush=True)
-    for epochs in [int(e) for e in args.epochs.split(",")]:
-        if any(point["epochs"] == epochs for point in curve):
-            continue
-        torch.manual_seed(args.seed)
-        model = create_model(args.model, data.image_shape[0], data.num_classes)
-        steps = steps_for_epochs(args.labels, epochs, settings.batch_size)
-        start = time.perf_counter()
-        train_steps(model, make_optimizer(model, settings), x, y, steps=steps, batch_size=settings.batch_size,
-                    lr=settings.lr, mean=data.mean, std=data.std, generator=torch.Generator().manual_seed(args.seed),
-                    device=torch.device("cpu"))
-        seconds = time.perf_counter() - start
-        acc = accuracy(model, test_x, test_y, mean=data.mean, std=data.std, device=torch.device("cpu"))
-        curve.append({"epochs": epochs, "steps": steps, "test_acc": acc, "train_s": seconds})
-        curve.sort(key=lambda point: point["epochs"])
-        print(f"{epochs:>6}  {steps:>6}  {acc:>8.4f}  {seconds:>8.1f}", flush=True)
-        write(out, args, settings, curve)  # after every point: an interrupted curve keeps what it measured
-    summary = write(out, args, settings, curve)
-    print(f"best {summary['best_acc']:.4f}; shortest within {args.tolerance} pt: {summary['chosen_epochs']} epochs; "
-          f"wrote {out}")
+    print(f"{'epochs':>6}  {'seed':>4}  {'steps':>6}  {'test acc':>8}  {'train s':>8}", flush=True)
+    for seed in [int(v) for v in args.seeds.split(",")]:
+        rows = torch.from_numpy(np.random.default_rng(seed).choice(len(pool_y), args.labels, replace=False))
+        x, y = pool_x[rows], pool_y[rows]
+        for epochs in [int(e) for e in args.epochs.split(",")]:
+            if any(point["epochs"] == epochs and point["seed"] == seed for point in curve):
+                continue
+            torch.manual_seed(seed)
+            model = create_model(args.model, data.image_shape[0], data.num_classes)
+            steps = steps_for_epochs(args.labels, epochs, settings.batch_size)
+            start = time.perf_counter()
+            train_steps(model, make_optimizer(model, settings), x, y, steps=steps, batch_size=settings.batch_size,
+                        lr=settings.lr, mean=data.mean, std=data.std, generator=torch.Generator().manual_seed(seed),
+                        device=torch.device("cpu"))
+            seconds = time.perf_counter() - start
+            acc = accuracy(model, test_x, test_y, mean=data.mean, std=data.std, device=torch.device("cpu"))
+            curve.append({"epochs": epochs, "seed": seed, "steps": steps, "test_acc": acc, "train_s": seconds})
+            curve.sort(key=lambda point: (point["epochs"], point["seed"]))
+            print(f"{epochs:>6}  {seed:>4}  {steps:>6}  {acc:>8.4f}  {seconds:>8.1f}", flush=True)
+            write(out, args, settings, curve, commands)  # after every point: an interrupted curve keeps what it measured
+    summary = write(out, args, settings, curve, commands)
+    print(f"{'epochs':>6}  {'seeds':>5}  {'mean acc':>8}")
+    for point in summary["by_epochs"]:
+        print(f"{point['epochs']:>6}  {point['seeds']:>5}  {point['mean_acc']:>8.4f}")
+    print(f"best mean over {summary['seeds_compared']} seeds {summary['best_mean_acc']:.4f}; shortest within {args.tolerance} pt: "
+          f"{summary['chosen_epochs']} epochs; wrote {out}")
 
 
-def write(out: Path, args: argparse.Namespace, settings, curve: list[dict]) -> dict:
-    best = max(point["test_acc"] for point in curve)
-    chosen = min((p for p in curve if p["test_acc"] >= best - args.tolerance / 100), key=lambda p: p["epochs"])
+def by_epochs(curve: list[dict]) -> list[dict]:
+    """Mean accuracy per epoch count, over the seeds it ran with."""
+    out = []
+    for epochs in sorted({p["epochs"] for p in curve}):
+        accs = [p["test_acc"] for p in curve if p["epochs"] == epochs]
+        out.append({"epochs": epochs, "seeds": len(accs), "mean_acc": sum(accs) / len(accs),
+                    "min_acc": min(accs), "max_acc": max(accs)})
+    return out
+
+
+def write(out: Path, args: argparse.Namespace, settings, curve: list[dict], commands: list[str]) -> dict:
+    means = by_epochs(curve)
+    # Only epoch counts run with the most seeds compete: a single-seed point is noisier than the tolerance.
+    most = max(point["seeds"] for point in means)
+    eligible = [point for point in means if point["seeds"] == most]
+    best = max(point["mean_acc"] for point in eligible)
+    chosen = min((p for p in eligible if p["mean_acc"] >= best - args.tolerance / 100), key=lambda p: p["epochs"])
     summary = {
-        "model": args.model, "labels": args.labels, "seed": args.seed, "batch_size": settings.batch_size,
-        "lr": settings.lr, "tolerance_pt": args.tolerance, "curve": curve, "best_acc": best,
-        "chosen_epochs": chosen["epochs"], "date": date.today().isoformat(),
+        "model": args.model, "labels": args.labels, "batch_size": settings.batch_size,
+        "lr": settings.lr, "tolerance_pt": args.tolerance, "curve": curve, "by_epochs": means,
+        "seeds_compared": most, "best_mean_acc": best, "chosen_epochs": chosen["epochs"], "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
-        "command": "python -m benchmarks.convergence " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        "commands": commands,
     }
     out.write_text(json.dumps(summary, indent=1) + "\n")
     return summary

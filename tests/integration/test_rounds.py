@@ -13,7 +13,7 @@ from pipeline.run_store import RunStore
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray
-SECONDS = {"score", "select", "label", "update", "train", "eval", "learner_overhead", "round"}
+SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "learner_overhead", "round"}
 
 
 def run_tiny(data_dir, work_dir, *extra):

@@ -34,3 +34,4 @@ def test_uncertainty_acquisition_picks_exactly_the_least_sure_examples(ray_clust
     expected, _ = top_k(pool_ids[unlabelled], scores[unlabelled], 25)
     np.testing.assert_array_equal(chosen, expected)
     assert seconds["score"] > 0 and seconds["select"] >= 0
+    assert 0 < seconds["score_compute"] < seconds["score"]  # one actor: its compute fits inside the pass

@@ -1,0 +1,89 @@
+"""What the benchmark scripts share: the prepared data, a plain torch scoring loop, spreads, tables, JSON."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+import torch
+
+from actors.scorer import in_sorted
+from pipeline.acquisition import StreamingTopK, get_acquisition
+from pipeline.config import RunConfig
+from pipeline.data import PreparedData, get_source, images_from_arrow, prepare_dataset
+from pipeline.models import create_model
+from pipeline.training import load_weights, predict
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def prepared(config: RunConfig) -> PreparedData:
+    return prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
+                           config.data.shard_rows)
+
+
+def start_ray() -> None:
+    """A local Ray for this script, or the cluster at RAY_ADDRESS; never a stale `ray start` session."""
+    import ray
+    ray.init(address=os.environ.get("RAY_ADDRESS", "local"), logging_level="WARNING", log_to_driver=False)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.execution_no_progress_timeout_s = 600  # a starved pipeline fails instead of hanging
+
+
+def machine() -> str:
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, {gpu}, " \
+           f"{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "values": values}
+
+
+def write_result(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    meta = {"date": date.today().isoformat(), "machine": machine(),
+            "command": "python -m " + Path(sys.argv[0]).with_suffix("").as_posix().replace("/", ".")
+                       + "".join(f" {a}" for a in sys.argv[1:])}
+    path.write_text(json.dumps({**meta, **payload}, indent=1) + "\n")
+    return path
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    for row in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)), flush=True)
+
+
+def plain_select(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, labelled_ids: np.ndarray,
+                 k: int, seed: int, threads: int) -> tuple[np.ndarray, float]:
+    """The scoring pass of `actors.scorer.select` in one process with no Ray: the same shards, batch
+    size, model, acquisition and top-k. Returns (chosen ids, wall seconds including the model load)."""
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights).eval()
+    acquisition = get_acquisition(config.acquisition)
+    labelled = np.sort(labelled_ids)
+    topk = StreamingTopK(k)
+    pool = pads.dataset(data.split_dir("pool"), format="parquet")
+    for batch in pool.to_batches(columns=["id", "image"], batch_size=config.scoring.batch_size):
+        pool_ids = batch.column("id").to_numpy()
+        rows = ~in_sorted(pool_ids, labelled)
+        images = torch.from_numpy(images_from_arrow(batch.column("image"), data.image_shape)[rows])
+        out = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"),
+                      output=acquisition.needs)
+        topk.push(pool_ids[rows], acquisition.score(out, pool_ids[rows], seed))
+    chosen, _ = topk.result()
+    return chosen, time.perf_counter() - start

@@ -1,0 +1,160 @@
+"""Gather every measured figure into `benchmarks/results/fashion_mnist.json` and the README's Results.
+
+Reads what the other scripts wrote, never a number of its own:
+  the compare directory (clactive compare --config configs/fashion_mnist_compare.yaml)
+  the long-horizon directory (clactive compare --config configs/fashion_mnist_long.yaml)
+  benchmarks/results/{scoring_throughput,round_costs,driver_rss,convergence_*}.json
+copies the compare outputs (results.json, table.md, plots) under benchmarks/results/, marks each
+target met or missed, and rewrites the README between its results markers. A source that is
+missing leaves its figures null and its targets "not measured".
+
+    .venv/bin/python -m benchmarks.figures
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from datetime import date
+from pathlib import Path
+
+from benchmarks.common import RESULTS, machine
+
+README = Path(__file__).parent.parent / "README.md"
+BEGIN, END = "<!-- results:begin (benchmarks/figures.py writes this section) -->", "<!-- results:end -->"
+COPIED = ("results.json", "table.md", "target_accuracy.png", "selection_time.png", "update_per_round.png")
+# key, figure, target text, predicate on the measured value
+TARGETS = [
+    ("speedup_vs_full_at_50", "selection-time speed-up of clactive over full at 50%", ">= 100x", lambda v: v >= 100),
+    ("target_acc_clactive_minus_full_at_50", "target accuracy at 50%: clactive - full (points)", ">= -0.5",
+     lambda v: v >= -0.5),
+    ("update_speedup_vs_svp_at_50", "update-time speed-up of clactive over svp, all rounds to 50%", ">= 3x",
+     lambda v: v >= 3),
+    ("update_speedup_vs_svp_long_horizon", "update-time speed-up over svp, long horizon (cumulative, last round), "
+     "proxy accuracy within 1 pt of svp", ">= 10x", None),
+    ("speedup_vs_svp_at_50", "selection-time speed-up over svp at 50%", "report", None),
+    ("update_time_ratio_last_first", "proxy-update time, last round / first round", "<= 1.15", lambda v: v <= 1.15),
+    ("scoring_throughput_ratio", "Ray Data scoring throughput / plain torch loop", ">= 0.9", lambda v: v >= 0.9),
+    ("driver_rss_ratio_600k_60k", "driver peak RSS, 600k pool / 60k pool", "<= 1.2", lambda v: v <= 1.2),
+    ("overhead_share", "framework overhead / round time (clactive, default config)", "<= 20%", lambda v: v <= 0.2),
+]
+
+
+def read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def copy_outputs(source_dir: Path, name: str) -> dict | None:
+    results = read(source_dir / "results.json")
+    if results is None:
+        return None
+    out = RESULTS / name
+    out.mkdir(parents=True, exist_ok=True)
+    for file in COPIED:
+        if (source_dir / file).is_file():
+            shutil.copyfile(source_dir / file, out / file)
+    return results
+
+
+def long_horizon(results: dict | None) -> dict:
+    if results is None:
+        return {}
+    last = {name: s["per_round"][-1] for name, s in results["strategies"].items()}
+    if not {"svp", "clactive"} <= set(last):
+        return {}
+    return {"rounds": len(results["strategies"]["clactive"]["per_round"]),
+            "labelled_at_last_round": last["clactive"]["labelled"],
+            "update_speedup": last["svp"]["cum_update_s"] / last["clactive"]["cum_update_s"],
+            "selection_speedup": last["svp"]["cum_selection_s"] / last["clactive"]["cum_selection_s"],
+            "proxy_acc_last_round": {name: row["selection_acc"] for name, row in last.items()},
+            "proxy_acc_clactive_minus_svp": last["clactive"]["selection_acc"] - last["svp"]["selection_acc"]}
+
+
+def gather(compare_dir: Path, long_dir: Path) -> dict:
+    compare = copy_outputs(compare_dir, "compare")
+    horizon = long_horizon(copy_outputs(long_dir, "long_horizon"))
+    throughput, rounds, rss = (read(RESULTS / f"{n}.json") for n in ("scoring_throughput", "round_costs", "driver_rss"))
+    at50 = (compare or {}).get("speedups", {}).get("50%", {})
+    figures = {
+        "speedup_vs_full_at_50": at50.get("selection_vs_full"),
+        "speedup_vs_svp_at_50": at50.get("selection_vs_svp"),
+        "clactive_scoring_share_at_50": at50.get("clactive_scoring_share"),
+        "update_speedup_vs_svp_at_50": at50.get("update_vs_svp"),
+        "update_speedup_vs_full_at_50": at50.get("update_vs_full"),
+        "target_acc_clactive_minus_full_at_50": None if at50.get("target_acc_minus_full") is None
+        else 100 * at50["target_acc_minus_full"],
+        "update_speedup_vs_svp_long_horizon": horizon.get("update_speedup"),
+        "long_horizon": horizon or None,
+        "target_acc_at_50": {name: s["at"]["50%"]["target_acc"] for name, s in (compare or {}).get(
+            "strategies", {}).items() if "50%" in s["at"]} or None,
+        "update_time_ratio_last_first": (rounds or {}).get("update_time_ratio_last_first"),
+        "scoring_throughput_ratio": (throughput or {}).get("throughput_ratio_at_config"),
+        "driver_rss_ratio_600k_60k": (rss or {}).get("driver_rss_ratio"),
+        "overhead_share": (rounds or {}).get("overhead_share"),
+    }
+    commands = [c for c in ((compare or {}).get("command"), (read(long_dir / "results.json") or {}).get("command"),
+                            *((x or {}).get("command") for x in (throughput, rounds, rss))) if c]
+    return {"date": date.today().isoformat(), "machine": machine(), "command": commands, **figures,
+            "targets": judge(figures, horizon)}
+
+
+def judge(figures: dict, horizon: dict) -> list[dict]:
+    out = []
+    for key, figure, target, met in TARGETS:
+        value = figures.get(key)
+        if value is None:
+            verdict = "not measured"
+        elif key == "update_speedup_vs_svp_long_horizon":
+            close = abs(horizon["proxy_acc_clactive_minus_svp"]) <= 0.01
+            verdict = "met" if value >= 10 and close else "missed"
+        elif met is None:
+            verdict = "reported"
+        else:
+            verdict = "met" if met(value) else "missed"
+        out.append({"key": key, "figure": figure, "target": target, "measured": value, "verdict": verdict})
+    return out
+
+
+def readme_section(summary: dict) -> str:
+    lines = [BEGIN, "", f"Measured {summary['date']} on {summary['machine']}, by:", "", "```"]
+    lines += summary["command"] + ["python -m benchmarks.figures", "```", ""]
+    table = RESULTS / "compare" / "table.md"
+    if table.is_file():
+        lines += ["Fashion-MNIST, 60k pool, rounds ending at 10-50%, target trained from scratch at each budget:",
+                  "", table.read_text().rstrip(), "",
+                  "![target accuracy](benchmarks/results/compare/target_accuracy.png)",
+                  "![selection time](benchmarks/results/compare/selection_time.png)",
+                  "![update per round](benchmarks/results/compare/update_per_round.png)", ""]
+    if (RESULTS / "long_horizon" / "update_per_round.png").is_file():
+        lines += ["Long horizon (rounds of 1%, svp vs clactive, proxy only):", "",
+                  "![long horizon update per round](benchmarks/results/long_horizon/update_per_round.png)", ""]
+    lines += ["| figure | target | measured | verdict |", "|---|---|---:|---|"]
+    for t in summary["targets"]:
+        value = "n/a" if t["measured"] is None else f"{t['measured']:.3g}"
+        lines.append(f"| {t['figure']} | {t['target']} | {value} | {t['verdict']} |")
+    return "\n".join(lines + ["", END])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare-dir", default="runs/compare-fashion_mnist")
+    parser.add_argument("--long-dir", default="runs/compare-fashion_mnist-long")
+    args = parser.parse_args()
+    summary = gather(Path(args.compare_dir), Path(args.long_dir))
+    path = RESULTS / "fashion_mnist.json"
+    path.write_text(json.dumps(summary, indent=1) + "\n")
+    text = README.read_text()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + readme_section(summary) + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## Results\n\n" + readme_section(summary) + "\n"
+    README.write_text(text)
+    for t in summary["targets"]:
+        value = "n/a" if t["measured"] is None else f"{t['measured']:.4g}"
+        print(f"{t['verdict']:>12}  {value:>8}  {t['target']:>8}  {t['figure']}")
+    print(f"wrote {path} and the README's Results section")
+
+
+if __name__ == "__main__":
+    main()

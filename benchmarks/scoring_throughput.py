@@ -1,0 +1,84 @@
+"""Scoring throughput: the Ray Data path against a plain single-process torch loop.
+
+Both score the same unlabelled pool (every example not in a random 2% labelled set) with the
+same proxy weights, batch size, acquisition and top-k, on the same cores: the Ray path's actors
+get the threads the plain loop gets. A Ray pass is timed the way a round pays for it, from
+planning the dataset to the last id, including the scoring actor's start-up. Passes alternate
+between the two paths, so drift on a shared machine hits both; each cell is the median over
+`--repeats`, with the range. The two paths must choose the same ids.
+
+    .venv/bin/python -m benchmarks.scoring_throughput --batch-sizes 256,1024,4096
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+
+import numpy as np
+import ray
+import torch
+
+from actors.scorer import select
+from benchmarks.common import plain_select, prepared, print_table, spread, start_ray, write_result
+from pipeline.config import load_config
+from pipeline.models import create_model
+from pipeline.training import checkpoint_bytes, torch_threads
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/fashion_mnist.yaml")
+    parser.add_argument("--batch-sizes", default="256,1024,4096", help="scoring batch sizes to measure")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    data = prepared(config)
+    torch.manual_seed(config.seed)
+    model_name = config.proxy.name
+    weights = checkpoint_bytes(create_model(model_name, data.image_shape[0], data.num_classes))
+    rng = np.random.default_rng(config.seed)
+    labelled = rng.choice(data.pool_size, size=data.pool_size // 50, replace=False).astype(np.int64)
+    k = data.pool_size // 100
+    scored = data.pool_size - len(labelled)
+    threads = torch_threads(config.scoring.max_actors) * config.scoring.max_actors
+
+    start_ray()
+    rows, results = [], []
+    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+        run = replace(config, scoring=replace(config.scoring, batch_size=batch_size))
+        ray_s, plain_s = [], []
+        for _ in range(args.repeats):
+            ray_ids, seconds = select(run, data, model_name, weights, labelled, k, seed=config.seed)
+            ray_s.append(seconds["score"] + seconds["select"])
+            plain_ids, seconds = plain_select(run, data, model_name, weights, labelled, k, config.seed, threads)
+            plain_s.append(seconds)
+            if not np.array_equal(np.sort(ray_ids), np.sort(plain_ids)):
+                raise SystemExit(f"batch {batch_size}: the Ray and plain paths chose different ids")
+        ray_spread, plain_spread = spread(ray_s), spread(plain_s)
+        ratios = spread([p / r for p, r in zip(plain_s, ray_s)])
+        results.append({"batch_size": batch_size, "ray_s": ray_spread, "plain_s": plain_spread,
+                        "ray_per_s": scored / ray_spread["median"], "plain_per_s": scored / plain_spread["median"],
+                        "throughput_ratio": ratios})
+        rows.append([batch_size, f"{ray_spread['median']:.2f} [{ray_spread['min']:.2f}-{ray_spread['max']:.2f}]",
+                     f"{plain_spread['median']:.2f} [{plain_spread['min']:.2f}-{plain_spread['max']:.2f}]",
+                     f"{scored / ray_spread['median']:.0f}", f"{scored / plain_spread['median']:.0f}",
+                     f"{ratios['median']:.3f} [{ratios['min']:.3f}-{ratios['max']:.3f}]"])
+    ray.shutdown()
+
+    print(f"{model_name} scoring {scored} of {data.pool_size} pool images ({data.dataset}), "
+          f"{config.scoring.max_actors} actor(s), {threads} torch threads in all; median [range] of {args.repeats}")
+    print_table(["batch", "ray s", "plain s", "ray img/s", "plain img/s", "ray/plain throughput"], rows)
+    at_config = next((r for r in results if r["batch_size"] == config.scoring.batch_size), None)
+    best = max(results, key=lambda r: r["ray_per_s"])
+    path = write_result("scoring_throughput", {
+        "model": model_name, "dataset": data.dataset, "pool_size": data.pool_size, "scored": scored,
+        "actors": config.scoring.max_actors, "threads": threads, "repeats": args.repeats,
+        "config_batch_size": config.scoring.batch_size, "results": results,
+        "best_batch_size": best["batch_size"],
+        "throughput_ratio_at_config": at_config["throughput_ratio"]["median"] if at_config else None})
+    print(f"fastest Ray batch size {best['batch_size']}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The figures file: every key comes from a measured source, and each target is judged on it."""
+import json
+
+import pytest
+
+from benchmarks import figures
+from pipeline.report import summarize
+from tests.unit.test_report import record
+
+
+def write(path, payload):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "RESULTS", tmp_path / "results")
+    return tmp_path / "results"
+
+
+def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, results_dir):
+    compare = summarize({
+        "full": {"records": [record(0, 10, 0, 101, model="target", warm=False, acc=0.90),
+                             record(1, 50, 4, 201, model="target", warm=False, acc=0.92)], "targets": {}},
+        "svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 50, 2, 17, warm=False)],
+                "targets": {1: {"target_acc": 0.915}}},
+        "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 50, 2, 2)],
+                     "targets": {1: {"target_acc": 0.918}}},
+    }, {"50%": 1}, pool_size=100)
+    write(tmp_path / "compare" / "results.json", {**compare, "command": "clactive compare"})
+    horizon = summarize({"svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 11, 2, 41, warm=False,
+                                                                                     acc=0.80)], "targets": {}},
+                         "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 11, 2, 2, acc=0.795)],
+                                      "targets": {}}}, {}, pool_size=100)
+    write(tmp_path / "long" / "results.json", horizon)
+    write(results_dir / "scoring_throughput.json", {"throughput_ratio_at_config": 0.95, "command": "a"})
+    write(results_dir / "round_costs.json", {"update_time_ratio_last_first": 1.3, "overhead_share": 0.1})
+
+    summary = figures.gather(tmp_path / "compare", tmp_path / "long")
+
+    at = {name: compare["strategies"][name]["at"]["50%"] for name in ("full", "svp", "clactive")}
+    assert summary["speedup_vs_full_at_50"] == at["full"]["selection_s"] / at["clactive"]["selection_s"]
+    assert summary["update_speedup_vs_svp_at_50"] == at["svp"]["update_s"] / at["clactive"]["update_s"]
+    assert summary["target_acc_at_50"] == {"full": 0.92, "svp": 0.915, "clactive": 0.918}
+    assert summary["update_speedup_vs_svp_long_horizon"] == (4 + 40) / (4 + 1)
+    assert summary["driver_rss_ratio_600k_60k"] is None
+    verdicts = {t["key"]: t["verdict"] for t in summary["targets"]}
+    assert verdicts == {
+        "speedup_vs_full_at_50": "missed",                 # (100.5 + 204.5) / (4.5 + 3.5) = 38.1
+        "target_acc_clactive_minus_full_at_50": "met",     # -0.2 pt
+        "update_speedup_vs_svp_at_50": "met",              # (4 + 16) / (4 + 1)
+        "update_speedup_vs_svp_long_horizon": "missed",    # 8.8x, although the proxies are 0.5 pt apart
+        "speedup_vs_svp_at_50": "reported",
+        "update_time_ratio_last_first": "missed",
+        "scoring_throughput_ratio": "met",
+        "driver_rss_ratio_600k_60k": "not measured",
+        "overhead_share": "met",
+    }
+    assert (results_dir / "compare" / "results.json").is_file()  # the sources are copied beside the figures
+    assert "| Ray Data scoring throughput / plain torch loop | >= 0.9 | 0.95 | met |" in figures.readme_section(summary)

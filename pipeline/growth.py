@@ -1,0 +1,68 @@
+"""A pool that grows between rounds, and how to judge a model in that setting. Pure numpy.
+
+class_incremental: classes arrive in a configured order, `initial_classes` for round 0 and
+`classes_per_round` more each round after it, so round r sees order[:initial + r * per_round].
+Evaluation there is on the classes seen so far; forgetting of a class is its best test accuracy
+in any round so far minus its accuracy now, averaged over the classes seen before the current
+round (a class that arrived this round cannot have been forgotten yet).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.errors import ConfigError
+
+
+def check_class_order(order: tuple[int, ...], num_classes: int) -> None:
+    unknown = [c for c in order if not 0 <= c < num_classes]
+    if unknown:
+        raise ConfigError(f"pool.class_order names class {unknown[0]}, but the dataset's classes are "
+                          f"0..{num_classes - 1}: list each of them once")
+    if len(set(order)) != len(order):
+        repeated = next(c for c in order if order.count(c) > 1)
+        raise ConfigError(f"pool.class_order lists class {repeated} twice: list each class once")
+    if len(order) != num_classes:
+        missing = sorted(set(range(num_classes)) - set(order))
+        raise ConfigError(f"pool.class_order leaves out class {missing[0]}: list all {num_classes} classes")
+
+
+def classes_at(order: tuple[int, ...], initial: int, per_round: int, round_index: int) -> tuple[int, ...]:
+    """The classes whose examples are in the pool at `round_index`."""
+    return tuple(order[:initial + per_round * round_index])
+
+
+def rounds_until_complete(num_classes: int, initial: int, per_round: int) -> int:
+    """The first round at which every class has arrived."""
+    return max(0, -(-(num_classes - initial) // per_round))
+
+
+def per_class_accuracy(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(num_classes,) accuracy per true class; NaN for a class with no test examples."""
+    correct = np.bincount(labels[predictions == labels], minlength=num_classes).astype(np.float64)
+    total = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, correct / np.maximum(total, 1), np.nan)
+
+
+def seen_accuracy(predictions: np.ndarray, labels: np.ndarray, seen: tuple[int, ...]) -> float:
+    """Accuracy over the test examples whose class has arrived."""
+    mask = np.isin(labels, seen)
+    return float((predictions[mask] == labels[mask]).mean()) if mask.any() else float("nan")
+
+
+def forgetting(history: list[np.ndarray], seen_per_round: list[tuple[int, ...]]) -> float:
+    """Mean forgetting at the last round of `history` (per-class accuracies, one array per round).
+
+    Over the classes seen before the last round: best accuracy in any round in which the class
+    was present, minus its accuracy in the last round. 0.0 when no class qualifies.
+    """
+    if len(history) != len(seen_per_round):
+        raise ValueError(f"{len(history)} accuracy rounds but {len(seen_per_round)} seen-class rounds")
+    if len(history) < 2:
+        return 0.0
+    earlier = set(seen_per_round[-2])
+    drops = []
+    for c in sorted(earlier):
+        present = [acc[c] for acc, seen in zip(history, seen_per_round) if c in seen]
+        drops.append(max(present) - history[-1][c])
+    return float(np.mean(drops)) if drops else 0.0

@@ -2,7 +2,8 @@
 
 One round, top-down:
   [1/5] select   score the unlabelled pool with the selection model, keep the top k
-                 (round 0: a random initial set)
+                 (round 0: a random initial set); a growing pool (pool.growth) first
+                 takes in the classes or arrival shards of this round
   [2/5] label    the oracle reveals the labels
   [3/5] plan     the strategy says what to train, from where, on which ids, how many steps
   [4/5] update   the Ray Train worker group trains and evaluates on the test split
@@ -29,7 +30,9 @@ from actors.resources import gpus_available, process_requests
 from actors.scorer import select
 from pipeline.config import RunConfig, config_from_dict, resolve_schedule
 from pipeline.data import PreparedData, read_rows
+from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
+from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
 from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan, create_strategy
 
@@ -49,6 +52,8 @@ class Coordinator:
         self.labels = np.empty(0, dtype=np.int64)
         self.images = np.empty((0, *self.data.image_shape), dtype=np.uint8)
         self.weights: bytes | None = None  # the selection model's latest checkpoint
+        self.admitted: list[str] = []      # arrival shards in the pool, in the order committed rounds admitted them
+        self._class_files: dict[int, list[str]] | None = None
         self.hook = hook
         self.resumed_records = self._resume()
         context = DataContext.get_current()
@@ -77,7 +82,9 @@ class Coordinator:
         self.rng.bit_generator.state = saved["rng"]
         self.weights = saved["checkpoint"]
         self.round = rounds[-1] + 1
-        return self.store.records()
+        records = self.store.records()
+        self.admitted = [path for record in records for path in record.get("admitted", [])]
+        return records
 
     def run_round(self, r: int) -> dict:
         """Round r; idempotent, so the driver may retry it after this actor was restarted."""
@@ -88,20 +95,25 @@ class Coordinator:
         seconds: dict[str, float] = {}
         round_start = time.perf_counter()
 
+        # the pool this round: arrival shards admitted here are committed with the round
+        admitted = self._admit(r)
+        pool = self._pool(r, admitted)
+
         # [1/5] select
         if r == 0:
             start = time.perf_counter()
-            new_ids = self._initial_ids()
+            new_ids, candidates = self._initial_ids(pool)
             seconds.update(score=0.0, select=time.perf_counter() - start, score_compute=0.0)
         else:
-            new_ids, timing = select(self.config, self.data, self._selection_model(), self.weights,
-                                     self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),
-                                     hook=Hook(self.hook, self.store.location, r))
-            seconds.update(timing)
+            new_ids, stats = select(self.config, self.data, self._selection_model(), self.weights,
+                                    self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),
+                                    hook=Hook(self.hook, self.store.location, r), pool=pool)
+            candidates = stats.pop("candidates")
+            seconds.update(stats)
 
         # [2/5] label: the simulated oracle reveals the label column
         start = time.perf_counter()
-        new_images, new_labels = read_rows(self.data.split_dir("pool"), new_ids, self.data.image_shape)
+        new_images, new_labels = read_rows(pool or self.data.split_dir("pool"), new_ids, self.data.image_shape)
         writer = self.store.begin_round(r)
         writer.labels(new_ids, new_labels, new_images)
         labelled_ids = np.concatenate([self.labelled_ids, new_ids])
@@ -125,9 +137,12 @@ class Coordinator:
             "round": r, "labelled": int(len(labelled_ids)), "acquired": int(len(new_ids)),
             "strategy": self.config.strategy, "acquisition": "random_initial" if r == 0 else self.config.acquisition,
             "selection_model": plan.role, "warm_start": plan.warm_start, "steps": result["steps"],
-            "train_examples": int(len(plan.train_ids)), "selection_acc": result["test_acc"],
-            "loss": result["loss"], "seconds": seconds,
+            "train_examples": int(len(plan.train_ids)), "candidates": int(candidates),
+            "selection_acc": result["test_acc"], "loss": result["loss"], "seconds": seconds,
+            **self._class_figures(r, result),
         }
+        if self.config.pool.growth == "arrivals":
+            record["admitted"] = admitted
         if self.learner_launch_s:
             record["seconds"]["learner_launch"], self.learner_launch_s = self.learner_launch_s, 0.0
             record["resources"] = {**process_requests(self.config, gpus_available()),
@@ -135,6 +150,7 @@ class Coordinator:
         writer.commit(record)
         self.labelled_ids, self.labels, self.images = labelled_ids, labels, images
         self.weights = result["checkpoint"]
+        self.admitted += admitted
         self.round += 1
         return record
 
@@ -153,6 +169,7 @@ class Coordinator:
         result, update_s = self._train(plan, ids, labels, images, seed=self._seed(10_000 + upto_round))
         fit = {"round": upto_round, "labelled": int(count), "target": self.config.target.name,
                "target_acc": result["test_acc"], "steps": result["steps"],
+               **{k: v for k, v in self._class_figures(upto_round, result).items() if k != "forgetting"},
                "seconds": {"train": result["train_s"], "eval": result["eval_s"], "update": update_s}}
         self.store.write_json(name, fit)
         return fit
@@ -183,12 +200,58 @@ class Coordinator:
         result = self.learner.run(plan, train_ref, seed=seed, resume_from=resume_from, round_index=self.round)
         return result, time.perf_counter() - start
 
-    def _initial_ids(self) -> np.ndarray:
-        pool_ids = pads.dataset(self.data.split_dir("pool"), format="parquet").to_table(columns=["id"])
-        return self.rng.choice(pool_ids.column("id").to_numpy(), size=self.initial_size, replace=False)
+    def _initial_ids(self, pool: list[str] | None) -> tuple[np.ndarray, int]:
+        ids = pads.dataset(pool or self.data.split_dir("pool"), format="parquet").to_table(columns=["id"])
+        ids = ids.column("id").to_numpy()
+        return self.rng.choice(ids, size=self.initial_size, replace=False), len(ids)
+
+    def _classes(self, r: int) -> tuple[int, ...] | None:
+        """The classes in the pool at round r; None when the pool does not grow by class."""
+        pool = self.config.pool
+        if pool.growth != "class_incremental":
+            return None
+        order = pool.class_order or tuple(range(self.data.num_classes))
+        return classes_at(order, pool.initial_classes, pool.classes_per_round, r)
+
+    def _pool(self, r: int, admitted: list[str]) -> list[str] | None:
+        """The pool's Parquet files at round r; None: the prepared pool, as it is."""
+        growth = self.config.pool.growth
+        if growth == "class_incremental":
+            if self._class_files is None:
+                self._class_files = class_shards(self.data)
+            return [path for c in self._classes(r) for path in self._class_files[c]]
+        if growth == "arrivals":
+            return split_files(self.data.split_dir("pool")) + self.admitted + admitted
+        return None
+
+    def _admit(self, r: int) -> list[str]:
+        """Arrival shards that join the pool at round r (DataError, before anything is written, if one is bad)."""
+        if self.config.pool.growth != "arrivals":
+            return []
+        known = pool_ids(self._pool(r, []))
+        return admit_arrivals(self.config.pool.arrivals_dir, self.admitted, known, self.data)
+
+    def _class_figures(self, r: int, result: dict) -> dict:
+        """Per-class test accuracy; with a class-incremental pool also accuracy on the classes
+        seen so far and forgetting, from the records of earlier rounds."""
+        correct, total = np.array(result["class_correct"]), np.array(result["class_total"])
+        figures = {"per_class_acc": _json_floats(per_class_accuracy(correct, total))}
+        seen = self._classes(r)
+        if seen is not None:
+            earlier = self.store.records()[:r]
+            history = [np.array([np.nan if a is None else a for a in rec["per_class_acc"]]) for rec in earlier]
+            history.append(per_class_accuracy(correct, total))
+            figures.update(classes=list(seen), acc_seen=seen_accuracy(correct, total, seen),
+                           forgetting=forgetting(history, [self._classes(i) for i in range(r + 1)]))
+        return figures
 
     def _selection_model(self) -> str:
         return getattr(self.config, self.strategy.selection_role).name
 
     def _seed(self, round_index: int) -> int:
         return self.config.seed * 1_000_003 + round_index
+
+
+def _json_floats(values: np.ndarray) -> list[float | None]:
+    """NaN (a class with no test examples) as null: JSON has no NaN."""
+    return [None if np.isnan(v) else float(v) for v in values]

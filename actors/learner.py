@@ -27,10 +27,11 @@ from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig, config_from_dict
 from pipeline.data import PreparedData
 from pipeline.faults import Hook
+from pipeline.growth import class_counts
 from pipeline.models import create_model
 from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan
-from pipeline.training import (accuracy, checkpoint_bytes, load_optimizer, load_weights, make_optimizer, torch_threads,
+from pipeline.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict, torch_threads,
                                train_steps)
 
 
@@ -112,10 +113,13 @@ def learner_loop(loop_config: dict) -> None:
         if rank == 0:
             start = time.perf_counter()
             bare = model.module if hasattr(model, "module") else model
-            test_acc = accuracy(bare, test_images, test_labels, mean=data.mean, std=data.std, device=device)
+            probs = predict(bare, test_images, mean=data.mean, std=data.std, device=device)
+            correct, total = class_counts(probs.argmax(axis=1), test_labels.numpy(), data.num_classes)
+            test_acc = float(correct.sum() / total.sum()) if total.sum() else float("nan")
             eval_s = time.perf_counter() - start
             ray.get(mailbox.put_result.remote(seq, {
-                **trained, "device": str(device), "test_acc": test_acc, "train_s": train_s, "eval_s": eval_s,
+                **trained, "device": str(device), "test_acc": test_acc, "class_correct": correct.tolist(),
+                "class_total": total.tolist(), "train_s": train_s, "eval_s": eval_s,
                 "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1

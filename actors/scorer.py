@@ -74,12 +74,17 @@ class PoolScorer:
 
 
 def select(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, labelled_ids: np.ndarray,
-           k: int, seed: int, hook: Hook = Hook()) -> tuple[np.ndarray, dict[str, float]]:
-    """The k pool ids to label next; seconds split into scoring and selecting, and the seconds the
-    scoring actors spent computing (summed over actors, divided by their maximum number)."""
+           k: int, seed: int, hook: Hook = Hook(), pool: str | list[str] | None = None) -> tuple[np.ndarray, dict]:
+    """The k ids to label next from `pool` (Parquet files or a directory; default: the prepared pool).
+
+    Also returns {"score", "select": seconds, "score_compute": the seconds the scoring actors
+    computed (summed over actors, divided by their maximum number), "candidates": unlabelled
+    examples scored}.
+    """
     start = time.perf_counter()
     acquisition = get_acquisition(config.acquisition)
-    ds = ray.data.read_parquet(data.split_dir("pool"), **read_args(config.scoring)).select_columns(["id", "image"])
+    ds = ray.data.read_parquet(pool or data.split_dir("pool"), **read_args(config.scoring))
+    ds = ds.select_columns(["id", "image"])
     scored = ds.map_batches(
         PoolScorer, batch_format="pyarrow", **scoring_map_args(config.scoring),
         fn_constructor_kwargs=dict(
@@ -99,6 +104,7 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
         t = time.perf_counter()
         chosen, _ = topk.result()
         select_s += time.perf_counter() - t
+        candidates = topk.seen
     else:
         # Set-based selection needs every embedding at once: O(pool x D) floats on this actor.
         parts = []
@@ -111,9 +117,10 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
         pool_ids = np.concatenate([p["id"] for p in parts])
         labelled = np.concatenate([p["labelled"] for p in parts])
         emb = np.concatenate([p["embedding"] for p in parts])
+        candidates = int((~labelled).sum())
         picks = acquisition.select(emb[~labelled], emb[labelled], k)
         chosen = pool_ids[~labelled][picks]
         select_s = time.perf_counter() - t
     total = time.perf_counter() - start
     return chosen, {"score": total - select_s, "select": select_s,
-                    "score_compute": busy_s / max(config.scoring.max_actors, 1)}
+                    "score_compute": busy_s / max(config.scoring.max_actors, 1), "candidates": candidates}

@@ -3,6 +3,8 @@
 Reads what the other scripts wrote, never a number of its own:
   the compare directory (clactive compare --config configs/fashion_mnist_compare.yaml)
   the long-horizon directory (clactive compare --config configs/fashion_mnist_long.yaml)
+  the class-incremental directory (clactive compare --config configs/fashion_mnist_class_incremental.yaml),
+    whose figures go to benchmarks/results/class_incremental.json
   benchmarks/results/{scoring_throughput,round_costs,driver_rss,convergence_*}.json
 copies the compare outputs (results.json, table.md, plots) under benchmarks/results/, marks each
 target met or missed, and rewrites the README between its results markers. A source that is
@@ -22,7 +24,8 @@ from benchmarks.common import RESULTS, machine
 
 README = Path(__file__).parent.parent / "README.md"
 BEGIN, END = "<!-- results:begin (benchmarks/figures.py writes this section) -->", "<!-- results:end -->"
-COPIED = ("results.json", "table.md", "target_accuracy.png", "selection_time.png", "update_per_round.png")
+COPIED = ("results.json", "table.md", "target_accuracy.png", "selection_time.png", "update_per_round.png",
+          "acc_seen.png", "forgetting.png")
 # key, figure, target text, predicate on the measured value
 TARGETS = [
     ("speedup_vs_full_at_50", "selection-time speed-up of clactive over full at 50%", ">= 100x", lambda v: v >= 100),
@@ -115,6 +118,33 @@ def judge(figures: dict, horizon: dict) -> list[dict]:
     return out
 
 
+def class_incremental(results: dict | None) -> dict | None:
+    """Per strategy at the last round: the selection model's accuracy on seen classes and its
+    forgetting, and the target fitted on the strategy's labels, tested on the seen classes."""
+    if results is None:
+        return None
+    last = {name: s["per_round"][-1] for name, s in results["strategies"].items() if s["per_round"]}
+    target = {name: next((at.get("target_acc_seen") for at in s["at"].values()), None)
+              for name, s in results["strategies"].items()}
+    figures = {"forgetting": {n: row.get("forgetting") for n, row in last.items()},
+               "acc_seen_last": {n: row.get("acc_seen") for n, row in last.items()},
+               "target_acc_seen_last": target}
+    forget, seen = figures["forgetting"], figures["target_acc_seen_last"]
+    checks = []
+    if forget.get("clactive") is not None and forget.get("finetune") is not None:
+        checks.append({"figure": "forgetting of clactive / forgetting of finetune", "target": "<= 0.5",
+                       "measured": forget["clactive"] / forget["finetune"] if forget["finetune"] else None})
+    if seen.get("clactive") is not None and seen.get("full") is not None:
+        checks.append({"figure": "target accuracy on seen classes, clactive - full (points)", "target": ">= -1",
+                       "measured": 100 * (seen["clactive"] - seen["full"])})
+    for check in checks:
+        value = check["measured"]
+        ok = value is not None and (value <= 0.5 if check["target"] == "<= 0.5" else value >= -1)
+        check["verdict"] = "met" if ok else "missed"
+    return {"date": date.today().isoformat(), "machine": machine(), "command": results.get("command"),
+            **figures, "targets": checks}
+
+
 def readme_section(summary: dict) -> str:
     lines = [BEGIN, "", f"Measured {summary['date']} on {summary['machine']}, by:", "", "```"]
     lines += summary["command"] + ["python -m benchmarks.figures", "```", ""]
@@ -139,7 +169,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare-dir", default="runs/compare-fashion_mnist")
     parser.add_argument("--long-dir", default="runs/compare-fashion_mnist-long")
+    parser.add_argument("--class-incremental-dir", default="runs/compare-fashion_mnist-class_incremental")
     args = parser.parse_args()
+    incremental = class_incremental(copy_outputs(Path(args.class_incremental_dir), "class_incremental"))
+    if incremental is not None:
+        (RESULTS / "class_incremental.json").write_text(json.dumps(incremental, indent=1) + "\n")
+        print(f"wrote {RESULTS / 'class_incremental.json'}: forgetting {incremental['forgetting']}")
     summary = gather(Path(args.compare_dir), Path(args.long_dir))
     path = RESULTS / "fashion_mnist.json"
     path.write_text(json.dumps(summary, indent=1) + "\n")

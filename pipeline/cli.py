@@ -13,6 +13,7 @@ from dataclasses import asdict, replace
 
 from pipeline.config import RunConfig, load_config, resolve_schedule, validate
 from pipeline.data import get_source, prepare_dataset
+from pipeline.data.pool import check_growth
 from pipeline.errors import ClactiveError
 from pipeline.faults import HOOK_ENV, check_hook
 from pipeline.run_store import RunStore
@@ -89,6 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     data = prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
                            config.data.shard_rows)
     resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
+    check_growth(config, data)
     if RunStore(config.run_dir).holds_run():
         RunStore.open(config.run_dir, None if args.resume else config)  # refuses a different config or a damaged run
         action = "resuming"

@@ -80,6 +80,19 @@ class LearnerConfig:
 
 
 @dataclass(frozen=True)
+class PoolConfig:
+    """How the pool grows between rounds (see pipeline.growth)."""
+    growth: str = "static"                          # static | class_incremental | arrivals
+    class_order: Optional[tuple[int, ...]] = None   # class_incremental: arrival order (default 0, 1, ..., K-1)
+    initial_classes: int = 2                        # class_incremental: classes in the pool at round 0
+    classes_per_round: int = 2                      # class_incremental: classes that join every round
+    arrivals_dir: Optional[str] = None              # arrivals: new Parquet shards here join before each round
+
+
+GROWTH = ("static", "class_incremental", "arrivals")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     strategy: str = "clactive"        # full | svp | clactive | finetune
     acquisition: str = "least_confidence"
@@ -90,6 +103,7 @@ class RunConfig:
     proxy: ModelConfig = field(default_factory=ModelConfig)
     target: ModelConfig = field(default_factory=lambda: ModelConfig(name="preact_resnet20", epochs=15))
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     update: UpdateConfig = field(default_factory=UpdateConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
@@ -268,6 +282,11 @@ def validate(config: RunConfig) -> None:
     if isinstance(config.learner.use_gpu, str) and config.learner.use_gpu != "auto":
         raise ConfigError(f"learner.use_gpu = {config.learner.use_gpu!r}: write true, false or auto")
     _check_schedule_shape(config.schedule)
+    _one_of("pool.growth", config.pool.growth, list(GROWTH))
+    _positive("pool.initial_classes", config.pool.initial_classes)
+    _positive("pool.classes_per_round", config.pool.classes_per_round)
+    if config.pool.growth == "arrivals" and not config.pool.arrivals_dir:
+        raise ConfigError("pool.growth = arrivals needs pool.arrivals_dir: the directory new Parquet shards appear in")
 
 
 def _check_schedule_shape(schedule: ScheduleConfig) -> None:

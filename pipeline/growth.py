@@ -36,18 +36,23 @@ def rounds_until_complete(num_classes: int, initial: int, per_round: int) -> int
     return max(0, -(-(num_classes - initial) // per_round))
 
 
-def per_class_accuracy(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """(num_classes,) accuracy per true class; NaN for a class with no test examples."""
-    correct = np.bincount(labels[predictions == labels], minlength=num_classes).astype(np.float64)
-    total = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, correct / np.maximum(total, 1), np.nan)
+def class_counts(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(correct, total) test examples per true class."""
+    correct = np.bincount(labels[predictions == labels], minlength=num_classes)
+    return correct, np.bincount(labels, minlength=num_classes)
 
 
-def seen_accuracy(predictions: np.ndarray, labels: np.ndarray, seen: tuple[int, ...]) -> float:
+def per_class_accuracy(correct: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Accuracy per class; NaN for a class with no test examples."""
+    correct, total = np.asarray(correct, dtype=np.float64), np.asarray(total, dtype=np.float64)
+    return np.divide(correct, total, out=np.full(len(total), np.nan), where=total > 0)
+
+
+def seen_accuracy(correct: np.ndarray, total: np.ndarray, seen: tuple[int, ...]) -> float:
     """Accuracy over the test examples whose class has arrived."""
-    mask = np.isin(labels, seen)
-    return float((predictions[mask] == labels[mask]).mean()) if mask.any() else float("nan")
+    seen = list(seen)
+    n = np.asarray(total)[seen].sum()
+    return float(np.asarray(correct)[seen].sum() / n) if n else float("nan")
 
 
 def forgetting(history: list[np.ndarray], seen_per_round: list[tuple[int, ...]]) -> float:

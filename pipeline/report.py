@@ -9,6 +9,9 @@ Definitions (per round, from its record):
   selection s  scoring + selecting + update s
 Cumulative figures at a budget sum rounds 0..k, where round k is the one whose labelled total
 is the budget. A speed-up is a ratio of two cumulative figures from the same compare.
+With a class-incremental pool the records also carry the selection model's accuracy on the
+classes seen so far and its forgetting (pipeline.growth), and target fits their accuracy on
+the classes seen by then.
 """
 from __future__ import annotations
 
@@ -27,10 +30,12 @@ def target_at(records: list[dict], targets: dict[int, dict], k: int) -> dict | N
     """The target fit on the labels of rounds 0..k. A strategy whose selection model *is* the
     target trained from scratch on all labels (`full`) made that fit in round k itself."""
     if k in targets:
-        return {"target_acc": targets[k]["target_acc"], "fit": "separate"}
+        return {"target_acc": targets[k]["target_acc"], "fit": "separate",
+                **({"target_acc_seen": targets[k]["acc_seen"]} if "acc_seen" in targets[k] else {})}
     record = records[k]
     if record["selection_model"] == "target" and not record["warm_start"]:
-        return {"target_acc": record["selection_acc"], "fit": "the strategy's own round-k model"}
+        return {"target_acc": record["selection_acc"], "fit": "the strategy's own round-k model",
+                **({"target_acc_seen": record["acc_seen"]} if "acc_seen" in record else {})}
     return None
 
 
@@ -45,7 +50,8 @@ def summarize(entries: dict[str, dict], budgets: dict[str, int], pool_size: int)
             cum_update += costs["update_s"]
             per_round.append({"round": record["round"], "labelled": record["labelled"],
                               "selection_acc": record["selection_acc"], **costs,
-                              "cum_selection_s": cum_selection, "cum_update_s": cum_update})
+                              "cum_selection_s": cum_selection, "cum_update_s": cum_update,
+                              **{key: record[key] for key in ("acc_seen", "forgetting") if key in record}})
         at = {}
         for label, k in budgets.items():
             if k < len(per_round):
@@ -94,6 +100,13 @@ def table(summary: dict) -> str:
             acc = "n/a" if at["target_acc"] is None else f"{at['target_acc']:.4f}"
             lines.append(f"| {name} | {label} | {at['labelled']} | {acc} | {at['selection_s']:.1f} | "
                          f"{at['update_s']:.1f} |")
+    seen = {name: s["per_round"][-1] for name, s in summary["strategies"].items()
+            if s["per_round"] and "acc_seen" in s["per_round"][-1]}
+    if seen:
+        lines += ["", "| strategy | last round | selection model acc on seen classes | forgetting |",
+                  "|---|---:|---:|---:|"]
+        lines += [f"| {name} | {row['round']} | {row['acc_seen']:.4f} | {row['forgetting']:.4f} |"
+                  for name, row in seen.items()]
     for label, figures in summary["speedups"].items():
         parts = [f"{key.replace('_', ' ')} {value:.2f}" + ("x" if key.startswith(("selection", "update")) else "")
                  for key, value in figures.items() if value is not None]
@@ -103,7 +116,7 @@ def table(summary: dict) -> str:
 
 
 def write(summary: dict, out_dir: Path, meta: dict) -> list[Path]:
-    """results.json, table.md and three PNG plots in `out_dir`; returns their paths."""
+    """results.json, table.md and the PNG plots in `out_dir`; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps({**meta, **summary}, indent=1) + "\n")
     (out_dir / "table.md").write_text(table(summary))
@@ -125,13 +138,17 @@ def plot(summary: dict, out_dir: Path) -> list[Path]:
     axes.set(xlabel="labelled (% of pool)", ylabel="target test accuracy", title="Target accuracy vs labels")
     paths.append(_save(figure, axes, out_dir / "target_accuracy.png"))
 
-    for key, ylabel, title, log, filename in (
-            ("cum_selection_s", "cumulative selection s (log)", "Selection time so far", True, "selection_time.png"),
-            ("update_s", "update s", "Model update per round", False, "update_per_round.png")):
+    curves = [("cum_selection_s", "cumulative selection s (log)", "Selection time so far", True, "selection_time.png"),
+              ("update_s", "update s", "Model update per round", False, "update_per_round.png")]
+    if any("acc_seen" in row for s in summary["strategies"].values() for row in s["per_round"]):
+        curves += [("acc_seen", "test accuracy on classes seen so far", "Selection model, class-incremental", False,
+                    "acc_seen.png"),
+                   ("forgetting", "forgetting (mean drop from best)", "Forgetting", False, "forgetting.png")]
+    for key, ylabel, title, log, filename in curves:
         figure, axes = plt.subplots(figsize=(6, 4))
         for name, strategy in summary["strategies"].items():
-            rows = strategy["per_round"]
-            axes.plot([r["round"] for r in rows], [max(r[key], 1e-3) for r in rows], marker=".", label=name)
+            rows = [row for row in strategy["per_round"] if key in row]
+            axes.plot([r["round"] for r in rows], [max(r[key], 1e-3) if log else r[key] for r in rows], marker=".", label=name)
         if log:
             axes.set_yscale("log")
         axes.set(xlabel="round", ylabel=ylabel, title=title)

@@ -103,6 +103,16 @@ CASES = [
     ("max below min actors", None, ["--set", "scoring.min_actors=3", "--set", "scoring.max_actors=2"],
      "scoring.max_actors = 2 is below scoring.min_actors = 3"),
     ("use_gpu not a choice", None, ["--set", "learner.use_gpu=maybe"], "learner.use_gpu = 'maybe'"),
+    ("unknown pool growth", None, ["--set", "pool.growth=daily"], "unknown pool.growth 'daily'"),
+    ("arrivals without a directory", None, ["--set", "pool.growth=arrivals"], "needs pool.arrivals_dir"),
+    ("arrivals directory missing", None, ["--set", "pool.growth=arrivals", "--set", "pool.arrivals_dir={root}/none"],
+     "pool.arrivals_dir {root}/none is not a directory"),
+    ("class order names an unknown class", None, ["--set", "pool.growth=class_incremental",
+                                                  "--set", "pool.class_order=[0,1,2,3,4,5,6,7,8,10]"],
+     "pool.class_order names class 10"),
+    ("class-incremental schedule beyond the arrived classes", None,
+     ["--set", "pool.growth=class_incremental", "--set", "pool.initial_classes=1", "--set", "schedule.initial=50"],
+     "by round 0 the schedule asks for 50 labels, but only 40 examples"),
     # data
     ("missing data directory", None, ["--data-dir", "{root}/nowhere"], "missing data file"),
     ("missing label file", damage(lambda d: (d / POOL_LABELS).unlink()), [], "missing data file"),
@@ -170,6 +180,6 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, valid_data, 
     assert pipeline.cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("clactive: error: "), err
-    assert cause in err
+    assert cause.format(root=tmp_path) in err
     assert tree(case.run_dir) == before                              # the run directory is untouched
     assert not list(tmp_path.rglob(".*.tmp"))                        # no half-written data cache

@@ -59,3 +59,29 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
     }
     assert (results_dir / "compare" / "results.json").is_file()  # the sources are copied beside the figures
     assert "| Ray Data scoring throughput / plain torch loop | >= 0.9 | 0.95 | met |" in figures.readme_section(summary)
+
+
+def test_class_incremental_figures_and_report(tmp_path):
+    from pipeline.report import table, write
+
+    def rounds(forgetting, acc_seen, model="proxy", warm=True):
+        return [{**record(r, 10 * (r + 1), 1, 3, model=model, warm=warm if r else False),
+                 "acc_seen": acc, "forgetting": f} for r, (f, acc) in enumerate(zip(forgetting, acc_seen))]
+
+    entries = {
+        "full": {"records": rounds([0.0, 0.01], [0.95, 0.90], model="target", warm=False), "targets": {}},
+        "clactive": {"records": rounds([0.0, 0.04], [0.93, 0.85]), "targets": {1: {"target_acc": 0.9,
+                                                                                    "acc_seen": 0.895}}},
+        "finetune": {"records": rounds([0.0, 0.20], [0.93, 0.60]), "targets": {1: {"target_acc": 0.8,
+                                                                                    "acc_seen": 0.80}}},
+    }
+    summary = summarize(entries, {"20%": 1}, pool_size=100)
+    assert "| finetune | 1 | 0.6000 | 0.2000 |" in table(summary)
+    names = {path.name for path in write(summary, tmp_path, {"command": "clactive compare x"})}
+    assert {"acc_seen.png", "forgetting.png"} <= names
+
+    figures_ = figures.class_incremental(json.loads((tmp_path / "results.json").read_text()))
+    assert figures_["forgetting"] == {"full": 0.01, "clactive": 0.04, "finetune": 0.20}
+    assert figures_["target_acc_seen_last"] == {"full": 0.90, "clactive": 0.895, "finetune": 0.80}
+    assert [(c["measured"], c["verdict"]) for c in figures_["targets"]] == [
+        (pytest.approx(0.2), "met"), (pytest.approx(-0.5), "met")]

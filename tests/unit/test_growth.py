@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.growth import (check_class_order, classes_at, forgetting, per_class_accuracy, rounds_until_complete,
-                             seen_accuracy)
+from pipeline.growth import (check_class_order, class_counts, classes_at, forgetting, per_class_accuracy,
+                             rounds_until_complete, seen_accuracy)
 
 ORDER = (3, 1, 4, 0, 2)
 
@@ -28,9 +28,11 @@ def test_bad_class_orders_are_refused(order, message):
 def test_per_class_and_seen_accuracy():
     labels = np.array([0, 0, 1, 1, 2, 2])
     predictions = np.array([0, 1, 1, 1, 0, 0])
-    np.testing.assert_allclose(per_class_accuracy(predictions, labels, 4), [0.5, 1.0, 0.0, np.nan])
-    assert seen_accuracy(predictions, labels, (0, 1)) == 0.75
-    assert np.isnan(seen_accuracy(predictions, labels, (3,)))
+    correct, total = class_counts(predictions, labels, 4)
+    assert correct.tolist() == [1, 2, 0, 0] and total.tolist() == [2, 2, 2, 0]
+    np.testing.assert_allclose(per_class_accuracy(correct, total), [0.5, 1.0, 0.0, np.nan])
+    assert seen_accuracy(correct, total, (0, 1)) == 0.75
+    assert np.isnan(seen_accuracy(correct, total, (3,)))
 
 
 def test_forgetting_is_the_mean_drop_from_the_best_over_classes_seen_before_the_last_round():

@@ -1,0 +1,127 @@
+"""Which Parquet files make up the pool at a round, when the pool grows between rounds.
+
+class_incremental  the prepared pool rewritten once as one directory of shards per class;
+                   round r reads the directories of the classes that have arrived.
+arrivals           the prepared pool plus every shard admitted from a watched directory. A shard
+                   is admitted before the round that first sees it, after checks that keep the
+                   pool sound: the pool schema (and image shape), at least one row, ids unique
+                   within it and new to the pool. A shard that fails stops the run with its name.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from pipeline.config import RunConfig, resolve_schedule
+from pipeline.data.base import PreparedData, pool_schema
+from pipeline.errors import ConfigError, DataError
+from pipeline.growth import check_class_order, classes_at
+
+BY_CLASS = "pool_by_class"
+
+
+def class_shards(data: PreparedData) -> dict[int, list[str]]:
+    """class -> its shard files; written beside the prepared pool on first use, atomically."""
+    root = Path(data.root) / BY_CLASS
+    if not root.is_dir():
+        tmp = root.with_name(f".{BY_CLASS}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp.mkdir()
+        try:
+            pool = pads.dataset(data.split_dir("pool"), format="parquet")
+            for c in range(data.num_classes):
+                (tmp / f"class-{c:03d}").mkdir()
+                table = pool.to_table(filter=pc.field("label") == c)
+                if table.num_rows:
+                    pq.write_table(table.combine_chunks(), tmp / f"class-{c:03d}" / "part-00000.parquet")
+            try:
+                os.replace(tmp, root)
+            except OSError:
+                if not root.is_dir():
+                    raise  # otherwise another process wrote the same shards first
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return {c: sorted(str(p) for p in (root / f"class-{c:03d}").glob("*.parquet")) for c in range(data.num_classes)}
+
+
+def split_files(split_dir: str) -> list[str]:
+    return sorted(str(p) for p in Path(split_dir).glob("*.parquet"))
+
+
+def pool_ids(files: list[str]) -> np.ndarray:
+    """Every id in `files`, sorted (8 bytes a row: the images stay on disk)."""
+    if not files:
+        return np.empty(0, dtype=np.int64)
+    return np.sort(pads.dataset(files, format="parquet").to_table(columns=["id"]).column("id").to_numpy())
+
+
+def admit_arrivals(directory: str, admitted: list[str], known_ids: np.ndarray, data: PreparedData) -> list[str]:
+    """The shards in `directory` not yet in `admitted`, checked against the pool; in name order.
+
+    `known_ids`: sorted ids already in the pool. Raises DataError naming the first bad shard.
+    """
+    if not os.path.isdir(directory):
+        raise DataError(f"pool.arrivals_dir {directory} is not a directory: create it or fix the path")
+    expected = pool_schema(data.image_shape)
+    new = [str(p) for p in sorted(Path(directory).glob("*.parquet")) if str(p) not in set(admitted)]
+    seen = known_ids
+    for path in new:
+        try:
+            schema = pq.read_schema(path)
+            rows = pq.read_metadata(path).num_rows
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise DataError(f"arrival shard {path} is not a readable Parquet file ({exc}); remove or replace it") from None
+        if not schema.remove_metadata().equals(expected.remove_metadata()) or \
+                (schema.metadata or {}).get(b"clactive.image_shape") != expected.metadata[b"clactive.image_shape"]:
+            raise DataError(f"arrival shard {path} has schema {_describe(schema)}, not the pool's "
+                            f"{_describe(expected)}; rewrite it with pipeline.data.base.arrow_table")
+        if rows == 0:
+            raise DataError(f"arrival shard {path} holds no rows; remove it")
+        ids = pq.read_table(path, columns=["id"]).column("id").to_numpy()
+        unique = np.unique(ids)
+        if len(unique) != len(ids):
+            raise DataError(f"arrival shard {path} repeats id {_first_repeat(ids)}; ids must be unique")
+        clash = unique[np.isin(unique, seen)]
+        if len(clash):
+            raise DataError(f"arrival shard {path} reuses id {clash[0]}, already in the pool; give its rows new ids")
+        seen = np.union1d(seen, unique)
+    return new
+
+
+def _describe(schema) -> str:
+    shape = (schema.metadata or {}).get(b"clactive.image_shape", b"?").decode()
+    return "(" + ", ".join(f"{f.name}: {f.type}" for f in schema) + f"; image shape {shape})"
+
+
+def _first_repeat(ids: np.ndarray) -> int:
+    values, counts = np.unique(ids, return_counts=True)
+    return int(values[counts > 1][0])
+
+
+def check_growth(config: RunConfig, data: PreparedData) -> None:
+    """Before Ray starts: the class order names the dataset's classes, the schedule fits the
+    classes available at each round, the arrivals directory exists."""
+    pool = config.pool
+    if pool.growth == "arrivals" and not os.path.isdir(pool.arrivals_dir):
+        raise DataError(f"pool.arrivals_dir {pool.arrivals_dir} is not a directory: create it or fix the path")
+    if pool.growth != "class_incremental":
+        return
+    order = pool.class_order or tuple(range(data.num_classes))
+    check_class_order(order, data.num_classes)
+    rows = {c: sum(pq.read_metadata(f).num_rows for f in files) for c, files in class_shards(data).items()}
+    initial, sizes = resolve_schedule(config.schedule, data.pool_size)
+    labelled = initial
+    for r, size in enumerate([0, *sizes]):
+        labelled += size
+        classes = classes_at(order, pool.initial_classes, pool.classes_per_round, r)
+        available = sum(rows[c] for c in classes)
+        if labelled > available:
+            raise ConfigError(f"by round {r} the schedule asks for {labelled} labels, but only {available} examples "
+                              f"(classes {', '.join(map(str, classes))}) have arrived by then: lower the schedule or "
+                              "raise pool.initial_classes / pool.classes_per_round")

@@ -1,0 +1,77 @@
+"""Pools that grow between rounds, through the coordinator actor, Ray Data and Ray Train."""
+from dataclasses import asdict
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import ray
+
+from actors.coordinator import Coordinator
+from pipeline.cli import run_rounds
+from pipeline.data import get_source, prepare_dataset
+from pipeline.data.base import arrow_table, pool_schema
+from pipeline.errors import DataError
+from pipeline.growth import classes_at
+from pipeline.run_store import RunStore
+from tests.helpers import tiny_config
+
+pytestmark = pytest.mark.ray
+ORDER = (9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+
+
+def prepared(config):
+    return prepare_dataset(get_source("fashion_mnist", config.data.data_dir), config.data.cache_dir,
+                           config.data.shard_rows)
+
+
+def test_class_incremental_rounds_score_and_label_only_the_classes_that_arrived(ray_cluster, tiny_data_dir, work_dir):
+    config = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental",
+                         f"pool.class_order={list(ORDER)}", "train_target_at_end=false")
+    records = run_rounds(config, asdict(prepared(config)), no_progress_timeout_s=120)["records"]
+
+    store = RunStore(config.run_dir)
+    labelled_before = 0
+    for record in records:
+        r = record["round"]
+        arrived = classes_at(ORDER, 2, 2, r)
+        labels = pq.read_table(f"{store.location}/rounds/{r:04d}/labels.parquet").column("label").to_numpy()
+        assert set(labels) <= set(arrived)
+        # the tiny pool holds 40 examples a class; a scoring pass sees the arrived, unlabelled ones
+        assert record["candidates"] == 40 * len(arrived) - labelled_before
+        assert record["classes"] == list(arrived) and 0 <= record["acc_seen"] <= 1 and record["forgetting"] >= 0
+        labelled_before = record["labelled"]
+    assert records[0]["forgetting"] == 0.0 and len(records[-1]["per_class_acc"]) == 10
+
+
+def arrival_shard(path, ids, data):
+    images = np.zeros((len(ids), *data.image_shape), dtype=np.uint8)
+    table = arrow_table(np.asarray(ids, dtype=np.int64), images, np.arange(len(ids)) % 10, pool_schema(data.image_shape))
+    pq.write_table(table, path)
+    return str(path)
+
+
+def test_an_arrival_shard_joins_the_pool_before_the_next_round_and_a_bad_one_stops_it(
+        ray_cluster, tiny_data_dir, work_dir):
+    arrivals = work_dir / "arrivals"
+    arrivals.mkdir()
+    config = tiny_config(tiny_data_dir, work_dir, "pool.growth=arrivals", f"pool.arrivals_dir={arrivals}",
+                         "train_target_at_end=false", "schedule.round_ends=[70]")
+    data = prepared(config)
+    store = RunStore.create(config.run_dir, config)
+    coordinator = Coordinator.remote(config.to_dict(), asdict(data), config.run_dir, 120)
+    try:
+        assert ray.get(coordinator.run_round.remote(0))["candidates"] == 400
+
+        arrival_shard(arrivals / "bad.parquet", [5], data)  # id 5 is already in the pool
+        with pytest.raises(ray.exceptions.RayTaskError) as failure:
+            ray.get(coordinator.run_round.remote(1))
+        assert isinstance(failure.value.cause, DataError) and "bad.parquet reuses id 5" in str(failure.value.cause)
+        assert store.committed_rounds() == [0]
+
+        (arrivals / "bad.parquet").unlink()
+        good = arrival_shard(arrivals / "day-2.parquet", np.arange(10_000, 10_050), data)
+        record = ray.get(coordinator.run_round.remote(1))
+        assert record["admitted"] == [good] and record["candidates"] == 400 + 50 - 40
+        ray.get(coordinator.close.remote())
+    finally:
+        ray.kill(coordinator)

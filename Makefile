@@ -16,7 +16,7 @@ run: venv data
 
 test: venv
 	@$(MAKE) --no-print-directory data || echo "Fashion-MNIST is not installed: its end-to-end test will be skipped"
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 venv: $(BIN)/.installed
 

@@ -67,7 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--quick", action="store_true",
                          help="a smoke run: 1%% initial set, two 1%% rounds, short schedules, its own directory")
     compare.set_defaults(handler=_compare)
+
+    search = commands.add_parser("tune", help="search the replay memory and step budget with Ray Tune: trial table, "
+                                              "accuracy/time Pareto front, best config (resumable)")
+    search.add_argument("--config", help="YAML: a run config plus a `tune:` section "
+                                         "(e.g. configs/fashion_mnist_tune.yaml)")
+    search.add_argument("--data-dir", help="directory holding the dataset's files")
+    search.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any key, e.g. --set tune.num_samples=4 (repeatable)")
+    search.set_defaults(handler=_tune)
     return parser
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from tune.search import main as tune_main
+    return tune_main(args)
 
 
 def _compare(args: argparse.Namespace) -> int:

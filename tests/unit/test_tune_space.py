@@ -74,3 +74,17 @@ def test_written_best_config_loads_with_the_project_loader(tmp_path):
     assert config.update.steps == 30 and config.memory.policy == "reservoir" and config.schedule.initial == 40
     assert json.loads((tmp_path / "trials.json").read_text())["chosen"] == "a"
     assert "run_dir" not in yaml.safe_load((tmp_path / "best.yaml").read_text())
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["tune.space={update.steps: {randint: [9, 3]}}"], "randint [9, 3] is empty or inverted"),
+    (["tune.space={update.stepz: {randint: [3, 9]}}"], "'update.stepz' is not a run config key"),
+    (["tune.objective=f1"], "tune.objective 'f1' is not a metric the trials report"),
+])
+def test_clactive_tune_refuses_bad_searches_in_one_line_before_any_work(monkeypatch, capsys, sets, message):
+    import pipeline.cli
+    import tune.search
+    monkeypatch.setattr(tune.search, "prepare_dataset", lambda *a, **k: pytest.fail("a bad search reached the data"))
+    assert pipeline.cli.main(["tune", *[arg for item in sets for arg in ("--set", item)]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("clactive: error: ") and message in err

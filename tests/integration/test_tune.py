@@ -1,0 +1,34 @@
+"""A tiny Ray Tune search on the session's cluster: trial table, Pareto plot, a loadable best config."""
+import json
+
+import pytest
+
+from pipeline.cli import main
+from pipeline.config import load_config
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.ray
+
+
+def tune_args(data_dir, work_dir, *extra):
+    sets = tiny_overrides(data_dir, work_dir) + [
+        "schedule.round_ends=[70]", f"tune.dir={work_dir / 'tune'}", "tune.num_samples=2", "tune.scheduler=none",
+        "tune.space={update.steps: {randint: [3, 9]}, memory.ratio: {uniform: [0.5, 1.0]}}", *extra]
+    return ["tune", *[arg for item in sets for arg in ("--set", item)]]
+
+
+def test_a_tiny_search_writes_its_table_plot_and_a_best_config_that_loads(ray_cluster, tiny_data_dir, work_dir):
+    assert main(tune_args(tiny_data_dir, work_dir)) == 0
+
+    out = work_dir / "tune"
+    results = json.loads((out / "trials.json").read_text())
+    assert len(results["trials"]) == 2 and all(t["status"] == "finished" for t in results["trials"])
+    assert all(3 <= t["params"]["update.steps"] < 9 and t["rounds"] == 2 for t in results["trials"])
+    assert (out / "pareto.png").stat().st_size > 0 and "| trial |" in (out / "trials.md").read_text()
+    best = load_config(out / "best.yaml")
+    chosen = next(t for t in results["trials"] if t["trial"] == results["chosen"])
+    assert best.update.steps == chosen["params"]["update.steps"]
+
+    # the same command again: Tune restores the finished search and runs nothing new
+    assert main(tune_args(tiny_data_dir, work_dir)) == 0
+    assert json.loads((out / "trials.json").read_text())["trials"] == results["trials"]

@@ -1,0 +1,127 @@
+"""`clactive tune`: a Ray Tune search whose trials are whole (short) active-learning runs.
+
+Each trial applies its sampled parameters to the base config and runs every round through the
+same coordinator, scorers and learner as `clactive run`, in its own run directory
+(`<tune.dir>/trials/<trial id>`). After every round it reports the proxy's test accuracy and the
+cumulative selection seconds (scoring + selecting + model updates, as `clactive compare` counts
+them); with `objective: target_acc` it fits the target on its final labels and reports that last.
+ASHA stops trials whose per-round proxy accuracy trails. A search that stopped part-way is
+restored by running the same command: Tune restores its experiment and an unfinished trial's run
+directory resumes after its last committed round.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pipeline.config import apply_overrides, read_yaml, resolve_schedule
+from pipeline.data import get_source, prepare_dataset
+from pipeline.data.pool import check_growth
+from pipeline.report import round_costs
+from tune.report import write
+from tune.space import TIME_METRIC, Param, TuneSection, apply, parse_section, parse_space
+
+# A trial only drives its coordinator; its work runs in actors that hold their own CPUs, and Ray Data's
+# file listing needs one whole free CPU beside them. Tune refuses an empty request, so a trial asks
+# for a little memory and no CPU.
+TRIAL_RESOURCES = {"cpu": 0, "memory": 64 * 2**20}
+
+
+def load(path: str | None, overrides: list[str], data_dir: str | None) -> tuple[dict, TuneSection, list[Param]]:
+    raw = read_yaml(path)
+    apply_overrides(raw, list(overrides) + ([f"data.data_dir={data_dir}"] if data_dir else []))
+    section = parse_section(raw.pop("tune", None))
+    return raw, section, parse_space(section.space, raw)
+
+
+def trial(params: dict, base_raw: dict, data: dict, objective: str, trials_dir: str) -> None:
+    """One Tune trial: an active-learning run reporting after every round."""
+    import ray.tune
+
+    from pipeline.cli import run_rounds
+
+    run_dir = os.path.join(trials_dir, ray.tune.get_context().get_trial_id())
+    config = apply(base_raw, {**params, "run_dir": run_dir, "train_target_at_end": False})
+    selection_s = 0.0
+    metrics: dict = {}
+
+    def report(record: dict) -> None:
+        nonlocal selection_s, metrics
+        selection_s += round_costs(record)["selection_s"]
+        metrics = {"round": record["round"], "labelled": record["labelled"], "proxy_acc": record["selection_acc"],
+                   TIME_METRIC: selection_s}
+        ray.tune.report(metrics)
+
+    result = run_rounds(config, data, print_row=report,
+                        target_rounds=[len(resolve_schedule(config.schedule, data["sizes"]["pool"])[1])]
+                        if objective == "target_acc" else [])
+    if result["final"] is not None:
+        ray.tune.report({**metrics, "target_acc": result["final"]["target_acc"]})
+
+
+def main(args: argparse.Namespace) -> int:
+    base_raw, section, params = load(args.config, args.overrides, args.data_dir)
+    base = apply(base_raw, {})
+    data = prepare_dataset(get_source(base.data.dataset, base.data.data_dir), base.data.cache_dir,
+                           base.data.shard_rows)
+    num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
+    check_growth(base, data)
+
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    if not ray.is_initialized():
+        ray.init(logging_level="WARNING")
+    out_dir = Path(section.dir).absolute()
+    experiment = out_dir / "search"
+    trainable = tune.with_resources(
+        tune.with_parameters(trial, base_raw=base_raw, data=asdict(data), objective=section.objective,
+                             trials_dir=str(out_dir / "trials")), TRIAL_RESOURCES)
+    if tune.Tuner.can_restore(str(experiment)):
+        print(f"clactive tune: restoring the search in {experiment}", flush=True)
+        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
+    else:
+        scheduler = None
+        if section.scheduler == "asha":
+            scheduler = ASHAScheduler(metric="proxy_acc", mode="max", time_attr="training_iteration",
+                                      max_t=num_rounds + 1, grace_period=section.grace_rounds)
+        tuner = tune.Tuner(
+            trainable, param_space={p.key: _distribution(p) for p in params},
+            tune_config=tune.TuneConfig(num_samples=section.num_samples, scheduler=scheduler,
+                                        max_concurrent_trials=section.max_concurrent),
+            run_config=tune.RunConfig(name="search", storage_path=str(out_dir), verbose=0))
+    print(f"clactive tune: {section.num_samples} trials of {num_rounds} rounds over "
+          f"{', '.join(p.key for p in params)}; objective {section.objective}, scheduler {section.scheduler}",
+          flush=True)
+    grid = tuner.fit()
+
+    trials = sorted((_trial_row(result, params, section.objective, num_rounds) for result in grid),
+                    key=lambda t: t["trial"])
+    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": "clactive " + " ".join(sys.argv[1:]), "rounds": num_rounds, "dataset": data.dataset,
+            "space": {p.key: {p.kind: list(p.values)} for p in params}}
+    paths = write(trials, base_raw, out_dir, section.objective, section.choose_within_pt, meta)
+    print((out_dir / "trials.md").read_text(), end="")
+    print("wrote " + ", ".join(str(p) for p in paths), flush=True)
+    return 0
+
+
+def _distribution(param: Param):
+    from ray import tune
+    if param.kind == "choice":
+        return tune.choice(list(param.values))
+    return getattr(tune, param.kind)(*param.values)
+
+
+def _trial_row(result, params: list[Param], objective: str, num_rounds: int) -> dict:
+    metrics = result.metrics or {}
+    finished = metrics.get("round") == num_rounds - 1 and metrics.get(objective) is not None
+    status = "error" if result.error else "finished" if finished else "stopped"
+    return {"trial": metrics.get("trial_id", Path(result.path).name), "params": {p.key: result.config.get(p.key) for p in params},
+            "status": status, "rounds": metrics.get("round", -1) + 1, "accuracy": metrics.get(objective),
+            "selection_s": metrics.get(TIME_METRIC, 0.0)}

@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/bench-round-costs")
     args = parser.parse_args()
 
-    config = load_config(args.config, ["schedule.round_ends=null", f"schedule.round_size={args.round_size}",
+    config = load_config(args.config, [f"schedule.round_size={args.round_size}",
                                        f"schedule.rounds={args.rounds}", "train_target_at_end=false",
                                        "strategy=clactive"], run_dir=args.run_dir)
     data = prepared(config)

@@ -59,6 +59,9 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
     if quick:
         section = replace(section, dir=section.dir.rstrip("/") + "-quick")
     base = config_from_raw(raw, **{"data.data_dir": data_dir})
+    if base.oracle != "simulated":
+        raise ConfigError(f"oracle = {base.oracle}: compare runs every strategy unattended, with the simulated "
+                          "oracle; drop the oracle key (people label one run at a time, with clactive run)")
     return base, section
 
 

@@ -90,12 +90,14 @@ class PoolConfig:
 
 
 GROWTH = ("static", "class_incremental", "arrivals")
+ORACLES = ("simulated", "external")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     strategy: str = "clactive"        # full | svp | clactive | finetune
     acquisition: str = "least_confidence"
+    oracle: str = "simulated"         # simulated: reveal the label column | external: ask people (pipeline.oracle)
     seed: int = 0
     run_dir: str = "runs/fashion_mnist"
     train_target_at_end: bool = True  # fit the target from scratch on the final labels
@@ -252,6 +254,7 @@ def validate(config: RunConfig) -> None:
 
     _one_of("strategy", config.strategy, strategy_names())
     _one_of("acquisition", config.acquisition, acquisition_names())
+    _one_of("oracle", config.oracle, list(ORACLES))
     _one_of("data.dataset", config.data.dataset, source_names())
     _one_of("memory.policy", config.memory.policy, memory_names())
     for role in ("proxy", "target"):
@@ -336,6 +339,11 @@ def check_size(key: str, value: Size) -> None:
 def to_count(value: Size, total: int) -> int:
     """A fraction of `total` (float) or an absolute count (int)."""
     return int(round(value * total)) if isinstance(value, float) else int(value)
+
+
+def round_count(schedule: ScheduleConfig) -> int:
+    """Rounds in a run, round 0 (the initial set) included; the pool size does not change it."""
+    return 1 + (schedule.rounds if schedule.rounds is not None else len(schedule.round_ends))
 
 
 def resolve_schedule(schedule: ScheduleConfig, pool_size: int) -> tuple[int, list[int]]:

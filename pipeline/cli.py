@@ -17,8 +17,8 @@ from pipeline.data import get_source, prepare_dataset
 from pipeline.data.pool import check_growth, split_files
 from pipeline.errors import ClactiveError
 from pipeline.faults import HOOK_ENV, check_hook
-from pipeline.oracle import LabelRequests, check_continuable, import_answers, simulate_answers, status_lines, \
-    waiting_message
+from pipeline.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,
+                             status_lines, waiting_message)
 from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
@@ -127,14 +127,13 @@ def _label_simulate(args: argparse.Namespace) -> int:
     store = RunStore.open(args.run_dir)
     if args.count is not None and args.count < 1:
         raise ClactiveError(f"--count {args.count}: answer at least 1 id, or leave --count out to answer all")
+    request = open_request(store)  # none open: say so before reading any data
     config = store.saved_config()
     data = prepare_dataset(get_source(config.data.dataset, args.data_dir or config.data.data_dir),
                            config.data.cache_dir, config.data.shard_rows)
     # every file an id may come from: the prepared pool and every arrival shard admitted so far
-    request = LabelRequests(store).open()
     admitted = [path for record in store.records() for path in record.get("admitted", [])]
-    admitted += request.meta["admitted"] if request is not None else []
-    files = split_files(data.split_dir("pool")) + admitted
+    files = split_files(data.split_dir("pool")) + admitted + request.meta["admitted"]
     print(simulate_answers(store, files, data.image_shape, args.count).describe(store.location))
     return 0
 

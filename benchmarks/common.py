@@ -53,8 +53,7 @@ def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
     meta = {"date": date.today().isoformat(), "machine": machine(),
-            "command": "python -m " + Path(sys.argv[0]).with_suffix("").as_posix().replace("/", ".")
-                       + "".join(f" {a}" for a in sys.argv[1:])}
+            "command": f"python -m {sys.modules['__main__'].__spec__.name}" + "".join(f" {a}" for a in sys.argv[1:])}
     path.write_text(json.dumps({**meta, **payload}, indent=1) + "\n")
     return path
 

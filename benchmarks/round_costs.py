@@ -3,7 +3,7 @@
 Runs the default config's clactive job with `--rounds` rounds of `--round-size` of the pool
 (default 10 x 1%) and no target fit, then reads its round records:
 
-  update s        the Ray Train job minus the test-set evaluation and the one-time learner start-up
+  update s        the Ray Train job minus the test-set evaluation and the learner handle's construction
                   (the figure `report.round_costs` uses); round 0 trains from scratch, so the flat
                   series is rounds 1..N
   overhead s      what the framework adds around the computation:

@@ -4,8 +4,10 @@ Pure functions over round records and target fits (no Ray, no torch), so every f
 report can be recomputed from the run directories.
 
 Definitions (per round, from its record):
-  update s     the learner call minus its test-set evaluation and minus the one-time start-up
-               of a learner process: what a model update costs the selection
+  update s     the learner call minus its test-set evaluation and minus the construction of
+               the learner handle: what a model update costs the selection. Round 0's update
+               also carries the Ray Train worker group's start-up (7-14 s on 2 cores; see its
+               `learner_overhead`), the same one-time cost for every strategy
   selection s  scoring + selecting + update s
 Cumulative figures at a budget sum rounds 0..k, where round k is the one whose labelled total
 is the budget. A speed-up is a ratio of two cumulative figures from the same compare.

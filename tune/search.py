@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.config import apply_overrides, read_yaml, resolve_schedule
-from pipeline.data import get_source, prepare_dataset
+from pipeline.data import prepare_data
 from pipeline.data.pool import check_growth
 from pipeline.report import round_costs
 from tune.report import write
@@ -66,8 +66,7 @@ def trial(params: dict, base_raw: dict, data: dict, objective: str, trials_dir: 
 def main(args: argparse.Namespace) -> int:
     base_raw, section, params = load(args.config, args.overrides, args.data_dir)
     base = apply(base_raw, {})
-    data = prepare_dataset(get_source(base.data.dataset, base.data.data_dir), base.data.cache_dir,
-                           base.data.shard_rows)
+    data = prepare_data(base.data)
     num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
     check_growth(base, data)
 

@@ -26,8 +26,9 @@ from pipeline.errors import DataError
 
 PIXELS = 3 * 32 * 32
 
-# What a pickled numpy array refers to; numpy 2 names numpy.core as numpy._core.
-_ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+# What a pickled numpy array refers to (numpy 2 names numpy.core as numpy._core), and how
+# Python 3 writes bytes at protocol 2 (_codecs.encode of a latin-1 str).
+_ALLOWED = {("_codecs", "encode"), ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
             ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
             ("numpy", "ndarray"), ("numpy", "dtype"), ("copyreg", "_reconstructor"),
             ("builtins", "object")}

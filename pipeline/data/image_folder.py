@@ -17,6 +17,7 @@ Ray is running, so a large tree decodes on every core of the cluster, and in-pro
 from __future__ import annotations
 
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -51,6 +52,16 @@ def decode_encoded(encoded, size: int):
     return TF.center_crop(image, [size, size]).to(torch.uint8)
 
 
+@contextmanager
+def quiet_decoders():
+    """torchvision 0.29 deprecates its decoders in favour of torchcodec, which this project does
+    not install; they work, and one warning per image would drown the output."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                                category=DeprecationWarning)
+        yield
+
+
 def describe_error(exc: Exception) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
@@ -65,12 +76,13 @@ def decode_batch(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarra
     images = np.zeros((len(paths), 3, size, size), dtype=np.uint8)
     ok = np.ones(len(paths), dtype=bool)
     errors = [""] * len(paths)
-    for i, path in enumerate(paths):
-        try:
-            images[i] = decode_image(path, size).numpy()
-        except Exception as exc:  # torchvision raises RuntimeError, OSError, ... for a bad file
-            ok[i] = False
-            errors[i] = describe_error(exc)
+    with quiet_decoders():
+        for i, path in enumerate(paths):
+            try:
+                images[i] = decode_image(path, size).numpy()
+            except Exception as exc:  # torchvision raises RuntimeError, OSError, ... for a bad file
+                ok[i] = False
+                errors[i] = describe_error(exc)
     return {**batch, "image": images, "ok": ok, "error": np.array(errors, dtype=object)}
 
 

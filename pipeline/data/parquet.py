@@ -11,8 +11,9 @@ data.feature_column   the images, either
                         data.image_shape: [C, H, W]
 data.label_column     integer class labels in [0, K); K is one more than the largest label of
                       either split
-data.id_column        optional stable non-negative int64 ids, unique within a split
-                      (default: the row's position, files read in name order)
+data.id_column        optional stable non-negative int64 ids, unique within a split; required in
+                      the pool when named, used in the test split when present there (default:
+                      the row's position, files read in name order)
 
 Normalisation statistics are measured per channel on the pool while it is written.
 """
@@ -29,7 +30,7 @@ import pyarrow.dataset as pads
 import pyarrow.types as pat
 
 from pipeline.data.base import Source, register_source
-from pipeline.data.image_folder import decode_encoded, describe_error
+from pipeline.data.image_folder import decode_encoded, describe_error, quiet_decoders
 from pipeline.errors import DataError
 
 SPLIT_NAMES = {"pool": "train", "test": "test"}
@@ -87,11 +88,13 @@ class ParquetTable(Source):
             where = ", ".join(str(f) for f in self.split_files(split))
             schema = dataset.schema
             for role, column in (("feature", o.feature_column), ("label", o.label_column), ("id", o.id_column)):
+                if role == "id" and split == "test":
+                    continue
                 if column is not None and column not in schema.names:
                     raise DataError(f"parquet: {where} has no column '{column}' (data.{role}_column); its columns "
                                     f"are {', '.join(schema.names)}")
             for role, column in (("label", o.label_column), ("id", o.id_column)):
-                if column is not None and not pat.is_integer(schema.field(column).type):
+                if column is not None and column in schema.names and not pat.is_integer(schema.field(column).type):
                     raise DataError(f"parquet: column '{column}' of {where} is {schema.field(column).type}, "
                                     f"not integers; write the {role}s as integers")
             self._feature_kind(schema.field(o.feature_column).type, where)
@@ -143,7 +146,8 @@ class ParquetTable(Source):
         where = ", ".join(str(f) for f in self.split_files(split))
         kind = self._feature_kind(dataset.schema.field(o.feature_column).type, where)
         shape = self.image_shape
-        columns = [o.feature_column, o.label_column] + ([o.id_column] if o.id_column else [])
+        with_ids = o.id_column is not None and o.id_column in dataset.schema.names
+        columns = [o.feature_column, o.label_column] + ([o.id_column] if with_ids else [])
         histogram = np.zeros((shape[0], 256), dtype=np.int64)  # per channel: pixels of each value
         position, skipped = 0, 0
         for record_batch in dataset.to_batches(columns=columns, batch_size=READ_ROWS):
@@ -151,7 +155,7 @@ class ParquetTable(Source):
             if n == 0:
                 continue
             labels = record_batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
-            if o.id_column:
+            if with_ids:
                 id_column = record_batch.column(2)
                 if id_column.null_count:
                     raise DataError(f"parquet: column '{o.id_column}' of {where} has missing ids; "
@@ -209,7 +213,8 @@ class ParquetTable(Source):
             try:
                 if not raw:
                     raise ValueError("no image bytes")
-                images[i] = decode_encoded(torch.frombuffer(bytearray(raw), dtype=torch.uint8), size).numpy()
+                with quiet_decoders():
+                    images[i] = decode_encoded(torch.frombuffer(bytearray(raw), dtype=torch.uint8), size).numpy()
             except Exception as exc:  # torchvision raises several types for a bad image
                 if not self.options.skip_corrupt:
                     raise DataError(f"parquet: cannot decode the image of id {ids[i]} in {where} "

@@ -11,7 +11,7 @@ from pipeline.config import DataConfig
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.data.image_folder import decode_batch
 from pipeline.errors import DataError
-from tests.helpers import CIFAR10_POOL, write_cifar100_like, write_cifar10_like, write_image_folder, write_pickle
+from tests.helpers import write_cifar100_like, write_cifar10_like, write_image_folder, write_pickle
 
 
 def prepare(name, data_dir, tmp_path, **options):

@@ -13,7 +13,7 @@ from dataclasses import asdict, replace
 
 
 from pipeline.config import RunConfig, load_config, resolve_schedule, validate
-from pipeline.data import get_source, prepare_dataset
+from pipeline.data import prepare_data, source_names
 from pipeline.data.pool import check_growth, split_files
 from pipeline.errors import ClactiveError
 from pipeline.faults import HOOK_ENV, check_hook
@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", help="full | svp | clactive | finetune")
     run.add_argument("--acquisition", help="least_confidence | entropy | margin | random | k_center")
     run.add_argument("--run-dir", help="where the run writes its records (must be new or empty)")
+    run.add_argument("--dataset", help=f"the data source: {' | '.join(source_names())} (default fashion_mnist)")
     run.add_argument("--data-dir", help="directory holding the dataset's files")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set schedule.rounds=3 (repeatable)")
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                                                   "target accuracy, with speed-ups (resumable)")
     compare.add_argument("--config", help="YAML: a run config plus a `compare:` section "
                                           "(e.g. configs/fashion_mnist_compare.yaml)")
+    compare.add_argument("--dataset", help=f"the data source: {' | '.join(source_names())}")
     compare.add_argument("--data-dir", help="directory holding the dataset's files")
     compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help="override any key, e.g. --set compare.strategies=[svp,clactive] (repeatable)")
@@ -95,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                                               "accuracy/time Pareto front, best config (resumable)")
     search.add_argument("--config", help="YAML: a run config plus a `tune:` section "
                                          "(e.g. configs/fashion_mnist_tune.yaml)")
+    search.add_argument("--dataset", help=f"the data source: {' | '.join(source_names())}")
     search.add_argument("--data-dir", help="directory holding the dataset's files")
     search.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override any key, e.g. --set tune.num_samples=4 (repeatable)")
@@ -104,12 +107,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _tune(args: argparse.Namespace) -> int:
     from tune.search import main as tune_main
-    return tune_main(args)
+    return tune_main(_dataset_as_override(args))
 
 
 def _compare(args: argparse.Namespace) -> int:
     from pipeline.compare import main as compare_main
-    return compare_main(args)
+    return compare_main(_dataset_as_override(args))
+
+
+def _dataset_as_override(args: argparse.Namespace) -> argparse.Namespace:
+    if args.dataset:
+        args.overrides = [f"data.dataset={args.dataset}", *args.overrides]
+    return args
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -129,8 +138,7 @@ def _label_simulate(args: argparse.Namespace) -> int:
         raise ClactiveError(f"--count {args.count}: answer at least 1 id, or leave --count out to answer all")
     request = open_request(store)  # none open: say so before reading any data
     config = store.saved_config()
-    data = prepare_dataset(get_source(config.data.dataset, args.data_dir or config.data.data_dir),
-                           config.data.cache_dir, config.data.shard_rows)
+    data = prepare_data(replace(config.data, data_dir=args.data_dir or config.data.data_dir))
     # every file an id may come from: the prepared pool and every arrival shard admitted so far
     admitted = [path for record in store.records() for path in record.get("admitted", [])]
     files = split_files(data.split_dir("pool")) + admitted + request.meta["admitted"]
@@ -140,18 +148,17 @@ def _label_simulate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.resume:
-        if args.config or args.overrides or args.strategy or args.acquisition or args.run_dir:
+        if args.config or args.overrides or args.strategy or args.acquisition or args.run_dir or args.dataset:
             raise ClactiveError("--resume continues a run with its own config: drop --config, --set, --strategy, "
-                                "--acquisition and --run-dir")
+                                "--acquisition, --dataset and --run-dir")
         config = replace(RunStore.open(args.resume).saved_config(), run_dir=args.resume)
         if args.data_dir:
             config = replace(config, data=replace(config.data, data_dir=args.data_dir))
         validate(config)
     else:
         config = load_config(args.config, args.overrides, strategy=args.strategy, acquisition=args.acquisition,
-                             run_dir=args.run_dir, **{"data.data_dir": args.data_dir})
-    data = prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
-                           config.data.shard_rows)
+                             run_dir=args.run_dir, **{"data.dataset": args.dataset, "data.data_dir": args.data_dir})
+    data = prepare_data(config.data)
     resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
     check_growth(config, data)
     if args.accept_partial and config.oracle != "external":

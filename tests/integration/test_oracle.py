@@ -10,19 +10,9 @@ from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config, tiny_overrides
 from tests.integration.test_cli import clactive, with_sets
-from tests.integration.test_resume import selection
+from tests.integration.conftest import NO_TARGET, selection
 
 pytestmark = pytest.mark.ray
-NO_TARGET = ["train_target_at_end=false"]
-
-
-@pytest.fixture(scope="module")
-def simulated(ray_cluster, tiny_data_dir, tmp_path_factory):
-    """The reference: the same run with the simulated oracle, unbroken."""
-    work = tmp_path_factory.mktemp("simulated")
-    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, work) + NO_TARGET), env={"RAY_ADDRESS": ray_cluster})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return selection(work / "run")
 
 
 def requested(run_dir, r):
@@ -35,7 +25,7 @@ def label(*argv) -> int:
 
 
 def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_selection(
-        ray_cluster, tiny_data_dir, tmp_path, simulated, capsys):
+        ray_cluster, tiny_data_dir, tmp_path, unbroken, capsys):
     run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
     config = tiny_config(tiny_data_dir, tmp_path)
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
@@ -73,7 +63,7 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
     assert "waits for" not in done.stdout
     records = RunStore(run_dir).records()
     assert [(r["requested"], r["answered"], r["acquired"]) for r in records] == [(40, 40, 40), (30, 30, 30), (30, 30, 30)]
-    assert selection(run_dir) == simulated                     # the same choices as the simulated oracle's run
+    assert selection(run_dir) == unbroken                     # the same choices as the simulated oracle's run
     capsys.readouterr()
     assert pipeline.cli.main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out

@@ -4,7 +4,9 @@ One round, top-down:
   [1/5] select   score the unlabelled pool with the selection model, keep the top k
                  (round 0: a random initial set); a growing pool (pool.growth) first
                  takes in the classes or arrival shards of this round
-  [2/5] label    the oracle reveals the labels
+  [2/5] label    the oracle reveals the labels: the simulated one reads the label column; an
+                 external one (people, see pipeline.oracle) answers a written request, and
+                 until it has, the round pauses and run_round returns what it waits for
   [3/5] plan     the strategy says what to train, from where, on which ids, how many steps
   [4/5] update   the Ray Train worker group trains and evaluates on the test split
   [5/5] commit   labels, strategy state, checkpoint, rng state and record, in one atomic step
@@ -14,11 +16,15 @@ one with the same labels, memory, weights, optimizer state and random state; a r
 interrupted left nothing behind and is redone from its start. That is also how a coordinator
 that died mid-run comes back: Ray restarts the actor, its constructor reloads the run
 directory, and the driver's retried `run_round(r)` redoes round r (or returns it, if committed).
+A round paused for an external oracle keeps its selection in its request (ids in selection order
+and the random state selection left), so the round resumed days later labels exactly those ids
+and the run makes the choices an unbroken run with the simulated oracle would.
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow.dataset as pads
@@ -27,20 +33,31 @@ from ray.data import DataContext
 
 from actors.learner import Learner
 from actors.resources import gpus_available, process_requests
-from actors.scorer import select
+from actors.scorer import label_hints, select
 from pipeline.config import RunConfig, config_from_dict, resolve_schedule
 from pipeline.data import PreparedData, read_rows
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
 from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
+from pipeline.oracle import LabelRequests, Request
 from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan, create_strategy
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What step [1/5] chose, and from which pool."""
+    pool_ids: np.ndarray          # to label, in selection order
+    pool: list[str] | None        # the pool's Parquet files this round (None: the prepared pool)
+    admitted: list[str]           # arrival shards that joined the pool this round
+    candidates: int               # unlabelled examples considered
+    seconds: dict[str, float]     # score, select, score_compute
 
 
 @ray.remote(num_cpus=0)
 class Coordinator:
     def __init__(self, config: dict, data: dict, run_dir: str, no_progress_timeout_s: float | None = None,
-                 hook: str | None = None):
+                 hook: str | None = None, accept_partial: bool = False):
         self.config: RunConfig = config_from_dict(config)
         self.data = PreparedData(**data)
         self.store = RunStore(run_dir)
@@ -55,6 +72,9 @@ class Coordinator:
         self.admitted: list[str] = []      # arrival shards in the pool, in the order committed rounds admitted them
         self._class_files: dict[int, list[str]] | None = None
         self.hook = hook
+        # the external oracle's requests; accept_partial: continue a round with the answered ids only
+        self.requests = LabelRequests(self.store) if self.config.oracle == "external" else None
+        self.accept_partial = accept_partial
         self.resumed_records = self._resume()
         context = DataContext.get_current()
         context.enable_progress_bars = False
@@ -87,7 +107,11 @@ class Coordinator:
         return records
 
     def run_round(self, r: int) -> dict:
-        """Round r; idempotent, so the driver may retry it after this actor was restarted."""
+        """Round r; idempotent, so the driver may retry it after this actor was restarted.
+
+        Returns the round's record, or {"round": r, "waiting": labels missing, "requested": ...}
+        while an external oracle has not answered round r's request (written on the first call).
+        """
         if r < self.round:
             return self.store.records()[r]
         if r != self.round or r >= self.num_rounds():
@@ -95,25 +119,29 @@ class Coordinator:
         seconds: dict[str, float] = {}
         round_start = time.perf_counter()
 
-        # the pool this round: arrival shards admitted here are committed with the round
-        admitted = self._admit(r)
-        pool = self._pool(r, admitted)
-
-        # [1/5] select
-        if r == 0:
-            start = time.perf_counter()
-            new_ids, candidates = self._initial_ids(pool)
-            seconds.update(score=0.0, select=time.perf_counter() - start, score_compute=0.0)
+        # [1/5] select. An external oracle's round selects once, when it writes its request; resumed,
+        # it takes the request's ids and the random state that selection left behind.
+        if self.requests is None:
+            chosen = self._select(r)
         else:
-            new_ids, stats = select(self.config, self.data, self._selection_model(), self.weights,
-                                    self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),
-                                    hook=Hook(self.hook, self.store.location, r), pool=pool)
-            candidates = stats.pop("candidates")
-            seconds.update(stats)
+            request = self.requests.get(r) or self._ask(r, self._select(r), round_start)
+            if request.answered == 0 or (request.missing and not self.accept_partial):
+                return {"round": r, "waiting": request.missing, "requested": request.requested}
+            self.rng.bit_generator.state = request.meta["rng"]
+            chosen = Selection(request.pool_ids, None, request.meta["admitted"], request.meta["candidates"],
+                               request.meta["seconds"])
+        seconds.update(chosen.seconds)
 
-        # [2/5] label: the simulated oracle reveals the label column
+        # [2/5] label: the simulated oracle reveals the label column; an external one's stored answers
+        # are read (with accept_partial, the answered ids only, still in selection order)
         start = time.perf_counter()
-        new_images, new_labels = read_rows(pool or self.data.split_dir("pool"), new_ids, self.data.image_shape)
+        if self.requests is None:
+            new_ids = chosen.pool_ids
+            new_images, new_labels = read_rows(chosen.pool or self.data.split_dir("pool"), new_ids,
+                                               self.data.image_shape)
+        else:
+            new_ids, new_labels = request.answered_ids()
+            new_images = self.requests.images(r, new_ids)
         writer = self.store.begin_round(r)
         writer.labels(new_ids, new_labels, new_images)
         labelled_ids = np.concatenate([self.labelled_ids, new_ids])
@@ -133,16 +161,21 @@ class Coordinator:
         # [5/5] commit: until the rename inside, a crash leaves the previous round as the last one
         writer.state(self.strategy.state_dict(), self.rng.bit_generator.state, result["checkpoint"])
         seconds["round"] = time.perf_counter() - round_start
+        if self.requests is not None:  # the part before the pause counts too; the wait for people does not
+            seconds["round"] += request.meta["paused_after_s"]
         record = {
             "round": r, "labelled": int(len(labelled_ids)), "acquired": int(len(new_ids)),
             "strategy": self.config.strategy, "acquisition": "random_initial" if r == 0 else self.config.acquisition,
             "selection_model": plan.role, "warm_start": plan.warm_start, "steps": result["steps"],
-            "train_examples": int(len(plan.train_ids)), "candidates": int(candidates),
+            "train_examples": int(len(plan.train_ids)), "candidates": int(chosen.candidates),
             "selection_acc": result["test_acc"], "loss": result["loss"], "seconds": seconds,
             **self._class_figures(r, result),
         }
         if self.config.pool.growth == "arrivals":
-            record["admitted"] = admitted
+            record["admitted"] = chosen.admitted
+        if self.requests is not None:
+            record.update(requested=request.requested, answered=int(len(new_ids)),
+                          answer_wait_s=time.time() - request.meta["created"])
         if self.learner_launch_s:
             record["seconds"]["learner_launch"], self.learner_launch_s = self.learner_launch_s, 0.0
             record["resources"] = {**process_requests(self.config, gpus_available()),
@@ -150,7 +183,7 @@ class Coordinator:
         writer.commit(record)
         self.labelled_ids, self.labels, self.images = labelled_ids, labels, images
         self.weights = result["checkpoint"]
-        self.admitted += admitted
+        self.admitted += chosen.admitted
         self.round += 1
         return record
 
@@ -199,6 +232,36 @@ class Coordinator:
         resume_from = self.weights if plan.warm_start else None
         result = self.learner.run(plan, train_ref, seed=seed, resume_from=resume_from, round_index=self.round)
         return result, time.perf_counter() - start
+
+    def _select(self, r: int) -> Selection:
+        """Step [1/5]: the pool at round r (arrival shards admitted here are committed with the round)
+        and the ids to label from it: a random initial set in round 0, the top scores after."""
+        admitted = self._admit(r)
+        pool = self._pool(r, admitted)
+        if r == 0:
+            start = time.perf_counter()
+            new_ids, candidates = self._initial_ids(pool)
+            return Selection(new_ids, pool, admitted, candidates,
+                             dict(score=0.0, select=time.perf_counter() - start, score_compute=0.0))
+        new_ids, stats = select(self.config, self.data, self._selection_model(), self.weights,
+                                self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),
+                                hook=Hook(self.hook, self.store.location, r), pool=pool)
+        candidates = stats.pop("candidates")
+        return Selection(new_ids, pool, admitted, candidates, stats)
+
+    def _ask(self, r: int, chosen: Selection, round_start: float) -> Request:
+        """Write round r's label request for an external oracle: the chosen ids in selection order,
+        their images, the selection model's hints (none in round 0), and what resuming needs."""
+        start = time.perf_counter()
+        images, _ = read_rows(chosen.pool or self.data.split_dir("pool"), chosen.pool_ids, self.data.image_shape)
+        hints = None if r == 0 else label_hints(self.config, self.data, self._selection_model(), self.weights,
+                                                chosen.pool_ids, images, seed=self._seed(r))
+        meta = {"num_classes": self.data.num_classes, "num_rounds": self.num_rounds(),
+                "rng": self.rng.bit_generator.state, "admitted": chosen.admitted,
+                "candidates": int(chosen.candidates),
+                "seconds": {**chosen.seconds, "hints": time.perf_counter() - start},
+                "paused_after_s": time.perf_counter() - round_start, "created": time.time()}
+        return self.requests.create(r, chosen.pool_ids, images, hints, meta)
 
     def _initial_ids(self, pool: list[str] | None) -> tuple[np.ndarray, int]:
         ids = pads.dataset(pool or self.data.split_dir("pool"), format="parquet").to_table(columns=["id"])

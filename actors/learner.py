@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig, config_from_dict
-from pipeline.data import PreparedData
+from pipeline.data import PreparedData, resolve_augment
 from pipeline.faults import Hook
 from pipeline.growth import class_counts
 from pipeline.models import create_model
@@ -108,7 +108,7 @@ def learner_loop(loop_config: dict) -> None:
         trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
                            lr=plan.lr, mean=data.mean, std=data.std,
                            generator=torch.Generator().manual_seed(job["seed"]), device=device,
-                           rank=rank, world_size=world_size)
+                           rank=rank, world_size=world_size, augment=resolve_augment(config.data))
         train_s = time.perf_counter() - start
         if rank == 0:
             start = time.perf_counter()

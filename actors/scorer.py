@@ -124,3 +124,22 @@ def select(config: RunConfig, data: PreparedData, model_name: str, weights: byte
     total = time.perf_counter() - start
     return chosen, {"score": total - select_s, "select": select_s,
                     "score_compute": busy_s / max(config.scoring.max_actors, 1), "candidates": candidates}
+
+
+def label_hints(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, pool_ids: np.ndarray,
+                images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """For annotators, per requested example: the selection model's predicted label, its
+    probability, and the acquisition score (NaN where the acquisition scores sets, not examples:
+    k_center). Recomputed in this process on the requested images only, with the weights and seed
+    that scored the pool; used by the external oracle alone, so the scoring pass stays as it is.
+
+    pool_ids (n,), images (n, C, H, W) uint8 -> {name: (n,)}.
+    """
+    model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights)
+    probs = predict(model, torch.from_numpy(np.ascontiguousarray(images)), mean=data.mean, std=data.std,
+                    device=torch.device("cpu"))  # (n, K)
+    acquisition = get_acquisition(config.acquisition)
+    score = (acquisition.score(probs, pool_ids, seed) if acquisition.streamable
+             else np.full(len(pool_ids), np.nan))
+    return {"predicted_label": probs.argmax(axis=1), "predicted_prob": probs.max(axis=1).astype(np.float64),
+            "score": score}

@@ -17,7 +17,7 @@ import torch
 from actors.scorer import in_sorted
 from pipeline.acquisition import StreamingTopK, get_acquisition
 from pipeline.config import RunConfig
-from pipeline.data import PreparedData, get_source, images_from_arrow, prepare_dataset
+from pipeline.data import PreparedData, source_for, images_from_arrow, prepare_dataset
 from pipeline.models import create_model
 from pipeline.training import load_weights, predict
 
@@ -25,7 +25,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def prepared(config: RunConfig) -> PreparedData:
-    return prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
+    return prepare_dataset(source_for(config.data), config.data.cache_dir,
                            config.data.shard_rows)
 
 

@@ -26,7 +26,7 @@ import pyarrow.dataset as pads
 import torch
 
 from pipeline.compare import load
-from pipeline.data import get_source, images_from_arrow, prepare_dataset
+from pipeline.data import resolve_augment, source_for, images_from_arrow, prepare_dataset
 from pipeline.models import create_model
 from pipeline.strategies import steps_for_epochs
 from pipeline.training import accuracy, make_optimizer, torch_threads, train_steps
@@ -53,7 +53,7 @@ def main() -> None:
 
     config, _ = load(args.config, [], quick=False, data_dir=None)  # a compare config or a run config
     settings = config.target if config.target.name == args.model else config.proxy
-    data = prepare_dataset(get_source(config.data.dataset, config.data.data_dir), config.data.cache_dir,
+    data = prepare_dataset(source_for(config.data), config.data.cache_dir,
                            config.data.shard_rows)
     pool_x, pool_y = load_split(data.split_dir("pool"), data.image_shape)
     test_x, test_y = load_split(data.split_dir("test"), data.image_shape)
@@ -83,7 +83,7 @@ def main() -> None:
             start = time.perf_counter()
             train_steps(model, make_optimizer(model, settings), x, y, steps=steps, batch_size=settings.batch_size,
                         lr=settings.lr, mean=data.mean, std=data.std, generator=torch.Generator().manual_seed(seed),
-                        device=torch.device("cpu"))
+                        device=torch.device("cpu"), augment=resolve_augment(config.data))
             seconds = time.perf_counter() - start
             acc = accuracy(model, test_x, test_y, mean=data.mean, std=data.std, device=torch.device("cpu"))
             curve.append({"epochs": epochs, "seed": seed, "steps": steps, "test_acc": acc, "train_s": seconds})

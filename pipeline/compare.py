@@ -23,7 +23,7 @@ from typing import Optional
 
 from pipeline.config import (RunConfig, Size, apply_overrides, check_size, build_section, config_from_raw, read_yaml,
                              resolve_schedule, to_count)
-from pipeline.data import get_source, prepare_dataset
+from pipeline.data import prepare_data
 from pipeline.data.pool import check_growth
 from pipeline.errors import ConfigError
 from pipeline.report import summarize, table, write
@@ -59,6 +59,9 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
     if quick:
         section = replace(section, dir=section.dir.rstrip("/") + "-quick")
     base = config_from_raw(raw, **{"data.data_dir": data_dir})
+    if base.oracle != "simulated":
+        raise ConfigError(f"oracle = {base.oracle}: compare runs every strategy unattended, with the simulated "
+                          "oracle; drop the oracle key (people label one run at a time, with clactive run)")
     return base, section
 
 
@@ -86,8 +89,7 @@ def budget_rounds(section: CompareConfig, schedule, pool_size: int) -> dict[str,
 
 def main(args: argparse.Namespace) -> int:
     base, section = load(args.config, args.overrides, args.quick, args.data_dir)
-    data = prepare_dataset(get_source(base.data.dataset, base.data.data_dir), base.data.cache_dir,
-                           base.data.shard_rows)
+    data = prepare_data(base.data)
     budgets = budget_rounds(section, base.schedule, data.pool_size)
     check_growth(base, data)
     configs = {name: entry_config(base, section, name) for name in section.strategies}

@@ -26,6 +26,14 @@ class DataConfig:
     data_dir: str = "/usr/share/datasets/fashion-mnist"
     cache_dir: str = ".cache/clactive"                  # Parquet shards are written here once
     shard_rows: int = 10_000                            # rows per Parquet shard (one Ray Data block each)
+    augment: str = "auto"             # in training only: auto (the source's default) | none | flip | crop_flip |
+                                      # resized_crop_flip; scoring and evaluation never augment
+    image_size: int = 224             # imagefolder, encoded Parquet images: short side resized, centre-cropped square
+    skip_corrupt: bool = False        # imagefolder, Parquet: skip (and list) undecodable images instead of stopping
+    feature_column: str = "image"     # parquet: encoded image bytes, or C*H*W uint8 pixels with data.image_shape
+    label_column: str = "label"       # parquet: integer class labels in [0, K)
+    id_column: Optional[str] = None   # parquet: stable non-negative int64 ids (default: row positions)
+    image_shape: Optional[tuple[int, ...]] = None  # parquet pixel lists: (C, H, W)
 
 
 @dataclass(frozen=True)
@@ -90,12 +98,15 @@ class PoolConfig:
 
 
 GROWTH = ("static", "class_incremental", "arrivals")
+ORACLES = ("simulated", "external")
+AUGMENTS = ("none", "flip", "crop_flip", "resized_crop_flip")  # see pipeline.augment
 
 
 @dataclass(frozen=True)
 class RunConfig:
     strategy: str = "clactive"        # full | svp | clactive | finetune
     acquisition: str = "least_confidence"
+    oracle: str = "simulated"         # simulated: reveal the label column | external: ask people (pipeline.oracle)
     seed: int = 0
     run_dir: str = "runs/fashion_mnist"
     train_target_at_end: bool = True  # fit the target from scratch on the final labels
@@ -252,6 +263,7 @@ def validate(config: RunConfig) -> None:
 
     _one_of("strategy", config.strategy, strategy_names())
     _one_of("acquisition", config.acquisition, acquisition_names())
+    _one_of("oracle", config.oracle, list(ORACLES))
     _one_of("data.dataset", config.data.dataset, source_names())
     _one_of("memory.policy", config.memory.policy, memory_names())
     for role in ("proxy", "target"):
@@ -262,7 +274,7 @@ def validate(config: RunConfig) -> None:
         _positive(f"{role}.lr", model.lr)
         _at_least_zero(f"{role}.weight_decay", model.weight_decay)
         _at_least_zero(f"{role}.momentum", model.momentum)
-    _positive("data.shard_rows", config.data.shard_rows)
+    _check_data(config.data)
     _at_least_zero("memory.ratio", config.memory.ratio)
     if config.memory.count is not None:
         _at_least_zero("memory.count", config.memory.count)
@@ -287,6 +299,19 @@ def validate(config: RunConfig) -> None:
     _positive("pool.classes_per_round", config.pool.classes_per_round)
     if config.pool.growth == "arrivals" and not config.pool.arrivals_dir:
         raise ConfigError("pool.growth = arrivals needs pool.arrivals_dir: the directory new Parquet shards appear in")
+
+
+def _check_data(data: DataConfig) -> None:
+    _positive("data.shard_rows", data.shard_rows)
+    _one_of("data.augment", data.augment, ["auto", *AUGMENTS])
+    _positive("data.image_size", data.image_size)
+    if data.image_shape is not None:
+        if len(data.image_shape) != 3 or min(data.image_shape) < 1:
+            raise ConfigError(f"data.image_shape = {list(data.image_shape)}: write [channels, height, width], "
+                              "each at least 1")
+    for key in ("feature_column", "label_column", "id_column"):
+        if getattr(data, key) == "":
+            raise ConfigError(f"data.{key} is empty: name a column of the Parquet table")
 
 
 def _check_schedule_shape(schedule: ScheduleConfig) -> None:
@@ -336,6 +361,11 @@ def check_size(key: str, value: Size) -> None:
 def to_count(value: Size, total: int) -> int:
     """A fraction of `total` (float) or an absolute count (int)."""
     return int(round(value * total)) if isinstance(value, float) else int(value)
+
+
+def round_count(schedule: ScheduleConfig) -> int:
+    """Rounds in a run, round 0 (the initial set) included; the pool size does not change it."""
+    return 1 + (schedule.rounds if schedule.rounds is not None else len(schedule.round_ends))
 
 
 def resolve_schedule(schedule: ScheduleConfig, pool_size: int) -> tuple[int, list[int]]:

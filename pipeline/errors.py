@@ -19,3 +19,7 @@ class RunDirError(ClactiveError):
 
 class PoolExhaustedError(ClactiveError):
     """Fewer unlabelled examples remain than a round asks for."""
+
+
+class OracleError(ClactiveError):
+    """Answers for a label request are wrong, or the run cannot take them or continue yet."""

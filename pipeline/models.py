@@ -86,27 +86,100 @@ class PreActBlock(nn.Module):
         return out + skip
 
 
-def _preact_resnet(in_channels: int, num_classes: int, depth: int, base_width: int = 16) -> nn.Module:
-    if (depth - 2) % 6:
-        raise ConfigError(f"pre-activation ResNet depth {depth} is not 6n+2: use 20, 56, 110, ...")
-    blocks_per_stage = (depth - 2) // 6
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, base_width, 3, padding=1, bias=False)]
+class PreActBottleneck(nn.Module):
+    """Pre-activation bottleneck (He et al. 2016): BN-ReLU-conv 1x1, 3x3, 1x1; 4x wider output."""
+    expansion = 4
+
+    def __init__(self, cin: int, planes: int, stride: int):
+        super().__init__()
+        cout = planes * self.expansion
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        skip = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv3(F.relu(self.bn3(out)))
+        return out + skip
+
+
+def preact_resnet(in_channels: int, num_classes: int, depth: int, bottleneck: bool = False,
+                  base_width: int = 16) -> nn.Module:
+    """The CIFAR pre-activation ResNets: a 3x3 stem, three stages at widths 16, 32, 64 (x4 output
+    with bottlenecks), strides 1, 2, 2. Depth is 6n+2 with basic blocks (20, 56, 110) and 9n+2 with
+    bottlenecks (164: n = 18). Works on any square input (28x28 and 32x32 included)."""
+    per_block = 3 if bottleneck else 2
+    if (depth - 2) % (3 * per_block) or depth < 2 + 3 * per_block:
+        kind = "9n+2 with bottlenecks: 164, 1001" if bottleneck else "6n+2 with basic blocks: 20, 56, 110"
+        raise ConfigError(f"pre-activation ResNet depth {depth} is not {kind}")
+    blocks_per_stage = (depth - 2) // (3 * per_block)
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, base_width, 3, padding=1, bias=False)]  # (B, 16, H, W)
     cin = base_width
-    for stage, cout in enumerate((base_width, 2 * base_width, 4 * base_width)):
+    for stage, planes in enumerate((base_width, 2 * base_width, 4 * base_width)):
         for block in range(blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(PreActBlock(cin, cout, stride))
-            cin = cout
+            if bottleneck:
+                layers.append(PreActBottleneck(cin, planes, stride))
+                cin = planes * PreActBottleneck.expansion
+            else:
+                layers.append(PreActBlock(cin, planes, stride))
+                cin = planes
+    # (B, cin, H/4, W/4) -> (B, cin)
     layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return Classifier(nn.Sequential(*layers), cin, num_classes)
 
 
 @register_model("preact_resnet20")
 def preact_resnet20(in_channels: int, num_classes: int) -> nn.Module:
-    """The paper's CIFAR proxy; works on any square input (28x28 included)."""
-    return _preact_resnet(in_channels, num_classes, depth=20)
+    """The paper's CIFAR proxy."""
+    return preact_resnet(in_channels, num_classes, depth=20)
 
 
 @register_model("preact_resnet56")
 def preact_resnet56(in_channels: int, num_classes: int) -> nn.Module:
-    return _preact_resnet(in_channels, num_classes, depth=56)
+    return preact_resnet(in_channels, num_classes, depth=56)
+
+
+@register_model("preact_resnet110")
+def preact_resnet110(in_channels: int, num_classes: int) -> nn.Module:
+    return preact_resnet(in_channels, num_classes, depth=110)
+
+
+@register_model("preact_resnet164")
+def preact_resnet164(in_channels: int, num_classes: int) -> nn.Module:
+    """The paper's CIFAR target: bottleneck blocks, 18 per stage, 256 features."""
+    return preact_resnet(in_channels, num_classes, depth=164, bottleneck=True)
+
+
+def _torchvision_resnet(arch: str, in_channels: int, num_classes: int) -> nn.Module:
+    """torchvision's ImageNet ResNet, randomly initialised (weights=None: nothing is downloaded),
+    its `fc` split off as the Classifier head so `embed` gives the pooled features."""
+    import torchvision
+
+    net = getattr(torchvision.models, arch)(weights=None)
+    if in_channels != 3:
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    feature_dim = net.fc.in_features
+    net.fc = nn.Identity()   # net(x): (B, C, H, W) -> (B, 512 or 2048)
+    return Classifier(net, feature_dim, num_classes)
+
+
+@register_model("resnet18")
+def resnet18(in_channels: int, num_classes: int) -> nn.Module:
+    """The paper's ImageNet proxy (torchvision, weights=None)."""
+    return _torchvision_resnet("resnet18", in_channels, num_classes)
+
+
+@register_model("resnet50")
+def resnet50(in_channels: int, num_classes: int) -> nn.Module:
+    """The paper's ImageNet target (torchvision, weights=None)."""
+    return _torchvision_resnet("resnet50", in_channels, num_classes)

@@ -8,7 +8,9 @@
         rng.json                  the run's random generator after round N
         record.json               the round record, written last: its presence commits the round
     rounds.jsonl                a readable view of every record, rewritten after each commit
-    final.json                  the target model's accuracy on the final labels
+    targets/NNNN.json           the target trained from scratch on the labels of rounds 0..N: its accuracy
+    requests/NNNN/              oracle: external: round N's label request and its answers
+                                (pipeline.oracle); never removed with an uncommitted round
 
 A round is committed by one atomic single-file write (record.json), which local disks and
 object stores both provide; a round directory without it is the remains of a crash: it is

@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterator
+from typing import Iterator, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.augment import augment_batch, make_augment
 from pipeline.config import ModelConfig
 
+Stat = Union[float, Sequence[float]]  # one value for every channel, or one per channel
 
-def to_input(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+
+def to_input(images: torch.Tensor, mean: Stat, std: Stat) -> torch.Tensor:
     """uint8 (B, C, H, W) -> normalised float32 (B, C, H, W)."""
-    return (images.float() / 255.0 - mean) / std
+    x = images.float() / 255.0
+    if not isinstance(mean, (int, float)):
+        mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    if not isinstance(std, (int, float)):
+        std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - mean) / std
 
 
 def make_optimizer(model: nn.Module, model_config: ModelConfig) -> torch.optim.Optimizer:
@@ -28,8 +36,8 @@ def make_optimizer(model: nn.Module, model_config: ModelConfig) -> torch.optim.O
 
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
-                *, steps: int, batch_size: int, lr: float, mean: float, std: float, generator: torch.Generator,
-                device: torch.device, rank: int = 0, world_size: int = 1) -> dict[str, float]:
+                *, steps: int, batch_size: int, lr: float, mean: Stat, std: Stat, generator: torch.Generator,
+                device: torch.device, rank: int = 0, world_size: int = 1, augment: str = "none") -> dict[str, float]:
     """Exactly `steps` optimizer steps over shuffled epochs of (images, labels).
 
     Returns {"loss": mean training loss, "steps": optimizer steps taken}.
@@ -38,15 +46,23 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     `batch_size`; with several workers each takes its slice of every batch (the same
     generator seed on every worker gives the same batches), so the number of optimizer steps
     does not depend on the number of workers.
+
+    `augment` names a pipeline.augment transform applied to every training batch (on the CPU,
+    before normalisation); its draws are seeded from `generator`'s seed, the step and `rank`.
     """
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    transform = make_augment(augment, tuple(images.shape[1:]))
+    augment_seed = generator.initial_seed() * 1_000_003 + rank
     model.train()
     total_loss, taken = 0.0, 0
     for batch in full_batches(len(labels), batch_size, generator):
         if taken == steps:
             break
         batch = batch[rank::world_size]
-        x = to_input(images[batch].to(device, non_blocking=True), mean, std)
+        pixels = images[batch]
+        if transform is not None:
+            pixels = augment_batch(transform, pixels, seed=(augment_seed + 7919 * taken) % 2**63)
+        x = to_input(pixels.to(device, non_blocking=True), mean, std)
         y = labels[batch].to(device, non_blocking=True)
         loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
@@ -79,7 +95,7 @@ def full_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterato
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, device: torch.device,
+def predict(model: nn.Module, images: torch.Tensor, *, mean: Stat, std: Stat, device: torch.device,
             output: str = "probs", batch_size: int = 1024) -> np.ndarray:
     """uint8 (N, C, H, W) -> softmax probs (N, K) or embeddings (N, D), float32 numpy."""
     model.eval()
@@ -93,7 +109,7 @@ def predict(model: nn.Module, images: torch.Tensor, *, mean: float, std: float, 
     return torch.cat(parts).numpy()
 
 
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, mean: float, std: float,
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, mean: Stat, std: Stat,
              device: torch.device) -> float:
     probs = predict(model, images, mean=mean, std=std, device=device)
     return float((probs.argmax(axis=1) == labels.numpy()).mean()) if len(labels) else float("nan")

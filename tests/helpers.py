@@ -57,3 +57,76 @@ def tiny_overrides(data_dir: Path, work_dir: Path) -> list[str]:
 
 def tiny_config(data_dir: Path, work_dir: Path, *extra: str):
     return load_config(None, tiny_overrides(data_dir, work_dir) + list(extra))
+
+
+# --- CIFAR, ImageFolder and Parquet layouts (pipeline/data/cifar.py, image_folder.py, parquet.py) ---
+
+CIFAR10_POOL = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+def cifar_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 (N, 3072) rows as the official batches hold them: 1024 R, 1024 G, 1024 B values of a
+    32x32 image; the class is a bright 8x8 patch in one of 16 places of one channel, over noise."""
+    images = rng.integers(0, 80, size=(len(labels), 3, 32, 32)).astype(np.uint8)
+    for i, label in enumerate(labels):
+        place, channel = int(label) % 16, int(label) % 3
+        row, col = divmod(place, 4)
+        images[i, channel, 8 * row:8 * row + 8, 8 * col:8 * col + 8] = rng.integers(180, 256)
+    return images.reshape(len(labels), 3072)
+
+
+def write_pickle(path: Path, obj) -> None:
+    import pickle
+    path.write_bytes(pickle.dumps(obj, protocol=2))  # the official files are Python 2 cPickle, protocol 2
+
+
+def cifar_batch(labels: np.ndarray, rng: np.random.Generator, batch_label: str, label_key: bytes) -> dict:
+    """A batch dict exactly as the official files hold it: bytes keys, b'data' uint8 (N, 3072)."""
+    return {b"batch_label": batch_label.encode(), label_key: [int(v) for v in labels],
+            b"data": cifar_images(labels, rng), b"filenames": [f"img_{i:05d}.png".encode() for i in range(len(labels))]}
+
+
+def write_cifar10_like(directory: Path, per_batch: int = 80, test: int = 60, seed: int = 0) -> Path:
+    """`directory/cifar-10-batches-py/` with five training batches of `per_batch` images, a test
+    batch and batches.meta; returns `directory` (the parent, as --data-dir may be)."""
+    rng = np.random.default_rng(seed)
+    root = directory / "cifar-10-batches-py"
+    root.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(CIFAR10_POOL):
+        labels = rng.permutation(np.arange(per_batch) % 10)
+        write_pickle(root / name, cifar_batch(labels, rng, f"training batch {i + 1} of 5", b"labels"))
+    write_pickle(root / "test_batch", cifar_batch(rng.permutation(np.arange(test) % 10), rng,
+                                                  "testing batch 1 of 1", b"labels"))
+    write_pickle(root / "batches.meta", {b"num_cases_per_batch": per_batch, b"num_vis": 3072,
+                                         b"label_names": [f"class{i}".encode() for i in range(10)]})
+    return directory
+
+
+def write_cifar100_like(directory: Path, train: int = 200, test: int = 100, seed: int = 0) -> Path:
+    """`directory/cifar-100-python/` with train, test and meta; returns `directory`."""
+    rng = np.random.default_rng(seed)
+    root = directory / "cifar-100-python"
+    root.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train", train), ("test", test)):
+        fine = rng.permutation(np.arange(n) % 100)
+        batch = cifar_batch(fine, rng, f"{name}ing batch 1 of 1", b"fine_labels")
+        batch[b"coarse_labels"] = [int(v) // 5 for v in fine]
+        write_pickle(root / name, batch)
+    write_pickle(root / "meta", {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+                                 b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
+    return directory
+
+
+def write_image_folder(directory: Path, classes=("cat", "dog", "eel"), per_class: dict | int = 3,
+                       size=(40, 30), suffix: str = ".JPEG", val_per_class: int = 2, seed: int = 0) -> Path:
+    """`directory/train/<class>/*` and `directory/val/<class>/*`, RGB images written with PIL,
+    each a solid colour (class index * 60, image index * 10, 200) so decoding can be checked."""
+    from PIL import Image
+    for split, count in (("train", per_class), ("val", val_per_class)):
+        for c, name in enumerate(classes):
+            folder = directory / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            n = count[name] if isinstance(count, dict) else count
+            for i in range(n):
+                Image.new("RGB", size, (60 * c, 10 * i, 200)).save(folder / f"{name}_{i:03d}{suffix}")
+    return directory

@@ -19,8 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from pipeline.config import apply_overrides, read_yaml, resolve_schedule
-from pipeline.data import get_source, prepare_dataset
+from pipeline.data import prepare_data
 from pipeline.data.pool import check_growth
+from pipeline.errors import ConfigError
 from pipeline.report import round_costs
 from tune.report import write
 from tune.space import TIME_METRIC, Param, TuneSection, apply, parse_section, parse_space
@@ -66,8 +67,10 @@ def trial(params: dict, base_raw: dict, data: dict, objective: str, trials_dir: 
 def main(args: argparse.Namespace) -> int:
     base_raw, section, params = load(args.config, args.overrides, args.data_dir)
     base = apply(base_raw, {})
-    data = prepare_dataset(get_source(base.data.dataset, base.data.data_dir), base.data.cache_dir,
-                           base.data.shard_rows)
+    if base.oracle != "simulated":
+        raise ConfigError(f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; "
+                          "drop the oracle key")
+    data = prepare_data(base.data)
     num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
     check_growth(base, data)
 

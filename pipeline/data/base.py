@@ -5,6 +5,9 @@ Schema of every split (pool, test):
     image  fixed_size_list<uint8>    C*H*W pixels, row-major; the shape is in the schema metadata
     label  int64                     in [0, num_classes)
 A later text or tabular source writes the same `id` and `label` columns beside its own features.
+
+A source's options (image size, column names, ...) come from the `data` section of the config;
+those that change the written rows are part of the cache key (`Source.params`).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Union
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from pipeline.config import DataConfig
 from pipeline.errors import ConfigError, DataError
 
 SPLITS = ("pool", "test")
@@ -44,10 +48,27 @@ def source_names() -> list[str]:
     return sorted(_SOURCES)
 
 
-def get_source(name: str, data_dir: str | Path) -> "Source":
+def source_class(name: str) -> type["Source"]:
     if name not in _SOURCES:
         raise ConfigError(f"unknown data.dataset '{name}': choose one of {', '.join(source_names())}")
-    return _SOURCES[name](Path(data_dir))
+    return _SOURCES[name]
+
+
+def get_source(name: str, data_dir: str | Path, options: DataConfig | None = None) -> "Source":
+    return source_class(name)(Path(data_dir), options)
+
+
+def source_for(data: DataConfig) -> "Source":
+    """The source the `data` section of a config names, with its options."""
+    return get_source(data.dataset, data.data_dir, data)
+
+
+def resolve_augment(data: DataConfig) -> str:
+    """`data.augment`, with `auto` replaced by the source's default (see pipeline.augment)."""
+    return source_class(data.dataset).default_augment if data.augment == "auto" else data.augment
+
+
+Stat = Union[float, tuple[float, ...]]
 
 
 class Source(ABC):
@@ -55,19 +76,27 @@ class Source(ABC):
     name: str
     num_classes: int
     image_shape: tuple[int, int, int]   # (C, H, W)
-    mean: float                         # pixel statistics in [0, 1], for normalisation
-    std: float
+    mean: Stat                          # pixel statistics in [0, 1], for normalisation: one value,
+    std: Stat                           # or one per channel
+    default_augment: str = "none"       # what data.augment: auto means for this source
+    decodes_with_ray: bool = False      # read_split spreads its work over Ray Data when Ray is running
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, options: DataConfig | None = None):
         self.data_dir = data_dir
+        self.options = options or DataConfig()
+
+    def params(self) -> dict[str, Any]:
+        """The options that change the written rows; they are part of the cache key."""
+        return {}
 
     @abstractmethod
     def files(self) -> list[Path]:
         """Every file the source reads; `check` and the cache key use them."""
 
     @abstractmethod
-    def read_split(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yields (images uint8 (n, C, H, W), labels int64 (n,)) chunks of `split`, in id order."""
+    def read_split(self, split: str) -> Iterator[tuple[np.ndarray, ...]]:
+        """Yields (images uint8 (n, C, H, W), labels int64 (n,)) chunks of `split`, in id order,
+        or (images, labels, pool_ids int64 (n,)) chunks for a source whose ids are its own."""
 
     def check(self) -> None:
         """Fail fast, before any Ray work, when a file is missing."""
@@ -78,6 +107,7 @@ class Source(ABC):
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256(self.name.encode())
+        digest.update(json.dumps(self.params(), sort_keys=True).encode())
         for path in self.files():
             stat = path.stat()
             digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -91,8 +121,8 @@ class PreparedData:
     dataset: str
     num_classes: int
     image_shape: tuple[int, int, int]
-    mean: float
-    std: float
+    mean: Stat
+    std: Stat
     sizes: dict[str, int]
 
     def split_dir(self, split: str) -> str:
@@ -110,7 +140,7 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
     written to a temporary sibling directory and renamed into place.
     """
     source.check()
-    root = Path(cache_dir) / f"{source.name}-{source.fingerprint()}"
+    root = prepared_root(source, cache_dir)
     manifest = root / "manifest.json"
     if manifest.is_file():
         return _load_manifest(manifest)
@@ -121,9 +151,10 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
         if sizes["pool"] == 0:
             raise DataError(f"{source.name}: the pool split in {source.data_dir} holds no examples; "
                             "point --data-dir at a non-empty dataset")
+        # read after the splits: a source may learn its classes or statistics while reading them
         prepared = PreparedData(root=str(root), dataset=source.name, num_classes=source.num_classes,
-                                image_shape=tuple(source.image_shape), mean=source.mean, std=source.std,
-                                sizes=sizes)
+                                image_shape=tuple(source.image_shape), mean=_stat(source.mean),
+                                std=_stat(source.std), sizes=sizes)
         (tmp / "manifest.json").write_text(json.dumps(asdict(prepared), indent=1))
         try:
             os.replace(tmp, root)
@@ -136,24 +167,59 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
     return _load_manifest(manifest)
 
 
+def prepare_data(data: DataConfig) -> PreparedData:
+    """The `data` section's source, checked, then written as Parquet shards once.
+
+    A source that decodes with Ray Data (imagefolder) starts Ray, or joins the cluster at
+    RAY_ADDRESS, only after its layout passed the checks and only when shards must be written.
+    """
+    source = source_for(data)
+    source.check()
+    if source.decodes_with_ray and not is_prepared(source, data.cache_dir):
+        import ray
+        if not ray.is_initialized():
+            ray.init(logging_level="WARNING")  # as run_rounds does; it then finds Ray running
+    return prepare_dataset(source, data.cache_dir, data.shard_rows)
+
+
+def prepared_root(source: Source, cache_dir: str | Path) -> Path:
+    """Where `prepare_dataset` writes (or finds) the source's shards."""
+    return Path(cache_dir) / f"{source.name}-{source.fingerprint()}"
+
+
+def is_prepared(source: Source, cache_dir: str | Path) -> bool:
+    return (prepared_root(source, cache_dir) / "manifest.json").is_file()
+
+
+def _stat(value: Stat) -> Stat:
+    return float(value) if isinstance(value, (int, float)) else tuple(float(v) for v in value)
+
+
 def _load_manifest(manifest: Path) -> PreparedData:
     meta = json.loads(manifest.read_text())
     meta["image_shape"] = tuple(meta["image_shape"])
+    for key in ("mean", "std"):
+        if isinstance(meta[key], list):
+            meta[key] = tuple(meta[key])
     return PreparedData(**meta)
 
 
 def _write_split(source: Source, split: str, out_dir: Path, shard_rows: int) -> int:
     out_dir.mkdir()
     schema = pool_schema(source.image_shape)
-    next_id, shard, buffered = 0, 0, []
+    next_id, shard, buffered, own_ids = 0, 0, [], []
 
     def flush(tables):
         nonlocal shard
         pq.write_table(pa.concat_tables(tables), out_dir / f"part-{shard:05d}.parquet")
         shard += 1
 
-    for images, labels in source.read_split(split):
-        table = arrow_table(np.arange(next_id, next_id + len(labels), dtype=np.int64), images, labels, schema)
+    for images, labels, *given in source.read_split(split):
+        ids = np.arange(next_id, next_id + len(labels), dtype=np.int64) if not given else \
+            np.asarray(given[0], dtype=np.int64)
+        if given:
+            own_ids.append(ids)
+        table = arrow_table(ids, images, labels, schema)
         next_id += len(labels)
         buffered.append(table)
         while sum(t.num_rows for t in buffered) >= shard_rows:
@@ -162,7 +228,17 @@ def _write_split(source: Source, split: str, out_dir: Path, shard_rows: int) -> 
             buffered = [whole.slice(shard_rows)] if whole.num_rows > shard_rows else []
     if buffered:
         flush(buffered)
+    if own_ids:
+        _check_unique(np.concatenate(own_ids), f"{source.name}: the {split} split")
     return next_id
+
+
+def _check_unique(pool_ids: np.ndarray, what: str) -> None:
+    if len(pool_ids) and pool_ids.min() < 0:
+        raise DataError(f"{what} has negative id {pool_ids.min()}; ids must be non-negative integers")
+    values, counts = np.unique(pool_ids, return_counts=True)
+    if (counts > 1).any():
+        raise DataError(f"{what} repeats id {values[counts > 1][0]}; ids must be unique")
 
 
 def pool_schema(image_shape: tuple[int, int, int]) -> pa.Schema:

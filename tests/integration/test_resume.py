@@ -7,36 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipeline.config import load_config
 from pipeline.faults import HOOK_ENV, marker_name
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides
+from tests.integration.conftest import NO_TARGET, selection
 from tests.integration.test_cli import REPO, clactive, with_sets
 
 pytestmark = pytest.mark.ray
-NO_TARGET = ["train_target_at_end=false"]
-
-
-def selection(run_dir: Path) -> list[list[int]]:
-    """The ids each committed round acquired, in order."""
-    store = RunStore(run_dir)
-    ids, _, _ = store.load_labels()
-    sizes = [r["acquired"] for r in store.records()]
-    return [part.tolist() for part in np.split(ids, np.cumsum(sizes)[:-1])]
-
-
-@pytest.fixture(scope="module")
-def unbroken(ray_cluster, tiny_data_dir, tmp_path_factory):
-    """The reference run; its run directory is a file:// URI, so the pyarrow-filesystem path is used."""
-    work = tmp_path_factory.mktemp("unbroken")
-    uri = (work / "run").as_uri()
-    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, work) + NO_TARGET + [f"run_dir={uri}"]),
-                    env={"RAY_ADDRESS": ray_cluster})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return selection(uri)
 
 
 def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeout_s: float = 180) -> None:

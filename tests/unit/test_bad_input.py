@@ -97,6 +97,8 @@ CASES = [
      "schedule.initial asks for 500 labels but the pool holds 400"),
     ("unknown strategy", None, ["--strategy", "coreset"], "unknown strategy 'coreset': choose one of"),
     ("unknown acquisition", None, ["--acquisition", "bald"], "unknown acquisition 'bald'"),
+    ("unknown oracle", None, ["--set", "oracle=crowd"], "unknown oracle 'crowd': choose one of simulated, external"),
+    ("accept partial answers without people", None, ["--accept-partial"], "oracle is simulated: drop --accept-partial"),
     ("unknown memory policy", None, ["--set", "memory.policy=fifo"], "unknown memory.policy 'fifo'"),
     ("unknown model", None, ["--set", "proxy.name=resnet9000"], "unknown proxy.name 'resnet9000'"),
     ("unknown dataset", None, ["--set", "data.dataset=imagenet21k"], "unknown data.dataset 'imagenet21k'"),

@@ -1,0 +1,226 @@
+"""Any Parquet table of images, with its column names given in the config.
+
+    DATA_DIR/train.parquet  or  DATA_DIR/train/*.parquet     the pool
+    DATA_DIR/test.parquet   or  DATA_DIR/test/*.parquet      the test split
+
+data.feature_column   the images, either
+                      - encoded bytes (binary, or a struct with a `bytes` field as Hugging Face
+                        datasets writes it): decoded with torchvision, short side resized to
+                        data.image_size, centre-cropped; or
+                      - pixels: a list of C*H*W integers in 0..255 per row, row-major, with
+                        data.image_shape: [C, H, W]
+data.label_column     integer class labels in [0, K); K is one more than the largest label of
+                      either split
+data.id_column        optional stable non-negative int64 ids, unique within a split; required in
+                      the pool when named, used in the test split when present there (default:
+                      the row's position, files read in name order)
+
+Normalisation statistics are measured per channel on the pool while it is written.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.types as pat
+
+from pipeline.data.base import Source, register_source
+from pipeline.data.image_folder import decode_encoded, describe_error, quiet_decoders
+from pipeline.errors import DataError
+
+SPLIT_NAMES = {"pool": "train", "test": "test"}
+READ_ROWS = 1024
+
+
+@register_source("parquet")
+class ParquetTable(Source):
+    default_augment = "none"
+
+    def __init__(self, data_dir: Path, options=None):
+        super().__init__(data_dir, options)
+        self._num_classes: int | None = None
+        self.mean, self.std = 0.5, 0.25  # replaced by the pool's statistics once it is read
+
+    # --- the layout ------------------------------------------------------------------------
+
+    def split_files(self, split: str) -> list[Path]:
+        name = SPLIT_NAMES[split]
+        single, folder = self.data_dir / f"{name}.parquet", self.data_dir / name
+        if single.is_file():
+            return [single]
+        if folder.is_dir():
+            files = sorted(folder.glob("*.parquet"))
+            if files:
+                return files
+            raise DataError(f"parquet: {folder} holds no .parquet files; put the {name} table there")
+        raise DataError(f"parquet: missing {single} (or a {folder}/ directory of .parquet files); "
+                        "pass the directory that holds them with --data-dir")
+
+    def files(self) -> list[Path]:
+        return [f for split in SPLIT_NAMES for f in self.split_files(split)]
+
+    def params(self) -> dict[str, Any]:
+        o = self.options
+        return {"feature_column": o.feature_column, "label_column": o.label_column, "id_column": o.id_column,
+                "image_shape": list(o.image_shape) if o.image_shape else None, "image_size": o.image_size,
+                "skip_corrupt": o.skip_corrupt}
+
+    def _dataset(self, split: str) -> pads.Dataset:
+        files = self.split_files(split)
+        try:
+            return pads.dataset([str(f) for f in files], format="parquet")
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"parquet: {', '.join(map(str, files))} is not a readable Parquet table "
+                            f"({describe_error(exc)}); re-write or re-copy it") from None
+
+    def check(self) -> None:
+        """Every named column exists with a usable type, and the labels give the class count."""
+        super().check()
+        o = self.options
+        largest = -1
+        for split in SPLIT_NAMES:
+            dataset = self._dataset(split)
+            where = ", ".join(str(f) for f in self.split_files(split))
+            schema = dataset.schema
+            for role, column in (("feature", o.feature_column), ("label", o.label_column), ("id", o.id_column)):
+                if role == "id" and split == "test":
+                    continue
+                if column is not None and column not in schema.names:
+                    raise DataError(f"parquet: {where} has no column '{column}' (data.{role}_column); its columns "
+                                    f"are {', '.join(schema.names)}")
+            for role, column in (("label", o.label_column), ("id", o.id_column)):
+                if column is not None and column in schema.names and not pat.is_integer(schema.field(column).type):
+                    raise DataError(f"parquet: column '{column}' of {where} is {schema.field(column).type}, "
+                                    f"not integers; write the {role}s as integers")
+            self._feature_kind(schema.field(o.feature_column).type, where)
+            labels = dataset.to_table(columns=[o.label_column]).column(0)
+            if labels.null_count:
+                raise DataError(f"parquet: column '{o.label_column}' of {where} has {labels.null_count} missing "
+                                "labels; fill or drop those rows")
+            if len(labels):
+                low, high = pc.min(labels).as_py(), pc.max(labels).as_py()
+                if low < 0:
+                    raise DataError(f"parquet: column '{o.label_column}' of {where} holds label {low}; "
+                                    "labels must be 0..K-1")
+                largest = max(largest, high)
+        self._num_classes = largest + 1
+
+    def _feature_kind(self, type_: pa.DataType, where: str) -> str:
+        """'encoded' or 'pixels', or a DataError saying what the column must be."""
+        o = self.options
+        if pat.is_binary(type_) or pat.is_large_binary(type_):
+            return "encoded"
+        if pat.is_struct(type_) and type_.get_field_index("bytes") >= 0:
+            return "encoded"
+        if (pat.is_list(type_) or pat.is_large_list(type_) or pat.is_fixed_size_list(type_)) \
+                and pat.is_integer(type_.value_type):
+            if o.image_shape is None:
+                raise DataError(f"parquet: column '{o.feature_column}' of {where} holds pixel lists; "
+                                "give their shape with data.image_shape: [C, H, W]")
+            return "pixels"
+        raise DataError(f"parquet: column '{o.feature_column}' of {where} is {type_}; it must hold encoded image "
+                        "bytes or lists of C*H*W uint8 pixels")
+
+    @property
+    def num_classes(self) -> int:
+        if self._num_classes is None:
+            self.check()
+        return self._num_classes
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        o = self.options
+        kind = self._feature_kind(self._dataset("pool").schema.field(o.feature_column).type, str(self.data_dir))
+        return tuple(o.image_shape) if kind == "pixels" else (3, o.image_size, o.image_size)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def read_split(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        o = self.options
+        dataset = self._dataset(split)
+        where = ", ".join(str(f) for f in self.split_files(split))
+        kind = self._feature_kind(dataset.schema.field(o.feature_column).type, where)
+        shape = self.image_shape
+        with_ids = o.id_column is not None and o.id_column in dataset.schema.names
+        columns = [o.feature_column, o.label_column] + ([o.id_column] if with_ids else [])
+        histogram = np.zeros((shape[0], 256), dtype=np.int64)  # per channel: pixels of each value
+        position, skipped = 0, 0
+        for record_batch in dataset.to_batches(columns=columns, batch_size=READ_ROWS):
+            n = record_batch.num_rows
+            if n == 0:
+                continue
+            labels = record_batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64)
+            if with_ids:
+                id_column = record_batch.column(2)
+                if id_column.null_count:
+                    raise DataError(f"parquet: column '{o.id_column}' of {where} has missing ids; "
+                                    "give every row an id")
+                ids = id_column.to_numpy(zero_copy_only=False).astype(np.int64)
+            else:
+                ids = np.arange(position, position + n, dtype=np.int64)
+            position += n
+            feature = record_batch.column(0)
+            if kind == "pixels":
+                images, ok = self._pixels(feature, shape, where), np.ones(n, dtype=bool)
+            else:
+                images, ok = self._decode(feature, ids, where)
+                skipped += int((~ok).sum())
+            images, labels, ids = images[ok], labels[ok], ids[ok]
+            if split == "pool":
+                for c in range(shape[0]):
+                    histogram[c] += np.bincount(images[:, c].reshape(-1), minlength=256)
+            yield images, labels, ids
+        if skipped:
+            print(f"clactive: parquet {SPLIT_NAMES[split]}: skipped {skipped} of {position} images",
+                  file=sys.stderr, flush=True)
+        if split == "pool" and histogram.sum():
+            values = np.arange(256) / 255.0
+            counts = histogram / histogram.sum(axis=1, keepdims=True)
+            mean = counts @ values
+            std = np.sqrt(np.maximum(counts @ values ** 2 - mean ** 2, 0.0))
+            self.mean, self.std = tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)
+
+    def _pixels(self, feature: pa.Array, shape: tuple[int, int, int], where: str) -> np.ndarray:
+        size = int(np.prod(shape))
+        if feature.null_count:
+            raise DataError(f"parquet: column '{self.options.feature_column}' of {where} has missing images; "
+                            "drop those rows")
+        lengths = pc.list_value_length(feature).to_numpy(zero_copy_only=False)
+        if (lengths != size).any():
+            bad = int(lengths[lengths != size][0])
+            raise DataError(f"parquet: column '{self.options.feature_column}' of {where} has a row of {bad} "
+                            f"values, but data.image_shape {list(shape)} needs {size}; fix data.image_shape")
+        values = feature.flatten().to_numpy(zero_copy_only=False)
+        if len(values) and (values.min() < 0 or values.max() > 255):
+            raise DataError(f"parquet: column '{self.options.feature_column}' of {where} holds pixel values "
+                            f"outside 0..255 ({values.min()}..{values.max()}); write uint8 pixels")
+        return values.astype(np.uint8).reshape((len(feature), *shape))
+
+    def _decode(self, feature: pa.Array, ids: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        if pat.is_struct(feature.type):
+            feature = feature.field("bytes")
+        size = self.options.image_size
+        images = np.zeros((len(feature), 3, size, size), dtype=np.uint8)
+        ok = np.ones(len(feature), dtype=bool)
+        for i, raw in enumerate(feature.to_pylist()):
+            try:
+                if not raw:
+                    raise ValueError("no image bytes")
+                with quiet_decoders():
+                    images[i] = decode_encoded(torch.frombuffer(bytearray(raw), dtype=torch.uint8), size).numpy()
+            except Exception as exc:  # torchvision raises several types for a bad image
+                if not self.options.skip_corrupt:
+                    raise DataError(f"parquet: cannot decode the image of id {ids[i]} in {where} "
+                                    f"({describe_error(exc)}); replace it, or set data.skip_corrupt: true "
+                                    "to skip such images") from None
+                print(f"clactive: skipped corrupt image id {ids[i]} in {where} ({describe_error(exc)})",
+                      file=sys.stderr, flush=True)
+                ok[i] = False
+        return images, ok

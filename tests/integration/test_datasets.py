@@ -1,0 +1,47 @@
+"""The image sources end to end: rounds on generated CIFAR-layout data, ImageFolder decoding on Ray Data."""
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import DataConfig
+from pipeline.data import get_source, prepare_dataset
+from pipeline.data.image_folder import decode_batch
+from pipeline.run_store import RunStore
+from tests.helpers import tiny_overrides, write_cifar10_like, write_image_folder
+from tests.integration.test_cli import clactive, with_sets
+
+pytestmark = pytest.mark.ray
+
+
+def test_clactive_run_dataset_cifar10_runs_two_rounds_on_cifar_layout_data(ray_cluster, tmp_path):
+    raw = write_cifar10_like(tmp_path / "raw", per_batch=40, test=60)
+    sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("data.data_dir=")]
+    done = clactive("--dataset", "cifar10", "--data-dir", str(raw), *with_sets(sets + ["proxy.name=preact_resnet20"]),
+                    env={"RAY_ADDRESS": ray_cluster})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on cifar10 (200 pool, 60 test)" in done.stdout
+    store = RunStore(tmp_path / "run")
+    records = store.records()
+    assert [r["labelled"] for r in records] == [40, 70, 100]          # the initial set, then two rounds
+    assert [r["warm_start"] for r in records] == [False, True, True]
+    assert [r["steps"] for r in records[1:]] == [7, 7]
+    assert all(0.0 <= r["selection_acc"] <= 1.0 for r in records)
+    ids, _, images = store.load_labels()
+    assert len(set(ids.tolist())) == 100 and set(ids.tolist()) <= set(range(200)) and images.shape[1:] == (3, 32, 32)
+    assert 0.0 <= store.read_json("targets/0002.json")["target_acc"] <= 1.0  # the target, on the final labels
+
+
+def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp_path):
+    raw = write_image_folder(tmp_path / "raw", per_class=5, val_per_class=2, size=(30, 20))
+    (raw / "train" / "dog" / "dog_002.JPEG").write_bytes(b"\xff\xd8\xff not a jpeg")
+    options = DataConfig(dataset="imagefolder", data_dir=str(raw), image_size=16, skip_corrupt=True)
+    source = get_source("imagefolder", raw, options)
+    prepared = prepare_dataset(source, tmp_path / "cache", shard_rows=4)  # Ray is running: Ray Data decodes
+    paths, labels = source.listing("pool")
+    direct = decode_batch({"path": np.array([str(raw / p) for p in paths], dtype=object)}, size=16)
+    table = pq.read_table(prepared.split_dir("pool"))
+    ids = table.column("id").to_numpy()
+    assert ids.tolist() == sorted(ids.tolist()) == [i for i in range(15) if i != 7]  # dog_002 skipped
+    images = table.column("image").combine_chunks().flatten().to_numpy().reshape(len(ids), 3, 16, 16)
+    np.testing.assert_array_equal(images, direct["image"][ids])
+    np.testing.assert_array_equal(table.column("label").to_numpy(), labels[ids])

@@ -1,0 +1,90 @@
+"""The external oracle end to end, on the command line: `clactive run` pauses each round for labels,
+answers arrive (an answers CSV, `clactive label simulate`), `clactive run --resume` continues; the
+run ends with the selection of a run with the simulated oracle and the same seed."""
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import pipeline.cli
+from pipeline.data import get_source, prepare_dataset, read_rows
+from pipeline.run_store import RunStore
+from tests.helpers import tiny_config, tiny_overrides
+from tests.integration.test_cli import clactive, with_sets
+from tests.integration.conftest import NO_TARGET, selection
+
+pytestmark = pytest.mark.ray
+
+
+def requested(run_dir, r):
+    return pq.read_table(run_dir / "requests" / f"{r:04d}" / "to_label.parquet")
+
+
+def label(*argv) -> int:
+    """`clactive label ...` in-process: it reads the run directory and needs no Ray."""
+    return pipeline.cli.main(["label", *map(str, argv)])
+
+
+def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_selection(
+        ray_cluster, tiny_data_dir, tmp_path, unbroken, capsys):
+    run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
+    config = tiny_config(tiny_data_dir, tmp_path)
+    data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
+
+    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"]), env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "round 0 waits for 40 labels" in done.stdout and "requests/0000/to_label.csv" in done.stdout
+    assert "clactive label import" in done.stdout and RunStore(run_dir).committed_rounds() == []
+
+    # round 0: a person answers half in a CSV, the rest is simulated; no model yet, so no hints
+    table = requested(run_dir, 0)
+    assert table.column("predicted_label").null_count == 40
+    ids = table.column("id").to_numpy()
+    _, truth = read_rows(data.split_dir("pool"), ids, data.image_shape)
+    answers = tmp_path / "answers.csv"
+    answers.write_text("id,label\n" + "".join(f"{i},{y}\n" for i, y in zip(ids[:20], truth[:20])))
+    assert label("import", run_dir, answers) == 0
+    assert label("simulate", run_dir) == 0
+
+    # rounds 1 and 2: resume, which commits the answered round and asks for the next one's labels
+    for r in (1, 2):
+        done = clactive("--resume", str(run_dir), env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"round {r} waits for 30 labels" in done.stdout
+        assert RunStore(run_dir).committed_rounds() == list(range(r))
+        table = requested(run_dir, r)
+        assert table.column("predicted_label").null_count == 0
+        assert set(table.column("predicted_label").to_pylist()) <= set(range(10))
+        scores = table.column("score").to_numpy()
+        assert np.all(np.diff(scores) <= 1e-5)  # the hints' scores in selection order: best first
+        assert label("simulate", run_dir) == 0
+
+    done = clactive("--resume", str(run_dir), env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "waits for" not in done.stdout
+    records = RunStore(run_dir).records()
+    assert [(r["requested"], r["answered"], r["acquired"]) for r in records] == [(40, 40, 40), (30, 30, 30), (30, 30, 30)]
+    assert selection(run_dir) == unbroken                     # the same choices as the simulated oracle's run
+    capsys.readouterr()
+    assert pipeline.cli.main(["status", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "rounds done: 3 of 3; labels acquired: 100" in out and "finished" in out
+    assert label("import", run_dir, answers) == 2               # every round is final now
+    assert "has finished all 3 rounds" in capsys.readouterr().err
+
+
+def test_accept_partial_continues_with_the_answered_ids_and_records_how_many_were_asked(
+        ray_cluster, tiny_data_dir, tmp_path, capsys):
+    run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
+    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"])
+    assert clactive(*args, env=env).returncode == 0
+    assert label("simulate", run_dir, "--count", 25) == 0
+
+    refused = clactive("--resume", str(run_dir), env=env)
+    assert refused.returncode == 2 and "round 0 waits for 15 of its 40 labels" in refused.stderr
+    done = clactive("--resume", str(run_dir), "--accept-partial", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "round 1 waits for 30 labels" in done.stdout
+    record = RunStore(run_dir).records()[0]
+    assert (record["requested"], record["answered"], record["acquired"], record["labelled"]) == (40, 25, 25, 25)
+    first_25 = requested(run_dir, 0).column("id").to_pylist()[:25]
+    assert selection(run_dir) == [first_25]                     # the answered ids, in selection order

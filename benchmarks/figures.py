@@ -160,7 +160,12 @@ def readme_section(summary: dict) -> str:
                   "![long horizon update per round](benchmarks/results/long_horizon/update_per_round.png)", ""]
     lines += ["| figure | target | measured | verdict |", "|---|---|---:|---|"]
     for t in summary["targets"]:
-        value = "n/a" if t["measured"] is None else f"{t['measured']:.3g}"
+        if t["measured"] is None:
+            value = "n/a"
+        elif t["target"].endswith("%"):  # a share, shown as its target is
+            value = f"{100 * t['measured']:.1f}%"
+        else:
+            value = f"{t['measured']:.3g}"
         lines.append(f"| {t['figure']} | {t['target']} | {value} | {t['verdict']} |")
     return "\n".join(lines + ["", END])
 

@@ -79,7 +79,8 @@ def learner_loop(loop_config: dict) -> None:
     data = PreparedData(**loop_config["data"])
     mailbox = loop_config["mailbox"]
     # Logical GPUs alone (a CPU-only machine told it has GPUs) must never make torch try CUDA.
-    device = ray.train.torch.get_device() if loop_config["cuda"] else torch.device("cpu")
+    cuda = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
+    device = ray.train.torch.get_device() if cuda else torch.device("cpu")
     torch.set_num_threads(torch_threads(world_size))
     _quiet_report_log()
     test_images, test_labels = _tensors(ray.get(loop_config["test"][0]))
@@ -139,7 +140,7 @@ def _quiet_report_log() -> None:
 
 @ray.remote(num_cpus=0)
 def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str, max_failures: int) -> None:
-    backend = TorchConfig(backend="nccl" if loop_config["cuda"] else "gloo")
+    backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
     TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
                  run_config=ray.train.RunConfig(name="learner", storage_path=storage_path,
                                                 failure_config=ray.train.FailureConfig(max_failures=max_failures),
@@ -157,12 +158,15 @@ class Learner:
                  hook: str | None = None):
         self.mailbox = Mailbox.remote()
         gpus = learner_gpus(config.learner, gpus_available())
-        self.cuda = gpus > 0 and gpu_has_cuda(gpus)
+        # Each worker finds its own device. Only a group of several workers needs to know beforehand,
+        # for its collective backend: a lone worker runs no collectives, and skips the probe (a GPU
+        # process that imports torch: seconds at every run's start).
+        nccl = gpus > 0 and config.learner.workers > 1 and gpu_has_cuda(gpus)
         scaling = ray.train.ScalingConfig(num_workers=config.learner.workers, use_gpu=gpus > 0,
                                           resources_per_worker={"CPU": config.learner.cpus_per_worker,
                                                                 **({"GPU": gpus} if gpus else {})})
         loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref],
-                       "cuda": self.cuda, "hook": hook, "run_dir": store.location}
+                       "nccl": nccl, "hook": hook, "run_dir": store.location}
         self.fit_ref = _fit.remote(loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures)
         self.seq = 0
 

@@ -25,7 +25,8 @@ Coordinator = actors.coordinator.Coordinator.__ray_metadata__.modified_class  # 
 
 @pytest.fixture
 def no_ray(monkeypatch, tmp_path):
-    """Stand-ins for the scoring pass and the learner; Ray itself may not start."""
+    """Stand-ins for the scoring pass and the learner; Ray itself may not start (the session's cluster
+    may already be up when the whole suite runs, so this guards ray.init rather than asking is_initialized)."""
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
     trained = []
 
@@ -90,7 +91,6 @@ def test_a_run_paused_for_labels_every_round_makes_the_simulated_runs_choices(no
     assert trained == simulated_training                                  # every update saw the same plan
     assert [r["candidates"] for r in store.records()] == [r["candidates"] for r in RunStore(simulated.run_dir).records()]
     assert LabelRequests(store).open() is None and LabelRequests(store).rounds() == [0, 1, 2]
-    assert not ray.is_initialized()
 
 
 def test_accept_partial_labels_the_answered_ids_in_selection_order(no_ray, tmp_path):

@@ -48,14 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clactive", description="CLActive active learning on Ray")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run active learning rounds and report each as it completes")
-    run.add_argument("--config", help="YAML config (default: built-in defaults)")
+    _config_options(run, "YAML config (default: built-in defaults)", "schedule.rounds=3")
     run.add_argument("--strategy", help="full | svp | clactive | finetune")
     run.add_argument("--acquisition", help="least_confidence | entropy | margin | random | k_center")
     run.add_argument("--run-dir", help="where the run writes its records (must be new or empty)")
-    run.add_argument("--dataset", help=f"the data source: {' | '.join(source_names())} (default fashion_mnist)")
-    run.add_argument("--data-dir", help="directory holding the dataset's files")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override any config key, e.g. --set schedule.rounds=3 (repeatable)")
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue the run in RUN_DIR after its last completed round, with its own config "
                           "(re-running with the same config and --run-dir does the same)")
@@ -83,26 +79,27 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="every strategy side by side: selection time, update time and "
                                                   "target accuracy, with speed-ups (resumable)")
-    compare.add_argument("--config", help="YAML: a run config plus a `compare:` section "
-                                          "(e.g. configs/fashion_mnist_compare.yaml)")
-    compare.add_argument("--dataset", help=f"the data source: {' | '.join(source_names())}")
-    compare.add_argument("--data-dir", help="directory holding the dataset's files")
-    compare.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="override any key, e.g. --set compare.strategies=[svp,clactive] (repeatable)")
+    _config_options(compare, "YAML: a run config plus a `compare:` section (e.g. configs/fashion_mnist_compare.yaml)",
+                    "compare.strategies=[svp,clactive]")
     compare.add_argument("--quick", action="store_true",
                          help="a smoke run: 1%% initial set, two 1%% rounds, short schedules, its own directory")
     compare.set_defaults(handler=_compare)
 
     search = commands.add_parser("tune", help="search the replay memory and step budget with Ray Tune: trial table, "
                                               "accuracy/time Pareto front, best config (resumable)")
-    search.add_argument("--config", help="YAML: a run config plus a `tune:` section "
-                                         "(e.g. configs/fashion_mnist_tune.yaml)")
-    search.add_argument("--dataset", help=f"the data source: {' | '.join(source_names())}")
-    search.add_argument("--data-dir", help="directory holding the dataset's files")
-    search.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any key, e.g. --set tune.num_samples=4 (repeatable)")
+    _config_options(search, "YAML: a run config plus a `tune:` section (e.g. configs/fashion_mnist_tune.yaml)",
+                    "tune.num_samples=4")
     search.set_defaults(handler=_tune)
     return parser
+
+
+def _config_options(command: argparse.ArgumentParser, config_help: str, set_example: str) -> None:
+    """Where a command's config comes from: a YAML file, the data source, and --set overrides."""
+    command.add_argument("--config", help=config_help)
+    command.add_argument("--dataset", help=f"the data source: {' | '.join(source_names())} (default fashion_mnist)")
+    command.add_argument("--data-dir", help="directory holding the dataset's files")
+    command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help=f"override any config key, e.g. --set {set_example} (repeatable)")
 
 
 def _tune(args: argparse.Namespace) -> int:

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline.answer_files import read_answers
 from pipeline.config import RunConfig, round_count
-from pipeline.data.base import SHAPE_KEY, images_from_arrow, read_rows
+from pipeline.data.base import image_array, images_from_arrow, pool_schema, read_rows, shape_from_schema
 from pipeline.errors import OracleError
 from pipeline.run_store import RunStore
 
@@ -49,7 +49,6 @@ TO_LABEL = "to_label"
 REQUEST_FILE = "request.json"
 SOURCE_KEY = b"clactive.answers_from"
 HINTS = {"predicted_label": pa.int64(), "predicted_prob": pa.float64(), "score": pa.float64()}
-FORMATS = (".csv", ".parquet")
 
 
 def request_dir(round_index: int) -> str:
@@ -120,10 +119,10 @@ class LabelRequests:
         if not self.storage.is_file(f"{base}/{REQUEST_FILE}"):
             return None
         meta = json.loads(self.storage.read(f"{base}/{REQUEST_FILE}"))
-        ids = pq.read_table(pa.BufferReader(self.storage.read(f"{base}/{TO_LABEL}.parquet")), columns=["id"])
+        ids = self.storage.read_table(f"{base}/{TO_LABEL}.parquet", columns=["id"])
         answers: dict[int, int] = {}
         for name in self._answer_files(round_index):
-            table = pq.read_table(pa.BufferReader(self.storage.read(f"{base}/answers/{name}")))
+            table = self.storage.read_table(f"{base}/answers/{name}")
             answers.update(zip(table.column("id").to_pylist(), table.column("label").to_pylist()))
         return Request(round_index, ids.column("id").to_numpy(), answers, meta)
 
@@ -144,9 +143,7 @@ class LabelRequests:
                               "it is never rewritten")
         self.storage.delete_dir(base)  # what a crash while writing an earlier attempt left
         table = request_table(pool_ids, images, hints)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        self.storage.write(f"{base}/{TO_LABEL}.parquet", sink.getvalue().to_pybytes())
+        self.storage.write_table(f"{base}/{TO_LABEL}.parquet", table)
         self.storage.write(f"{base}/{TO_LABEL}.csv", request_csv(table))
         meta = {"round": round_index, "requested": int(len(pool_ids)), **meta}
         self.storage.sync_dir(base)
@@ -156,9 +153,8 @@ class LabelRequests:
 
     def images(self, round_index: int, pool_ids: np.ndarray) -> np.ndarray:
         """(n, C, H, W) uint8 images of `pool_ids` (requested ids), in that order."""
-        table = pq.read_table(pa.BufferReader(self.storage.read(f"{request_dir(round_index)}/{TO_LABEL}.parquet")),
-                              columns=["id", "image"])
-        shape = tuple(int(v) for v in table.schema.metadata[SHAPE_KEY].decode().split(","))
+        table = self.storage.read_table(f"{request_dir(round_index)}/{TO_LABEL}.parquet", columns=["id", "image"])
+        shape = shape_from_schema(table.schema)
         found = table.column("id").to_numpy()
         order = np.argsort(found)
         rows = order[np.searchsorted(found[order], pool_ids)]
@@ -169,12 +165,10 @@ class LabelRequests:
         table = pa.table({"id": pa.array(pool_ids, pa.int64()), "label": pa.array(labels, pa.int64())})
         table = table.replace_schema_metadata({SOURCE_KEY: source.encode(),
                                                b"clactive.imported": str(time.time()).encode()})
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
         number = len(self._answer_files(request.round)) + 1
         # the tag keeps two imports racing for one number from replacing each other's file
-        self.storage.write(f"{request_dir(request.round)}/answers/{number:04d}-{uuid.uuid4().hex[:8]}.parquet",
-                           sink.getvalue().to_pybytes())
+        self.storage.write_table(f"{request_dir(request.round)}/answers/{number:04d}-{uuid.uuid4().hex[:8]}.parquet",
+                                 table)
         answers = {**request.answers, **dict(zip(pool_ids.tolist(), labels.tolist()))}
         return Request(request.round, request.pool_ids, answers, request.meta)
 
@@ -191,13 +185,11 @@ class LabelRequests:
 def request_table(pool_ids: np.ndarray, images: np.ndarray, hints: dict[str, np.ndarray] | None) -> pa.Table:
     """to_label.parquet: id, image, then the hint columns (all null without hints)."""
     n = len(pool_ids)
-    flat = pa.array(np.ascontiguousarray(images, dtype=np.uint8).reshape(-1))
-    columns = {"id": pa.array(np.asarray(pool_ids, dtype=np.int64)),
-               "image": pa.FixedSizeListArray.from_arrays(flat, int(np.prod(images.shape[1:])))}
+    columns = {"id": pa.array(np.asarray(pool_ids, dtype=np.int64)), "image": image_array(images)}
     for name, kind in HINTS.items():
         columns[name] = pa.nulls(n, kind) if hints is None else pa.array(np.asarray(hints[name]), kind, from_pandas=True)
     table = pa.table(columns)
-    return table.replace_schema_metadata({SHAPE_KEY: ",".join(map(str, images.shape[1:])).encode()})
+    return table.replace_schema_metadata(pool_schema(images.shape[1:]).metadata)
 
 
 def request_csv(table: pa.Table) -> bytes:
@@ -213,82 +205,7 @@ def request_csv(table: pa.Table) -> bytes:
     return out.getvalue().encode()
 
 
-# --- answers: read, check, store ---------------------------------------------------------------
-
-def read_answers(name: str, data: bytes) -> tuple[np.ndarray, np.ndarray, list[str], int]:
-    """(pool_ids, labels, where each answer is in the file, rows skipped for an empty label) of an
-    answers file, CSV or Parquet with columns id and label (others are ignored)."""
-    ext = os.path.splitext(name)[1].lower()
-    if ext not in FORMATS:
-        raise OracleError(f"{name}: unknown answers format '{ext or name}': give a .csv or .parquet file "
-                          "with columns id,label")
-    ids, labels, where, skipped = (_read_csv if ext == ".csv" else _read_parquet)(name, data)
-    if not ids:
-        hint = f" ({skipped} rows have an empty label: fill it in)" if skipped else ""
-        raise OracleError(f"{name} holds no answers{hint}; write one line id,label per labelled example")
-    return np.array(ids, dtype=np.int64), np.array(labels, dtype=np.int64), where, skipped
-
-
-def _read_csv(name: str, data: bytes):
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise OracleError(f"{name} is not a UTF-8 text file: give a CSV with columns id,label "
-                          "or a .parquet file") from None
-    rows = csv.reader(io.StringIO(text))
-    try:
-        header = [cell.strip() for cell in next(rows, [])]
-        columns = _columns(name, header)
-        ids, labels, where, skipped = [], [], [], 0
-        for line, row in enumerate(rows, start=2):
-            if not any(cell.strip() for cell in row):
-                continue
-            cells = [cell.strip() for cell in row] + [""] * len(header)
-            id_text, label_text = cells[columns["id"]], cells[columns["label"]]
-            if not label_text:
-                skipped += 1
-                continue
-            ids.append(_integer(id_text, f"{name} line {line}: id"))
-            labels.append(_integer(label_text, f"{name} line {line}: label"))
-            where.append(f"line {line}")
-    except csv.Error as exc:
-        raise OracleError(f"{name} is not a readable CSV file ({exc}): write lines id,label") from None
-    return ids, labels, where, skipped
-
-
-def _read_parquet(name: str, data: bytes):
-    try:
-        table = pq.read_table(pa.BufferReader(data))
-    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise OracleError(f"{name} is not a readable Parquet file ({str(exc).splitlines()[0]}): "
-                          "give a Parquet file with columns id,label, or a .csv") from None
-    columns = _columns(name, table.column_names)
-    for column in columns:
-        kind = table.schema.field(column).type
-        if not pa.types.is_integer(kind):
-            raise OracleError(f"{name}: column {column} holds {kind}, not integers: labels are class indices")
-    ids, labels = table.column("id").to_pylist(), table.column("label").to_pylist()
-    if None in ids:
-        raise OracleError(f"{name} row {ids.index(None)}: the id is empty; every row needs an id")
-    rows = [i for i, label in enumerate(labels) if label is not None]
-    return [ids[i] for i in rows], [labels[i] for i in rows], [f"row {i}" for i in rows], len(ids) - len(rows)
-
-
-def _columns(name: str, header: list[str]) -> dict[str, int]:
-    missing = [column for column in ("id", "label") if column not in header]
-    if missing:
-        found = ", ".join(h for h in header if h) or "nothing"
-        raise OracleError(f"{name} has no {' or '.join(missing)} column (found: {found}): "
-                          "the first line must name the columns, e.g. id,label")
-    return {column: header.index(column) for column in ("id", "label")}
-
-
-def _integer(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise OracleError(f"{what} {text!r} is not an integer") from None
-
+# --- answers: check, store ---------------------------------------------------------------
 
 def check_answers(request: Request, pool_ids: np.ndarray, labels: np.ndarray, where: list[str], num_classes: int,
                   name: str, csv_location: str) -> tuple[np.ndarray, np.ndarray, int]:

@@ -24,11 +24,10 @@ import os
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 from pipeline.config import RunConfig, config_from_dict, save_config
-from pipeline.data.base import SHAPE_KEY, arrow_table, images_from_arrow, pool_schema
+from pipeline.data.base import arrow_table, images_from_arrow, pool_schema, shape_from_schema
 from pipeline.errors import RunDirError
 from pipeline.storage import Storage
 
@@ -114,11 +113,9 @@ class RunStore:
         rounds = self.committed_rounds()
         if not rounds:
             raise RunDirError(f"{self.location} holds no committed round yet")
-        table = pa.concat_tables(pq.read_table(pa.BufferReader(self.storage.read(f"{_round_dir(r)}/labels.parquet")))
-                                 for r in rounds)
-        shape = tuple(int(v) for v in table.schema.metadata[SHAPE_KEY].decode().split(","))
+        table = pa.concat_tables(self.storage.read_table(f"{_round_dir(r)}/labels.parquet") for r in rounds)
         return (table.column("id").to_numpy(), table.column("label").to_numpy(),
-                images_from_arrow(table.column("image"), shape))
+                images_from_arrow(table.column("image"), shape_from_schema(table.schema)))
 
     def load_round_state(self, round_index: int) -> dict:
         """What resuming after `round_index` needs: strategy state, checkpoint, rng state, record."""
@@ -156,9 +153,7 @@ class RoundWriter:
 
     def labels(self, pool_ids: np.ndarray, labels: np.ndarray, images: np.ndarray) -> None:
         table = arrow_table(pool_ids, images, labels, pool_schema(images.shape[1:]))
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        self._write("labels.parquet", sink.getvalue().to_pybytes())
+        self.store.storage.write_table(f"{self.dir}/labels.parquet", table)
 
     def state(self, strategy_state: dict[str, np.ndarray], rng_state: dict, checkpoint: bytes) -> None:
         buffer = io.BytesIO()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import tempfile
 
+import pyarrow as pa
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from pipeline.errors import RunDirError
 
@@ -65,6 +67,14 @@ class Storage:
         self.fs.create_dir(parent, recursive=True)
         with self.fs.open_output_stream(self.path(relative)) as stream:
             stream.write(data)
+
+    def read_table(self, relative: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self.read(relative)), columns=columns)
+
+    def write_table(self, relative: str, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        self.write(relative, sink.getvalue().to_pybytes())
 
     def delete_dir(self, relative: str) -> None:
         if self.kind(relative) != pafs.FileType.NotFound:

@@ -247,10 +247,19 @@ def pool_schema(image_shape: tuple[int, int, int]) -> pa.Schema:
                      metadata={SHAPE_KEY: ",".join(map(str, image_shape)).encode()})
 
 
-def arrow_table(pool_ids: np.ndarray, images: np.ndarray, labels: np.ndarray, schema: pa.Schema) -> pa.Table:
+def image_array(images: np.ndarray) -> pa.FixedSizeListArray:
+    """(n, C, H, W) uint8 -> the fixed_size_list<uint8> column of the pool format."""
     flat = pa.array(np.ascontiguousarray(images, dtype=np.uint8).reshape(-1))
-    image_col = pa.FixedSizeListArray.from_arrays(flat, int(np.prod(images.shape[1:])))
-    return pa.Table.from_arrays([pa.array(pool_ids, pa.int64()), image_col,
+    return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(images.shape[1:])))
+
+
+def shape_from_schema(schema: pa.Schema) -> tuple[int, int, int]:
+    """The (C, H, W) image shape a pool-format schema carries in its metadata."""
+    return tuple(int(v) for v in schema.metadata[SHAPE_KEY].decode().split(","))
+
+
+def arrow_table(pool_ids: np.ndarray, images: np.ndarray, labels: np.ndarray, schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_arrays([pa.array(pool_ids, pa.int64()), image_array(images),
                                  pa.array(np.asarray(labels, dtype=np.int64))], schema=schema)
 
 
@@ -280,5 +289,4 @@ def read_rows(split_dir: str, pool_ids: np.ndarray, image_shape) -> tuple[np.nda
 
 
 def image_shape_of(split_dir: str) -> tuple[int, int, int]:
-    schema = pads.dataset(split_dir, format="parquet").schema
-    return tuple(int(v) for v in schema.metadata[SHAPE_KEY].decode().split(","))
+    return shape_from_schema(pads.dataset(split_dir, format="parquet").schema)

@@ -18,7 +18,8 @@ import pipeline.cli
 from pipeline.compare import load as load_compare
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.errors import ConfigError, OracleError
-from pipeline.oracle import LabelRequests, check_answers, read_answers, status_lines
+from pipeline.answer_files import read_answers
+from pipeline.oracle import LabelRequests, check_answers, status_lines
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config, write_fashion_like
 

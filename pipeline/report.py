@@ -94,14 +94,24 @@ def _difference(ours: dict, theirs: dict | None) -> float | None:
 
 
 def table(summary: dict) -> str:
-    """Markdown: strategy x budget, then the speed-ups."""
-    lines = ["| strategy | budget | labelled | target acc | cumulative selection s | cumulative update s |",
-             "|---|---|---:|---:|---:|---:|"]
+    """Markdown: strategy x budget (when a target was fitted), each strategy's last round, then the speed-ups."""
+    lines = []
+    if any(s["at"] for s in summary["strategies"].values()):
+        lines += ["| strategy | budget | labelled | target acc | cumulative selection s | cumulative update s |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for name, strategy in summary["strategies"].items():
+            for label, at in strategy["at"].items():
+                acc = "n/a" if at["target_acc"] is None else f"{at['target_acc']:.4f}"
+                lines.append(f"| {name} | {label} | {at['labelled']} | {acc} | {at['selection_s']:.1f} | "
+                             f"{at['update_s']:.1f} |")
+        lines.append("")
+    lines += ["| strategy | last round | labelled | selection model test acc | cumulative selection s | "
+              "cumulative update s |", "|---|---:|---:|---:|---:|---:|"]
     for name, strategy in summary["strategies"].items():
-        for label, at in strategy["at"].items():
-            acc = "n/a" if at["target_acc"] is None else f"{at['target_acc']:.4f}"
-            lines.append(f"| {name} | {label} | {at['labelled']} | {acc} | {at['selection_s']:.1f} | "
-                         f"{at['update_s']:.1f} |")
+        if strategy["per_round"]:
+            row = strategy["per_round"][-1]
+            lines.append(f"| {name} | {row['round']} | {row['labelled']} | {row['selection_acc']:.4f} | "
+                         f"{row['cum_selection_s']:.1f} | {row['cum_update_s']:.1f} |")
     seen = {name: s["per_round"][-1] for name, s in summary["strategies"].items()
             if s["per_round"] and "acc_seen" in s["per_round"][-1]}
     if seen:
@@ -131,14 +141,15 @@ def plot(summary: dict, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for name, strategy in summary["strategies"].items():
-        points = [(at["fraction"] * 100, at["target_acc"]) for at in strategy["at"].values()
-                  if at["target_acc"] is not None]
-        if points:
-            axes.plot(*zip(*points), marker="o", label=name)
-    axes.set(xlabel="labelled (% of pool)", ylabel="target test accuracy", title="Target accuracy vs labels")
-    paths.append(_save(figure, axes, out_dir / "target_accuracy.png"))
+    fitted = {name: [(at["fraction"] * 100, at["target_acc"]) for at in strategy["at"].values()
+                     if at["target_acc"] is not None] for name, strategy in summary["strategies"].items()}
+    if any(fitted.values()):  # a proxy-only compare (budgets: null) fits no target
+        figure, axes = plt.subplots(figsize=(6, 4))
+        for name, points in fitted.items():
+            if points:
+                axes.plot(*zip(*points), marker="o", label=name)
+        axes.set(xlabel="labelled (% of pool)", ylabel="target test accuracy", title="Target accuracy vs labels")
+        paths.append(_save(figure, axes, out_dir / "target_accuracy.png"))
 
     curves = [("cum_selection_s", "cumulative selection s (log)", "Selection time so far", True, "selection_time.png"),
               ("update_s", "update s", "Model update per round", False, "update_per_round.png")]

@@ -59,3 +59,14 @@ def test_budgets_must_end_a_round():
 def test_bad_compare_sections_are_refused(sets, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load(None, sets, quick=False, data_dir=None)
+
+
+def test_a_proxy_only_compare_tables_each_strategys_last_round():
+    entries = {"svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 9, warm=False, acc=0.9)],
+                       "targets": {}},
+               "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 3, acc=0.85)],
+                            "targets": {}}}
+    text = table(summarize(entries, {}, pool_size=100))  # selection s: score + select 0.5 + update - eval 1
+    assert "target acc" not in text                       # no budgets: no strategy x budget table
+    assert "| svp | 1 | 20 | 0.9000 | 15.0 | 12.0 |" in text
+    assert "| clactive | 1 | 20 | 0.8500 | 9.0 | 6.0 |" in text

@@ -23,6 +23,7 @@ from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
 COORDINATOR_RESTARTS = 3  # a coordinator that dies is restarted and reloads the run directory
+CLOSE_TIMEOUT_S = 60  # a graceful stop of the learner's worker group, when a run is interrupted
 COLUMNS = [("round", 5, "{:d}"), ("labelled", 8, "{:d}"), ("acquired", 8, "{:d}"), ("score s", 7, "{:.1f}"),
            ("select s", 8, "{:.2f}"), ("train s", 7, "{:.1f}"), ("steps", 6, "{:d}"), ("eval s", 6, "{:.1f}"),
            ("overhead s", 10, "{:.1f}"), ("acc", 6, "{:.4f}")]
@@ -183,6 +184,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
 def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None,
                target_rounds: list[int] | None = None, accept_partial: bool = False) -> dict:
     """Start (or join) Ray, run every round through the coordinator actor, then fit the target
@@ -241,6 +244,15 @@ def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeou
         ray.get(coordinator.close.remote())
         return {"records": records, "targets": targets, "final": targets[target_rounds[-1]] if target_rounds else None,
                 "waiting": waiting}
+    except BaseException:
+        # A Tune scheduler stops a trial by raising SystemExit in its report, between rounds. Killed
+        # under a live worker group, Ray Train would restart the group as the trial dies and leave
+        # the new group's placement group holding CPUs: the next trial's reads then wait forever.
+        try:
+            ray.get(coordinator.close.remote(), timeout=CLOSE_TIMEOUT_S)
+        except Exception:  # the coordinator itself failed; the kill below is all that is left
+            pass
+        raise
     finally:
         ray.kill(coordinator)
 

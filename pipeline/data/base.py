@@ -261,7 +261,8 @@ def image_array(images: np.ndarray) -> pa.FixedSizeListArray:
 
 
 def feature_dtype_of(images: np.ndarray) -> str:
-    """The FEATURE_TYPES key an images array is written as: int32 token ids stay int32."""
+    """The FEATURE_TYPES key an images array is written as: int32 token ids stay int32, anything
+    else is pixels and written as uint8."""
     return "int32" if images.dtype == np.int32 else "uint8"
 
 

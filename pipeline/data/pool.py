@@ -106,8 +106,8 @@ def _first_repeat(ids: np.ndarray) -> int:
 
 def check_against_data(config: RunConfig, data: PreparedData) -> None:
     """Before Ray starts, the config against the prepared data: the proxy and target read the
-    dataset's rows, augmentation is for images, the class order names the dataset's classes, the schedule fits the classes
-    available at each round, the arrivals directory exists."""
+    dataset's rows, augmentation is for images, the class order names the dataset's classes, the
+    schedule fits the classes available at each round, the arrivals directory exists."""
     from pipeline.models import check_models_read  # imports torch: only once the config is known good
     check_models_read(config.proxy.name, config.target.name, data.dataset, data.feature_dtype)
     if data.feature_dtype != "uint8" and config.data.augment not in ("auto", "none"):

@@ -114,3 +114,9 @@ def test_the_label_store_keeps_token_rows_as_int32(tmp_path):
     ids, labels, images = store.load_labels()
     assert images.dtype == np.int32 and images.tolist() == tokens.tolist() and ids.tolist() == [4, 9, 2]
     assert pq.read_schema(tmp_path / "run" / "rounds" / "0000" / "labels.parquet").field("image").type.value_type == "int32"
+
+
+def test_a_csv_that_is_not_utf8_is_named(tmp_path):
+    raw = write_amazon_like(tmp_path / "raw", pool=5, test=3)
+    (raw / "train.csv").write_bytes((raw / "train.csv").read_bytes() + b'"1","caf\xe9","latin-1 text"\n')
+    expect_one_line(DataError, r"train.csv line 6 is not UTF-8 text", lambda: prepare("amazon_review_polarity", raw, tmp_path))

@@ -67,7 +67,7 @@ class Coordinator:
         self.round = 0
         self.labelled_ids = np.empty(0, dtype=np.int64)
         self.labels = np.empty(0, dtype=np.int64)
-        self.images = np.empty((0, *self.data.image_shape), dtype=np.uint8)
+        self.images = np.empty((0, *self.data.image_shape), dtype=self.data.feature_dtype)
         self.weights: bytes | None = None  # the selection model's latest checkpoint
         self.admitted: list[str] = []      # arrival shards in the pool, in the order committed rounds admitted them
         self._class_files: dict[int, list[str]] | None = None

@@ -14,7 +14,7 @@ from dataclasses import asdict, replace
 
 from pipeline.config import RunConfig, load_config, resolve_schedule, validate
 from pipeline.data import prepare_data, source_names
-from pipeline.data.pool import check_growth, split_files
+from pipeline.data.pool import check_against_data, split_files
 from pipeline.errors import ClactiveError
 from pipeline.faults import HOOK_ENV, check_hook
 from pipeline.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,
@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace) -> int:
                              run_dir=args.run_dir, **{"data.dataset": args.dataset, "data.data_dir": args.data_dir})
     data = prepare_data(config.data)
     resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
-    check_growth(config, data)
+    check_against_data(config, data)
     if args.accept_partial and config.oracle != "external":
         raise ClactiveError(f"--accept-partial continues a round that waits for people's labels, but this run's "
                             f"oracle is {config.oracle}: drop --accept-partial")

@@ -24,7 +24,7 @@ from typing import Optional
 from pipeline.config import (RunConfig, Size, apply_overrides, check_size, build_section, config_from_raw, read_yaml,
                              resolve_schedule, to_count)
 from pipeline.data import prepare_data
-from pipeline.data.pool import check_growth
+from pipeline.data.pool import check_against_data
 from pipeline.errors import ConfigError
 from pipeline.report import summarize, table, write
 from pipeline.run_store import RunStore
@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     base, section = load(args.config, args.overrides, args.quick, args.data_dir)
     data = prepare_data(base.data)
     budgets = budget_rounds(section, base.schedule, data.pool_size)
-    check_growth(base, data)
+    check_against_data(base, data)
     configs = {name: entry_config(base, section, name) for name in section.strategies}
     num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
     for config in configs.values():  # refuse a changed config before any strategy runs

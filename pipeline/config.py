@@ -34,6 +34,7 @@ class DataConfig:
     label_column: str = "label"       # parquet: integer class labels in [0, K)
     id_column: Optional[str] = None   # parquet: stable non-negative int64 ids (default: row positions)
     image_shape: Optional[tuple[int, ...]] = None  # parquet pixel lists: (C, H, W)
+    max_tokens: int = 128             # amazon_review_*: hashed words kept per review (title, then text)
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,7 @@ def _check_data(data: DataConfig) -> None:
     _positive("data.shard_rows", data.shard_rows)
     _one_of("data.augment", data.augment, ["auto", *AUGMENTS])
     _positive("data.image_size", data.image_size)
+    _positive("data.max_tokens", data.max_tokens)
     if data.image_shape is not None:
         if len(data.image_shape) != 3 or min(data.image_shape) < 1:
             raise ConfigError(f"data.image_shape = {list(data.image_shape)}: write [channels, height, width], "

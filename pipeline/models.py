@@ -1,7 +1,8 @@
 """Proxy and target architectures, by name.
 
-Every model maps a float batch (B, C, H, W) to logits (B, K) and exposes
-`embed(x) -> (B, D)`, the penultimate features k-center greedy works on.
+Every model maps a batch to logits (B, K) and exposes `embed(x) -> (B, D)`, the penultimate
+features k-center greedy works on. Image models read float pixels (B, C, H, W); text models
+(`reads="tokens"`) read int64 hashed word ids (B, 1, 1, L), 0 padding (pipeline.text).
 No training logic lives here.
 """
 from __future__ import annotations
@@ -13,13 +14,16 @@ from torch import nn
 import torch.nn.functional as F
 
 from pipeline.errors import ConfigError
+from pipeline.text import BUCKETS, PAD
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_READS: dict[str, str] = {}   # model name -> "pixels" | "tokens"
 
 
-def register_model(name: str):
+def register_model(name: str, reads: str = "pixels"):
     def wrap(factory):
         _MODELS[name] = factory
+        _READS[name] = reads
         return factory
     return wrap
 
@@ -32,6 +36,21 @@ def create_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
     if name not in _MODELS:
         raise ConfigError(f"unknown model '{name}': choose one of {', '.join(model_names())}")
     return _MODELS[name](in_channels=in_channels, num_classes=num_classes)
+
+
+def model_reads(name: str) -> str:
+    """What model `name` takes: "pixels" or "tokens"."""
+    return _READS[name]
+
+
+def check_models_read(proxy: str, target: str, dataset: str, feature_dtype: str) -> None:
+    """A one-line ConfigError when the proxy or target model cannot read the dataset's rows."""
+    holds = "tokens" if feature_dtype == "int32" else "pixels"
+    for role, name in (("proxy", proxy), ("target", target)):
+        if _READS[name] != holds:
+            fitting = [m for m in model_names() if _READS[m] == holds]
+            raise ConfigError(f"{role}.name {name} reads {_READS[name]}, but {dataset} holds {holds}: "
+                              f"set {role}.name to one of {', '.join(fitting)}")
 
 
 class Classifier(nn.Module):
@@ -183,3 +202,64 @@ def resnet18(in_channels: int, num_classes: int) -> nn.Module:
 def resnet50(in_channels: int, num_classes: int) -> nn.Module:
     """The paper's ImageNet target (torchvision, weights=None)."""
     return _torchvision_resnet("resnet50", in_channels, num_classes)
+
+
+# --- text -----------------------------------------------------------------------------------
+
+BIGRAM_MULTIPLIER = 1_000_003
+
+
+class FastText(nn.Module):
+    """fastText (Joulin et al. 2017): the mean embedding of a text's hashed words and word bigrams,
+    then a linear classifier. Bigram ids are hashed from the word ids into the same buckets."""
+
+    def __init__(self, num_classes: int, dim: int = 10):
+        super().__init__()
+        self.embedding = nn.EmbeddingBag(BUCKETS, dim, mode="mean", padding_idx=PAD)
+        self.head = nn.Linear(dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        words = x.flatten(1)                                                 # (B, L)
+        first, second = words[:, :-1], words[:, 1:]
+        bigrams = 1 + (first * BIGRAM_MULTIPLIER + second) % (BUCKETS - 1)
+        bigrams = bigrams.masked_fill((first == PAD) | (second == PAD), PAD)  # (B, L-1)
+        return self.embedding(torch.cat([words, bigrams], dim=1))           # (B, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(x))
+
+
+class TextCNN(nn.Module):
+    """A convolutional text classifier (Kim 2014): word embeddings, 1-D convolutions of widths
+    3, 4 and 5, max over time, dropout, a linear head. Texts shorter than the widest filter are
+    padded, so any max_tokens works."""
+
+    def __init__(self, num_classes: int, dim: int = 64, filters: int = 100, widths: tuple[int, ...] = (3, 4, 5)):
+        super().__init__()
+        self.embedding = nn.Embedding(BUCKETS, dim, padding_idx=PAD)
+        self.convs = nn.ModuleList(nn.Conv1d(dim, filters, w) for w in widths)
+        self.widest = max(widths)
+        self.dropout = nn.Dropout(0.5)
+        self.head = nn.Linear(filters * len(widths), num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        words = x.flatten(1)                                                 # (B, L)
+        if words.shape[1] < self.widest:
+            words = F.pad(words, (0, self.widest - words.shape[1]), value=PAD)
+        h = self.embedding(words).transpose(1, 2)                            # (B, dim, L)
+        return torch.cat([F.relu(conv(h)).amax(dim=2) for conv in self.convs], dim=1)  # (B, filters * 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.embed(x)))
+
+
+@register_model("fasttext", reads="tokens")
+def fasttext(in_channels: int, num_classes: int) -> nn.Module:
+    """The paper's Amazon Review proxy."""
+    return FastText(num_classes)
+
+
+@register_model("text_cnn", reads="tokens")
+def text_cnn(in_channels: int, num_classes: int) -> nn.Module:
+    """The Amazon Review target: a word-level CNN standing in for the paper's VDCNN-29."""
+    return TextCNN(num_classes)

@@ -27,7 +27,7 @@ import pyarrow as pa
 import yaml
 
 from pipeline.config import RunConfig, config_from_dict, save_config
-from pipeline.data.base import arrow_table, images_from_arrow, pool_schema, shape_from_schema
+from pipeline.data.base import arrow_table, feature_dtype_of, images_from_arrow, pool_schema, shape_from_schema
 from pipeline.errors import RunDirError
 from pipeline.storage import Storage
 
@@ -152,7 +152,7 @@ class RoundWriter:
         store.storage.delete_dir(self.dir)  # what an interrupted attempt at this round left
 
     def labels(self, pool_ids: np.ndarray, labels: np.ndarray, images: np.ndarray) -> None:
-        table = arrow_table(pool_ids, images, labels, pool_schema(images.shape[1:]))
+        table = arrow_table(pool_ids, images, labels, pool_schema(images.shape[1:], feature_dtype_of(images)))
         self.store.storage.write_table(f"{self.dir}/labels.parquet", table)
 
     def state(self, strategy_state: dict[str, np.ndarray], rng_state: dict, checkpoint: bytes) -> None:

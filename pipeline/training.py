@@ -21,7 +21,10 @@ Stat = Union[float, Sequence[float]]  # one value for every channel, or one per 
 
 
 def to_input(images: torch.Tensor, mean: Stat, std: Stat) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> normalised float32 (B, C, H, W)."""
+    """uint8 (B, C, H, W) pixels -> normalised float32 (B, C, H, W); int32 token ids (B, 1, 1, L)
+    -> int64, which embedding layers index with."""
+    if images.dtype != torch.uint8:
+        return images.long()
     x = images.float() / 255.0
     if not isinstance(mean, (int, float)):
         mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)

@@ -130,3 +130,35 @@ def write_image_folder(directory: Path, classes=("cat", "dog", "eel"), per_class
             for i in range(n):
                 Image.new("RGB", size, (60 * c, 10 * i, 200)).save(folder / f"{name}_{i:03d}{suffix}")
     return directory
+
+
+# --- Amazon Review CSV layout (pipeline/data/amazon.py) ----------------------------------------
+
+SENTIMENT_WORDS = (("awful", "broken", "refund", "worst"), ("great", "love", "perfect", "excellent"),
+                   ("okay", "average", "fine", "decent"), ("good", "nice", "solid", "happy"),
+                   ("amazing", "superb", "flawless", "best"))
+FILLER = ("the", "product", "arrived", "box", "it", "was", "and", "this", "for", "my", "kids", "a", "with")
+
+
+def amazon_rows(n: int, num_classes: int, rng: np.random.Generator) -> list[tuple[int, str, str]]:
+    """(label 1..K, title, text) rows whose class shows in a few class-specific words among filler,
+    with the quirks of the real files: commas, doubled quotes and literal backslash-n breaks."""
+    rows = []
+    for i in range(n):
+        label = 1 + i % num_classes
+        words = list(rng.choice(FILLER, size=12)) + list(rng.choice(SENTIMENT_WORDS[label - 1], size=3))
+        rng.shuffle(words)
+        title = f'{SENTIMENT_WORDS[label - 1][0].title()}, "{words[0]}"'
+        rows.append((label, title, " ".join(words[:8]) + "\\n" + " ".join(words[8:]) + "."))
+    return rows
+
+
+def write_amazon_like(directory: Path, pool: int = 200, test: int = 60, num_classes: int = 2, seed: int = 0) -> Path:
+    """train.csv and test.csv as the Amazon Review datasets ship them: no header, every field quoted."""
+    import csv
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, n in (("train.csv", pool), ("test.csv", test)):
+        with open(directory / name, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(amazon_rows(n, num_classes, rng))
+    return directory

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pipeline.config import apply_overrides, read_yaml, resolve_schedule
 from pipeline.data import prepare_data
-from pipeline.data.pool import check_growth
+from pipeline.data.pool import check_against_data
 from pipeline.errors import ConfigError
 from pipeline.report import round_costs
 from tune.report import write
@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
                           "drop the oracle key")
     data = prepare_data(base.data)
     num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
-    check_growth(base, data)
+    check_against_data(base, data)
 
     import ray
     from ray import tune

@@ -3,8 +3,10 @@
 Schema of every split (pool, test):
     id     int64                     stable across runs: the row's index in the source
     image  fixed_size_list<uint8>    C*H*W pixels, row-major; the shape is in the schema metadata
+           or fixed_size_list<int32> for text: 1*1*L hashed word ids (pipeline.data.amazon)
     label  int64                     in [0, num_classes)
-A later text or tabular source writes the same `id` and `label` columns beside its own features.
+The column keeps the name `image` for text too: every stage (scoring, replay, the label store,
+the oracle's requests) moves it as an opaque fixed-size row, and only the model reads it.
 
 A source's options (image size, column names, ...) come from the `data` section of the config;
 those that change the written rows are part of the cache key (`Source.params`).
@@ -32,6 +34,7 @@ from pipeline.errors import ConfigError, DataError
 
 SPLITS = ("pool", "test")
 SHAPE_KEY = b"clactive.image_shape"
+FEATURE_TYPES = {"uint8": pa.uint8(), "int32": pa.int32()}  # pixels; token ids
 
 _SOURCES: dict[str, type["Source"]] = {}
 
@@ -79,6 +82,7 @@ class Source(ABC):
     mean: Stat                          # pixel statistics in [0, 1], for normalisation: one value,
     std: Stat                           # or one per channel
     default_augment: str = "none"       # what data.augment: auto means for this source
+    feature_dtype: str = "uint8"        # a key of FEATURE_TYPES: what read_split yields as images
     decodes_with_ray: bool = False      # read_split spreads its work over Ray Data when Ray is running
 
     def __init__(self, data_dir: Path, options: DataConfig | None = None):
@@ -95,7 +99,7 @@ class Source(ABC):
 
     @abstractmethod
     def read_split(self, split: str) -> Iterator[tuple[np.ndarray, ...]]:
-        """Yields (images uint8 (n, C, H, W), labels int64 (n,)) chunks of `split`, in id order,
+        """Yields (images feature_dtype (n, C, H, W), labels int64 (n,)) chunks of `split`, in id order,
         or (images, labels, pool_ids int64 (n,)) chunks for a source whose ids are its own."""
 
     def check(self) -> None:
@@ -124,6 +128,7 @@ class PreparedData:
     mean: Stat
     std: Stat
     sizes: dict[str, int]
+    feature_dtype: str = "uint8"   # manifests written before text sources existed hold pixels
 
     def split_dir(self, split: str) -> str:
         return os.path.join(self.root, split)
@@ -154,7 +159,7 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
         # read after the splits: a source may learn its classes or statistics while reading them
         prepared = PreparedData(root=str(root), dataset=source.name, num_classes=source.num_classes,
                                 image_shape=tuple(source.image_shape), mean=_stat(source.mean),
-                                std=_stat(source.std), sizes=sizes)
+                                std=_stat(source.std), sizes=sizes, feature_dtype=source.feature_dtype)
         (tmp / "manifest.json").write_text(json.dumps(asdict(prepared), indent=1))
         try:
             os.replace(tmp, root)
@@ -206,7 +211,7 @@ def _load_manifest(manifest: Path) -> PreparedData:
 
 def _write_split(source: Source, split: str, out_dir: Path, shard_rows: int) -> int:
     out_dir.mkdir()
-    schema = pool_schema(source.image_shape)
+    schema = pool_schema(source.image_shape, source.feature_dtype)
     next_id, shard, buffered, own_ids = 0, 0, [], []
 
     def flush(tables):
@@ -241,16 +246,24 @@ def _check_unique(pool_ids: np.ndarray, what: str) -> None:
         raise DataError(f"{what} repeats id {values[counts > 1][0]}; ids must be unique")
 
 
-def pool_schema(image_shape: tuple[int, int, int]) -> pa.Schema:
+def pool_schema(image_shape: tuple[int, int, int], feature_dtype: str = "uint8") -> pa.Schema:
     size = int(np.prod(image_shape))
-    return pa.schema([("id", pa.int64()), ("image", pa.list_(pa.uint8(), size)), ("label", pa.int64())],
+    return pa.schema([("id", pa.int64()), ("image", pa.list_(FEATURE_TYPES[feature_dtype], size)),
+                      ("label", pa.int64())],
                      metadata={SHAPE_KEY: ",".join(map(str, image_shape)).encode()})
 
 
 def image_array(images: np.ndarray) -> pa.FixedSizeListArray:
-    """(n, C, H, W) uint8 -> the fixed_size_list<uint8> column of the pool format."""
-    flat = pa.array(np.ascontiguousarray(images, dtype=np.uint8).reshape(-1))
+    """(n, C, H, W) uint8 pixels or int32 token ids -> the fixed_size_list column of the pool format."""
+    dtype = np.int32 if feature_dtype_of(images) == "int32" else np.uint8
+    flat = pa.array(np.ascontiguousarray(images, dtype=dtype).reshape(-1))
     return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(images.shape[1:])))
+
+
+def feature_dtype_of(images: np.ndarray) -> str:
+    """The FEATURE_TYPES key an images array is written as: int32 token ids stay int32, anything
+    else is pixels and written as uint8."""
+    return "int32" if images.dtype == np.int32 else "uint8"
 
 
 def shape_from_schema(schema: pa.Schema) -> tuple[int, int, int]:
@@ -264,7 +277,7 @@ def arrow_table(pool_ids: np.ndarray, images: np.ndarray, labels: np.ndarray, sc
 
 
 def images_from_arrow(column: pa.ChunkedArray | pa.Array, image_shape) -> np.ndarray:
-    """fixed_size_list<uint8> column -> (n, C, H, W) uint8, without a per-row copy."""
+    """fixed_size_list column -> (n, C, H, W) of its value type, without a per-row copy."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     values = column.flatten().to_numpy(zero_copy_only=False)

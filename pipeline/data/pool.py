@@ -68,7 +68,7 @@ def admit_arrivals(directory: str, admitted: list[str], known_ids: np.ndarray, d
     """
     if not os.path.isdir(directory):
         raise DataError(f"pool.arrivals_dir {directory} is not a directory: create it or fix the path")
-    expected = pool_schema(data.image_shape)
+    expected = pool_schema(data.image_shape, data.feature_dtype)
     new = [str(p) for p in sorted(Path(directory).glob("*.parquet")) if str(p) not in set(admitted)]
     seen = known_ids
     for path in new:
@@ -104,9 +104,15 @@ def _first_repeat(ids: np.ndarray) -> int:
     return int(values[counts > 1][0])
 
 
-def check_growth(config: RunConfig, data: PreparedData) -> None:
-    """Before Ray starts: the class order names the dataset's classes, the schedule fits the
-    classes available at each round, the arrivals directory exists."""
+def check_against_data(config: RunConfig, data: PreparedData) -> None:
+    """Before Ray starts, the config against the prepared data: the proxy and target read the
+    dataset's rows, augmentation is for images, the class order names the dataset's classes, the
+    schedule fits the classes available at each round, the arrivals directory exists."""
+    from pipeline.models import check_models_read  # imports torch: only once the config is known good
+    check_models_read(config.proxy.name, config.target.name, data.dataset, data.feature_dtype)
+    if data.feature_dtype != "uint8" and config.data.augment not in ("auto", "none"):
+        raise ConfigError(f"data.augment = {config.data.augment} transforms images, but {data.dataset} holds text: "
+                          "set data.augment to none")
     pool = config.pool
     if pool.growth == "arrivals" and not os.path.isdir(pool.arrivals_dir):
         raise DataError(f"pool.arrivals_dir {pool.arrivals_dir} is not a directory: create it or fix the path")

@@ -1,4 +1,4 @@
-"""The image sources end to end: rounds on generated CIFAR-layout data, ImageFolder decoding on Ray Data."""
+"""The sources end to end: rounds on generated CIFAR-layout and Amazon-CSV data, ImageFolder decoding on Ray Data."""
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -7,7 +7,7 @@ from pipeline.config import DataConfig
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.image_folder import decode_batch
 from pipeline.run_store import RunStore
-from tests.helpers import tiny_overrides, write_cifar10_like, write_image_folder
+from tests.helpers import tiny_overrides, write_amazon_like, write_cifar10_like, write_image_folder
 from tests.integration.test_cli import clactive, with_sets
 
 pytestmark = pytest.mark.ray
@@ -45,3 +45,22 @@ def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp
     images = table.column("image").combine_chunks().flatten().to_numpy().reshape(len(ids), 3, 16, 16)
     np.testing.assert_array_equal(images, direct["image"][ids])
     np.testing.assert_array_equal(table.column("label").to_numpy(), labels[ids])
+
+
+def test_clactive_run_dataset_amazon_runs_two_rounds_on_csv_layout_data(ray_cluster, tmp_path):
+    raw = write_amazon_like(tmp_path / "raw", pool=200, test=60)
+    sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith(("data.data_dir=", "target.name="))]
+    sets += ["proxy.name=fasttext", "target.name=text_cnn", "data.max_tokens=24"]
+    done = clactive("--dataset", "amazon_review_polarity", "--data-dir", str(raw), *with_sets(sets),
+                    env={"RAY_ADDRESS": ray_cluster})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on amazon_review_polarity (200 pool, 60 test)" in done.stdout
+    store = RunStore(tmp_path / "run")
+    records = store.records()
+    assert [r["labelled"] for r in records] == [40, 70, 100]
+    assert [r["warm_start"] for r in records] == [False, True, True]
+    ids, labels, tokens = store.load_labels()
+    assert len(set(ids.tolist())) == 100 and tokens.dtype == np.int32 and tokens.shape[1:] == (1, 1, 24)
+    assert set(labels.tolist()) <= {0, 1}
+    assert records[-1]["selection_acc"] >= 0.8   # fastText separates the generated reviews
+    assert 0.0 <= store.read_json("targets/0002.json")["target_acc"] <= 1.0

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.base import arrow_table, pool_schema
-from pipeline.data.pool import admit_arrivals, check_growth, class_shards, pool_ids, split_files
+from pipeline.data.pool import admit_arrivals, check_against_data, class_shards, pool_ids, split_files
 from pipeline.errors import ConfigError, DataError
 from tests.helpers import tiny_config
 
@@ -59,11 +59,11 @@ def test_bad_arrival_shards_are_refused_by_name(data, tmp_path, make, message):
 
 def test_class_incremental_schedules_must_fit_the_classes_available(tiny_data_dir, work_dir, data):
     ok = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental")  # 40, 70, 100 labels of 80, 160, 240
-    check_growth(ok, data)
+    check_against_data(ok, data)
     tight = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "pool.class_order=[9,8,7,6,5,4,3,2,1,0]",
                         "pool.initial_classes=1", "schedule.initial=50")
     with pytest.raises(ConfigError, match=r"by round 0 the schedule asks for 50 labels, but only 40 examples \(classes 9\)"):
-        check_growth(tight, data)
+        check_against_data(tight, data)
     unknown = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "pool.class_order=[0,1,2]")
     with pytest.raises(ConfigError, match="pool.class_order leaves out class 3"):
-        check_growth(unknown, data)
+        check_against_data(unknown, data)

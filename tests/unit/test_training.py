@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from pipeline.models import create_model, model_names
+from pipeline.models import create_model, model_names, model_reads
 from pipeline.training import accuracy, load_weights, make_optimizer, predict, train_steps, checkpoint_bytes
 from pipeline.config import ModelConfig
 from tests.helpers import learnable_images
@@ -43,10 +43,12 @@ def test_a_model_learns_the_synthetic_classes():
     assert accuracy(model, test_images, test_labels, mean=0.2, std=0.3, device=torch.device("cpu")) > 0.9
 
 
-def test_every_model_maps_images_to_logits_and_embeddings():
-    images, _ = data(8)
+def test_every_model_maps_its_inputs_to_logits_and_embeddings():
+    pixels, _ = data(8)
+    tokens = torch.randint(0, 1000, (8, 1, 1, 12), dtype=torch.int32)
     for name in model_names():
         model = create_model(name, 1, 10)
+        images = tokens if model_reads(name) == "tokens" else pixels
         probs = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"))
         assert probs.shape == (8, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
         emb = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"), output="embeddings")

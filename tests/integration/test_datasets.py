@@ -1,11 +1,15 @@
 """The sources end to end: rounds on generated CIFAR-layout and Amazon-CSV data, ImageFolder decoding on Ray Data."""
+from dataclasses import asdict
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import DataConfig
-from pipeline.data import get_source, prepare_dataset
+from pipeline.cli import run_rounds
+from pipeline.config import DataConfig, load_config
+from pipeline.data import get_source, prepare_data, prepare_dataset
 from pipeline.data.image_folder import decode_batch
+from pipeline.data.pool import check_against_data
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides, write_amazon_like, write_cifar10_like, write_image_folder
 from tests.integration.test_cli import clactive, with_sets
@@ -47,20 +51,21 @@ def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp
     np.testing.assert_array_equal(table.column("label").to_numpy(), labels[ids])
 
 
-def test_clactive_run_dataset_amazon_runs_two_rounds_on_csv_layout_data(ray_cluster, tmp_path):
+def test_two_rounds_run_on_amazon_csv_layout_data_with_the_text_models(ray_cluster, tmp_path):
     raw = write_amazon_like(tmp_path / "raw", pool=200, test=60)
-    sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith(("data.data_dir=", "target.name="))]
-    sets += ["proxy.name=fasttext", "target.name=text_cnn", "data.max_tokens=24"]
-    done = clactive("--dataset", "amazon_review_polarity", "--data-dir", str(raw), *with_sets(sets),
-                    env={"RAY_ADDRESS": ray_cluster})
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on amazon_review_polarity (200 pool, 60 test)" in done.stdout
-    store = RunStore(tmp_path / "run")
-    records = store.records()
+    sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("target.name=")]
+    config = load_config(None, sets + ["data.dataset=amazon_review_polarity", "data.max_tokens=24",
+                                       "proxy.name=fasttext", "target.name=text_cnn",
+                                       "proxy.epochs=15", "update.steps=20"])
+    data = prepare_data(config.data)
+    check_against_data(config, data)
+    result = run_rounds(config, asdict(data), no_progress_timeout_s=120)
+    assert data.sizes == {"pool": 200, "test": 60} and data.feature_dtype == "int32"
+    records = result["records"]
     assert [r["labelled"] for r in records] == [40, 70, 100]
     assert [r["warm_start"] for r in records] == [False, True, True]
-    ids, labels, tokens = store.load_labels()
+    ids, labels, tokens = RunStore(tmp_path / "run").load_labels()
     assert len(set(ids.tolist())) == 100 and tokens.dtype == np.int32 and tokens.shape[1:] == (1, 1, 24)
     assert set(labels.tolist()) <= {0, 1}
-    assert records[-1]["selection_acc"] >= 0.8   # fastText separates the generated reviews
-    assert 0.0 <= store.read_json("targets/0002.json")["target_acc"] <= 1.0
+    assert records[-1]["selection_acc"] >= 0.75   # fastText separates the generated reviews (chance: 0.5)
+    assert 0.0 <= result["final"]["target_acc"] <= 1.0

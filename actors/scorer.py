@@ -133,7 +133,7 @@ def label_hints(config: RunConfig, data: PreparedData, model_name: str, weights:
     k_center). Recomputed in this process on the requested images only, with the weights and seed
     that scored the pool; used by the external oracle alone, so the scoring pass stays as it is.
 
-    pool_ids (n,), images (n, C, H, W) uint8 -> {name: (n,)}.
+    pool_ids (n,), images (n, C, H, W) uint8 pixels or int32 token ids -> {name: (n,)}.
     """
     model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights)
     probs = predict(model, torch.from_numpy(np.ascontiguousarray(images)), mean=data.mean, std=data.std,

@@ -184,8 +184,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None,
                target_rounds: list[int] | None = None, accept_partial: bool = False) -> dict:
     """Start (or join) Ray, run every round through the coordinator actor, then fit the target

@@ -43,9 +43,9 @@ def model_reads(name: str) -> str:
     return _READS[name]
 
 
-def check_models_read(proxy: str, target: str, dataset: str, feature_dtype: str) -> None:
-    """A one-line ConfigError when the proxy or target model cannot read the dataset's rows."""
-    holds = "tokens" if feature_dtype == "int32" else "pixels"
+def check_models_read(proxy: str, target: str, dataset: str, holds: str) -> None:
+    """A one-line ConfigError when the proxy or target model cannot read what the dataset `holds`
+    ("pixels" or "tokens")."""
     for role, name in (("proxy", proxy), ("target", target)):
         if _READS[name] != holds:
             fitting = [m for m in model_names() if _READS[m] == holds]

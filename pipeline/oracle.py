@@ -135,7 +135,7 @@ class LabelRequests:
 
     def create(self, round_index: int, pool_ids: np.ndarray, images: np.ndarray, hints: dict[str, np.ndarray] | None,
                meta: dict) -> Request:
-        """Write round `round_index`'s request: images (n, C, H, W) uint8 of `pool_ids`, in selection
+        """Write round `round_index`'s request: images (n, C, H, W) of `pool_ids`, in selection
         order; hints {name: (n,)} for every name in HINTS, or None (round 0)."""
         base = request_dir(round_index)
         if self.storage.is_file(f"{base}/{REQUEST_FILE}"):
@@ -152,7 +152,7 @@ class LabelRequests:
         return Request(round_index, np.asarray(pool_ids, dtype=np.int64), {}, meta)
 
     def images(self, round_index: int, pool_ids: np.ndarray) -> np.ndarray:
-        """(n, C, H, W) uint8 images of `pool_ids` (requested ids), in that order."""
+        """(n, C, H, W) images (pixels or token ids) of `pool_ids` (requested ids), in that order."""
         table = self.storage.read_table(f"{request_dir(round_index)}/{TO_LABEL}.parquet", columns=["id", "image"])
         shape = shape_from_schema(table.schema)
         found = table.column("id").to_numpy()

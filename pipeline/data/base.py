@@ -34,7 +34,8 @@ from pipeline.errors import ConfigError, DataError
 
 SPLITS = ("pool", "test")
 SHAPE_KEY = b"clactive.image_shape"
-FEATURE_TYPES = {"uint8": pa.uint8(), "int32": pa.int32()}  # pixels; token ids
+FEATURE_TYPES = {"uint8": pa.uint8(), "int32": pa.int32()}
+HOLDS = {"uint8": "pixels", "int32": "tokens"}  # what a pool of each feature dtype holds
 
 _SOURCES: dict[str, type["Source"]] = {}
 
@@ -129,6 +130,11 @@ class PreparedData:
     std: Stat
     sizes: dict[str, int]
     feature_dtype: str = "uint8"   # manifests written before text sources existed hold pixels
+
+    @property
+    def holds(self) -> str:
+        """"pixels" or "tokens": which models can read this data (pipeline.models)."""
+        return HOLDS[self.feature_dtype]
 
     def split_dir(self, split: str) -> str:
         return os.path.join(self.root, split)
@@ -255,8 +261,7 @@ def pool_schema(image_shape: tuple[int, int, int], feature_dtype: str = "uint8")
 
 def image_array(images: np.ndarray) -> pa.FixedSizeListArray:
     """(n, C, H, W) uint8 pixels or int32 token ids -> the fixed_size_list column of the pool format."""
-    dtype = np.int32 if feature_dtype_of(images) == "int32" else np.uint8
-    flat = pa.array(np.ascontiguousarray(images, dtype=dtype).reshape(-1))
+    flat = pa.array(np.ascontiguousarray(images, dtype=feature_dtype_of(images)).reshape(-1))
     return pa.FixedSizeListArray.from_arrays(flat, int(np.prod(images.shape[1:])))
 
 

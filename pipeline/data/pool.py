@@ -109,8 +109,8 @@ def check_against_data(config: RunConfig, data: PreparedData) -> None:
     dataset's rows, augmentation is for images, the class order names the dataset's classes, the
     schedule fits the classes available at each round, the arrivals directory exists."""
     from pipeline.models import check_models_read  # imports torch: only once the config is known good
-    check_models_read(config.proxy.name, config.target.name, data.dataset, data.feature_dtype)
-    if data.feature_dtype != "uint8" and config.data.augment not in ("auto", "none"):
+    check_models_read(config.proxy.name, config.target.name, data.dataset, data.holds)
+    if data.holds != "pixels" and config.data.augment not in ("auto", "none"):
         raise ConfigError(f"data.augment = {config.data.augment} transforms images, but {data.dataset} holds text: "
                           "set data.augment to none")
     pool = config.pool

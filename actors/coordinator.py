@@ -30,10 +30,11 @@ import numpy as np
 import pyarrow.dataset as pads
 import ray
 from ray.data import DataContext
+from ray.util.state import get_actor
 
-from actors.learner import Learner
+from actors.learner import Learner, remove_orphaned_placement_groups
 from actors.resources import gpus_available, process_requests
-from actors.scorer import label_hints, select
+from actors.scorer import ScorerPool, label_hints
 from pipeline.config import RunConfig, config_from_dict, resolve_schedule
 from pipeline.data import PreparedData, read_rows
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
@@ -82,6 +83,7 @@ class Coordinator:
         if no_progress_timeout_s is not None:
             context.execution_no_progress_timeout_s = no_progress_timeout_s
         self._learner: Learner | None = None  # started on first use: a finished run needs none
+        self._scorers: ScorerPool | None = None
         self.learner_launch_s = 0.0
 
     def num_rounds(self) -> int:
@@ -153,7 +155,10 @@ class Coordinator:
         # [3/5] plan
         plan = self.strategy.plan(r, new_ids, new_labels, labelled_ids, self.rng)
 
-        # [4/5] update and evaluate
+        # [4/5] update and evaluate. A next round's scorers start now: their start-up (a process, torch,
+        # the model) overlaps the update instead of adding to the next round's scoring pass.
+        if r + 1 < self.num_rounds():
+            self._start_scorers()
         result, seconds["update"] = self._train(plan, labelled_ids, labels, images, seed=self._seed(r))
         seconds.update(train=result["train_s"], eval=result["eval_s"],
                        learner_overhead=seconds["update"] - result["train_s"] - result["eval_s"])
@@ -210,16 +215,33 @@ class Coordinator:
     def close(self) -> None:
         if self._learner is not None:
             self._learner.close()
+        if self._scorers is not None:
+            self._scorers.close()
 
     @property
     def learner(self) -> Learner:
         if self._learner is None:
             start = time.perf_counter()
+            if get_actor(ray.get_runtime_context().get_actor_id()).num_restarts > 0:
+                removed = remove_orphaned_placement_groups()
+                if removed:
+                    logging.getLogger(__name__).warning("removed %d placement group(s) the dead coordinator's "
+                                                        "worker group left behind", len(removed))
             test_ids = pads.dataset(self.data.split_dir("test"), format="parquet").to_table(columns=["id"])
             test = read_rows(self.data.split_dir("test"), test_ids.column("id").to_numpy(), self.data.image_shape)
             self._learner = Learner(self.config, self.data, self.store, ray.put(test), self.hook)
             self.learner_launch_s = time.perf_counter() - start
         return self._learner
+
+    @property
+    def scorers(self) -> ScorerPool:
+        return self._start_scorers()
+
+    def _start_scorers(self) -> ScorerPool:
+        """The run's scorers, started on first use; their actors come up in the background."""
+        if self._scorers is None:
+            self._scorers = ScorerPool(self.config, self.data, self._selection_model())
+        return self._scorers
 
     def _train(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, images: np.ndarray,
                seed: int) -> tuple[dict, float]:
@@ -243,9 +265,9 @@ class Coordinator:
             new_ids, candidates = self._initial_ids(pool)
             return Selection(new_ids, pool, admitted, candidates,
                              dict(score=0.0, select=time.perf_counter() - start, score_compute=0.0))
-        new_ids, stats = select(self.config, self.data, self._selection_model(), self.weights,
-                                self.labelled_ids, self.round_sizes[r - 1], seed=self._seed(r),
-                                hook=Hook(self.hook, self.store.location, r), pool=pool)
+        new_ids, stats = self.scorers.select(self.weights, self.labelled_ids, self.round_sizes[r - 1],
+                                             seed=self._seed(r), hook=Hook(self.hook, self.store.location, r),
+                                             pool=pool)
         candidates = stats.pop("candidates")
         return Selection(new_ids, pool, admitted, candidates, stats)
 

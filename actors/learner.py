@@ -20,7 +20,9 @@ import numpy as np
 import ray
 import ray.train
 import torch
+from ray import PlacementGroupID
 from ray.train.torch import TorchConfig, TorchTrainer
+from ray.util.placement_group import PlacementGroup, remove_placement_group
 from torch.nn.parallel import DistributedDataParallel
 
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
@@ -149,6 +151,29 @@ def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str,
 
 class LearnerStopped(RuntimeError):
     pass
+
+
+def remove_orphaned_placement_groups() -> list[str]:
+    """Remove this job's placement groups in which no actor lives; returns their ids.
+
+    Called by a coordinator Ray restarted, before it starts a new worker group: the dead one's
+    group should be gone, but Ray Train's PlacementGroupCleaner misses a group made by a worker-group
+    restart shortly before its controller died (ray-project/ray#62753). Left alone, that group
+    holds its CPUs and GPUs until the job ends, and on a small cluster the new worker group or the
+    scorers could then never be placed. Concurrent Tune trials share the job: a trial whose new
+    group has no actors yet could lose it here, which its Ray Train restarts (FailureConfig).
+    """
+    from ray.util.state import list_actors, list_placement_groups
+
+    job = ray.get_runtime_context().get_job_id()
+    used = {actor.placement_group_id for actor in list_actors(filters=[("state", "!=", "DEAD")], detail=True,
+                                                              limit=10_000)}
+    orphans = [group.placement_group_id
+               for group in list_placement_groups(filters=[("state", "=", "CREATED")], detail=True, limit=10_000)
+               if group.creator_job_id == job and group.placement_group_id not in used]
+    for group_id in orphans:
+        remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(group_id)))
+    return orphans
 
 
 class Learner:

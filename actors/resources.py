@@ -11,12 +11,12 @@ from pathlib import Path
 
 import ray
 import yaml
-from ray.data import ActorPoolStrategy
 
 from pipeline.config import LearnerConfig, RunConfig, ScoringConfig
 from pipeline.errors import ConfigError
 
 AUTO_GPU_SHARE = 0.5
+SCORER_RESTARTS = 3  # as many as a scoring pass has attempts (actors/scorer.py)
 # Written by the cluster launcher on the head node; lists the node types the autoscaler may add.
 AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()
 
@@ -73,14 +73,10 @@ def gpu_has_cuda(gpus: float, timeout_s: float = 900) -> bool:
     return ray.get(_cuda_available.options(num_gpus=gpus).remote(), timeout=timeout_s)
 
 
-def scoring_map_args(scoring: ScoringConfig) -> dict:
-    """Keyword arguments of `map_batches` for the scoring actor pool."""
-    return {
-        "compute": ActorPoolStrategy(min_size=scoring.min_actors, max_size=scoring.max_actors),
-        "num_cpus": scoring.cpus_per_actor,
-        "num_gpus": scoring_gpus(scoring, gpus_available()),
-        "batch_size": scoring.batch_size,
-    }
+def scorer_options(scoring: ScoringConfig) -> dict:
+    """Ray actor options of one scoring actor; Ray restarts one that dies (its pass is redone)."""
+    return {"num_cpus": scoring.cpus_per_actor, "num_gpus": scoring_gpus(scoring, gpus_available()),
+            "max_restarts": SCORER_RESTARTS}
 
 
 def read_args(scoring: ScoringConfig) -> dict:
@@ -88,13 +84,14 @@ def read_args(scoring: ScoringConfig) -> dict:
     return {"num_cpus": min(scoring.cpus_per_actor, 0.5)}
 
 
-def check_fits(config: RunConfig) -> None:
+def check_fits(config: RunConfig, runs: int = 1) -> None:
     """Refuse, before any round, resource requests the cluster can never satisfy.
 
     - a scoring actor or learner worker that fits on no node (nor on any node type the
       autoscaler can add) would wait forever;
-    - on a cluster that cannot grow, the learner's workers hold their CPUs and GPUs for the
-      whole run, so scorers and Ray Data's file listing (a whole CPU) must fit beside them.
+    - on a cluster that cannot grow, the learners' workers and the scorers of `runs` runs at once
+      (Tune's concurrent trials) hold their CPUs and GPUs for the whole run, so Ray Data's file
+      listing (a whole CPU) must fit beside them.
     """
     requests = process_requests(config, gpus_available())
     node_types = autoscaler_node_types()
@@ -107,18 +104,21 @@ def check_fits(config: RunConfig) -> None:
         return  # the autoscaler adds nodes for whatever does not fit now
     total = ray.cluster_resources()
     learner, scorer = requests["learner worker"], requests["scoring actor"]
-    reserved_cpus = config.learner.workers * learner["CPU"] + config.scoring.max_actors * scorer["CPU"]
+    each = f" in each of {runs} concurrent trials" if runs > 1 else ""
+    fewer = ", or tune.max_concurrent" if runs > 1 else ""
+    reserved_cpus = runs * (config.learner.workers * learner["CPU"] + config.scoring.actors * scorer["CPU"])
     if total.get("CPU", 0.0) - reserved_cpus < 1.0:
         raise ConfigError(
             f"the learner ({config.learner.workers} x {learner['CPU']:g} CPU) and the scorers "
-            f"({config.scoring.max_actors} x {scorer['CPU']:g} CPU) reserve {reserved_cpus:g} of the cluster's "
+            f"({config.scoring.actors} x {scorer['CPU']:g} CPU){each} reserve {reserved_cpus:g} of the cluster's "
             f"{total.get('CPU', 0.0):g} CPUs, leaving less than the 1 CPU Ray Data needs to read the pool: lower "
-            "learner.cpus_per_worker or scoring.cpus_per_actor")
-    reserved_gpus = config.learner.workers * learner["GPU"] + config.scoring.max_actors * scorer["GPU"]
+            f"learner.cpus_per_worker or scoring.cpus_per_actor{fewer}")
+    reserved_gpus = runs * (config.learner.workers * learner["GPU"] + config.scoring.actors * scorer["GPU"])
     if reserved_gpus > total.get("GPU", 0.0):
         raise ConfigError(
-            f"the learner and the scorers reserve {reserved_gpus:g} GPUs but the cluster has {total.get('GPU', 0.0):g} "
-            "and cannot grow: lower learner.workers, scoring.max_actors or their GPU shares (auto shares one GPU)")
+            f"the learner and the scorers{each} reserve {reserved_gpus:g} GPUs but the cluster has "
+            f"{total.get('GPU', 0.0):g} and cannot grow: lower learner.workers, scoring.actors or their GPU shares "
+            f"(auto shares one GPU){fewer}")
 
 
 def autoscaler_node_types() -> dict:

@@ -2,7 +2,7 @@
 
 The larger pool is the prepared pool's Parquet shards written `--copies` times with new ids
 (id + copy x pool size), so every example is distinct to the pipeline. Each measurement runs
-one scoring pass (`actors.scorer.select`, as the coordinator does every round: 2% labelled,
+one scoring pass (`actors.scorer.ScorerPool.select`, as the coordinator does every round: 2% labelled,
 1% chosen) inside a fresh actor placed like the coordinator, and reads that process's peak
 resident set (`ru_maxrss`). Scoring streams, so the peak should not grow with the pool.
 
@@ -61,15 +61,18 @@ class SelectionProbe:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
     def select(self, config: dict, data: dict, model_name: str, weights: bytes, seed: int) -> dict:
-        from actors.scorer import select
+        from actors.scorer import ScorerPool
         from pipeline.config import config_from_dict
 
         data = PreparedData(**data)
         rng = np.random.default_rng(seed)
         labelled = rng.choice(data.pool_size, size=data.pool_size // 50, replace=False).astype(np.int64)
         before = self.peak_rss_mib()
-        chosen, seconds = select(config_from_dict(config), data, model_name, weights, labelled,
-                                 k=data.pool_size // 100, seed=seed)
+        scorers = ScorerPool(config_from_dict(config), data, model_name)
+        try:
+            chosen, seconds = scorers.select(weights, labelled, k=data.pool_size // 100, seed=seed)
+        finally:
+            scorers.close()
         return {"peak_rss_mib": self.peak_rss_mib(), "before_mib": before, "chosen": len(chosen),
                 "score_s": seconds["score"]}
 

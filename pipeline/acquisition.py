@@ -132,6 +132,16 @@ class StreamingTopK:
             ids, values = ids[keep], values[keep]
         self._ids, self._scores = ids, values
 
+    @classmethod
+    def merged(cls, parts: list["StreamingTopK"], k: int) -> "StreamingTopK":
+        """The top k of a pool from the top-k lists of its disjoint parts: exact, since every id of the
+        pool's top k is in the top k of its own part."""
+        top = cls(k)
+        for part in parts:
+            top.push(part._ids, part._scores)
+        top.seen = sum(part.seen for part in parts)
+        return top
+
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(pool_ids, scores), best first. Raises if fewer than k candidates were seen."""
         if self.seen < self.k:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from dataclasses import asdict, replace
 
@@ -32,6 +33,7 @@ COLUMNS = [("round", 5, "{:d}"), ("labelled", 8, "{:d}"), ("acquired", 8, "{:d}"
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["clactive", *(sys.argv[1:] if argv is None else argv)])  # for reports
     try:
         return args.handler(args)
     except ClactiveError as exc:

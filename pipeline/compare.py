@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"clactive compare: {', '.join(section.strategies)} on {data.dataset} ({data.pool_size} pool), "
           f"{num_rounds} rounds, target at {', '.join(budgets) or 'no budget'} -> {section.dir}", flush=True)
     print(f"every strategy scores all unlabelled pool examples each round: batch {base.scoring.batch_size}, "
-          f"{base.scoring.min_actors}-{base.scoring.max_actors} actors", flush=True)
+          f"{base.scoring.actors} actor(s)", flush=True)
 
     from pipeline.cli import print_row, run_rounds  # noqa: E402 (Ray is imported only when a run starts)
     entries = {}
@@ -119,10 +118,10 @@ def main(args: argparse.Namespace) -> int:
 
     summary = summarize(entries, budgets, data.pool_size)
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-            "command": "clactive compare " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["compare"] else sys.argv[1:]),
+            "command": args.command_line,
             "dataset": data.dataset, "pool_size": data.pool_size, "rounds": num_rounds,
             "scoring_protocol": {"candidates": "the whole unlabelled pool", "batch_size": base.scoring.batch_size,
-                                 "actors": [base.scoring.min_actors, base.scoring.max_actors]},
+                                 "actors": base.scoring.actors},
             "schedules": {"proxy_epochs": base.proxy.epochs, "target_epochs": base.target.epochs,
                           "update_steps": base.update.steps, "memory_ratio": base.memory.ratio}}
     paths = write(summary, Path(section.dir), meta)

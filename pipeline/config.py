@@ -73,8 +73,7 @@ class UpdateConfig:
 @dataclass(frozen=True)
 class ScoringConfig:
     batch_size: int = 256
-    min_actors: int = 1               # the autoscaler may grow the pool up to max_actors
-    max_actors: int = 1
+    actors: int = 1                   # scoring actors, started once and kept for the whole run
     cpus_per_actor: float = 0.5
     gpus_per_actor: Auto = "auto"     # auto: half a GPU when the cluster has GPUs (shared with the learner)
 
@@ -200,12 +199,21 @@ def _set_path(raw: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+# Keys of earlier versions, and what to write instead.
+REPLACED_KEYS = {
+    "scoring.min_actors": "scorers now live for the whole run, so there is one count: set scoring.actors",
+    "scoring.max_actors": "scorers now live for the whole run, so there is one count: set scoring.actors",
+}
+
+
 def _build(cls, raw: Any, prefix: str):
     if not isinstance(raw, dict):
         raise ConfigError(f"'{prefix.rstrip('.')}' must be a section of keys, not {raw!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(raw) - set(names))
+    if unknown and prefix + unknown[0] in REPLACED_KEYS:
+        raise ConfigError(f"config key '{prefix}{unknown[0]}' is gone: {REPLACED_KEYS[prefix + unknown[0]]}")
     if unknown:
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}': valid keys here are {', '.join(names)}")
     values = {name: _convert(hints[name], raw[name], prefix + name) for name in names if name in raw}
@@ -282,10 +290,7 @@ def validate(config: RunConfig) -> None:
     _positive("update.steps", config.update.steps)
     _positive("update.lr", config.update.lr)
     _positive("scoring.batch_size", config.scoring.batch_size)
-    _positive("scoring.min_actors", config.scoring.min_actors)
-    if config.scoring.max_actors < config.scoring.min_actors:
-        raise ConfigError(f"scoring.max_actors = {config.scoring.max_actors} is below scoring.min_actors = "
-                          f"{config.scoring.min_actors}: raise max_actors")
+    _positive("scoring.actors", config.scoring.actors)
     _positive("scoring.cpus_per_actor", config.scoring.cpus_per_actor)
     _auto_or_number("scoring.gpus_per_actor", config.scoring.gpus_per_actor)
     _positive("learner.workers", config.learner.workers)

@@ -1,7 +1,6 @@
 """Test hooks for crash-and-resume and fault tests: pause or crash at a named point of a round.
 
 A hook is "<round>:<stage>:<action>"; several may be given, comma-separated. Stages, in the process where they fire:
-  score   the coordinator, during the scoring pass (after its first scored batch)
   scorer  a scoring actor, as it scores its first batch
   label   the coordinator, labels acquired, the round not committed
   train   Ray Train worker rank 0, as the update starts
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pipeline.storage import Storage
 
 HOOK_ENV = "CLACTIVE_TEST_HOOK"
-STAGES = ("score", "scorer", "label", "train")
+STAGES = ("scorer", "label", "train")
 
 
 def marker_name(round_index: int, stage: str) -> str:

@@ -1,10 +1,11 @@
-"""The Ray Data scoring path against a plain torch loop over the same pool."""
+"""The scoring actors against a plain torch loop over the same pool."""
 import numpy as np
 import pyarrow.dataset as pads
 import pytest
 import torch
+from ray.util.state import list_actors
 
-from actors.scorer import select
+from actors.scorer import ScorerPool
 from pipeline.acquisition import get_acquisition, top_k
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.models import create_model
@@ -14,24 +15,53 @@ from tests.helpers import tiny_config
 pytestmark = pytest.mark.ray
 
 
-@pytest.mark.parametrize("acquisition", ["least_confidence", "entropy", "margin"])
-def test_uncertainty_acquisition_picks_exactly_the_least_sure_examples(ray_cluster, tiny_data_dir, work_dir,
-                                                                       acquisition):
-    config = tiny_config(tiny_data_dir, work_dir, f"acquisition={acquisition}", "scoring.batch_size=37")
-    data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
-    torch.manual_seed(0)
-    model = create_model("small_cnn", 1, 10)
-    labelled = np.arange(0, data.pool_size, 3)  # every third id is already labelled
-
-    chosen, seconds = select(config, data, "small_cnn", checkpoint_bytes(model), labelled, k=25, seed=0)
-
+def expected_top_k(data, model, acquisition: str, labelled: np.ndarray, k: int) -> np.ndarray:
+    """The ids a plain loop over every pool row picks."""
     table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()
     pool_ids = table.column("id").to_numpy()
     images = torch.from_numpy(images_from_arrow(table.column("image"), data.image_shape).copy())
     probs = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"))
     scores = get_acquisition(acquisition).score(probs, pool_ids, seed=0)
     unlabelled = ~np.isin(pool_ids, labelled)
-    expected, _ = top_k(pool_ids[unlabelled], scores[unlabelled], 25)
-    np.testing.assert_array_equal(chosen, expected)
-    assert seconds["score"] > 0 and seconds["select"] >= 0
-    assert 0 < seconds["score_compute"] < seconds["score"]  # one actor: its compute fits inside the pass
+    return top_k(pool_ids[unlabelled], scores[unlabelled], k)[0]
+
+
+def scorer_actors() -> list:
+    return [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000) if a.class_name == "Scorer"]
+
+
+@pytest.mark.parametrize("acquisition, actors", [("least_confidence", 1), ("entropy", 2), ("margin", 1)])
+def test_uncertainty_acquisition_picks_exactly_the_least_sure_examples(ray_cluster, tiny_data_dir, work_dir,
+                                                                       acquisition, actors):
+    config = tiny_config(tiny_data_dir, work_dir, f"acquisition={acquisition}", "scoring.batch_size=37",
+                         f"scoring.actors={actors}")
+    data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
+    torch.manual_seed(0)
+    model = create_model("small_cnn", 1, 10)
+    labelled = np.arange(0, data.pool_size, 3)  # every third id is already labelled
+
+    scorers = ScorerPool(config, data, "small_cnn")
+    try:
+        chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=25, seed=0)
+    finally:
+        scorers.close()
+
+    np.testing.assert_array_equal(chosen, expected_top_k(data, model, acquisition, labelled, 25))
+    assert seconds["score"] > 0 and seconds["select"] >= 0 and seconds["candidates"] == data.pool_size - len(labelled)
+    assert 0 < seconds["score_compute"] < seconds["score"]  # its compute fits inside the pass
+
+
+def test_scorers_live_across_passes_and_take_each_pass_its_weights(ray_cluster, tiny_data_dir, work_dir):
+    config = tiny_config(tiny_data_dir, work_dir)
+    data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
+    scorers = ScorerPool(config, data, "small_cnn")
+    try:
+        for seed, labelled in ((1, np.arange(0, data.pool_size, 2)), (2, np.arange(0, 40))):
+            torch.manual_seed(seed)
+            model = create_model("small_cnn", 1, 10)
+            chosen, _ = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=0)
+            np.testing.assert_array_equal(chosen, expected_top_k(data, model, "least_confidence", labelled, 30))
+            alive = scorer_actors()
+            assert len(alive) == 1 and alive[0].actor_id == scorers.actors[0]._actor_id.hex()
+    finally:
+        scorers.close()

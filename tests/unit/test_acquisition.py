@@ -70,6 +70,30 @@ def test_streaming_top_k_equals_all_at_once(chunk):
     np.testing.assert_array_equal(streamed_scores, scores[order])
 
 
+@pytest.mark.parametrize("parts", [1, 3, 8])
+def test_top_k_merged_from_disjoint_parts_equals_the_pool_top_k(parts):
+    rng = np.random.default_rng(1)
+    ids = rng.permutation(1000).astype(np.int64)
+    scores = rng.integers(0, 50, size=1000).astype(float)  # ties across parts on purpose
+    shards = []
+    for part_ids, part_scores in zip(np.array_split(ids, parts), np.array_split(scores, parts)):
+        shard = StreamingTopK(100)
+        shard.push(part_ids, part_scores)
+        shards.append(shard)
+    merged = StreamingTopK.merged(shards, 100)
+    assert merged.seen == 1000
+    for got, want in zip(merged.result(), top_k(ids, scores, 100)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_merged_top_k_counts_every_part_when_the_pool_is_short():
+    shards = [StreamingTopK(5), StreamingTopK(5)]
+    shards[0].push(np.arange(2), np.zeros(2))
+    shards[1].push(np.arange(2, 4), np.zeros(2))
+    with pytest.raises(PoolExhaustedError, match="4 unlabelled available / 5 requested"):
+        StreamingTopK.merged(shards, 5).result()
+
+
 def test_streaming_top_k_breaks_ties_by_smaller_id():
     stream = StreamingTopK(2)
     stream.push(np.array([9, 4]), np.array([1.0, 1.0]))

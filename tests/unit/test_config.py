@@ -39,7 +39,7 @@ def test_config_round_trips_through_a_plain_dict():
     ("proxy.lr=fast", "'proxy.lr' = 'fast' has the wrong type"),
     ("schedule.initial=1.5", "a fraction must lie in (0, 1]"),
     ("schedule.round_size=100", "schedule.round_size and schedule.rounds go together"),
-    ("scoring.max_actors=0", "scoring.max_actors = 0 is below scoring.min_actors = 1"),
+    ("scoring.actors=0", "scoring.actors = 0 must be positive"),
     ("scoring.gpus_per_actor=many", "write a number or auto"),
     ("learner.use_gpu=maybe", "write true, false or auto"),
     ("proxy.colour=red", "unknown config key 'proxy.colour'"),

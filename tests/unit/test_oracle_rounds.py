@@ -30,12 +30,16 @@ def no_ray(monkeypatch, tmp_path):
     monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray started"))
     trained = []
 
-    def select(config, data, model_name, weights, labelled_ids, k, seed, hook=None, pool=None):
-        ids = np.arange(data.pool_size, dtype=np.int64)
-        ids = ids[~np.isin(ids, labelled_ids)]
-        salt = int.from_bytes(hashlib.sha256(weights).digest()[:4], "big")  # the choice depends on the weights
-        chosen, _ = top_k(ids, hashed_uniform(ids, seed + salt), k)
-        return chosen, {"score": 0.0, "select": 0.0, "score_compute": 0.0, "candidates": len(ids)}
+    class Scorers:
+        def __init__(self, config, data, model_name):
+            self.pool_size = data.pool_size
+
+        def select(self, weights, labelled_ids, k, seed, hook=None, pool=None):
+            ids = np.arange(self.pool_size, dtype=np.int64)
+            ids = ids[~np.isin(ids, labelled_ids)]
+            salt = int.from_bytes(hashlib.sha256(weights).digest()[:4], "big")  # the choice depends on the weights
+            chosen, _ = top_k(ids, hashed_uniform(ids, seed + salt), k)
+            return chosen, {"score": 0.0, "select": 0.0, "score_compute": 0.0, "candidates": len(ids)}
 
     def hints(config, data, model_name, weights, pool_ids, images, seed):
         return {"predicted_label": pool_ids % 10, "predicted_prob": np.full(len(pool_ids), 0.5),
@@ -47,7 +51,7 @@ def no_ray(monkeypatch, tmp_path):
         return {"checkpoint": weights, "steps": plan.steps, "test_acc": 0.5, "loss": 1.0, "train_s": 0.0,
                 "eval_s": 0.0, "class_correct": [1] * 10, "class_total": [2] * 10, "device": "cpu"}, 0.0
 
-    monkeypatch.setattr(actors.coordinator, "select", select)
+    monkeypatch.setattr(actors.coordinator, "ScorerPool", Scorers)
     monkeypatch.setattr(actors.coordinator, "label_hints", hints)
     monkeypatch.setattr(Coordinator, "_train", train)
     data_dir = write_fashion_like(tmp_path / "raw")

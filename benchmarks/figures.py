@@ -5,8 +5,9 @@ Reads what the other scripts wrote, never a number of its own:
   the long-horizon directory (clactive compare --config configs/fashion_mnist_long.yaml)
   the class-incremental directory (clactive compare --config configs/fashion_mnist_class_incremental.yaml),
     whose figures go to benchmarks/results/class_incremental.json
+  the tune directory (clactive tune --config configs/fashion_mnist_tune.yaml): trials, Pareto plot, best.yaml
   benchmarks/results/{scoring_throughput,round_costs,driver_rss,convergence_*}.json
-copies the compare outputs (results.json, table.md, plots) under benchmarks/results/, marks each
+copies the compare and tune outputs (results.json, table.md, plots) under benchmarks/results/, marks each
 target met or missed, and rewrites the README between its results markers. A source that is
 missing leaves its figures null and its targets "not measured".
 
@@ -41,6 +42,9 @@ TARGETS = [
     ("driver_rss_ratio_600k_60k", "driver peak RSS, 600k pool / 60k pool", "<= 1.2", lambda v: v <= 1.2),
     ("overhead_share", "framework overhead / round time (clactive, default config)", "<= 20%", lambda v: v <= 0.2),
 ]
+
+
+TUNE_COPIED = ("trials.md", "trials.json", "pareto.png", "best.yaml")
 
 
 def read(path: Path) -> dict | None:
@@ -148,7 +152,41 @@ def class_incremental(results: dict | None) -> dict | None:
             **figures, "targets": checks}
 
 
-def readme_section(summary: dict, incremental: dict | None = None) -> str:
+def copy_tune(source_dir: Path) -> dict | None:
+    """The search's trials.json, with its outputs copied to benchmarks/results/tune/."""
+    search = read(source_dir / "trials.json")
+    if search is None:
+        return None
+    out = RESULTS / "tune"
+    out.mkdir(parents=True, exist_ok=True)
+    for file in TUNE_COPIED:
+        if (source_dir / file).is_file():
+            shutil.copyfile(source_dir / file, out / file)
+    return search
+
+
+def tune_lines(search: dict) -> list[str]:
+    trials = {t["trial"]: t for t in search["trials"]}
+    status = {s: sum(t["status"] == s for t in trials.values()) for s in ("finished", "stopped", "error")}
+    total_s = sum(t["selection_s"] for t in trials.values())
+    lines = [f"Search of the memory and step budget (`{search['command']}`, {search['date'][:10]}): "
+             f"{len(trials)} trials of {search['rounds']} rounds on {search['dataset']}: {status['finished']} finished, "
+             f"{status['stopped']} stopped early by ASHA, {status['error']} failed; "
+             f"{total_s / 60:.0f} min of selection time over all trials. Objective "
+             f"{search['objective']} at the last round against cumulative selection seconds:", "",
+             (RESULTS / "tune" / "trials.md").read_text().rstrip(), "",
+             "![accuracy vs selection time](benchmarks/results/tune/pareto.png)", ""]
+    chosen = trials.get(search.get("chosen"))
+    if chosen:
+        params = ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"
+                           for k, v in sorted(chosen["params"].items()))
+        lines += [f"Chosen (the fastest finished trial within {search['choose_within_pt']:g} pt of the best): "
+                  f"{chosen['trial']}, {params}; {search['objective']} {chosen['accuracy']:.4f} in "
+                  f"{chosen['selection_s']:.1f} s. As a config: `benchmarks/results/tune/best.yaml`.", ""]
+    return lines
+
+
+def readme_section(summary: dict, incremental: dict | None = None, search: dict | None = None) -> str:
     lines = [BEGIN, "", f"Measured {summary['date']} on {summary['machine']}, by:", "", "```"]
     lines += summary["command"] + ["python -m benchmarks.figures", "```", ""]
     table = RESULTS / "compare" / "table.md"
@@ -188,6 +226,8 @@ def readme_section(summary: dict, incremental: dict | None = None) -> str:
                   "| figure | target | measured | verdict |", "|---|---|---:|---|"]
         lines += [f"| {t['figure']} | {t['target']} | {t['measured']:.3g} | {t['verdict']} |"
                   for t in incremental["targets"]]
+    if search and (RESULTS / "tune" / "trials.md").is_file():
+        lines += [""] + tune_lines(search)
     return "\n".join(lines + ["", END])
 
 
@@ -196,7 +236,9 @@ def main() -> None:
     parser.add_argument("--compare-dir", default="runs/compare-fashion_mnist")
     parser.add_argument("--long-dir", default="runs/compare-fashion_mnist-long")
     parser.add_argument("--class-incremental-dir", default="runs/compare-fashion_mnist-class_incremental")
+    parser.add_argument("--tune-dir", default="runs/tune-fashion_mnist")
     args = parser.parse_args()
+    search = copy_tune(Path(args.tune_dir))
     incremental = class_incremental(copy_outputs(Path(args.class_incremental_dir), "class_incremental"))
     if incremental is not None:
         (RESULTS / "class_incremental.json").write_text(json.dumps(incremental, indent=1) + "\n")
@@ -207,9 +249,9 @@ def main() -> None:
     text = README.read_text()
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
-        text = head + readme_section(summary, incremental) + rest.split(END, 1)[1]
+        text = head + readme_section(summary, incremental, search) + rest.split(END, 1)[1]
     else:
-        text = text.rstrip() + "\n\n## Results\n\n" + readme_section(summary, incremental) + "\n"
+        text = text.rstrip() + "\n\n## Results\n\n" + readme_section(summary, incremental, search) + "\n"
     README.write_text(text)
     for t in summary["targets"]:
         value = "n/a" if t["measured"] is None else f"{t['measured']:.4g}"

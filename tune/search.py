@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -78,8 +77,11 @@ def main(args: argparse.Namespace) -> int:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from actors.resources import check_fits
+
     if not ray.is_initialized():
         ray.init(logging_level="WARNING")
+    check_fits(base, runs=section.max_concurrent)
     out_dir = Path(section.dir).absolute()
     experiment = out_dir / "search"
     trainable = tune.with_resources(
@@ -106,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
     trials = sorted((_trial_row(result, params, section.objective, num_rounds) for result in grid),
                     key=lambda t: t["trial"])
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": "clactive " + " ".join(sys.argv[1:]), "rounds": num_rounds, "dataset": data.dataset,
+            "command": args.command_line, "rounds": num_rounds, "dataset": data.dataset,
             "space": {p.key: {p.kind: list(p.values)} for p in params}}
     paths = write(trials, base_raw, out_dir, section.objective, section.choose_within_pt, meta)
     print((out_dir / "trials.md").read_text(), end="")

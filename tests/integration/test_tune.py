@@ -32,3 +32,11 @@ def test_a_tiny_search_writes_its_table_plot_and_a_best_config_that_loads(ray_cl
     # the same command again: Tune restores the finished search and runs nothing new
     assert main(tune_args(tiny_data_dir, work_dir)) == 0
     assert json.loads((out / "trials.json").read_text())["trials"] == results["trials"]
+
+
+def test_concurrent_trials_that_would_starve_ray_data_are_refused_before_any_trial(ray_cluster, tiny_data_dir,
+                                                                                   work_dir, capsys):
+    assert main(tune_args(tiny_data_dir, work_dir, "tune.max_concurrent=2")) == 2
+    error = capsys.readouterr().err
+    assert "in each of 2 concurrent trials reserve 2 of the cluster's 2 CPUs" in error
+    assert error.rstrip().endswith("or tune.max_concurrent") and not (work_dir / "tune").exists()

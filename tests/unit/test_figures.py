@@ -85,3 +85,27 @@ def test_class_incremental_figures_and_report(tmp_path):
     assert figures_["target_acc_seen_last"] == {"full": 0.90, "clactive": 0.895, "finetune": 0.80}
     assert [(c["measured"], c["verdict"]) for c in figures_["targets"]] == [
         (pytest.approx(0.2), "met"), (pytest.approx(-0.5), "met"), (pytest.approx(-5.0), "missed")]
+
+
+def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, results_dir):
+    from tune.report import write as write_search
+
+    def trial(name, status, acc, seconds, steps):
+        return {"trial": name, "params": {"update.steps": steps, "memory.policy": "random"}, "status": status,
+                "rounds": 4 if status == "finished" else 2, "accuracy": acc, "selection_s": seconds}
+
+    trials = [trial("a", "finished", 0.86, 120.0, 300), trial("b", "finished", 0.858, 60.0, 100),
+              trial("c", "stopped", 0.70, 20.0, 50)]
+    base = {"schedule": {"initial": 40, "round_ends": [70]}}
+    meta = {"date": "2026-11-25T01:00:00+00:00", "command": "clactive tune --config x.yaml", "rounds": 4,
+            "dataset": "fashion_mnist"}
+    write_search(trials, base, tmp_path / "tune", "proxy_acc", 0.5, meta)
+
+    search = figures.copy_tune(tmp_path / "tune")
+    assert sorted(p.name for p in (results_dir / "tune").iterdir()) == sorted(figures.TUNE_COPIED)
+    text = "\n".join(figures.tune_lines(search))
+    assert "3 trials of 4 rounds on fashion_mnist: 2 finished, 1 stopped early by ASHA, 0 failed" in text
+    assert "| b | random | 100 | finished | 4 | 0.8580 | 60.0 | yes |" in text
+    assert "Chosen (the fastest finished trial within 0.5 pt of the best): b, memory.policy = random, " \
+           "update.steps = 100; proxy_acc 0.8580 in 60.0 s" in text
+    assert figures.copy_tune(tmp_path / "nothing") is None

@@ -28,7 +28,9 @@ def sets(overrides):
     return [arg for item in overrides for arg in ("--set", item)]
 
 
-def test_ray_job_submit_runs_the_pipeline_on_a_local_head(ray_head_node, ray_cluster, tiny_data_dir, tmp_path):
+def test_a_submitted_job_runs_the_pipeline_asking_for_the_logical_gpu_while_torch_stays_on_cpu(
+        ray_head_node, ray_cluster, tiny_data_dir, tmp_path):
+    assert ray.cluster_resources().get("GPU") == 1  # logical: this machine has no GPU
     _, dashboard = ray_head_node
     done = submit(dashboard, *sets(tiny_overrides(tiny_data_dir, tmp_path)))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -37,6 +39,22 @@ def test_ray_job_submit_runs_the_pipeline_on_a_local_head(ray_head_node, ray_clu
     records = RunStore(tmp_path / "run").records()
     assert [r["labelled"] for r in records] == [40, 70, 100]
     assert json.loads((tmp_path / "run" / "targets" / "0002.json").read_text())["labelled"] == 100
+
+    resources = records[0]["resources"]
+    assert resources["scoring actor"]["GPU"] == 0.5 and resources["learner worker"]["GPU"] == 0.5
+    assert resources["learner_device"] == "cpu"
+    job_actors = [a for a in list_actors(detail=True, limit=10_000) if a.job_id == job_id_of(done.stdout, dashboard)]
+    scorers = [a for a in job_actors if a.class_name == "Scorer"]
+    assert scorers and all(gpu_request(a) == 0.5 for a in scorers)
+    workers = [a for a in job_actors if a.class_name == "RayTrainWorker"]
+    assert workers and all(gpu_request(a) == 0.5 for a in workers)
+
+
+def job_id_of(submit_output: str, dashboard_url: str) -> str:
+    """The Ray job id (hex) of a `ray job submit` run, from the submission id its output names."""
+    from ray.job_submission import JobSubmissionClient
+    submission = next(word.strip("'") for word in submit_output.split() if word.strip("'").startswith("raysubmit_"))
+    return JobSubmissionClient(dashboard_url).get_job_info(submission).job_id
 
 
 def test_a_job_naming_a_missing_data_path_fails_fast_with_one_line(ray_head_node, ray_cluster, tmp_path):
@@ -51,19 +69,6 @@ def test_a_job_naming_a_missing_data_path_fails_fast_with_one_line(ray_head_node
     error = errors.pop()
     assert f"missing data file {tmp_path / 'nowhere'}" in error and "--data-dir" in error
     assert not (tmp_path / "run").exists()
-
-
-def test_scoring_actors_request_the_logical_gpu_while_torch_stays_on_cpu(ray_cluster, tiny_data_dir, work_dir):
-    assert ray.cluster_resources().get("GPU") == 1  # logical: this machine has no GPU
-    _, _, _, store = run_tiny(tiny_data_dir, work_dir, "schedule.round_ends=[70]", "train_target_at_end=false")
-    resources = store.records()[0]["resources"]
-    assert resources["scoring actor"]["GPU"] == 0.5 and resources["learner worker"]["GPU"] == 0.5
-    assert resources["learner_device"] == "cpu"
-    actors = list_actors(detail=True, limit=10_000)
-    scorers = [a for a in actors if "PoolScorer" in a.class_name]
-    assert scorers and all(gpu_request(a) == 0.5 for a in scorers)
-    workers = [a for a in actors if a.class_name == "RayTrainWorker"]
-    assert workers and all(gpu_request(a) == 0.5 for a in workers)
 
 
 def gpu_request(actor) -> float:

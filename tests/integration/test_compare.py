@@ -1,37 +1,36 @@
-"""`clactive compare` end to end on small generated data: a consistent report, and a resumed compare."""
+"""`clactive compare` end to end on small generated data: a consistent report, and a resumed compare.
+It runs in this process, on the session's Ray, through the command line's entry point."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+import pipeline.cli
 from pipeline.report import round_costs
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides
-from tests.integration.test_cli import REPO, with_sets
+from tests.integration.test_cli import with_sets
 
 pytestmark = pytest.mark.ray
 
 
-def compare(*args, env):
-    return subprocess.run([sys.executable, "-m", "pipeline", "compare", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=400, env={**os.environ, **env})
+def compare(capsys, *args) -> tuple[int, str, str]:
+    code = pipeline.cli.main(["compare", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strategy(ray_cluster, tiny_data_dir,
-                                                                                   tmp_path):
+                                                                                   tmp_path, capsys):
     out = tmp_path / "cmp"
     sets = tiny_overrides(tiny_data_dir, tmp_path) + [f"compare.dir={out}", "compare.budgets=[70, 100]"]
-    env = {"RAY_ADDRESS": ray_cluster}
-    first = compare(*with_sets(sets + ["compare.strategies=[svp]"]), env=env)
-    assert first.returncode == 0, first.stderr[-3000:]
+    code, _, err = compare(capsys, *with_sets(sets + ["compare.strategies=[svp]"]))
+    assert code == 0, err[-3000:]
     stamps = {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()}
 
     # the same compare with one more strategy: svp is read back, not run again
-    second = compare(*with_sets(sets + ["compare.strategies=[svp, clactive]"]), env=env)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "== svp: done earlier" in second.stdout and "== clactive (clactive / least_confidence)" in second.stdout
+    code, printed, err = compare(capsys, *with_sets(sets + ["compare.strategies=[svp, clactive]"]))
+    assert code == 0, err[-3000:]
+    assert "== svp: done earlier" in printed and "== clactive (clactive / least_confidence)" in printed
     assert {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()} == stamps
 
     results = json.loads((out / "results.json").read_text())
@@ -53,4 +52,4 @@ def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strateg
     for png in ("target_accuracy.png", "selection_time.png", "update_per_round.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| clactive | 25% | 100 |" in (out / "table.md").read_text()
-    assert results["date"] and results["machine"] and results["command"].startswith("clactive compare")
+    assert results["date"] and results["machine"] and results["command"].startswith("clactive compare --set ")

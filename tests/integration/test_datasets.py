@@ -1,29 +1,29 @@
-"""The sources end to end: rounds on generated CIFAR-layout and Amazon-CSV data, ImageFolder decoding on Ray Data."""
+"""The sources end to end: rounds on generated CIFAR-layout and Amazon-CSV data, ImageFolder decoding on Ray Data.
+They run in this process, on the session's Ray (`clactive` as a process: tests/integration/test_cli.py)."""
 from dataclasses import asdict
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import run_rounds
+from pipeline.cli import main, run_rounds
 from pipeline.config import DataConfig, load_config
 from pipeline.data import get_source, prepare_data, prepare_dataset
 from pipeline.data.image_folder import decode_batch
 from pipeline.data.pool import check_against_data
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides, write_amazon_like, write_cifar10_like, write_image_folder
-from tests.integration.test_cli import clactive, with_sets
+from tests.integration.test_cli import with_sets
 
 pytestmark = pytest.mark.ray
 
 
-def test_clactive_run_dataset_cifar10_runs_two_rounds_on_cifar_layout_data(ray_cluster, tmp_path):
+def test_clactive_run_dataset_cifar10_runs_two_rounds_on_cifar_layout_data(ray_cluster, tmp_path, capsys):
     raw = write_cifar10_like(tmp_path / "raw", per_batch=40, test=60)
     sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("data.data_dir=")]
-    done = clactive("--dataset", "cifar10", "--data-dir", str(raw), *with_sets(sets + ["proxy.name=preact_resnet20"]),
-                    env={"RAY_ADDRESS": ray_cluster})
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on cifar10 (200 pool, 60 test)" in done.stdout
+    code = main(["run", "--dataset", "cifar10", "--data-dir", str(raw), *with_sets(sets + ["proxy.name=preact_resnet20"])])
+    assert code == 0
+    assert "on cifar10 (200 pool, 60 test)" in capsys.readouterr().out
     store = RunStore(tmp_path / "run")
     records = store.records()
     assert [r["labelled"] for r in records] == [40, 70, 100]          # the initial set, then two rounds

@@ -1,9 +1,11 @@
-"""End to end on the real Fashion-MNIST files, when the Debian package is installed."""
+"""End to end on the real Fashion-MNIST files, when the Debian package is installed. It runs in this
+process, on the session's Ray, through the command line's entry point."""
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import clactive, with_sets
+from pipeline.cli import main
+from tests.integration.test_cli import REPO, with_sets
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = [pytest.mark.ray, pytest.mark.slow,
@@ -11,15 +13,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow,
                                  reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")]
 
 
-def test_clactive_on_real_fashion_mnist(ray_cluster, tmp_path):
+def test_clactive_on_real_fashion_mnist(ray_cluster, tmp_path, capsys):
     sets = [f"data.cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}", "schedule.initial=0.02",
             "schedule.round_ends=[0.03]", "update.steps=60", "target.name=small_cnn", "target.epochs=10"]
-    done = clactive("--config", "configs/fashion_mnist.yaml", *with_sets(sets), env={"RAY_ADDRESS": ray_cluster},
-                    timeout=280)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "(60000 pool, 10000 test)" in done.stdout
-    rows = [line.split() for line in done.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
+    assert main(["run", "--config", str(REPO / "configs" / "fashion_mnist.yaml"), *with_sets(sets)]) == 0
+    printed = capsys.readouterr().out
+    assert "(60000 pool, 10000 test)" in printed
+    rows = [line.split() for line in printed.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
     assert [row[1] for row in rows] == ["1200", "1800"]
     assert float(rows[-1][-1]) > 0.7  # the proxy on 1,800 labels; ~0.75-0.8 measured
-    target_acc = float(done.stdout.split("test accuracy ")[1].split()[0])
+    target_acc = float(printed.split("test accuracy ")[1].split()[0])
     assert target_acc > 0.7

@@ -1,6 +1,8 @@
-"""The external oracle end to end, on the command line: `clactive run` pauses each round for labels,
-answers arrive (an answers CSV, `clactive label simulate`), `clactive run --resume` continues; the
-run ends with the selection of a run with the simulated oracle and the same seed."""
+"""The external oracle end to end, through the command line's entry point: `clactive run` pauses each
+round for labels, answers arrive (an answers CSV, `clactive label simulate`), `clactive run --resume`
+continues; the run ends with the selection of a run with the simulated oracle and the same seed.
+The commands run in this process, on the session's Ray (a process per command would add seconds of
+imports each); tests/integration/test_cli.py covers `clactive` as a process."""
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -9,7 +11,7 @@ import pipeline.cli
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config, tiny_overrides
-from tests.integration.test_cli import clactive, with_sets
+from tests.integration.test_cli import with_sets
 from tests.integration.conftest import NO_TARGET, selection
 
 pytestmark = pytest.mark.ray
@@ -19,6 +21,13 @@ def requested(run_dir, r):
     return pq.read_table(run_dir / "requests" / f"{r:04d}" / "to_label.parquet")
 
 
+def run(capsys, *argv) -> tuple[int, str, str]:
+    """`clactive run ...`: (exit status, stdout, stderr)."""
+    code = pipeline.cli.main(["run", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def label(*argv) -> int:
     """`clactive label ...` in-process: it reads the run directory and needs no Ray."""
     return pipeline.cli.main(["label", *map(str, argv)])
@@ -26,14 +35,14 @@ def label(*argv) -> int:
 
 def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_selection(
         ray_cluster, tiny_data_dir, tmp_path, unbroken, capsys):
-    run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
+    run_dir = tmp_path / "run"
     config = tiny_config(tiny_data_dir, tmp_path)
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
 
-    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"]), env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "round 0 waits for 40 labels" in done.stdout and "requests/0000/to_label.csv" in done.stdout
-    assert "clactive label import" in done.stdout and RunStore(run_dir).committed_rounds() == []
+    code, out, err = run(capsys, *with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"]))
+    assert code == 0, err[-3000:]
+    assert "round 0 waits for 40 labels" in out and "requests/0000/to_label.csv" in out
+    assert "clactive label import" in out and RunStore(run_dir).committed_rounds() == []
 
     # round 0: a person answers half in a CSV, the rest is simulated; no model yet, so no hints
     table = requested(run_dir, 0)
@@ -47,9 +56,9 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
 
     # rounds 1 and 2: resume, which commits the answered round and asks for the next one's labels
     for r in (1, 2):
-        done = clactive("--resume", str(run_dir), env=env)
-        assert done.returncode == 0, done.stderr[-3000:]
-        assert f"round {r} waits for 30 labels" in done.stdout
+        code, out, err = run(capsys, "--resume", run_dir)
+        assert code == 0, err[-3000:]
+        assert f"round {r} waits for 30 labels" in out
         assert RunStore(run_dir).committed_rounds() == list(range(r))
         table = requested(run_dir, r)
         assert table.column("predicted_label").null_count == 0
@@ -58,9 +67,9 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
         assert np.all(np.diff(scores) <= 1e-5)  # the hints' scores in selection order: best first
         assert label("simulate", run_dir) == 0
 
-    done = clactive("--resume", str(run_dir), env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "waits for" not in done.stdout
+    code, out, err = run(capsys, "--resume", run_dir)
+    assert code == 0, err[-3000:]
+    assert "waits for" not in out
     records = RunStore(run_dir).records()
     assert [(r["requested"], r["answered"], r["acquired"]) for r in records] == [(40, 40, 40), (30, 30, 30), (30, 30, 30)]
     assert selection(run_dir) == unbroken                     # the same choices as the simulated oracle's run
@@ -74,16 +83,16 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
 
 def test_accept_partial_continues_with_the_answered_ids_and_records_how_many_were_asked(
         ray_cluster, tiny_data_dir, tmp_path, capsys):
-    run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
+    run_dir = tmp_path / "run"
     args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"])
-    assert clactive(*args, env=env).returncode == 0
+    assert run(capsys, *args)[0] == 0
     assert label("simulate", run_dir, "--count", 25) == 0
 
-    refused = clactive("--resume", str(run_dir), env=env)
-    assert refused.returncode == 2 and "round 0 waits for 15 of its 40 labels" in refused.stderr
-    done = clactive("--resume", str(run_dir), "--accept-partial", env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "round 1 waits for 30 labels" in done.stdout
+    code, _, err = run(capsys, "--resume", run_dir)
+    assert code == 2 and "round 0 waits for 15 of its 40 labels" in err
+    code, out, err = run(capsys, "--resume", run_dir, "--accept-partial")
+    assert code == 0, err[-3000:]
+    assert "round 1 waits for 30 labels" in out
     record = RunStore(run_dir).records()[0]
     assert (record["requested"], record["answered"], record["acquired"], record["labelled"]) == (40, 25, 25, 25)
     first_25 = requested(run_dir, 0).column("id").to_pylist()[:25]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.cli
 from pipeline.config import load_config
 from pipeline.faults import HOOK_ENV, marker_name
 from pipeline.run_store import RunStore
@@ -38,31 +39,32 @@ def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeou
 
 
 # A kill while scoring leaves no more state behind than one while training, which also drops the
-# live proxy: these two cover both resume paths (--resume RUN_DIR, and the same command again).
-@pytest.mark.parametrize("point, resume_with", [("1:train", "--resume"), ("2:label", "the same command")])
-def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken,
-                                                                   point, resume_with):
-    run_dir = tmp_path / "run"
+# live proxy. One run is killed twice, so both kill points and both ways to resume are covered:
+# inside round 1's update, resumed with --resume; after round 2's labels, resumed by the same command.
+def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken):
+    run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
     args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)
-    kill_at(point, args, run_dir, ray_cluster)
-    killed_round = int(point.split(":")[0])
-    assert RunStore(run_dir).committed_rounds() == list(range(killed_round))  # the partial round is invisible
+    kill_at("1:train", args, run_dir, ray_cluster)
+    assert RunStore(run_dir).committed_rounds() == [0]  # the partial round is invisible
     before = selection(run_dir)
 
-    env = {"RAY_ADDRESS": ray_cluster}
-    done = clactive("--resume", str(run_dir), env=env) if resume_with == "--resume" else clactive(*args, env=env)
+    kill_at("2:label", ["--resume", str(run_dir)], run_dir, ray_cluster)
+    assert RunStore(run_dir).committed_rounds() == [0, 1]
+    resumed = selection(run_dir)
+    assert resumed[:1] == before                            # no label lost or changed
+
+    done = clactive(*args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(resuming)" in done.stdout
     after = selection(run_dir)
-    assert after[:killed_round] == before                  # no label lost or changed
+    assert after[:2] == resumed
     flat = [i for part in after for i in part]
     assert len(flat) == len(set(flat))                      # no label acquired twice
     assert after == unbroken                                # the same selection as an unbroken run
     assert sorted(p.name for p in run_dir.glob("rounds/*")) == ["0000", "0001", "0002"]
-    if resume_with == "the same command":                   # and once more: a finished run does nothing
-        stamp = (run_dir / "rounds.jsonl").stat().st_mtime_ns
-        assert clactive(*args, env=env).returncode == 0
-        assert (run_dir / "rounds.jsonl").stat().st_mtime_ns == stamp
+    stamp = (run_dir / "rounds.jsonl").stat().st_mtime_ns   # and once more: a finished run does nothing
+    assert clactive(*args, env=env).returncode == 0
+    assert (run_dir / "rounds.jsonl").stat().st_mtime_ns == stamp
 
 
 def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):
@@ -74,14 +76,14 @@ def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):
 
 
 def test_a_scoring_actor_a_train_worker_and_the_coordinator_that_die_mid_round_are_restarted(
-        ray_cluster, tiny_data_dir, tmp_path, unbroken):
-    """One run, three faults: each process dies once (os._exit) inside a round and Ray brings up another."""
+        ray_cluster, tiny_data_dir, tmp_path, unbroken, monkeypatch):
+    """One run (in this process, on the session's Ray), three faults: each process dies once (os._exit)
+    inside a round and Ray brings up another."""
     faults = {"1:scorer": "a scoring actor, on its first batch",
               "1:train": "Ray Train worker rank 0, as the update starts",
               "2:label": "the coordinator, labels acquired but not committed"}
-    done = clactive(*with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET),
-                    env={"RAY_ADDRESS": ray_cluster, HOOK_ENV: ",".join(f"{p}:crash" for p in faults)})
-    assert done.returncode == 0, done.stderr[-3000:]
+    monkeypatch.setenv(HOOK_ENV, ",".join(f"{p}:crash" for p in faults))
+    assert pipeline.cli.main(["run", *with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)]) == 0
     run_dir = tmp_path / "run"
     for point, process in faults.items():
         at_round, stage = point.split(":")

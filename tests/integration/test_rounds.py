@@ -1,4 +1,5 @@
-"""Whole runs through the coordinator actor, the Ray Data scorers and the Ray Train learner."""
+"""Whole runs through the coordinator actor, the scorers and the Ray Train learner, in-process (the
+command-line run and what it leaves in its run directory: tests/integration/test_cli.py)."""
 from dataclasses import asdict
 
 import numpy as np
@@ -6,14 +7,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import run_rounds
-from pipeline.config import resolve_schedule
 from pipeline.data import get_source, prepare_dataset
 from pipeline.errors import ConfigError
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray
-SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "learner_overhead", "round"}
 
 
 def run_tiny(data_dir, work_dir, *extra):
@@ -31,31 +30,6 @@ def test_reservations_that_starve_ray_data_are_refused_before_any_round(ray_clus
 
 def label_rounds(store):
     return [pq.read_table(f"{store.location}/rounds/{r:04d}/labels.parquet") for r in store.committed_rounds()]
-
-
-def test_clactive_run_grows_the_labelled_set_by_the_round_sizes(ray_cluster, tiny_data_dir, work_dir):
-    config, data, result, store = run_tiny(tiny_data_dir, work_dir)
-    initial, sizes = resolve_schedule(config.schedule, data.pool_size)
-    rounds = label_rounds(store)
-    assert [t.num_rows for t in rounds] == [initial, *sizes] == [40, 30, 30]
-    ids = np.concatenate([t.column("id").to_numpy() for t in rounds])
-    assert len(set(ids.tolist())) == len(ids)  # no id labelled twice, so each was unlabelled when chosen
-    assert set(ids.tolist()) <= set(range(data.pool_size))
-
-    records = store.records()
-    assert records == result["records"]
-    assert [r["labelled"] for r in records] == [40, 70, 100]
-    assert [r["acquired"] for r in records] == [40, 30, 30]
-    for record in records:
-        assert SECONDS <= set(record["seconds"]) and all(v >= 0 for v in record["seconds"].values())
-        assert 0.0 <= record["selection_acc"] <= 1.0 and record["selection_model"] == "proxy"
-    assert [r["warm_start"] for r in records] == [False, True, True]
-    assert [r["steps"] for r in records[1:]] == [config.update.steps] * 2  # counted by the worker
-    assert [r["train_examples"] for r in records[1:]] == [60, 60]          # 30 new + 30 replayed
-    final = result["final"]
-    assert final["labelled"] == 100 and 0.0 <= final["target_acc"] <= 1.0
-    run_dir = work_dir / "run"
-    assert (run_dir / "targets" / "0002.json").is_file() and len(list(run_dir.glob("rounds/*/checkpoint.pt"))) == 3
 
 
 @pytest.mark.parametrize("strategy, acquisition, workers", [

@@ -79,6 +79,7 @@ class Coordinator:
         self.resumed_records = self._resume()
         context = DataContext.get_current()
         context.enable_progress_bars = False
+        context.print_on_execution_start = False  # copied to each pass's split coordinator, another process
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # one line per scoring pass is noise here
         if no_progress_timeout_s is not None:
             context.execution_no_progress_timeout_s = no_progress_timeout_s

@@ -182,7 +182,7 @@ def tune_lines(search: dict) -> list[str]:
                            for k, v in sorted(chosen["params"].items()))
         lines += [f"Chosen (the fastest finished trial within {search['choose_within_pt']:g} pt of the best): "
                   f"{chosen['trial']}, {params}; {search['objective']} {chosen['accuracy']:.4f} in "
-                  f"{chosen['selection_s']:.1f} s. As a config: `benchmarks/results/tune/best.yaml`.", ""]
+                  f"{chosen['selection_s']:.1f} s. As a config: `benchmarks/results/tune/best.yaml`."]
     return lines
 
 

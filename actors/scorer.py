@@ -75,8 +75,10 @@ class Scorer:
             busy_s += time.perf_counter() - start
         if scorer.streamable:
             return {"top": top, "busy_s": busy_s}
+        if not parts:  # streaming_split may give a scorer no block at all
+            return {"rows": None, "busy_s": busy_s}
         rows = {key: np.concatenate([p[key] for p in parts]) for key in ("id", "labelled", "embedding")}
-        return {"rows": rows if parts else None, "busy_s": busy_s}
+        return {"rows": rows, "busy_s": busy_s}
 
     def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, scorer: Acquisition,
                      seed: int) -> dict[str, np.ndarray]:

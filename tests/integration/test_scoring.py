@@ -1,4 +1,6 @@
 """The scoring actors against a plain torch loop over the same pool."""
+from pathlib import Path
+
 import numpy as np
 import pyarrow.dataset as pads
 import pytest
@@ -65,3 +67,25 @@ def test_scorers_live_across_passes_and_take_each_pass_its_weights(ray_cluster, 
             assert len(alive) == 1 and alive[0].actor_id == scorers.actors[0]._actor_id.hex()
     finally:
         scorers.close()
+
+
+def test_set_based_selection_is_the_same_with_more_scorers_than_the_pool_has_files(ray_cluster, tiny_data_dir,
+                                                                                   work_dir):
+    """k_center gathers every shard's embeddings; with 4 scorers over 3 files one scorer gets no block."""
+    torch.manual_seed(0)
+    weights = checkpoint_bytes(create_model("small_cnn", 1, 10))
+    labelled = np.arange(0, 400, 5)
+    chosen = {}
+    for actors in (1, 4):
+        config = tiny_config(tiny_data_dir, work_dir, "acquisition=k_center", f"scoring.actors={actors}",
+                             "scoring.cpus_per_actor=0.25", "scoring.gpus_per_actor=0")
+        data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir,
+                               config.data.shard_rows)
+        assert len(list(Path(data.split_dir("pool")).glob("*.parquet"))) == 3
+        scorers = ScorerPool(config, data, "small_cnn")
+        try:
+            chosen[actors], seconds = scorers.select(weights, labelled, k=20, seed=0)
+        finally:
+            scorers.close()
+        assert seconds["candidates"] == 400 - len(labelled)
+    np.testing.assert_array_equal(chosen[4], chosen[1])

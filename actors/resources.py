@@ -16,7 +16,6 @@ from pipeline.config import LearnerConfig, RunConfig, ScoringConfig
 from pipeline.errors import ConfigError
 
 AUTO_GPU_SHARE = 0.5
-SCORER_RESTARTS = 3  # as many as a scoring pass has attempts (actors/scorer.py)
 # Written by the cluster launcher on the head node; lists the node types the autoscaler may add.
 AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()
 
@@ -73,10 +72,10 @@ def gpu_has_cuda(gpus: float, timeout_s: float = 900) -> bool:
     return ray.get(_cuda_available.options(num_gpus=gpus).remote(), timeout=timeout_s)
 
 
-def scorer_options(scoring: ScoringConfig) -> dict:
-    """Ray actor options of one scoring actor; Ray restarts one that dies (its pass is redone)."""
-    return {"num_cpus": scoring.cpus_per_actor, "num_gpus": scoring_gpus(scoring, gpus_available()),
-            "max_restarts": SCORER_RESTARTS}
+def scorer_resources(config: RunConfig) -> dict:
+    """Ray actor options for what one scoring actor asks for (as `process_requests` reports it)."""
+    need = process_requests(config, gpus_available())["scoring actor"]
+    return {"num_cpus": need["CPU"], "num_gpus": need["GPU"]}
 
 
 def read_args(scoring: ScoringConfig) -> dict:

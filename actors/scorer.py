@@ -23,7 +23,7 @@ import pyarrow as pa
 import ray
 import torch
 
-from actors.resources import read_args, scorer_options
+from actors.resources import read_args, scorer_resources
 from pipeline.acquisition import Acquisition, StreamingTopK, get_acquisition
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
@@ -102,7 +102,8 @@ class ScorerPool:
     def __init__(self, config: RunConfig, data: PreparedData, model_name: str):
         self.config, self.data = config, data
         count = config.scoring.actors
-        actor = ray.remote(Scorer).options(**scorer_options(config.scoring))
+        # Ray restarts a scorer that dies, as often as a pass may be redone
+        actor = ray.remote(Scorer).options(**scorer_resources(config), max_restarts=PASS_ATTEMPTS)
         self.actors = [actor.remote(model_name, asdict(data), torch_threads(count)) for _ in range(count)]
 
     def select(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, hook: Hook = Hook(),

@@ -43,7 +43,6 @@ TARGETS = [
     ("overhead_share", "framework overhead / round time (clactive, default config)", "<= 20%", lambda v: v <= 0.2),
 ]
 
-
 TUNE_COPIED = ("trials.md", "trials.json", "pareto.png", "best.yaml")
 
 
@@ -51,13 +50,14 @@ def read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def copy_outputs(source_dir: Path, name: str) -> dict | None:
-    results = read(source_dir / "results.json")
+def copy_outputs(source_dir: Path, name: str, index: str = "results.json", files=COPIED) -> dict | None:
+    """The `index` JSON of a run's output directory, with its `files` copied to benchmarks/results/<name>/."""
+    results = read(source_dir / index)
     if results is None:
         return None
     out = RESULTS / name
     out.mkdir(parents=True, exist_ok=True)
-    for file in COPIED:
+    for file in files:
         if (source_dir / file).is_file():
             shutil.copyfile(source_dir / file, out / file)
     return results
@@ -152,19 +152,6 @@ def class_incremental(results: dict | None) -> dict | None:
             **figures, "targets": checks}
 
 
-def copy_tune(source_dir: Path) -> dict | None:
-    """The search's trials.json, with its outputs copied to benchmarks/results/tune/."""
-    search = read(source_dir / "trials.json")
-    if search is None:
-        return None
-    out = RESULTS / "tune"
-    out.mkdir(parents=True, exist_ok=True)
-    for file in TUNE_COPIED:
-        if (source_dir / file).is_file():
-            shutil.copyfile(source_dir / file, out / file)
-    return search
-
-
 def tune_lines(search: dict) -> list[str]:
     trials = {t["trial"]: t for t in search["trials"]}
     status = {s: sum(t["status"] == s for t in trials.values()) for s in ("finished", "stopped", "error")}
@@ -238,7 +225,7 @@ def main() -> None:
     parser.add_argument("--class-incremental-dir", default="runs/compare-fashion_mnist-class_incremental")
     parser.add_argument("--tune-dir", default="runs/tune-fashion_mnist")
     args = parser.parse_args()
-    search = copy_tune(Path(args.tune_dir))
+    search = copy_outputs(Path(args.tune_dir), "tune", "trials.json", TUNE_COPIED)
     incremental = class_incremental(copy_outputs(Path(args.class_incremental_dir), "class_incremental"))
     if incremental is not None:
         (RESULTS / "class_incremental.json").write_text(json.dumps(incremental, indent=1) + "\n")

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+import pipeline.cli
 from pipeline.run_store import RunStore
 from tests.helpers import IDX_NAMES, tiny_overrides, write_fashion_like
 
@@ -17,6 +18,14 @@ REPO = Path(__file__).resolve().parents[2]
 def clactive(*args, env=None, timeout=240):
     return subprocess.run([sys.executable, "-m", "pipeline", "run", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def in_process(capsys, *argv) -> tuple[int, str, str]:
+    """`clactive ARGV` through its entry point in this process, on the session's Ray (a process per
+    command costs seconds of imports): (exit status, stdout, stderr)."""
+    code = pipeline.cli.main([str(arg) for arg in argv])
+    printed = capsys.readouterr()
+    return code, printed.out, printed.err
 
 
 def with_sets(overrides):

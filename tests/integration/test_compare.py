@@ -4,31 +4,24 @@ import json
 
 import pytest
 
-import pipeline.cli
 from pipeline.report import round_costs
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides
-from tests.integration.test_cli import with_sets
+from tests.integration.test_cli import in_process, with_sets
 
 pytestmark = pytest.mark.ray
-
-
-def compare(capsys, *args) -> tuple[int, str, str]:
-    code = pipeline.cli.main(["compare", *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strategy(ray_cluster, tiny_data_dir,
                                                                                    tmp_path, capsys):
     out = tmp_path / "cmp"
     sets = tiny_overrides(tiny_data_dir, tmp_path) + [f"compare.dir={out}", "compare.budgets=[70, 100]"]
-    code, _, err = compare(capsys, *with_sets(sets + ["compare.strategies=[svp]"]))
+    code, _, err = in_process(capsys, "compare", *with_sets(sets + ["compare.strategies=[svp]"]))
     assert code == 0, err[-3000:]
     stamps = {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()}
 
     # the same compare with one more strategy: svp is read back, not run again
-    code, printed, err = compare(capsys, *with_sets(sets + ["compare.strategies=[svp, clactive]"]))
+    code, printed, err = in_process(capsys, "compare", *with_sets(sets + ["compare.strategies=[svp, clactive]"]))
     assert code == 0, err[-3000:]
     assert "== svp: done earlier" in printed and "== clactive (clactive / least_confidence)" in printed
     assert {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()} == stamps

@@ -6,14 +6,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main, run_rounds
+from pipeline.cli import run_rounds
 from pipeline.config import DataConfig, load_config
 from pipeline.data import get_source, prepare_data, prepare_dataset
 from pipeline.data.image_folder import decode_batch
 from pipeline.data.pool import check_against_data
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides, write_amazon_like, write_cifar10_like, write_image_folder
-from tests.integration.test_cli import with_sets
+from tests.integration.test_cli import in_process, with_sets
 
 pytestmark = pytest.mark.ray
 
@@ -21,9 +21,10 @@ pytestmark = pytest.mark.ray
 def test_clactive_run_dataset_cifar10_runs_two_rounds_on_cifar_layout_data(ray_cluster, tmp_path, capsys):
     raw = write_cifar10_like(tmp_path / "raw", per_batch=40, test=60)
     sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("data.data_dir=")]
-    code = main(["run", "--dataset", "cifar10", "--data-dir", str(raw), *with_sets(sets + ["proxy.name=preact_resnet20"])])
+    code, printed, _ = in_process(capsys, "run", "--dataset", "cifar10", "--data-dir", raw,
+                                  *with_sets(sets + ["proxy.name=preact_resnet20"]))
     assert code == 0
-    assert "on cifar10 (200 pool, 60 test)" in capsys.readouterr().out
+    assert "on cifar10 (200 pool, 60 test)" in printed
     store = RunStore(tmp_path / "run")
     records = store.records()
     assert [r["labelled"] for r in records] == [40, 70, 100]          # the initial set, then two rounds

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from tests.integration.test_cli import REPO, with_sets
+from tests.integration.test_cli import REPO, in_process, with_sets
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 pytestmark = [pytest.mark.ray, pytest.mark.slow,
@@ -16,8 +15,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow,
 def test_clactive_on_real_fashion_mnist(ray_cluster, tmp_path, capsys):
     sets = [f"data.cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}", "schedule.initial=0.02",
             "schedule.round_ends=[0.03]", "update.steps=60", "target.name=small_cnn", "target.epochs=10"]
-    assert main(["run", "--config", str(REPO / "configs" / "fashion_mnist.yaml"), *with_sets(sets)]) == 0
-    printed = capsys.readouterr().out
+    code, printed, _ = in_process(capsys, "run", "--config", REPO / "configs" / "fashion_mnist.yaml", *with_sets(sets))
+    assert code == 0
     assert "(60000 pool, 10000 test)" in printed
     rows = [line.split() for line in printed.splitlines() if line.split()[:1] and line.split()[0].isdigit()]
     assert [row[1] for row in rows] == ["1200", "1800"]

@@ -11,7 +11,7 @@ import pipeline.cli
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config, tiny_overrides
-from tests.integration.test_cli import with_sets
+from tests.integration.test_cli import in_process, with_sets
 from tests.integration.conftest import NO_TARGET, selection
 
 pytestmark = pytest.mark.ray
@@ -19,13 +19,6 @@ pytestmark = pytest.mark.ray
 
 def requested(run_dir, r):
     return pq.read_table(run_dir / "requests" / f"{r:04d}" / "to_label.parquet")
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    """`clactive run ...`: (exit status, stdout, stderr)."""
-    code = pipeline.cli.main(["run", *map(str, argv)])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def label(*argv) -> int:
@@ -39,7 +32,7 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
     config = tiny_config(tiny_data_dir, tmp_path)
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
 
-    code, out, err = run(capsys, *with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"]))
+    code, out, err = in_process(capsys, "run", *with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"]))
     assert code == 0, err[-3000:]
     assert "round 0 waits for 40 labels" in out and "requests/0000/to_label.csv" in out
     assert "clactive label import" in out and RunStore(run_dir).committed_rounds() == []
@@ -56,7 +49,7 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
 
     # rounds 1 and 2: resume, which commits the answered round and asks for the next one's labels
     for r in (1, 2):
-        code, out, err = run(capsys, "--resume", run_dir)
+        code, out, err = in_process(capsys, "run", "--resume", run_dir)
         assert code == 0, err[-3000:]
         assert f"round {r} waits for 30 labels" in out
         assert RunStore(run_dir).committed_rounds() == list(range(r))
@@ -67,7 +60,7 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
         assert np.all(np.diff(scores) <= 1e-5)  # the hints' scores in selection order: best first
         assert label("simulate", run_dir) == 0
 
-    code, out, err = run(capsys, "--resume", run_dir)
+    code, out, err = in_process(capsys, "run", "--resume", run_dir)
     assert code == 0, err[-3000:]
     assert "waits for" not in out
     records = RunStore(run_dir).records()
@@ -85,12 +78,12 @@ def test_accept_partial_continues_with_the_answered_ids_and_records_how_many_wer
         ray_cluster, tiny_data_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"])
-    assert run(capsys, *args)[0] == 0
+    assert in_process(capsys, "run", *args)[0] == 0
     assert label("simulate", run_dir, "--count", 25) == 0
 
-    code, _, err = run(capsys, "--resume", run_dir)
+    code, _, err = in_process(capsys, "run", "--resume", run_dir)
     assert code == 2 and "round 0 waits for 15 of its 40 labels" in err
-    code, out, err = run(capsys, "--resume", run_dir, "--accept-partial")
+    code, out, err = in_process(capsys, "run", "--resume", run_dir, "--accept-partial")
     assert code == 0, err[-3000:]
     assert "round 1 waits for 30 labels" in out
     record = RunStore(run_dir).records()[0]

@@ -101,11 +101,11 @@ def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, result
             "dataset": "fashion_mnist"}
     write_search(trials, base, tmp_path / "tune", "proxy_acc", 0.5, meta)
 
-    search = figures.copy_tune(tmp_path / "tune")
+    search = figures.copy_outputs(tmp_path / "tune", "tune", "trials.json", figures.TUNE_COPIED)
     assert sorted(p.name for p in (results_dir / "tune").iterdir()) == sorted(figures.TUNE_COPIED)
     text = "\n".join(figures.tune_lines(search))
     assert "3 trials of 4 rounds on fashion_mnist: 2 finished, 1 stopped early by ASHA, 0 failed" in text
     assert "| b | random | 100 | finished | 4 | 0.8580 | 60.0 | yes |" in text
     assert "Chosen (the fastest finished trial within 0.5 pt of the best): b, memory.policy = random, " \
            "update.steps = 100; proxy_acc 0.8580 in 60.0 s" in text
-    assert figures.copy_tune(tmp_path / "nothing") is None
+    assert figures.copy_outputs(tmp_path / "nothing", "tune", "trials.json", figures.TUNE_COPIED) is None

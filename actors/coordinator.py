@@ -30,7 +30,6 @@ import numpy as np
 import pyarrow.dataset as pads
 import ray
 from ray.data import DataContext
-from ray.util.state import get_actor
 
 from actors.learner import Learner, remove_orphaned_placement_groups
 from actors.resources import gpus_available, process_requests
@@ -53,12 +52,14 @@ class Selection:
     admitted: list[str]           # arrival shards that joined the pool this round
     candidates: int               # unlabelled examples considered
     seconds: dict[str, float]     # score, select, score_compute
+    redone_passes: int = 0        # scoring passes redone because a scorer died
 
 
 @ray.remote(num_cpus=0)
 class Coordinator:
     def __init__(self, config: dict, data: dict, run_dir: str, no_progress_timeout_s: float | None = None,
                  hook: str | None = None, accept_partial: bool = False):
+        Hook(hook, run_dir).starting("label")
         self.config: RunConfig = config_from_dict(config)
         self.data = PreparedData(**data)
         self.store = RunStore(run_dir)
@@ -73,13 +74,15 @@ class Coordinator:
         self.admitted: list[str] = []      # arrival shards in the pool, in the order committed rounds admitted them
         self._class_files: dict[int, list[str]] | None = None
         self.hook = hook
+        self.restarted = _restarted_by_ray()
+        self.restart_unreported = self.restarted  # the next committed round's record says so
         # the external oracle's requests; accept_partial: continue a round with the answered ids only
         self.requests = LabelRequests(self.store) if self.config.oracle == "external" else None
         self.accept_partial = accept_partial
         self.resumed_records = self._resume()
         context = DataContext.get_current()
         context.enable_progress_bars = False
-        context.print_on_execution_start = False  # copied to each pass's split coordinator, another process
+        context.print_on_execution_start = False  # travels with each pass's datasets to the scorers
         logging.getLogger("ray.data").setLevel(logging.WARNING)  # one line per scoring pass is noise here
         if no_progress_timeout_s is not None:
             context.execution_no_progress_timeout_s = no_progress_timeout_s
@@ -179,6 +182,11 @@ class Coordinator:
         }
         if self.config.pool.growth == "arrivals":
             record["admitted"] = chosen.admitted
+        # faults Ray recovered from inside this round, for the driver to report in clactive's words
+        if chosen.redone_passes:
+            record["redone_passes"] = chosen.redone_passes
+        if self.restart_unreported:
+            record["coordinator_restarted"], self.restart_unreported = True, False
         if self.requests is not None:
             record.update(requested=request.requested, answered=int(len(new_ids)),
                           answer_wait_s=time.time() - request.meta["created"])
@@ -223,7 +231,7 @@ class Coordinator:
     def learner(self) -> Learner:
         if self._learner is None:
             start = time.perf_counter()
-            if get_actor(ray.get_runtime_context().get_actor_id()).num_restarts > 0:
+            if self.restarted:
                 removed = remove_orphaned_placement_groups()
                 if removed:
                     logging.getLogger(__name__).warning("removed %d placement group(s) the dead coordinator's "
@@ -241,7 +249,8 @@ class Coordinator:
     def _start_scorers(self) -> ScorerPool:
         """The run's scorers, started on first use; their actors come up in the background."""
         if self._scorers is None:
-            self._scorers = ScorerPool(self.config, self.data, self._selection_model())
+            self._scorers = ScorerPool(self.config, self.data, self._selection_model(),
+                                       Hook(self.hook, self.store.location))
         return self._scorers
 
     def _train(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, images: np.ndarray,
@@ -269,8 +278,8 @@ class Coordinator:
         new_ids, stats = self.scorers.select(self.weights, self.labelled_ids, self.round_sizes[r - 1],
                                              seed=self._seed(r), hook=Hook(self.hook, self.store.location, r),
                                              pool=pool)
-        candidates = stats.pop("candidates")
-        return Selection(new_ids, pool, admitted, candidates, stats)
+        candidates, redone = stats.pop("candidates"), stats.pop("redone")
+        return Selection(new_ids, pool, admitted, candidates, stats, redone)
 
     def _ask(self, r: int, chosen: Selection, round_start: float) -> Request:
         """Write round r's label request for an external oracle: the chosen ids in selection order,
@@ -336,6 +345,12 @@ class Coordinator:
 
     def _seed(self, round_index: int) -> int:
         return self.config.seed * 1_000_003 + round_index
+
+
+def _restarted_by_ray() -> bool:
+    """Whether this is an actor Ray restarted (False for the class run outside an actor, as unit tests do)."""
+    context = ray.get_runtime_context() if ray.is_initialized() else None
+    return bool(context and context.get_actor_id() and context.was_current_actor_reconstructed)
 
 
 def _json_floats(values: np.ndarray) -> list[float | None]:

@@ -11,9 +11,9 @@ an unbroken run would have made.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 import numpy as np
@@ -25,6 +25,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 from torch.nn.parallel import DistributedDataParallel
 
+from actors.mailbox import Mailbox
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig, config_from_dict
 from pipeline.data import PreparedData, resolve_augment
@@ -37,42 +38,6 @@ from pipeline.training import (checkpoint_bytes, load_optimizer, load_weights, m
                                train_steps)
 
 
-@ray.remote(num_cpus=0)
-class Mailbox:
-    """Jobs for the worker group and their results, both keyed by a sequence number."""
-
-    def __init__(self):
-        self.jobs: dict[int, dict | None] = {}
-        self.results: dict[int, dict] = {}
-        self.unfinished = 0  # the first job without a result: where a restarted worker group starts
-        self.changed = asyncio.Condition()
-
-    async def first_unfinished(self) -> int:
-        return self.unfinished
-
-    async def put_job(self, seq: int, job: dict | None) -> None:
-        async with self.changed:
-            self.jobs[seq] = job
-            self.changed.notify_all()
-
-    async def get_job(self, seq: int) -> dict | None:
-        async with self.changed:
-            await self.changed.wait_for(lambda: seq in self.jobs)
-            return self.jobs[seq]
-
-    async def put_result(self, seq: int, result: dict) -> None:
-        async with self.changed:
-            self.jobs.pop(seq, None)
-            self.results[seq] = result
-            self.unfinished = seq + 1
-            self.changed.notify_all()
-
-    async def get_result(self, seq: int) -> dict:
-        async with self.changed:
-            await self.changed.wait_for(lambda: seq in self.results)
-            return self.results.pop(seq)
-
-
 def learner_loop(loop_config: dict) -> None:
     """Ray Train worker: serve jobs until the mailbox says stop (a None job)."""
     context = ray.train.get_context()
@@ -80,6 +45,8 @@ def learner_loop(loop_config: dict) -> None:
     config: RunConfig = config_from_dict(loop_config["config"])
     data = PreparedData(**loop_config["data"])
     mailbox = loop_config["mailbox"]
+    if rank == 0:
+        Hook(loop_config["hook"], loop_config["run_dir"]).starting("train")
     # Logical GPUs alone (a CPU-only machine told it has GPUs) must never make torch try CUDA.
     cuda = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
     device = ray.train.torch.get_device() if cuda else torch.device("cpu")
@@ -140,13 +107,15 @@ def _quiet_report_log() -> None:
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
-@ray.remote(num_cpus=0)
 def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str, max_failures: int) -> None:
     backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
     TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
                  run_config=ray.train.RunConfig(name="learner", storage_path=storage_path,
                                                 failure_config=ray.train.FailureConfig(max_failures=max_failures),
                                                 logging_config=ray.train.LoggingConfig(log_level="WARNING"))).fit()
+
+
+FIT_POLL_S = 0.5  # how often a waiting update checks that the worker group is still running
 
 
 class LearnerStopped(RuntimeError):
@@ -192,7 +161,10 @@ class Learner:
                                                                 **({"GPU": gpus} if gpus else {})})
         loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref],
                        "nccl": nccl, "hook": hook, "run_dir": store.location}
-        self.fit_ref = _fit.remote(loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures)
+        # fit() runs in a thread of this process, as Ray Tune runs it in a trial, not in a task of its
+        # own: one process (and its torch import, seconds on two cores) fewer per run.
+        self.fit = ThreadPoolExecutor(1, thread_name_prefix="ray-train-fit").submit(
+            _fit, loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures)
         self.seq = 0
 
     def run(self, plan: UpdatePlan, train_ref: ray.ObjectRef, seed: int, resume_from: bytes | None = None,
@@ -205,13 +177,13 @@ class Learner:
         self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed, "round": round_index,
                                                "resume_from": [ray.put(resume_from)] if resume_from else None})
         result_ref = self.mailbox.get_result.remote(self.seq)
-        ready, _ = ray.wait([result_ref, self.fit_ref], num_returns=1)
-        if result_ref not in ready:
-            ray.get(self.fit_ref)  # re-raises the worker group's error, if it has one
-            raise LearnerStopped("the Ray Train worker group stopped before finishing its job")
+        while not ray.wait([result_ref], timeout=FIT_POLL_S)[0]:
+            if self.fit.done():
+                self.fit.result()  # re-raises the worker group's error, if it has one
+                raise LearnerStopped("the Ray Train worker group stopped before finishing its job")
         self.seq += 1
         return ray.get(result_ref)
 
     def close(self) -> None:
         self.mailbox.put_job.remote(self.seq, None)
-        ray.get(self.fit_ref)
+        self.fit.result()

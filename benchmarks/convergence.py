@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--epochs", default="2,4,6,8,12,16")
     parser.add_argument("--tolerance", type=float, default=0.3, help="points of accuracy")
     parser.add_argument("--seeds", default="0", help="comma-separated; each epoch count runs once per seed")
+    parser.add_argument("--out", help="results file name in benchmarks/results (default convergence_<model>.json)")
     args = parser.parse_args()
 
     config, _ = load(args.config, [], quick=False, data_dir=None)  # a compare config or a run config
@@ -60,14 +61,14 @@ def main() -> None:
     torch.set_num_threads(torch_threads(1))
 
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"convergence_{args.model}.json"
+    out = RESULTS / (args.out or f"convergence_{args.model}.json")
     previous = json.loads(out.read_text()) if out.is_file() else {}
     for point in previous.get("curve", []):
         point.setdefault("seed", previous.get("seed", 0))  # curves written before --seeds: one seed
     same = {k: previous.get(k) for k in ("model", "labels", "batch_size", "lr")} == {
         "model": args.model, "labels": args.labels, "batch_size": settings.batch_size, "lr": settings.lr}
     curve = previous.get("curve", []) if same else []
-    command = "python -m benchmarks.convergence " + " ".join(f"--{k} {v}" for k, v in vars(args).items())
+    command = "python -m benchmarks.convergence " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None)
     commands = [c for c in (previous.get("commands", []) if same else []) if c != command] + [command]
     print(f"{args.model} from scratch on {args.labels} labels, batch {settings.batch_size}, peak lr {settings.lr}")
     print(f"{'epochs':>6}  {'seed':>4}  {'steps':>6}  {'test acc':>8}  {'train s':>8}", flush=True)

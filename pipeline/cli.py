@@ -103,6 +103,10 @@ def _config_options(command: argparse.ArgumentParser, config_help: str, set_exam
     command.add_argument("--data-dir", help="directory holding the dataset's files")
     command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                          help=f"override any config key, e.g. --set {set_example} (repeatable)")
+    command.add_argument("--address", help="the Ray cluster to join, host:port (default: RAY_ADDRESS when set, "
+                                           "else a Ray started for this run; auto: the cluster `ray start` "
+                                           "started on this machine)")
+    command.add_argument("--verbose", action="store_true", help="show Ray's own log lines as well")
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -146,6 +150,11 @@ def _label_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def connect(address: str | None, verbose: bool) -> None:
+    from actors.cluster import connect as start_or_join  # Ray is imported only when a run starts
+    start_or_join(address, verbose)
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.config or args.overrides or args.strategy or args.acquisition or args.run_dir or args.dataset:
@@ -158,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, args.overrides, strategy=args.strategy, acquisition=args.acquisition,
                              run_dir=args.run_dir, **{"data.dataset": args.dataset, "data.data_dir": args.data_dir})
-    data = prepare_data(config.data)
+    data = prepare_data(config.data, start_ray=lambda: connect(args.address, args.verbose))
     resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
     check_against_data(config, data)
     if args.accept_partial and config.oracle != "external":
@@ -177,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
             check_hook(os.environ[HOOK_ENV])
         except ValueError as exc:
             raise ClactiveError(str(exc)) from None
+    connect(args.address, args.verbose)  # an unreachable address fails here, before anything is written
     print(f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
           f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir} ({action})", flush=True)
     result = run_rounds(config, asdict(data), print_row=print_row, accept_partial=args.accept_partial)
@@ -202,11 +212,11 @@ def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeou
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+    from actors.cluster import connect
     from actors.coordinator import Coordinator
     from actors.resources import check_fits
 
-    if not ray.is_initialized():
-        ray.init(logging_level="WARNING")  # joins the cluster at RAY_ADDRESS when set (ray job submit)
+    connect()  # the CLI connected already, to the address it was given; others get RAY_ADDRESS or a local Ray
     check_fits(config)
     if not RunStore(config.run_dir).holds_run():
         RunStore.create(config.run_dir, config)
@@ -278,6 +288,19 @@ def print_row(record: dict) -> None:
     values = [record["round"], record["labelled"], record["acquired"], s["score"], s["select"], s["train"],
               record["steps"], s["eval"], s["learner_overhead"], record["selection_acc"]]
     print("  ".join(f"{fmt.format(v):>{width}}" for (_, width, fmt), v in zip(COLUMNS, values)), flush=True)
+    for note in recovered(record):
+        print(f"       {note}", flush=True)
+
+
+def recovered(record: dict) -> list[str]:
+    """What a round recovered from (its record says), in clactive's words rather than Ray's logs."""
+    notes = []
+    if record.get("coordinator_restarted"):
+        notes.append("the coordinator died in this round; Ray restarted it and the round was redone from its start")
+    if record.get("redone_passes"):
+        notes.append(f"a scoring actor died; Ray restarted it and the scoring pass was redone "
+                     f"({record['redone_passes']} time(s))")
+    return notes
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def budget_rounds(section: CompareConfig, schedule, pool_size: int) -> dict[str,
 
 def main(args: argparse.Namespace) -> int:
     base, section = load(args.config, args.overrides, args.quick, args.data_dir)
-    data = prepare_data(base.data)
+    from pipeline.cli import connect, print_row, run_rounds  # Ray is imported only when a run starts
+    data = prepare_data(base.data, start_ray=lambda: connect(args.address, args.verbose))
     budgets = budget_rounds(section, base.schedule, data.pool_size)
     check_against_data(base, data)
     configs = {name: entry_config(base, section, name) for name in section.strategies}
@@ -103,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"every strategy scores all unlabelled pool examples each round: batch {base.scoring.batch_size}, "
           f"{base.scoring.actors} actor(s)", flush=True)
 
-    from pipeline.cli import print_row, run_rounds  # noqa: E402 (Ray is imported only when a run starts)
+    connect(args.address, args.verbose)
     entries = {}
     for name, config in configs.items():
         fits = [] if config.strategy == "full" else list(budgets.values())  # full fits the target every round

@@ -5,10 +5,12 @@ A hook is "<round>:<stage>:<action>"; several may be given, comma-separated. Sta
   label   the coordinator, labels acquired, the round not committed
   train   Ray Train worker rank 0, as the update starts
 Actions:
-  pause   drop a marker `.hook-<round>-<stage>` in the run directory and sleep, so a test can
-          SIGKILL the whole run at that point;
-  crash   the process dies there (os._exit), once: the marker stops the process Ray restarts
-          from dying again.
+  pause       drop a marker `.hook-<round>-<stage>` in the run directory and sleep, so a test can
+              SIGKILL the whole run at that point;
+  crash       the process dies there (os._exit), once: the marker stops the process Ray restarts
+              from dying again;
+  slow_crash  as crash, and the process Ray starts in its place takes SLOW_RESTART_S before it
+              serves: recovery must wait for a restart, however long it takes, not race it.
 Hooks come only from CLACTIVE_TEST_HOOK, read by the CLI; without it they do nothing.
 """
 from __future__ import annotations
@@ -21,6 +23,8 @@ from pipeline.storage import Storage
 
 HOOK_ENV = "CLACTIVE_TEST_HOOK"
 STAGES = ("scorer", "label", "train")
+ACTIONS = ("pause", "crash", "slow_crash")
+SLOW_RESTART_S = 8.0  # longer than a pass's retries took on any machine before they waited for restarts
 
 
 def marker_name(round_index: int, stage: str) -> str:
@@ -30,8 +34,8 @@ def marker_name(round_index: int, stage: str) -> str:
 def check_hook(specs: str) -> None:
     for spec in specs.split(","):
         parts = spec.split(":")
-        if len(parts) != 3 or not parts[0].isdigit() or parts[1] not in STAGES or parts[2] not in ("pause", "crash"):
-            raise ValueError(f"{HOOK_ENV}={specs!r}: write <round>:<{'|'.join(STAGES)}>:<pause|crash>[,...]")
+        if len(parts) != 3 or not parts[0].isdigit() or parts[1] not in STAGES or parts[2] not in ACTIONS:
+            raise ValueError(f"{HOOK_ENV}={specs!r}: write <round>:<{'|'.join(STAGES)}>:<{'|'.join(ACTIONS)}>[,...]")
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,11 @@ class Hook:
     run_dir: str = ""
     round_index: int = -1
 
+    def _specs(self) -> list[tuple[int, str, str]]:
+        return [(int(r), stage, action) for r, stage, action in (s.split(":") for s in (self.spec or "").split(",") if s)]
+
     def at(self, stage: str) -> None:
-        actions = [action for at_round, at_stage, action in (s.split(":") for s in (self.spec or "").split(",") if s)
-                   if (int(at_round), at_stage) == (self.round_index, stage)]
+        actions = [action for at_round, at_stage, action in self._specs() if (at_round, at_stage) == (self.round_index, stage)]
         if not actions:
             return
         action, storage, marker = actions[0], Storage(self.run_dir), marker_name(self.round_index, stage)
@@ -53,3 +59,14 @@ class Hook:
         elif not storage.is_file(marker):  # crash, once
             storage.write(marker, b"")
             os._exit(1)
+
+    def starting(self, stage: str) -> None:
+        """Called as a process of `stage` starts (any round): after its slow_crash, the first
+        process started in the dead one's place sleeps SLOW_RESTART_S, once."""
+        storage = Storage(self.run_dir)
+        for at_round, at_stage, action in self._specs():
+            slept = marker_name(at_round, stage) + "-slow"
+            if (at_stage, action) == (stage, "slow_crash") and storage.is_file(marker_name(at_round, stage)) \
+                    and not storage.is_file(slept):
+                storage.write(slept, b"")
+                time.sleep(SLOW_RESTART_S)

@@ -69,7 +69,8 @@ def main(args: argparse.Namespace) -> int:
     if base.oracle != "simulated":
         raise ConfigError(f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; "
                           "drop the oracle key")
-    data = prepare_data(base.data)
+    from pipeline.cli import connect
+    data = prepare_data(base.data, start_ray=lambda: connect(args.address, args.verbose))
     num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
     check_against_data(base, data)
 
@@ -79,8 +80,7 @@ def main(args: argparse.Namespace) -> int:
 
     from actors.resources import check_fits
 
-    if not ray.is_initialized():
-        ray.init(logging_level="WARNING")
+    connect(args.address, args.verbose)
     check_fits(base, runs=section.max_concurrent)
     out_dir = Path(section.dir).absolute()
     experiment = out_dir / "search"

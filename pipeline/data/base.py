@@ -21,7 +21,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import numpy as np
 import pyarrow as pa
@@ -178,18 +178,18 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
     return _load_manifest(manifest)
 
 
-def prepare_data(data: DataConfig) -> PreparedData:
+def prepare_data(data: DataConfig, start_ray: Callable[[], None] | None = None) -> PreparedData:
     """The `data` section's source, checked, then written as Parquet shards once.
 
-    A source that decodes with Ray Data (imagefolder) starts Ray, or joins the cluster at
-    RAY_ADDRESS, only after its layout passed the checks and only when shards must be written.
+    A source that decodes with Ray Data (imagefolder) calls `start_ray` (the CLI's: start a local
+    Ray or join the cluster the run was given) only after its layout passed the checks and only
+    when shards must be written; without it, it decodes on a Ray that is already running, or in
+    this process.
     """
     source = source_for(data)
     source.check()
-    if source.decodes_with_ray and not is_prepared(source, data.cache_dir):
-        import ray
-        if not ray.is_initialized():
-            ray.init(logging_level="WARNING")  # as run_rounds does; it then finds Ray running
+    if source.decodes_with_ray and start_ray is not None and not is_prepared(source, data.cache_dir):
+        start_ray()
     return prepare_dataset(source, data.cache_dir, data.shard_rows)
 
 

@@ -4,6 +4,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import ray
 from ray.util.state import list_actors
@@ -28,17 +30,42 @@ def sets(overrides):
     return [arg for item in overrides for arg in ("--set", item)]
 
 
-def test_a_submitted_job_runs_the_pipeline_asking_for_the_logical_gpu_while_torch_stays_on_cpu(
+SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "learner_overhead", "round"}
+
+
+def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_the_logical_gpu(
         ray_head_node, ray_cluster, tiny_data_dir, tmp_path):
+    """`clactive run` as a process (the job's driver) from start to end: what it prints, what it leaves
+    in its run directory, and what it asked Ray for. The head has a logical GPU and no CUDA."""
     assert ray.cluster_resources().get("GPU") == 1  # logical: this machine has no GPU
     _, dashboard = ray_head_node
     done = submit(dashboard, *sets(tiny_overrides(tiny_data_dir, tmp_path)))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "succeeded" in done.stdout
-    assert "target small_cnn trained from scratch on 100 labels" in done.stdout
-    records = RunStore(tmp_path / "run").records()
-    assert [r["labelled"] for r in records] == [40, 70, 100]
-    assert json.loads((tmp_path / "run" / "targets" / "0002.json").read_text())["labelled"] == 100
+    lines = done.stdout.splitlines()
+    assert sum(line.split()[:2] == ["round", "labelled"] for line in lines) == 1
+    rows = [line.split() for line in lines if line.split()[:1] and line.split()[0].isdigit()]
+    assert [(row[0], row[1], row[2]) for row in rows] == [("0", "40", "40"), ("1", "70", "30"), ("2", "100", "30")]
+    assert any(line.startswith("target small_cnn trained from scratch on 100 labels: test accuracy") for line in lines)
+
+    run_dir = tmp_path / "run"
+    store = RunStore(run_dir)
+    rounds = [pq.read_table(run_dir / "rounds" / f"{r:04d}" / "labels.parquet") for r in store.committed_rounds()]
+    assert [t.num_rows for t in rounds] == [40, 30, 30]
+    ids = np.concatenate([t.column("id").to_numpy() for t in rounds])
+    assert len(set(ids.tolist())) == len(ids)  # no id labelled twice, so each was unlabelled when chosen
+    assert set(ids.tolist()) <= set(range(400))
+    records = store.records()
+    assert [r["labelled"] for r in records] == [40, 70, 100] and [r["acquired"] for r in records] == [40, 30, 30]
+    for record in records:
+        assert SECONDS <= set(record["seconds"]) and all(v >= 0 for v in record["seconds"].values())
+        assert 0.0 <= record["selection_acc"] <= 1.0 and record["selection_model"] == "proxy"
+    assert [r["warm_start"] for r in records] == [False, True, True]
+    assert [r["steps"] for r in records[1:]] == [7, 7]             # update.steps, counted by the worker
+    assert [r["train_examples"] for r in records[1:]] == [60, 60]  # 30 new + 30 replayed
+    target = json.loads((run_dir / "targets" / "0002.json").read_text())
+    assert target["labelled"] == 100 and 0.0 <= target["target_acc"] <= 1.0
+    assert len(list(run_dir.glob("rounds/*/checkpoint.pt"))) == 3
 
     resources = records[0]["resources"]
     assert resources["scoring actor"]["GPU"] == 0.5 and resources["learner worker"]["GPU"] == 0.5

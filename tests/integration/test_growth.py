@@ -25,9 +25,12 @@ def prepared(config):
 
 
 def test_class_incremental_rounds_score_and_label_only_the_classes_that_arrived(ray_cluster, tiny_data_dir, work_dir):
-    config = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental",
-                         f"pool.class_order={list(ORDER)}", "train_target_at_end=false")
+    """With finetune and random acquisition: the warm update trains on the new labels alone."""
+    config = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "strategy=finetune",
+                         "acquisition=random", f"pool.class_order={list(ORDER)}", "train_target_at_end=false")
     records = run_rounds(config, asdict(prepared(config)), no_progress_timeout_s=120)["records"]
+    assert [r["warm_start"] for r in records] == [False, True, True]
+    assert [r["train_examples"] for r in records[1:]] == [30, 30]  # the round's 30 new labels, no replay
 
     store = RunStore(config.run_dir)
     labelled_before = 0

@@ -20,6 +20,15 @@ from tests.integration.test_cli import REPO, clactive, with_sets
 pytestmark = pytest.mark.ray
 
 
+def assert_only_clactive_lines(done: subprocess.CompletedProcess) -> None:
+    """The terminal of a run without --verbose: its start line, the round table (rows, and notes under
+    them), the target line; nothing from Ray (worker-start warnings, raylet or core-worker lines)."""
+    assert done.stderr == ""
+    for line in done.stdout.splitlines():
+        assert (line.startswith(("clactive: ", "target ")) or line.split()[:2] == ["round", "labelled"]
+                or line.split()[0].isdigit() or line.startswith("       ")), f"not clactive's line: {line!r}"
+
+
 def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeout_s: float = 180) -> None:
     """Start the CLI, wait until the run reaches `point` ("<round>:<stage>"), SIGKILL it."""
     at_round, stage = point.split(":")
@@ -38,15 +47,17 @@ def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeou
         proc.wait()
 
 
-# A kill while scoring leaves no more state behind than one while training, which also drops the
-# live proxy. One run is killed twice, so both kill points and both ways to resume are covered:
-# inside round 1's update, resumed with --resume; after round 2's labels, resumed by the same command.
+# One run is killed three times, at each kill point the README names, and resumed both ways: while
+# round 1 scores the pool and again inside its update, each time resumed by the same command; after
+# round 2's labels, resumed with --resume.
 def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken):
     run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
     args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)
-    kill_at("1:train", args, run_dir, ray_cluster)
+    kill_at("1:scorer", args, run_dir, ray_cluster)
     assert RunStore(run_dir).committed_rounds() == [0]  # the partial round is invisible
     before = selection(run_dir)
+    kill_at("1:train", args, run_dir, ray_cluster)
+    assert RunStore(run_dir).committed_rounds() == [0] and selection(run_dir) == before
 
     kill_at("2:label", ["--resume", str(run_dir)], run_dir, ray_cluster)
     assert RunStore(run_dir).committed_rounds() == [0, 1]
@@ -56,6 +67,7 @@ def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, 
     done = clactive(*args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(resuming)" in done.stdout
+    assert_only_clactive_lines(done)
     after = selection(run_dir)
     assert after[:2] == resumed
     flat = [i for part in after for i in part]
@@ -78,14 +90,18 @@ def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):
 def test_a_scoring_actor_a_train_worker_and_the_coordinator_that_die_mid_round_are_restarted(
         ray_cluster, tiny_data_dir, tmp_path, unbroken, monkeypatch):
     """One run (in this process, on the session's Ray), three faults: each process dies once (os._exit)
-    inside a round and Ray brings up another."""
+    inside a round, and the process Ray brings up in its place takes SLOW_RESTART_S to start: what
+    redoes the work must wait for it, however slow the machine, not retry into a restart."""
     faults = {"1:scorer": "a scoring actor, on its first batch",
               "1:train": "Ray Train worker rank 0, as the update starts",
               "2:label": "the coordinator, labels acquired but not committed"}
-    monkeypatch.setenv(HOOK_ENV, ",".join(f"{p}:crash" for p in faults))
+    monkeypatch.setenv(HOOK_ENV, ",".join(f"{p}:slow_crash" for p in faults))
     assert pipeline.cli.main(["run", *with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)]) == 0
     run_dir = tmp_path / "run"
     for point, process in faults.items():
         at_round, stage = point.split(":")
         assert (run_dir / marker_name(int(at_round), stage)).is_file(), f"{process} never crashed"
+        assert (run_dir / (marker_name(int(at_round), stage) + "-slow")).is_file(), f"{process} came back at once"
+    records = RunStore(run_dir).records()
+    assert records[1].get("redone_passes") == 1 and records[2].get("coordinator_restarted") is True
     assert selection(run_dir) == unbroken

@@ -32,39 +32,25 @@ def scorer_actors() -> list:
     return [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000) if a.class_name == "Scorer"]
 
 
-@pytest.mark.parametrize("acquisition, actors", [("least_confidence", 1), ("entropy", 2), ("margin", 1)])
-def test_uncertainty_acquisition_picks_exactly_the_least_sure_examples(ray_cluster, tiny_data_dir, work_dir,
-                                                                       acquisition, actors):
-    config = tiny_config(tiny_data_dir, work_dir, f"acquisition={acquisition}", "scoring.batch_size=37",
-                         f"scoring.actors={actors}")
-    data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
-    torch.manual_seed(0)
-    model = create_model("small_cnn", 1, 10)
-    labelled = np.arange(0, data.pool_size, 3)  # every third id is already labelled
-
-    scorers = ScorerPool(config, data, "small_cnn")
-    try:
-        chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=25, seed=0)
-    finally:
-        scorers.close()
-
-    np.testing.assert_array_equal(chosen, expected_top_k(data, model, acquisition, labelled, 25))
-    assert seconds["score"] > 0 and seconds["select"] >= 0 and seconds["candidates"] == data.pool_size - len(labelled)
-    assert 0 < seconds["score_compute"] < seconds["score"]  # its compute fits inside the pass
-
-
-def test_scorers_live_across_passes_and_take_each_pass_its_weights(ray_cluster, tiny_data_dir, work_dir):
-    config = tiny_config(tiny_data_dir, work_dir)
+def test_long_lived_scorers_pick_exactly_the_least_sure_examples_with_each_passs_weights(ray_cluster, tiny_data_dir,
+                                                                                         work_dir):
+    """Two scorers stream the pool's blocks in batches that do not divide it; two passes with new weights
+    and a new labelled set each pick the plain loop's top k, and the same two actors serve both. Each
+    acquisition's scores against hand-computed values: tests/unit/test_acquisition.py."""
+    config = tiny_config(tiny_data_dir, work_dir, "acquisition=entropy", "scoring.batch_size=37", "scoring.actors=2")
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
     scorers = ScorerPool(config, data, "small_cnn")
     try:
-        for seed, labelled in ((1, np.arange(0, data.pool_size, 2)), (2, np.arange(0, 40))):
+        for seed, labelled, k in ((1, np.arange(0, data.pool_size, 3), 25), (2, np.arange(0, 40), 30)):
             torch.manual_seed(seed)
             model = create_model("small_cnn", 1, 10)
-            chosen, _ = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=0)
-            np.testing.assert_array_equal(chosen, expected_top_k(data, model, "least_confidence", labelled, 30))
-            alive = scorer_actors()
-            assert len(alive) == 1 and alive[0].actor_id == scorers.actors[0]._actor_id.hex()
+            chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=k, seed=0)
+            np.testing.assert_array_equal(chosen, expected_top_k(data, model, "entropy", labelled, k))
+            assert seconds["candidates"] == data.pool_size - len(labelled) and seconds["redone"] == 0
+            assert seconds["score"] > 0 and seconds["select"] >= 0
+            assert 0 < seconds["score_compute"] < seconds["score"]  # its compute fits inside the pass
+            alive = sorted(a.actor_id for a in scorer_actors())
+            assert alive == sorted(actor._actor_id.hex() for actor in scorers.actors)
     finally:
         scorers.close()
 

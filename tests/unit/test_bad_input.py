@@ -175,7 +175,8 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, valid_data, 
     if setup:
         setup(case)
     before = tree(case.run_dir)
-    monkeypatch.setattr(pipeline.cli, "run_rounds", lambda *a, **k: pytest.fail("bad input reached Ray"))
+    for reaches_ray in ("connect", "run_rounds"):
+        monkeypatch.setattr(pipeline.cli, reaches_ray, lambda *a, **k: pytest.fail("bad input reached Ray"))
     sets = [] if "--resume" in extra else [arg for item in tiny_overrides(data_dir, tmp_path) for arg in ("--set", item)]
     argv = ["run", *sets, *[arg.format(root=tmp_path) for arg in extra]]
 

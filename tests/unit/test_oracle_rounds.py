@@ -31,7 +31,7 @@ def no_ray(monkeypatch, tmp_path):
     trained = []
 
     class Scorers:
-        def __init__(self, config, data, model_name):
+        def __init__(self, config, data, model_name, hook=None):
             self.pool_size = data.pool_size
 
         def select(self, weights, labelled_ids, k, seed, hook=None, pool=None):
@@ -39,7 +39,7 @@ def no_ray(monkeypatch, tmp_path):
             ids = ids[~np.isin(ids, labelled_ids)]
             salt = int.from_bytes(hashlib.sha256(weights).digest()[:4], "big")  # the choice depends on the weights
             chosen, _ = top_k(ids, hashed_uniform(ids, seed + salt), k)
-            return chosen, {"score": 0.0, "select": 0.0, "score_compute": 0.0, "candidates": len(ids)}
+            return chosen, {"score": 0.0, "select": 0.0, "score_compute": 0.0, "candidates": len(ids), "redone": 0}
 
     def hints(config, data, model_name, weights, pool_ids, images, seed):
         return {"predicted_label": pool_ids % 10, "predicted_prob": np.full(len(pool_ids), 0.5),

@@ -1,0 +1,136 @@
+"""Which Ray a run uses: its own local one, or a cluster named explicitly; and a quiet console.
+
+`ray.init()` without an address joins "the latest cluster started on this machine", which it
+reads from /tmp/ray/ray_current_cluster even when that cluster died long ago: the run then
+waits minutes for a GCS that will never answer. So a run without an address always starts its
+own local Ray, and one with an address (`--address`, or RAY_ADDRESS, which `ray job submit`
+sets) first checks that something listens there, and fails in seconds with one line if not.
+`--address auto` keeps Ray's own meaning, for people on a head node.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+
+from pipeline.errors import ClactiveError
+
+REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
+RAY_TEMP_DIR = "/tmp/ray"  # where `ray start` records the latest cluster's address (Ray's default)
+
+
+def requested_address(address: str | None) -> str | None:
+    """The address a run was given: --address, else RAY_ADDRESS, else None (start a local Ray)."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def connect(address: str | None = None, verbose: bool = False) -> None:
+    """Start this run's local Ray, or join the cluster at `address`; once per process.
+
+    Raises ClactiveError (one line: the address, why, what to do) when `address` cannot be reached.
+    """
+    import ray
+    if ray.is_initialized():
+        return
+    address = requested_address(address)
+    quiet = dict(log_to_driver=verbose, logging_level=logging.INFO if verbose else logging.ERROR)
+    if not verbose:
+        _keep_raylet_messages_off_the_console()
+    if address is None:
+        _start_local(quiet)
+        return
+    if address == "auto":
+        address = _latest_cluster()
+    if not address.startswith("ray://"):
+        _check_reachable(address)
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, TimeoutError) as exc:
+        raise ClactiveError(f"cannot join the Ray cluster at {address} ({_first_line(exc)}): "
+                            f"{_ADDRESS_FIX}") from None
+
+
+_ADDRESS_FIX = ("check --address / RAY_ADDRESS (the head's host:port, 6379 unless `ray start --port` said "
+                "otherwise), or leave both out to run on a Ray started for this run")
+
+
+def _start_local(quiet: dict) -> None:
+    """A Ray of this process's own, in a temporary directory of its own.
+
+    Ray's processes look up "the cluster on this machine" themselves (Ray Train's placement-group
+    cleaner asks the state API through it): in the shared /tmp/ray they would find a dead head,
+    and wait on it for seconds at every call, or another live cluster, whose answers are wrong for
+    this one. In a directory of its own the record names this run's Ray, as `ray start` would
+    write it. The directory holds Ray's logs, and is left for them when the run ends.
+    """
+    import ray
+    # short: Ray puts its sockets in it
+    temp_dir = os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), f"clactive-{os.getpid()}")
+    os.environ["RAY_TMPDIR"] = temp_dir  # before ray.init: every process Ray starts inherits it
+    ray.init(address="local", **quiet)
+    ray_dir = os.path.join(temp_dir, "ray")
+    with open(os.path.join(ray_dir, "ray_current_cluster"), "w") as f:
+        f.write(ray.get_runtime_context().gcs_address)
+
+
+OUT_OF_MEMORY = re.compile(r"out of memory|OutOfMemory|memory monitor", re.IGNORECASE)
+
+
+def _keep_raylet_messages_off_the_console() -> None:
+    """Ray prints the messages its raylets publish ("N worker processes have been started ...",
+    a task killed, ...) on this process's stdout whatever `log_to_driver` says; each is also in the
+    raylet's own log file. Off the console they go, but for the one a user must act on: a process
+    killed because a node ran out of memory, said in clactive's words. (Ray's printer is private:
+    if it moves, Ray's lines come back to the console and nothing else changes.)"""
+    import ray._private.worker as ray_worker
+    if not hasattr(ray_worker, "print_to_stdstream"):
+        return
+
+    def rephrase(data: dict, ignore_prefix: bool) -> None:
+        for line in data.get("lines", []):
+            if OUT_OF_MEMORY.search(line):
+                print(f"clactive: warning: Ray killed a process because its node ran out of memory; the round "
+                      f"retries it, but if this repeats lower scoring.batch_size or give the nodes more memory "
+                      f"(Ray's message: {line.strip()[:200]})", file=sys.stderr, flush=True)
+
+    ray_worker.print_to_stdstream = rephrase
+
+
+def _latest_cluster() -> str:
+    path = os.path.join(RAY_TEMP_DIR, "ray_current_cluster")
+    try:
+        with open(path) as f:
+            address = f.read().strip()
+    except OSError:
+        address = ""
+    if not address:
+        raise ClactiveError(f"--address auto: no Ray cluster was started on this machine ({path} is missing): "
+                            "start one with `ray start --head`, or leave --address out to run on a Ray started "
+                            "for this run")
+    return address
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast when nothing accepts connections at host:port (Ray itself would wait for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClactiveError(f"--address {address}: write host:port (e.g. 10.0.0.5:6379), auto, or ray://host:port")
+    deadline = time.monotonic() + REACH_TIMEOUT_S
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise ClactiveError(f"no Ray cluster answers at {address} ({exc.strerror or exc}): "
+                                    f"{_ADDRESS_FIX}") from None
+            time.sleep(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -22,6 +22,7 @@ def ray_head_node():
 def ray_cluster(ray_head_node):
     """The session's driver connection to the head; yields the address other drivers may use."""
     import ray
+    assert not ray.is_initialized(), "a test before the integration tests left a Ray running in this process"
     address, _ = ray_head_node
     ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     yield address

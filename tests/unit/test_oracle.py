@@ -262,6 +262,7 @@ def test_the_bad_answer_table_covers_every_case_the_issue_names():
 def no_ray(monkeypatch):
     """`clactive run` in-process, stopped where Ray would start; yields the calls that reached it."""
     calls = []
+    monkeypatch.setattr(pipeline.cli, "connect", lambda address, verbose: None)
     monkeypatch.setattr(pipeline.cli, "run_rounds",
                         lambda config, data, **kw: calls.append(kw) or {"waiting": None, "records": []})
     return calls

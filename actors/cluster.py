@@ -93,9 +93,9 @@ def _keep_raylet_messages_off_the_console() -> None:
     def rephrase(data: dict, ignore_prefix: bool) -> None:
         for line in data.get("lines", []):
             if OUT_OF_MEMORY.search(line):
-                print(f"clactive: warning: Ray killed a process because its node ran out of memory; the round "
-                      f"retries it, but if this repeats lower scoring.batch_size or give the nodes more memory "
-                      f"(Ray's message: {line.strip()[:200]})", file=sys.stderr, flush=True)
+                print(f"clactive: warning: Ray killed a process because its node ran out of memory; it is "
+                      f"restarted up to its retry limit, but if this repeats lower scoring.batch_size or give the "
+                      f"nodes more memory (Ray's message: {line.strip()[:200]})", file=sys.stderr, flush=True)
 
     ray_worker.print_to_stdstream = rephrase
 

@@ -127,12 +127,15 @@ class Coordinator:
 
         # [1/5] select. An external oracle's round selects once, when it writes its request; resumed,
         # it takes the request's ids and the random state that selection left behind.
+        # The learner's worker group, when the run has none yet, comes up while the round selects.
         if self.requests is None:
+            self._start_learner()
             chosen = self._select(r)
         else:
             request = self.requests.get(r) or self._ask(r, self._select(r), round_start)
             if request.answered == 0 or (request.missing and not self.accept_partial):
                 return {"round": r, "waiting": request.missing, "requested": request.requested}
+            self._start_learner()
             self.rng.bit_generator.state = request.meta["rng"]
             chosen = Selection(request.pool_ids, None, request.meta["admitted"], request.meta["candidates"],
                                request.meta["seconds"])
@@ -229,6 +232,10 @@ class Coordinator:
 
     @property
     def learner(self) -> Learner:
+        return self._start_learner()
+
+    def _start_learner(self) -> Learner:
+        """The run's learner, started on first use; its worker group comes up in the background."""
         if self._learner is None:
             start = time.perf_counter()
             if self.restarted:

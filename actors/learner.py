@@ -93,6 +93,8 @@ def learner_loop(loop_config: dict) -> None:
                 "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
+    if rank == 0:
+        ray.get(mailbox.put_result.remote(seq, {"stopped": True}))  # what `Learner.close` waits for
 
 
 def _tensors(arrays) -> tuple[torch.Tensor, ...]:
@@ -176,6 +178,18 @@ class Learner:
         """
         self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed, "round": round_index,
                                                "resume_from": [ray.put(resume_from)] if resume_from else None})
+        return self._result()
+
+    def close(self) -> None:
+        """Returns once the workers have left their loop. Ray Train's own teardown goes on in the
+        background (seconds: it stops its placement-group cleaner first), and is cut short when this
+        process is killed, as the driver does next: the cleaner, a detached actor, then removes the
+        worker group's placement group. A loop that finished is never restarted, so nothing is left."""
+        self.mailbox.put_job.remote(self.seq, None)
+        self._result()
+
+    def _result(self) -> dict:
+        """The result of job `self.seq`; raises if the worker group stopped instead."""
         result_ref = self.mailbox.get_result.remote(self.seq)
         while not ray.wait([result_ref], timeout=FIT_POLL_S)[0]:
             if self.fit.done():
@@ -183,7 +197,3 @@ class Learner:
                 raise LearnerStopped("the Ray Train worker group stopped before finishing its job")
         self.seq += 1
         return ray.get(result_ref)
-
-    def close(self) -> None:
-        self.mailbox.put_job.remote(self.seq, None)
-        self.fit.result()

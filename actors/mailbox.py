@@ -1,7 +1,7 @@
 """The learner's mailbox: jobs for the Ray Train worker group and their results.
 
-In a module of its own, which imports neither torch nor the pipeline: the mailbox is a process of
-its own, and on two cores a torch import costs every run seconds.
+In a module of its own that does not import torch (the jobs it holds need only numpy): the mailbox
+is a process of its own, and on two cores a torch import costs every run seconds.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ from pipeline.storage import Storage
 HOOK_ENV = "CLACTIVE_TEST_HOOK"
 STAGES = ("scorer", "label", "train")
 ACTIONS = ("pause", "crash", "slow_crash")
-SLOW_RESTART_S = 8.0  # longer than a pass's retries took on any machine before they waited for restarts
+SLOW_RESTART_S = 5.0  # "several seconds": far longer than a retry straight after a death takes to land
 
 
 def marker_name(round_index: int, stage: str) -> str:

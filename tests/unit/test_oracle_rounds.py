@@ -54,6 +54,7 @@ def no_ray(monkeypatch, tmp_path):
     monkeypatch.setattr(actors.coordinator, "ScorerPool", Scorers)
     monkeypatch.setattr(actors.coordinator, "label_hints", hints)
     monkeypatch.setattr(Coordinator, "_train", train)
+    monkeypatch.setattr(Coordinator, "_start_learner", lambda self: None)
     data_dir = write_fashion_like(tmp_path / "raw")
     config = tiny_config(data_dir, tmp_path)
     data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)

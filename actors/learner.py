@@ -93,8 +93,6 @@ def learner_loop(loop_config: dict) -> None:
                 "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
-    if rank == 0:
-        ray.get(mailbox.put_result.remote(seq, {"stopped": True}))  # what `Learner.close` waits for
 
 
 def _tensors(arrays) -> tuple[torch.Tensor, ...]:
@@ -181,12 +179,11 @@ class Learner:
         return self._result()
 
     def close(self) -> None:
-        """Returns once the workers have left their loop. Ray Train's own teardown goes on in the
-        background (seconds: it stops its placement-group cleaner first), and is cut short when this
-        process is killed, as the driver does next: the cleaner, a detached actor, then removes the
-        worker group's placement group. A loop that finished is never restarted, so nothing is left."""
+        """Returns once Ray Train has torn the worker group down (seconds). Killed before, Ray Train
+        leaves the worker group's placement group behind, holding its CPUs and GPUs for the rest of
+        the job: tried, and the next run on the same cluster then waited forever for them."""
         self.mailbox.put_job.remote(self.seq, None)
-        self._result()
+        self.fit.result()
 
     def _result(self) -> dict:
         """The result of job `self.seq`; raises if the worker group stopped instead."""

@@ -74,7 +74,6 @@ def main(args: argparse.Namespace) -> int:
     num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
     check_against_data(base, data)
 
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 

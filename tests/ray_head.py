@@ -58,7 +58,7 @@ def ray_head(num_cpus: int, num_gpus: int = 0, start_timeout_s: float = 90):
         # --block makes `ray start` the parent of the head's processes: ending its process group ends them all.
         try:
             os.killpg(head.pid, signal.SIGTERM)
-            head.wait(timeout=10)  # a clean stop takes 30 s+ on two cores; nothing here needs one
+            head.wait(timeout=2)  # a clean stop takes 30 s+ on two cores; nothing here needs one
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(head.pid, signal.SIGKILL)
 

@@ -1,11 +1,8 @@
 """The cluster path on a real local head: `ray job submit`, GPU requests, fail-fast refusals."""
-import json
-import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import ray
 from ray.util.state import list_actors
@@ -13,63 +10,45 @@ from ray.util.state import list_actors
 from pipeline.errors import ConfigError
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides
+from tests.integration.conftest import submit
+from tests.integration.test_cli import with_sets
 from tests.integration.test_rounds import run_tiny
-from tests.ray_head import RAY
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ray
-
-
-def submit(dashboard_url: str, *pipeline_args: str, timeout: float = 280) -> subprocess.CompletedProcess:
-    return subprocess.run([RAY, "job", "submit", "--address", dashboard_url, "--working-dir", str(REPO), "--",
-                           "python", "-m", "pipeline", "run", *pipeline_args],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def sets(overrides):
-    return [arg for item in overrides for arg in ("--set", item)]
-
 
 SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "learner_overhead", "round"}
 
 
 def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_the_logical_gpu(
-        ray_head_node, ray_cluster, tiny_data_dir, tmp_path):
+        ray_head_node, ray_cluster, submitted):
     """`clactive run` as a process (the job's driver) from start to end: what it prints, what it leaves
     in its run directory, and what it asked Ray for. The head has a logical GPU and no CUDA."""
     assert ray.cluster_resources().get("GPU") == 1  # logical: this machine has no GPU
-    _, dashboard = ray_head_node
-    done = submit(dashboard, *sets(tiny_overrides(tiny_data_dir, tmp_path)))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done, run_uri = submitted
     assert "succeeded" in done.stdout
     lines = done.stdout.splitlines()
     assert sum(line.split()[:2] == ["round", "labelled"] for line in lines) == 1
     rows = [line.split() for line in lines if line.split()[:1] and line.split()[0].isdigit()]
-    assert [(row[0], row[1], row[2]) for row in rows] == [("0", "40", "40"), ("1", "70", "30"), ("2", "100", "30")]
-    assert any(line.startswith("target small_cnn trained from scratch on 100 labels: test accuracy") for line in lines)
+    assert [(row[0], row[1], row[2]) for row in rows] == [("0", "40", "40"), ("1", "70", "30")]
 
-    run_dir = tmp_path / "run"
-    store = RunStore(run_dir)
-    rounds = [pq.read_table(run_dir / "rounds" / f"{r:04d}" / "labels.parquet") for r in store.committed_rounds()]
-    assert [t.num_rows for t in rounds] == [40, 30, 30]
-    ids = np.concatenate([t.column("id").to_numpy() for t in rounds])
-    assert len(set(ids.tolist())) == len(ids)  # no id labelled twice, so each was unlabelled when chosen
-    assert set(ids.tolist()) <= set(range(400))
+    store = RunStore(run_uri)
+    ids, labels, images = store.load_labels()
+    assert len(ids) == 70 and len(set(ids.tolist())) == 70  # no id labelled twice, so each was unlabelled when chosen
+    assert set(ids.tolist()) <= set(range(400)) and images.shape[1:] == (1, 28, 28) and set(labels) <= set(range(10))
     records = store.records()
-    assert [r["labelled"] for r in records] == [40, 70, 100] and [r["acquired"] for r in records] == [40, 30, 30]
+    assert [r["labelled"] for r in records] == [40, 70] and [r["acquired"] for r in records] == [40, 30]
     for record in records:
         assert SECONDS <= set(record["seconds"]) and all(v >= 0 for v in record["seconds"].values())
         assert 0.0 <= record["selection_acc"] <= 1.0 and record["selection_model"] == "proxy"
-    assert [r["warm_start"] for r in records] == [False, True, True]
-    assert [r["steps"] for r in records[1:]] == [7, 7]             # update.steps, counted by the worker
-    assert [r["train_examples"] for r in records[1:]] == [60, 60]  # 30 new + 30 replayed
-    target = json.loads((run_dir / "targets" / "0002.json").read_text())
-    assert target["labelled"] == 100 and 0.0 <= target["target_acc"] <= 1.0
-    assert len(list(run_dir.glob("rounds/*/checkpoint.pt"))) == 3
+    assert [r["warm_start"] for r in records] == [False, True]
+    assert records[1]["steps"] == 7                # update.steps, counted by the worker
+    assert records[1]["train_examples"] == 60      # 30 new + 30 replayed
+    assert sorted(p.name for p in Path(urlparse(run_uri).path).glob("rounds/*/checkpoint.pt")) == ["checkpoint.pt"] * 2
 
     resources = records[0]["resources"]
     assert resources["scoring actor"]["GPU"] == 0.5 and resources["learner worker"]["GPU"] == 0.5
     assert resources["learner_device"] == "cpu"
+    _, dashboard = ray_head_node
     job_actors = [a for a in list_actors(detail=True, limit=10_000) if a.job_id == job_id_of(done.stdout, dashboard)]
     scorers = [a for a in job_actors if a.class_name == "Scorer"]
     assert scorers and all(gpu_request(a) == 0.5 for a in scorers)
@@ -87,7 +66,7 @@ def job_id_of(submit_output: str, dashboard_url: str) -> str:
 def test_a_job_naming_a_missing_data_path_fails_fast_with_one_line(ray_head_node, ray_cluster, tmp_path):
     _, dashboard = ray_head_node
     start = time.monotonic()
-    done = submit(dashboard, *sets(tiny_overrides(tmp_path / "nowhere", tmp_path)), timeout=120)
+    done = submit(dashboard, *with_sets(tiny_overrides(tmp_path / "nowhere", tmp_path)), timeout=120)
     assert done.returncode != 0 and time.monotonic() - start < 90
     output = done.stdout + done.stderr
     # the job's log, and Ray's "job failed" status that quotes the log's tail: the same one line

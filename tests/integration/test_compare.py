@@ -15,7 +15,8 @@ pytestmark = pytest.mark.ray
 def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strategy(ray_cluster, tiny_data_dir,
                                                                                    tmp_path, capsys):
     out = tmp_path / "cmp"
-    sets = tiny_overrides(tiny_data_dir, tmp_path) + [f"compare.dir={out}", "compare.budgets=[70, 100]"]
+    sets = tiny_overrides(tiny_data_dir, tmp_path) + [f"compare.dir={out}", "schedule.round_ends=[70]",
+                                                      "compare.budgets=[40, 70]"]
     code, _, err = in_process(capsys, "compare", *with_sets(sets + ["compare.strategies=[svp]"]))
     assert code == 0, err[-3000:]
     stamps = {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()}
@@ -27,7 +28,7 @@ def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strateg
     assert {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()} == stamps
 
     results = json.loads((out / "results.json").read_text())
-    assert results["budgets"] == {"17.5%": 1, "25%": 2}  # 70 and 100 of a 400-example pool
+    assert results["budgets"] == {"10%": 0, "17.5%": 1}  # 40 and 70 of a 400-example pool
     for name in ("svp", "clactive"):
         store = RunStore(out / name)
         records = store.records()
@@ -44,5 +45,5 @@ def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strateg
         assert figures["update_vs_svp"] == pytest.approx(svp["update_s"] / ours["update_s"])
     for png in ("target_accuracy.png", "selection_time.png", "update_per_round.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| clactive | 25% | 100 |" in (out / "table.md").read_text()
+    assert "| clactive | 17.5% | 70 |" in (out / "table.md").read_text()
     assert results["date"] and results["machine"] and results["command"].startswith("clactive compare --set ")

@@ -18,25 +18,26 @@ from tests.integration.test_cli import in_process, with_sets
 pytestmark = pytest.mark.ray
 
 
-def test_full_with_k_center_runs_two_rounds_on_cifar_layout_data(ray_cluster, tmp_path, capsys):
+def test_full_with_k_center_runs_on_cifar_layout_data(ray_cluster, tmp_path, capsys):
     """`full` retrains the CIFAR target from scratch every round and selects with it, by k-center
     on its embeddings of 3x32x32 images."""
     raw = write_cifar10_like(tmp_path / "raw", per_batch=40, test=60)
     sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith(("data.data_dir=", "target.name="))]
     code, printed, _ = in_process(capsys, "run", "--dataset", "cifar10", "--data-dir", raw, "--strategy", "full",
-                                  "--acquisition", "k_center", *with_sets(sets + ["target.name=preact_resnet20"]))
+                                  "--acquisition", "k_center",
+                                  *with_sets(sets + ["target.name=preact_resnet20", "schedule.round_ends=[70]"]))
     assert code == 0
     assert "on cifar10 (200 pool, 60 test)" in printed
     store = RunStore(tmp_path / "run")
     records = store.records()
-    assert [r["labelled"] for r in records] == [40, 70, 100]          # the initial set, then two rounds
-    assert [r["warm_start"] for r in records] == [False, False, False]
+    assert [r["labelled"] for r in records] == [40, 70]               # the initial set, then a scored round
+    assert [r["warm_start"] for r in records] == [False, False]
     assert {r["selection_model"] for r in records} == {"target"}
-    assert [r["steps"] for r in records] == [4, 6, 8]                 # target.epochs=2 over 40, 70, 100 at batch 32
+    assert [r["steps"] for r in records] == [4, 6]                    # target.epochs=2 over 40, 70 at batch 32
     assert all(0.0 <= r["selection_acc"] <= 1.0 for r in records)
     ids, _, images = store.load_labels()
-    assert len(set(ids.tolist())) == 100 and set(ids.tolist()) <= set(range(200)) and images.shape[1:] == (3, 32, 32)
-    assert 0.0 <= store.read_json("targets/0002.json")["target_acc"] <= 1.0  # the target, on the final labels
+    assert len(set(ids.tolist())) == 70 and set(ids.tolist()) <= set(range(200)) and images.shape[1:] == (3, 32, 32)
+    assert 0.0 <= store.read_json("targets/0001.json")["target_acc"] <= 1.0  # the target, on the final labels
 
 
 def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp_path):

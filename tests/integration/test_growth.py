@@ -55,15 +55,20 @@ def arrival_shard(path, ids, data):
 
 def test_an_arrival_shard_joins_the_pool_before_the_next_round_and_a_bad_one_stops_it(
         ray_cluster, tiny_data_dir, work_dir):
+    """With svp and margin acquisition, on a data-parallel worker group of two (on CPUs: 2 x 0.5 GPU
+    and a scorer would exceed the session's one logical GPU)."""
     arrivals = work_dir / "arrivals"
     arrivals.mkdir()
     config = tiny_config(tiny_data_dir, work_dir, "pool.growth=arrivals", f"pool.arrivals_dir={arrivals}",
-                         "train_target_at_end=false", "schedule.round_ends=[70]")
+                         "train_target_at_end=false", "schedule.round_ends=[70]", "strategy=svp",
+                         "acquisition=margin", "learner.workers=2", "learner.cpus_per_worker=0.25",
+                         "learner.use_gpu=false")
     data = prepared(config)
     store = RunStore.create(config.run_dir, config)
     coordinator = Coordinator.remote(config.to_dict(), asdict(data), config.run_dir, 120)
     try:
-        assert ray.get(coordinator.run_round.remote(0))["candidates"] == 400
+        first = ray.get(coordinator.run_round.remote(0))
+        assert first["candidates"] == 400 and first["resources"]["learner_device"] == "cpu"
 
         arrival_shard(arrivals / "bad.parquet", [5], data)  # id 5 is already in the pool
         with pytest.raises(ray.exceptions.RayTaskError) as failure:
@@ -75,6 +80,9 @@ def test_an_arrival_shard_joins_the_pool_before_the_next_round_and_a_bad_one_sto
         good = arrival_shard(arrivals / "day-2.parquet", np.arange(10_000, 10_050), data)
         record = ray.get(coordinator.run_round.remote(1))
         assert record["admitted"] == [good] and record["candidates"] == 400 + 50 - 40
+        assert record["selection_model"] == "proxy" and record["warm_start"] is False  # svp: from scratch
+        ids, _, _ = store.load_labels()
+        assert len(ids) == 70 and len(set(ids.tolist())) == 70
         ray.get(coordinator.close.remote())
     finally:
         ray.kill(coordinator)

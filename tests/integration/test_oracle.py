@@ -26,15 +26,16 @@ def label(*argv) -> int:
     return pipeline.cli.main(["label", *map(str, argv)])
 
 
-def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_selection(
+def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selection_and_accepts_a_partial_round(
         ray_cluster, tiny_data_dir, tmp_path, unbroken, capsys):
     run_dir = tmp_path / "run"
     config = tiny_config(tiny_data_dir, tmp_path)
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
 
-    # two rounds, not the unbroken run's three: the first two choices do not depend on the schedule's length
-    two_rounds = tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external", "schedule.round_ends=[70]"]
-    code, out, err = in_process(capsys, "run", *with_sets(two_rounds))
+    # three rounds: the first two are answered in full and must choose as the simulated oracle's run
+    # did (`unbroken`, two rounds); the third continues with part of its answers (--accept-partial)
+    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"])
+    code, out, err = in_process(capsys, "run", *args)
     assert code == 0, err[-3000:]
     assert "round 0 waits for 40 labels" in out and "requests/0000/to_label.csv" in out
     assert "clactive label import" in out and RunStore(run_dir).committed_rounds() == []
@@ -50,7 +51,7 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
     assert label("simulate", run_dir) == 0
 
     # rounds 1 and 2: resume, which commits the answered round and asks for the next one's labels
-    for r in (1,):
+    for r in (1, 2):
         code, out, err = in_process(capsys, "run", "--resume", run_dir)
         assert code == 0, err[-3000:]
         assert f"round {r} waits for 30 labels" in out
@@ -60,35 +61,22 @@ def test_an_external_oracle_run_pauses_every_round_and_ends_with_the_simulated_s
         assert set(table.column("predicted_label").to_pylist()) <= set(range(10))
         scores = table.column("score").to_numpy()
         assert np.all(np.diff(scores) <= 1e-5)  # the hints' scores in selection order: best first
-        assert label("simulate", run_dir) == 0
+        assert label("simulate", run_dir, *(["--count", 20] if r == 2 else [])) == 0
+    assert selection(run_dir) == unbroken                       # the same choices as the simulated oracle's run
 
-    code, out, err = in_process(capsys, "run", "--resume", run_dir)
+    # round 2 has 20 of its 30 answers: a plain resume is refused; --accept-partial continues with them
+    code, _, err = in_process(capsys, "run", "--resume", run_dir)
+    assert code == 2 and "round 2 waits for 10 of its 30 labels" in err
+    code, out, err = in_process(capsys, "run", "--resume", run_dir, "--accept-partial")
     assert code == 0, err[-3000:]
     assert "waits for" not in out
     records = RunStore(run_dir).records()
-    assert [(r["requested"], r["answered"], r["acquired"]) for r in records] == [(40, 40, 40), (30, 30, 30)]
-    assert selection(run_dir) == unbroken[:2]                 # the same choices as the simulated oracle's run
+    assert [(r["requested"], r["answered"], r["acquired"], r["labelled"]) for r in records] == [
+        (40, 40, 40, 40), (30, 30, 30, 70), (30, 20, 20, 90)]
+    assert selection(run_dir)[2] == requested(run_dir, 2).column("id").to_pylist()[:20]  # answered, in order
     capsys.readouterr()
     assert pipeline.cli.main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "rounds done: 2 of 2; labels acquired: 70" in out and "finished" in out
+    assert "rounds done: 3 of 3; labels acquired: 90" in out and "finished" in out
     assert label("import", run_dir, answers) == 2               # every round is final now
-    assert "has finished all 2 rounds" in capsys.readouterr().err
-
-
-def test_accept_partial_continues_with_the_answered_ids_and_records_how_many_were_asked(
-        ray_cluster, tiny_data_dir, tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"])
-    assert in_process(capsys, "run", *args)[0] == 0
-    assert label("simulate", run_dir, "--count", 25) == 0
-
-    code, _, err = in_process(capsys, "run", "--resume", run_dir)
-    assert code == 2 and "round 0 waits for 15 of its 40 labels" in err
-    code, out, err = in_process(capsys, "run", "--resume", run_dir, "--accept-partial")
-    assert code == 0, err[-3000:]
-    assert "round 1 waits for 30 labels" in out
-    record = RunStore(run_dir).records()[0]
-    assert (record["requested"], record["answered"], record["acquired"], record["labelled"]) == (40, 25, 25, 25)
-    first_25 = requested(run_dir, 0).column("id").to_pylist()[:25]
-    assert selection(run_dir) == [first_25]                     # the answered ids, in selection order
+    assert "has finished all 3 rounds" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from pipeline.config import load_config
 from pipeline.faults import HOOK_ENV, marker_name
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides
-from tests.integration.conftest import NO_TARGET, selection
+from tests.integration.conftest import selection, two_round_args
 from tests.integration.test_cli import REPO, clactive, with_sets
 
 pytestmark = pytest.mark.ray
@@ -47,33 +47,30 @@ def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeou
         proc.wait()
 
 
-# One run is killed three times, at each kill point the README names, and resumed both ways: while
-# round 1 scores the pool and again inside its update, each time resumed by the same command; after
-# round 2's labels, resumed with --resume.
+# One two-round run is killed three times, at each kill point the README names, and resumed both
+# ways: after round 0's labels (before its update), resumed by the same command; while round 1
+# scores the pool, resumed with --resume; inside round 1's update, resumed by the same command.
 def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken):
     run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
-    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)
+    args = two_round_args(tiny_data_dir, tmp_path)
+    kill_at("0:label", args, run_dir, ray_cluster)
+    assert RunStore(run_dir).committed_rounds() == []  # the partial round is invisible
     kill_at("1:scorer", args, run_dir, ray_cluster)
-    assert RunStore(run_dir).committed_rounds() == [0]  # the partial round is invisible
+    assert RunStore(run_dir).committed_rounds() == [0]
     before = selection(run_dir)
-    kill_at("1:train", args, run_dir, ray_cluster)
-    assert RunStore(run_dir).committed_rounds() == [0] and selection(run_dir) == before
-
-    kill_at("2:label", ["--resume", str(run_dir)], run_dir, ray_cluster)
-    assert RunStore(run_dir).committed_rounds() == [0, 1]
-    resumed = selection(run_dir)
-    assert resumed[:1] == before                            # no label lost or changed
+    kill_at("1:train", ["--resume", str(run_dir)], run_dir, ray_cluster)
+    assert RunStore(run_dir).committed_rounds() == [0] and selection(run_dir) == before  # no label lost or changed
 
     done = clactive(*args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "(resuming)" in done.stdout
     assert_only_clactive_lines(done)
     after = selection(run_dir)
-    assert after[:2] == resumed
+    assert after[:1] == before
     flat = [i for part in after for i in part]
     assert len(flat) == len(set(flat))                      # no label acquired twice
     assert after == unbroken                                # the same selection as an unbroken run
-    assert sorted(p.name for p in run_dir.glob("rounds/*")) == ["0000", "0001", "0002"]
+    assert sorted(p.name for p in run_dir.glob("rounds/*")) == ["0000", "0001"]
     stamp = (run_dir / "rounds.jsonl").stat().st_mtime_ns   # and once more (in-process): a finished run does nothing
     assert pipeline.cli.main(["run", *args]) == 0
     assert (run_dir / "rounds.jsonl").stat().st_mtime_ns == stamp
@@ -89,19 +86,19 @@ def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):
 
 def test_a_scoring_actor_a_train_worker_and_the_coordinator_that_die_mid_round_are_restarted(
         ray_cluster, tiny_data_dir, tmp_path, unbroken, monkeypatch):
-    """One run (in this process, on the session's Ray), three faults: each process dies once (os._exit)
-    inside a round, and the process Ray brings up in its place takes SLOW_RESTART_S to start: what
-    redoes the work must wait for it, however slow the machine, not retry into a restart."""
-    faults = {"1:scorer": "a scoring actor, on its first batch",
-              "1:train": "Ray Train worker rank 0, as the update starts",
-              "2:label": "the coordinator, labels acquired but not committed"}
+    """One two-round run (in this process, on the session's Ray), three faults: each process dies once
+    (os._exit) inside a round, and the process Ray brings up in its place takes SLOW_RESTART_S to
+    start: what redoes the work must wait for it, however slow the machine, not retry into a restart."""
+    faults = {"0:label": "the coordinator, labels acquired but not committed",
+              "1:scorer": "a scoring actor, on its first batch",
+              "1:train": "Ray Train worker rank 0, as the update starts"}
     monkeypatch.setenv(HOOK_ENV, ",".join(f"{p}:slow_crash" for p in faults))
-    assert pipeline.cli.main(["run", *with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET)]) == 0
+    assert pipeline.cli.main(["run", *two_round_args(tiny_data_dir, tmp_path)]) == 0
     run_dir = tmp_path / "run"
     for point, process in faults.items():
         at_round, stage = point.split(":")
         assert (run_dir / marker_name(int(at_round), stage)).is_file(), f"{process} never crashed"
         assert (run_dir / (marker_name(int(at_round), stage) + "-slow")).is_file(), f"{process} came back at once"
     records = RunStore(run_dir).records()
-    assert records[1].get("redone_passes") == 1 and records[2].get("coordinator_restarted") is True
+    assert records[0].get("coordinator_restarted") is True and records[1].get("redone_passes") == 1
     assert selection(run_dir) == unbroken

@@ -1,9 +1,11 @@
-"""Whole runs through the coordinator actor, the scorers and the Ray Train learner, in-process (the
-command-line run and what it leaves in its run directory: tests/integration/test_cli.py)."""
+"""What `run_rounds` refuses before any round.
+
+Every strategy and acquisition kind completes a run somewhere in this suite, each where it costs no
+run of its own: clactive / least_confidence in most tests, full / k_center on CIFAR-layout data
+(test_datasets.py), finetune / random on a class-incremental pool and svp / margin on a data-parallel
+worker group of two with arriving shards (test_growth.py)."""
 from dataclasses import asdict
 
-import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import run_rounds
@@ -26,22 +28,3 @@ def test_reservations_that_starve_ray_data_are_refused_before_any_round(ray_clus
     with pytest.raises(ConfigError, match="reserve 1.5 of the cluster's 2 CPUs.*lower learner.cpus_per_worker"):
         run_tiny(tiny_data_dir, work_dir, "learner.workers=2")
     assert not (work_dir / "run").exists()  # refused before the run directory was created
-
-
-def label_rounds(store):
-    return [pq.read_table(f"{store.location}/rounds/{r:04d}/labels.parquet") for r in store.committed_rounds()]
-
-
-# Every strategy and acquisition kind completes a run somewhere in this suite, each where it costs no
-# run of its own: clactive / least_confidence in most tests, full / k_center on CIFAR-layout data
-# (test_datasets.py), finetune / random on a class-incremental pool (test_growth.py), svp / margin here.
-def test_svp_with_margin_on_a_data_parallel_worker_group_of_two_completes(ray_cluster, tiny_data_dir, work_dir):
-    # on CPUs: 2 x 0.5 GPU + a scorer would exceed the one logical GPU
-    _, _, result, store = run_tiny(tiny_data_dir, work_dir, "strategy=svp", "acquisition=margin",
-                                   "learner.workers=2", "learner.cpus_per_worker=0.25", "learner.use_gpu=false",
-                                   "schedule.round_ends=[70]", "train_target_at_end=false")
-    records = store.records()
-    ids = np.concatenate([t.column("id").to_numpy() for t in label_rounds(store)])
-    assert [r["labelled"] for r in records] == [40, 70] and len(set(ids.tolist())) == 70
-    assert records[1]["selection_model"] == "proxy" and records[1]["warm_start"] is False
-    assert result["final"] is None and not (work_dir / "run" / "targets").exists()

@@ -8,7 +8,7 @@ import torch
 from ray.util.state import list_actors
 
 from actors.scorer import ScorerPool
-from pipeline.acquisition import get_acquisition, top_k
+from pipeline.acquisition import get_acquisition, k_center_greedy, top_k
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.models import create_model
 from pipeline.training import predict, checkpoint_bytes
@@ -55,23 +55,27 @@ def test_long_lived_scorers_pick_exactly_the_least_sure_examples_with_each_passs
         scorers.close()
 
 
-def test_set_based_selection_is_the_same_with_more_scorers_than_the_pool_has_files(ray_cluster, tiny_data_dir,
-                                                                                   work_dir):
+def test_set_based_selection_with_more_scorers_than_the_pool_has_files_picks_the_plain_loops_ids(
+        ray_cluster, tiny_data_dir, work_dir):
     """k_center gathers every shard's embeddings; with 4 scorers over 3 files one scorer gets no block."""
     torch.manual_seed(0)
-    weights = checkpoint_bytes(create_model("small_cnn", 1, 10))
+    model = create_model("small_cnn", 1, 10)
     labelled = np.arange(0, 400, 5)
-    chosen = {}
-    for actors in (1, 4):
-        config = tiny_config(tiny_data_dir, work_dir, "acquisition=k_center", f"scoring.actors={actors}",
-                             "scoring.cpus_per_actor=0.25", "scoring.gpus_per_actor=0")
-        data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir,
-                               config.data.shard_rows)
-        assert len(list(Path(data.split_dir("pool")).glob("*.parquet"))) == 3
-        scorers = ScorerPool(config, data, "small_cnn")
-        try:
-            chosen[actors], seconds = scorers.select(weights, labelled, k=20, seed=0)
-        finally:
-            scorers.close()
-        assert seconds["candidates"] == 400 - len(labelled)
-    np.testing.assert_array_equal(chosen[4], chosen[1])
+    config = tiny_config(tiny_data_dir, work_dir, "acquisition=k_center", "scoring.actors=4",
+                         "scoring.cpus_per_actor=0.25", "scoring.gpus_per_actor=0")
+    data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
+    assert len(list(Path(data.split_dir("pool")).glob("*.parquet"))) == 3
+    scorers = ScorerPool(config, data, "small_cnn")
+    try:
+        chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0)
+    finally:
+        scorers.close()
+    assert seconds["candidates"] == 400 - len(labelled)
+
+    table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()  # the plain loop
+    pool_ids = table.column("id").to_numpy()
+    images = torch.from_numpy(images_from_arrow(table.column("image"), data.image_shape).copy())
+    embeddings = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"), output="embeddings")
+    unlabelled = ~np.isin(pool_ids, labelled)
+    picks = k_center_greedy(embeddings[unlabelled], embeddings[~unlabelled], 20)
+    np.testing.assert_array_equal(chosen, pool_ids[unlabelled][picks])

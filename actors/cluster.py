@@ -20,7 +20,8 @@ import time
 from pipeline.errors import ClactiveError
 
 REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
-RAY_TEMP_DIR = "/tmp/ray"  # where `ray start` records the latest cluster's address (Ray's default)
+RAY_TEMP_DIR = "/tmp/ray"
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # where `ray start` records the latest cluster's address (Ray's default)
 
 
 def requested_address(address: str | None) -> str | None:
@@ -71,6 +72,9 @@ def _start_local(quiet: dict) -> None:
     # short: Ray puts its sockets in it
     temp_dir = os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), f"clactive-{os.getpid()}")
     os.environ["RAY_TMPDIR"] = temp_dir  # before ray.init: every process Ray starts inherits it
+    # Ray Train watches for nodes being drained (spot preemption) from an actor of its own; a Ray on
+    # one machine has no other node, so that is a process (and its imports) per run for nothing.
+    os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
     ray.init(address="local", **quiet)
     ray_dir = os.path.join(temp_dir, "ray")
     with open(os.path.join(ray_dir, "ray_current_cluster"), "w") as f:

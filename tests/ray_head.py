@@ -48,6 +48,8 @@ def ray_head(num_cpus: int, num_gpus: int = 0, start_timeout_s: float = 90):
                "--disable-usage-stats"]
     head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
                             env={**os.environ, "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "120",
+                                 # one machine, no node to be preempted: Ray Train's watcher is a process per run
+                                 "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
                                  # a job's `python` is this environment's, as on a cluster node
                                  "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
     address, url = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"

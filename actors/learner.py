@@ -15,7 +15,6 @@ import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 
 import numpy as np
 import ray
@@ -28,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from actors.mailbox import Mailbox
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
-from pipeline.config import RunConfig, config_from_dict
+from pipeline.config import RunConfig
 from pipeline.data import PreparedData, resolve_augment
 from pipeline.faults import Hook
 from pipeline.growth import class_counts
@@ -43,8 +42,8 @@ def learner_loop(loop_config: dict) -> None:
     """Ray Train worker: serve jobs until the mailbox says stop (a None job)."""
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
-    config: RunConfig = config_from_dict(loop_config["config"])
-    data = PreparedData(**loop_config["data"])
+    config: RunConfig = loop_config["config"]
+    data: PreparedData = loop_config["data"]
     mailbox = loop_config["mailbox"]
     if rank == 0:
         Hook(loop_config["hook"], loop_config["run_dir"]).starting("train")
@@ -69,7 +68,7 @@ def learner_loop(loop_config: dict) -> None:
             if checkpoint:
                 load_weights(model, checkpoint)
             model = model.to(device)
-            optimizer = make_optimizer(model, getattr(config, plan.role))
+            optimizer = make_optimizer(model, getattr(config, plan.role), lr=plan.lr)
             if checkpoint:
                 load_optimizer(optimizer, checkpoint)
             if world_size > 1:
@@ -168,7 +167,7 @@ class Learner:
         scaling = ray.train.ScalingConfig(num_workers=config.learner.workers, use_gpu=gpus > 0,
                                           resources_per_worker={"CPU": config.learner.cpus_per_worker,
                                                                 **({"GPU": gpus} if gpus else {})})
-        loop_config = {"config": config.to_dict(), "data": asdict(data), "mailbox": self.mailbox, "test": [test_ref],
+        loop_config = {"config": config, "data": data, "mailbox": self.mailbox, "test": [test_ref],
                        "nccl": nccl, "hook": hook, "run_dir": store.location}
         # fit() runs in a thread of this process, as Ray Tune runs it in a trial, not in a task of its
         # own: one process (and its torch import, seconds on two cores) fewer per run.

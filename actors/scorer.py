@@ -25,7 +25,8 @@ import ray
 import torch
 
 from actors.resources import read_args, scorer_resources
-from pipeline.acquisition import Acquisition, StreamingTopK, get_acquisition
+from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, StreamingTopK,
+                                  get_acquisition, in_sorted)
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
@@ -39,12 +40,15 @@ PASS_ATTEMPTS = 3  # a pass that loses a scorer is redone from its start, with t
 RESTART_DEADLINE_S = 600  # how long a redone pass waits for restarted scorers (a GPU node may have to come up)
 
 
-def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """Boolean mask: which `values` occur in the ascending array `sorted_set`."""
-    if len(sorted_set) == 0:
-        return np.zeros(len(values), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return sorted_set[pos] == values
+def per_example(acquisition: Acquisition) -> bool:
+    """The scorer's one dispatch on the acquisition contract. True: per-example scores, ranked in a
+    stream (a StreamingTopK per shard, merged). False: set-based selection, which gathers every
+    unlabelled and labelled embedding of the pool first."""
+    if isinstance(acquisition, PerExampleAcquisition):
+        return True
+    if isinstance(acquisition, SetAcquisition):
+        return False
+    raise TypeError(f"acquisition '{acquisition.name}' is neither a PerExampleAcquisition nor a SetAcquisition")
 
 
 class Scorer:
@@ -62,44 +66,48 @@ class Scorer:
     def ready(self) -> bool:
         return True
 
-    def score(self, shard, weights: bytes, labelled_ids: np.ndarray, acquisition: str, k: int, seed: int,
+    def score(self, shard, weights: bytes, labelled_ids: np.ndarray, acquisition_name: str, k: int, seed: int,
               batch_size: int, hook: Hook) -> dict:
         """Scores every batch of `shard` (a Ray Data dataset; None: no file) with `weights`, skipping `labelled_ids`
-        (ascending). Streamable acquisitions return {"top": StreamingTopK of the shard}; set-based ones
+        (ascending). Per-example acquisitions return {"top": StreamingTopK of the shard}; set-based ones
         return {"rows": every row's "id", "labelled" and "embedding"}, rows None for an empty shard.
         Both add "busy_s", the compute seconds."""
         load_weights(self.model, weights).eval()
-        scorer: Acquisition = get_acquisition(acquisition)
+        acquisition = get_acquisition(acquisition_name)
+        streamed = per_example(acquisition)
         top, parts, busy_s = StreamingTopK(k), [], 0.0
         batches = shard.iter_batches(batch_size=batch_size, batch_format="pyarrow") if shard is not None else []
         for batch in batches:
             start = time.perf_counter()
             hook.at("scorer")
-            scored = self._score_batch(batch, labelled_ids, scorer, seed)
-            if scorer.streamable:
+            scored = self._score_batch(batch, labelled_ids, acquisition, streamed, seed)
+            if streamed:
                 top.push(scored["id"], scored["score"])
             else:
                 parts.append(scored)
             busy_s += time.perf_counter() - start
-        if scorer.streamable:
+        if streamed:
             return {"top": top, "busy_s": busy_s}
         if not parts:  # a scorer with no file of the pool
             return {"rows": None, "busy_s": busy_s}
         rows = {key: np.concatenate([p[key] for p in parts]) for key in ("id", "labelled", "embedding")}
         return {"rows": rows, "busy_s": busy_s}
 
-    def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, scorer: Acquisition,
+    def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, acquisition: Acquisition, streamed: bool,
                      seed: int) -> dict[str, np.ndarray]:
+        """`streamed` (per_example(acquisition)): {"id", "score"} of the batch's unlabelled rows;
+        otherwise {"id", "labelled", "embedding"} of every row."""
         pool_ids = batch.column("id").to_numpy()
         labelled = in_sorted(pool_ids, labelled_ids)
-        rows = ~labelled if scorer.streamable else np.ones(len(pool_ids), dtype=bool)
+        # set-based selection measures candidates against the labelled examples, so it embeds them too
+        to_score = ~labelled if streamed else np.ones(len(pool_ids), dtype=bool)
         out = None
-        if scorer.needs is not None:
-            images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[rows])
+        if acquisition.needs is not None:  # None: the score uses no model output, so skip the forward pass
+            images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[to_score])
             out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
-                          output=scorer.needs)
-        if scorer.streamable:
-            return {"id": pool_ids[rows], "score": scorer.score(out, pool_ids[rows], seed)}
+                          output=acquisition.needs)
+        if streamed:
+            return {"id": pool_ids[to_score], "score": acquisition.score(out, pool_ids[to_score], seed)}
         return {"id": pool_ids, "labelled": labelled, "embedding": out}
 
 
@@ -159,7 +167,7 @@ class ScorerPool:
 
         start = time.perf_counter()
         acquisition = get_acquisition(self.config.acquisition)
-        if acquisition.streamable:
+        if per_example(acquisition):
             top = StreamingTopK.merged([part["top"] for part in parts], k)
             chosen, _ = top.result()
             candidates = top.seen
@@ -224,7 +232,7 @@ def label_hints(config: RunConfig, data: PreparedData, model_name: str, weights:
     probs = predict(model, torch.from_numpy(np.ascontiguousarray(images)), mean=data.mean, std=data.std,
                     device=torch.device("cpu"))  # (n, K)
     acquisition = get_acquisition(config.acquisition)
-    score = (acquisition.score(probs, pool_ids, seed) if acquisition.streamable
+    score = (acquisition.score(probs, pool_ids, seed) if per_example(acquisition)
              else np.full(len(pool_ids), np.nan))
     return {"predicted_label": probs.argmax(axis=1), "predicted_prob": probs.max(axis=1).astype(np.float64),
             "score": score}

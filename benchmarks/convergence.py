@@ -82,7 +82,7 @@ def main() -> None:
             model = create_model(args.model, data.image_shape[0], data.num_classes)
             steps = steps_for_epochs(args.labels, epochs, settings.batch_size)
             start = time.perf_counter()
-            train_steps(model, make_optimizer(model, settings), x, y, steps=steps, batch_size=settings.batch_size,
+            train_steps(model, make_optimizer(model, settings, lr=settings.lr), x, y, steps=steps, batch_size=settings.batch_size,
                         lr=settings.lr, mean=data.mean, std=data.std, generator=torch.Generator().manual_seed(seed),
                         device=torch.device("cpu"), augment=resolve_augment(config.data))
             seconds = time.perf_counter() - start

@@ -22,10 +22,10 @@ round shows it).
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 
 from benchmarks.common import prepared, start_ray, print_table, spread, write_result
-from pipeline.cli import run_rounds
+from actors.driver import run_rounds
+from pipeline.preflight import plan_run
 from pipeline.config import load_config
 from pipeline.report import round_costs
 from pipeline.run_store import RunStore
@@ -51,7 +51,7 @@ def main() -> None:
     if RunStore(args.run_dir).holds_run():
         RunStore.open(args.run_dir, config)  # refuses a run made with other settings
     start_ray()
-    records = run_rounds(config, asdict(data), no_progress_timeout_s=600)["records"]
+    records = run_rounds(plan_run(config, data), no_progress_timeout_s=600)["records"]
 
     rows, per_round = [], []
     for record in records:

@@ -2,10 +2,16 @@
 
 Index spaces: `pool_ids` are the stable int64 ids of the pool; `batch_pos` are positions in
 one scored batch. Every score is "higher = label first".
+
+Two contracts, one abstract method each; every registered acquisition follows exactly one:
+  PerExampleAcquisition  `_score`: an example's score depends on that example alone, so the pool
+                         is ranked in a stream (StreamingTopK), shard by shard.
+  SetAcquisition         `select`: picks k candidates at once from every embedding; cannot stream.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Optional
 
 import numpy as np
 
@@ -33,43 +39,61 @@ def get_acquisition(name: str) -> "Acquisition":
 
 
 class Acquisition(ABC):
-    """Base of every acquisition function.
-
-    `needs` says what the scorer must compute per example: "probs" (softmax, (N, K)),
-    "embeddings" ((N, D), for set-based selection that cannot stream) or None (nothing).
-    """
+    """Common parent of the two contracts below. `needs` says what the scorer computes per example:
+    "probs" (softmax, (N, K)), "embeddings" ((N, D)) or None (nothing: no forward pass)."""
     name: str
-    needs = "probs"
-    streamable = True
+    needs: Optional[str]
 
 
-class ScoreAcquisition(Acquisition):
-    """Scores each example on its own, so the pool can be ranked in a stream."""
+class PerExampleAcquisition(Acquisition):
+    """Scores each example on its own: probs (N, K), pool_ids (N,), seed -> scores (N,) float64,
+    higher = label first. An example's score depends only on its own row, id and the seed, so any
+    batching or order of the pool ranks the same.
 
-    def score(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray:
-        """probs (N, K) softmax rows, pool_ids (N,) -> scores (N,) float64."""
-        if probs.ndim != 2 or probs.shape[0] != pool_ids.shape[0]:
+    Subclasses implement `_score` only; `score` checks the inputs and hands it float64 probs.
+    `needs` is "probs", or None when the score uses no model output (probs may then be None).
+    """
+    needs: Optional[str] = "probs"
+
+    def score(self, probs: Optional[np.ndarray], pool_ids: np.ndarray, seed: int) -> np.ndarray:
+        """probs (N, K) softmax rows (or None when `needs` is None), pool_ids (N,) -> scores (N,) float64."""
+        if probs is None:
+            if self.needs is not None:
+                raise ValueError(f"acquisition '{self.name}' scores model outputs ({self.needs}), but got none")
+        elif probs.ndim != 2 or probs.shape[0] != pool_ids.shape[0]:
             raise ValueError(f"probs {probs.shape} and pool_ids {pool_ids.shape} do not match")
-        return self._score(np.asarray(probs, dtype=np.float64), pool_ids, seed)
+        else:
+            probs = np.asarray(probs, dtype=np.float64)
+        return np.asarray(self._score(probs, pool_ids, seed), dtype=np.float64)
 
     @abstractmethod
-    def _score(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
+    def _score(self, probs: Optional[np.ndarray], pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
+
+
+class SetAcquisition(Acquisition):
+    """Selects a set: candidate_emb (N, D), labelled_emb (M, D), k -> k distinct positions into
+    candidate_emb, in pick order; raises PoolExhaustedError when k > N. A pick depends on every
+    other candidate, so the scorer gathers the whole pool's embeddings first."""
+    needs = "embeddings"
+
+    @abstractmethod
+    def select(self, candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray: ...
 
 
 @register_acquisition("least_confidence")
-class LeastConfidence(ScoreAcquisition):
+class LeastConfidence(PerExampleAcquisition):
     def _score(self, probs, pool_ids, seed):
         return 1.0 - probs.max(axis=1)
 
 
 @register_acquisition("entropy")
-class Entropy(ScoreAcquisition):
+class Entropy(PerExampleAcquisition):
     def _score(self, probs, pool_ids, seed):
         return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
 
 
 @register_acquisition("margin")
-class Margin(ScoreAcquisition):
+class Margin(PerExampleAcquisition):
     """Small gap between the two likeliest classes = high score."""
 
     def _score(self, probs, pool_ids, seed):
@@ -78,23 +102,28 @@ class Margin(ScoreAcquisition):
 
 
 @register_acquisition("random")
-class Random(Acquisition):
+class Random(PerExampleAcquisition):
     """A uniform score that depends only on (pool id, seed), so any batching ranks the same.
 
     It needs no model output, so the scorer skips the forward pass."""
     needs = None
 
-    def score(self, probs, pool_ids: np.ndarray, seed: int) -> np.ndarray:
+    def _score(self, probs, pool_ids, seed):
         return hashed_uniform(pool_ids, seed)
 
 
 @register_acquisition("k_center")
-class KCenter(Acquisition):
-    needs = "embeddings"
-    streamable = False
-
+class KCenter(SetAcquisition):
     def select(self, candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray:
         return k_center_greedy(candidate_emb, labelled_emb, k)
+
+
+def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """Boolean mask: which `values` (e.g. pool ids) occur in the ascending array `sorted_set`."""
+    if len(sorted_set) == 0:
+        return np.zeros(len(values), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
+    return sorted_set[pos] == values
 
 
 def hashed_uniform(pool_ids: np.ndarray, seed: int) -> np.ndarray:

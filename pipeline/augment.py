@@ -18,11 +18,14 @@ from typing import Callable, Optional
 
 import torch
 
-from pipeline.config import AUGMENTS  # ("none", "flip", "crop_flip", "resized_crop_flip")
-
+AUGMENTS = ("none", "flip", "crop_flip", "resized_crop_flip")  # this registry's names, as above
 CROP_PADDING = 4
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def augment_names() -> list[str]:
+    return list(AUGMENTS)
 
 
 def make_augment(name: str, image_shape: tuple[int, int, int]) -> Optional[Transform]:

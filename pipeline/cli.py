@@ -10,24 +10,21 @@ import argparse
 import os
 import shlex
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 
-from pipeline.config import RunConfig, load_config, resolve_schedule, validate
+from pipeline.config import load_config, validate
 from pipeline.data import prepare_data, source_names
-from pipeline.data.pool import check_against_data, split_files
+from pipeline.data.pool import split_files
 from pipeline.errors import ClactiveError
 from pipeline.faults import HOOK_ENV, check_hook
 from pipeline.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,
                              status_lines, waiting_message)
+from pipeline.preflight import preflight
+from pipeline.round_table import RoundTable
 from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
-COORDINATOR_RESTARTS = 3  # a coordinator that dies is restarted and reloads the run directory
-CLOSE_TIMEOUT_S = 60  # a graceful stop of the learner's worker group, when a run is interrupted
-COLUMNS = [("round", 5, "{:d}"), ("labelled", 8, "{:d}"), ("acquired", 8, "{:d}"), ("score s", 7, "{:.1f}"),
-           ("select s", 8, "{:.2f}"), ("train s", 7, "{:.1f}"), ("steps", 6, "{:d}"), ("eval s", 6, "{:.1f}"),
-           ("overhead s", 10, "{:.1f}"), ("acc", 6, "{:.4f}")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,9 +164,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, args.overrides, strategy=args.strategy, acquisition=args.acquisition,
                              run_dir=args.run_dir, **{"data.dataset": args.dataset, "data.data_dir": args.data_dir})
-    data = prepare_data(config.data, start_ray=lambda: connect(args.address, args.verbose))
-    resolve_schedule(config.schedule, data.pool_size)  # budgets vs pool size, before Ray starts
-    check_against_data(config, data)
+    plan = preflight(config, start_ray=lambda: connect(args.address, args.verbose))
+    data = plan.data
     if args.accept_partial and config.oracle != "external":
         raise ClactiveError(f"--accept-partial continues a round that waits for people's labels, but this run's "
                             f"oracle is {config.oracle}: drop --accept-partial")
@@ -189,118 +185,13 @@ def _run(args: argparse.Namespace) -> int:
     connect(args.address, args.verbose)  # an unreachable address fails here, before anything is written
     print(f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
           f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir} ({action})", flush=True)
-    result = run_rounds(config, asdict(data), print_row=print_row, accept_partial=args.accept_partial)
+    from actors.driver import run_rounds  # Ray is imported only when a run starts
+    table = RoundTable()
+    result = run_rounds(plan, on_record=table.row, on_target=table.target, accept_partial=args.accept_partial)
     if result["waiting"] is not None:
         store = RunStore(config.run_dir)
         print(waiting_message(store, LabelRequests(store).get(result["waiting"]["round"])), flush=True)
     return 0
-
-
-def run_rounds(config: RunConfig, data: dict, print_row=None, no_progress_timeout_s: float | None = None,
-               target_rounds: list[int] | None = None, accept_partial: bool = False) -> dict:
-    """Start (or join) Ray, run every round through the coordinator actor, then fit the target
-    from scratch on the labels of each of `target_rounds` (default: the last round, when
-    `config.train_target_at_end`).
-
-    Creates the run directory if `config.run_dir` holds no run yet, after the resource check,
-    so a request the cluster can never satisfy leaves nothing behind.
-    With `oracle: external` the rounds stop at the first one whose label request is not answered
-    (accept_partial: not answered at all); no target is fitted then.
-    Returns {"records": [round records], "targets": {round: target fit}, "final": the last fit or None,
-    "waiting": None, or {"round", "waiting": labels missing, "requested"} of the paused round}.
-    """
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    from actors.cluster import connect
-    from actors.coordinator import Coordinator
-    from actors.resources import check_fits
-
-    connect()  # the CLI connected already, to the address it was given; others get RAY_ADDRESS or a local Ray
-    check_fits(config)
-    if not RunStore(config.run_dir).holds_run():
-        RunStore.create(config.run_dir, config)
-    # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    coordinator = Coordinator.options(scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS,
-                                      max_task_retries=COORDINATOR_RESTARTS).remote(
-        config.to_dict(), data, config.run_dir, no_progress_timeout_s, os.environ.get(HOOK_ENV), accept_partial)
-    try:
-        if print_row:
-            print_row = _after_header(print_row)  # a run that pauses before its first row prints no table
-        records = ray.get(coordinator.completed_records.remote())
-        for record in records if print_row else []:
-            print_row(record)
-        num_rounds = ray.get(coordinator.num_rounds.remote())
-        waiting = None
-        for r in range(len(records), num_rounds):
-            outcome = ray.get(coordinator.run_round.remote(r))
-            if "waiting" in outcome:  # round r asked people for labels and waits for their answers
-                waiting = outcome
-                break
-            records.append(outcome)
-            if print_row:
-                print_row(records[-1])
-        if waiting is not None:
-            target_rounds = []
-        elif target_rounds is None:
-            target_rounds = [num_rounds - 1] if config.train_target_at_end else []
-        targets = {}
-        for r in target_rounds:
-            targets[r] = fit = ray.get(coordinator.train_target.remote(r))
-            if print_row:
-                print(f"target {fit['target']} trained from scratch on {fit['labelled']} labels: "
-                      f"test accuracy {fit['target_acc']:.4f} ({fit['seconds']['train']:.1f} s)", flush=True)
-        ray.get(coordinator.close.remote())
-        return {"records": records, "targets": targets, "final": targets[target_rounds[-1]] if target_rounds else None,
-                "waiting": waiting}
-    except BaseException:
-        # A Tune scheduler stops a trial by raising SystemExit in its report, between rounds. Killed
-        # under a live worker group, Ray Train would restart the group as the trial dies and leave
-        # the new group's placement group holding CPUs: the next trial's reads then wait forever.
-        try:
-            ray.get(coordinator.close.remote(), timeout=CLOSE_TIMEOUT_S)
-        except Exception:  # the coordinator itself failed; the kill below is all that is left
-            pass
-        raise
-    finally:
-        ray.kill(coordinator)
-
-
-def _print_header() -> None:
-    print("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS), flush=True)
-
-
-def _after_header(print_row):
-    """`print_row` that prints the table's header before its first row."""
-    printed = []
-
-    def first_header_then_row(record: dict) -> None:
-        if not printed:
-            _print_header()
-            printed.append(True)
-        print_row(record)
-    return first_header_then_row
-
-
-def print_row(record: dict) -> None:
-    s = record["seconds"]
-    values = [record["round"], record["labelled"], record["acquired"], s["score"], s["select"], s["train"],
-              record["steps"], s["eval"], s["learner_overhead"], record["selection_acc"]]
-    print("  ".join(f"{fmt.format(v):>{width}}" for (_, width, fmt), v in zip(COLUMNS, values)), flush=True)
-    for note in recovered(record):
-        print(f"       {note}", flush=True)
-
-
-def recovered(record: dict) -> list[str]:
-    """What a round recovered from (its record says), in clactive's words rather than Ray's logs."""
-    notes = []
-    if record.get("coordinator_restarted"):
-        notes.append("the coordinator died in this round; Ray restarted it and the round was redone from its start")
-    if record.get("redone_passes"):
-        notes.append(f"a scoring actor died; Ray restarted it and the scoring pass was redone "
-                     f"({record['redone_passes']} time(s))")
-    return notes
 
 
 if __name__ == "__main__":

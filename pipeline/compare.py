@@ -15,21 +15,23 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from pipeline.config import (RunConfig, Size, apply_overrides, check_size, build_section, config_from_raw, read_yaml,
-                             resolve_schedule, to_count)
-from pipeline.data import prepare_data
-from pipeline.data.pool import check_against_data
+from pipeline.config import RunConfig, Size, build_section, check_size, config_from_raw, read_with_section, to_count
 from pipeline.errors import ConfigError
+from pipeline.preflight import RunPlan, plan_run, preflight
 from pipeline.report import summarize, table, write
+from pipeline.round_table import RoundTable
 from pipeline.run_store import RunStore
+from pipeline.strategies import strategy_names
 
 RANDOM_CONTROL = "random"  # the clactive engine with random acquisition: selection without any model
-KNOWN = ("full", "svp", "clactive", "finetune", RANDOM_CONTROL)
+_READING_ORDER = ("full", "svp", "clactive", "finetune")  # baselines first; other strategies follow, by name
+KNOWN = tuple(sorted(strategy_names(), key=lambda name: (_READING_ORDER.index(name) if name in _READING_ORDER
+                                                         else len(_READING_ORDER), name))) + (RANDOM_CONTROL,)
 # --quick: a smoke run on any dataset, minutes on 2 cores
 QUICK = ["schedule.initial=0.01", "schedule.round_ends=[0.02, 0.03]", "schedule.round_size=null",
          "schedule.rounds=null", "proxy.epochs=2", "target.epochs=1", "update.steps=50",
@@ -45,9 +47,8 @@ class CompareConfig:
 
 
 def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | None) -> tuple[RunConfig, CompareConfig]:
-    raw = read_yaml(path)
-    apply_overrides(raw, (QUICK if quick else []) + list(overrides))
-    section = build_section(CompareConfig, raw.pop("compare", {}) or {}, "compare")
+    raw, section = read_with_section(path, (QUICK if quick else []) + list(overrides), "compare")
+    section = build_section(CompareConfig, section or {}, "compare")
     for name in section.strategies:
         if name not in KNOWN:
             raise ConfigError(f"unknown compare.strategies entry '{name}': choose from {', '.join(KNOWN)}")
@@ -70,12 +71,12 @@ def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfi
                    run_dir=str(Path(section.dir) / name))
 
 
-def budget_rounds(section: CompareConfig, schedule, pool_size: int) -> dict[str, int]:
+def budget_rounds(section: CompareConfig, plan: RunPlan) -> dict[str, int]:
     """Budget label ("20%") -> the index of the round whose labelled total it is."""
-    initial, sizes = resolve_schedule(schedule, pool_size)
-    ends = [initial]
-    for size in sizes:
+    ends = [plan.initial_size]
+    for size in plan.round_sizes:
         ends.append(ends[-1] + size)
+    pool_size = plan.data.pool_size
     out = {}
     for budget in section.budgets or ():
         count = to_count(budget, pool_size)
@@ -88,13 +89,12 @@ def budget_rounds(section: CompareConfig, schedule, pool_size: int) -> dict[str,
 
 def main(args: argparse.Namespace) -> int:
     base, section = load(args.config, args.overrides, args.quick, args.data_dir)
-    from pipeline.cli import connect, print_row, run_rounds  # Ray is imported only when a run starts
-    data = prepare_data(base.data, start_ray=lambda: connect(args.address, args.verbose))
-    budgets = budget_rounds(section, base.schedule, data.pool_size)
-    check_against_data(base, data)
-    configs = {name: entry_config(base, section, name) for name in section.strategies}
-    num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
-    for config in configs.values():  # refuse a changed config before any strategy runs
+    from actors.cluster import connect  # Ray is imported only when a run starts
+    base_plan = preflight(base, start_ray=lambda: connect(args.address, args.verbose))
+    data, num_rounds = base_plan.data, base_plan.num_rounds
+    budgets = budget_rounds(section, base_plan)
+    plans = {name: plan_run(entry_config(base, section, name), data) for name in section.strategies}
+    for config in (plan.config for plan in plans.values()):  # refuse a changed config before any strategy runs
         if RunStore(config.run_dir).holds_run():
             RunStore.open(config.run_dir, config)
         else:
@@ -105,8 +105,10 @@ def main(args: argparse.Namespace) -> int:
           f"{base.scoring.actors} actor(s)", flush=True)
 
     connect(args.address, args.verbose)
+    from actors.driver import run_rounds
     entries = {}
-    for name, config in configs.items():
+    for name, plan in plans.items():
+        config = plan.config
         fits = [] if config.strategy == "full" else list(budgets.values())  # full fits the target every round
         done = finished(config, num_rounds, fits)
         if done is not None:
@@ -114,7 +116,8 @@ def main(args: argparse.Namespace) -> int:
             entries[name] = done
             continue
         print(f"== {name} ({config.strategy} / {config.acquisition})", flush=True)
-        result = run_rounds(config, asdict(data), print_row=print_row, target_rounds=fits)
+        printed = RoundTable()
+        result = run_rounds(plan, on_record=printed.row, on_target=printed.target, target_rounds=fits)
         entries[name] = {"records": result["records"], "targets": result["targets"]}
 
     summary = summarize(entries, budgets, data.pool_size)

@@ -99,7 +99,6 @@ class PoolConfig:
 
 GROWTH = ("static", "class_incremental", "arrivals")
 ORACLES = ("simulated", "external")
-AUGMENTS = ("none", "flip", "crop_flip", "resized_crop_flip")  # see pipeline.augment
 
 
 @dataclass(frozen=True)
@@ -155,12 +154,20 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
     return raw
 
 
+def read_with_section(path: str | Path | None, overrides: list[str], section: str) -> tuple[dict[str, Any], Any]:
+    """A config file plus `--set` overrides, split into the run config's mapping and one more section
+    (`compare:`, `tune:`) that only its own command reads: (run config mapping, the section or None)."""
+    raw = read_yaml(path)
+    apply_overrides(raw, overrides)
+    return raw, raw.pop(section, None)
+
+
 def config_from_raw(raw: dict[str, Any], overrides: list[str] = (), **top_level) -> RunConfig:
     raw = dict(raw)
     apply_overrides(raw, overrides)
     for key, value in top_level.items():
         if value is not None:
-            _set_path(raw, key, value)
+            set_path(raw, key, value)
     config = _build(RunConfig, raw, prefix="")
     validate(config)
     return config
@@ -171,7 +178,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override '{item}' is not key=value: write e.g. --set schedule.rounds=3")
-        _set_path(raw, key.strip(), yaml.safe_load(text) if text.strip() else None)
+        set_path(raw, key.strip(), yaml.safe_load(text) if text.strip() else None)
 
 
 def build_section(cls, raw: Any, name: str):
@@ -188,7 +195,8 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def _set_path(raw: dict, dotted: str, value: Any) -> None:
+def set_path(raw: dict, dotted: str, value: Any) -> None:
+    """raw["a"]["b"]["c"] = value for dotted "a.b.c", creating sections; a ConfigError if "a.b" is a value."""
     node = raw
     *parents, leaf = dotted.split(".")
     for part in parents:
@@ -262,22 +270,11 @@ def _describe(hint) -> str:
 # --- validation ------------------------------------------------------------------------------
 
 def validate(config: RunConfig) -> None:
-    """Range and name checks that need no data. Pool-size checks live in resolve_schedule."""
-    # Imported here: the registries import nothing from config, and config must stay importable alone.
-    from pipeline.acquisition import acquisition_names
-    from pipeline.data import source_names
-    from pipeline.memory import memory_names
-    from pipeline.models import model_names
-    from pipeline.strategies import strategy_names
-
-    _one_of("strategy", config.strategy, strategy_names())
-    _one_of("acquisition", config.acquisition, acquisition_names())
+    """Range checks that need no data and no registry. Names are checked against the registries that
+    own them by pipeline.preflight.check_names; pool-size checks live in resolve_schedule."""
     _one_of("oracle", config.oracle, list(ORACLES))
-    _one_of("data.dataset", config.data.dataset, source_names())
-    _one_of("memory.policy", config.memory.policy, memory_names())
     for role in ("proxy", "target"):
         model = getattr(config, role)
-        _one_of(f"{role}.name", model.name, model_names())
         _positive(f"{role}.epochs", model.epochs)
         _positive(f"{role}.batch_size", model.batch_size)
         _positive(f"{role}.lr", model.lr)
@@ -309,7 +306,6 @@ def validate(config: RunConfig) -> None:
 
 def _check_data(data: DataConfig) -> None:
     _positive("data.shard_rows", data.shard_rows)
-    _one_of("data.augment", data.augment, ["auto", *AUGMENTS])
     _positive("data.image_size", data.image_size)
     _positive("data.max_tokens", data.max_tokens)
     if data.image_shape is not None:

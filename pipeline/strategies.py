@@ -37,6 +37,13 @@ def create_strategy(config: RunConfig, max_round_size: int) -> "UpdateStrategy":
     return _STRATEGIES[config.strategy](config, max_round_size)
 
 
+def selection_model(config: RunConfig) -> str:
+    """The name of the model that scores the pool under `config.strategy` (the proxy, or the target)."""
+    if config.strategy not in _STRATEGIES:
+        raise ConfigError(f"unknown strategy '{config.strategy}': choose one of {', '.join(strategy_names())}")
+    return getattr(config, _STRATEGIES[config.strategy].selection_role).name
+
+
 @dataclass(frozen=True)
 class UpdatePlan:
     role: str               # "proxy" or "target": which model the update trains

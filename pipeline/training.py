@@ -33,8 +33,10 @@ def to_input(images: torch.Tensor, mean: Stat, std: Stat) -> torch.Tensor:
     return (x - mean) / std
 
 
-def make_optimizer(model: nn.Module, model_config: ModelConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=model_config.lr, momentum=model_config.momentum,
+def make_optimizer(model: nn.Module, model_config: ModelConfig, lr: float) -> torch.optim.Optimizer:
+    """SGD with the model's momentum and weight decay. `lr` is the plan's peak: train_steps' one-cycle
+    schedule sets every step's rate from it (an UpdatePlan carries the one learning rate of an update)."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=model_config.momentum,
                            weight_decay=model_config.weight_decay, nesterov=model_config.momentum > 0)
 
 

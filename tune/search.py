@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.config import apply_overrides, read_yaml, resolve_schedule
-from pipeline.data import prepare_data
-from pipeline.data.pool import check_against_data
+from pipeline.config import read_with_section
+from pipeline.data import PreparedData
 from pipeline.errors import ConfigError
+from pipeline.preflight import plan_run, preflight
 from pipeline.report import round_costs
 from tune.report import write
 from tune.space import TIME_METRIC, Param, TuneSection, apply, parse_section, parse_space
@@ -32,20 +31,19 @@ TRIAL_RESOURCES = {"cpu": 0, "memory": 64 * 2**20}
 
 
 def load(path: str | None, overrides: list[str], data_dir: str | None) -> tuple[dict, TuneSection, list[Param]]:
-    raw = read_yaml(path)
-    apply_overrides(raw, list(overrides) + ([f"data.data_dir={data_dir}"] if data_dir else []))
-    section = parse_section(raw.pop("tune", None))
+    raw, section = read_with_section(path, list(overrides) + ([f"data.data_dir={data_dir}"] if data_dir else []), "tune")
+    section = parse_section(section)
     return raw, section, parse_space(section.space, raw)
 
 
-def trial(params: dict, base_raw: dict, data: dict, objective: str, trials_dir: str) -> None:
+def trial(params: dict, base_raw: dict, data: PreparedData, objective: str, trials_dir: str) -> None:
     """One Tune trial: an active-learning run reporting after every round."""
     import ray.tune
 
-    from pipeline.cli import run_rounds
+    from actors.driver import run_rounds
 
     run_dir = os.path.join(trials_dir, ray.tune.get_context().get_trial_id())
-    config = apply(base_raw, {**params, "run_dir": run_dir, "train_target_at_end": False})
+    plan = plan_run(apply(base_raw, {**params, "run_dir": run_dir, "train_target_at_end": False}), data)
     selection_s = 0.0
     metrics: dict = {}
 
@@ -56,9 +54,7 @@ def trial(params: dict, base_raw: dict, data: dict, objective: str, trials_dir: 
                    TIME_METRIC: selection_s}
         ray.tune.report(metrics)
 
-    result = run_rounds(config, data, print_row=report,
-                        target_rounds=[len(resolve_schedule(config.schedule, data["sizes"]["pool"])[1])]
-                        if objective == "target_acc" else [])
+    result = run_rounds(plan, on_record=report, target_rounds=[plan.last_round] if objective == "target_acc" else [])
     if result["final"] is not None:
         ray.tune.report({**metrics, "target_acc": result["final"]["target_acc"]})
 
@@ -69,10 +65,9 @@ def main(args: argparse.Namespace) -> int:
     if base.oracle != "simulated":
         raise ConfigError(f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; "
                           "drop the oracle key")
-    from pipeline.cli import connect
-    data = prepare_data(base.data, start_ray=lambda: connect(args.address, args.verbose))
-    num_rounds = 1 + len(resolve_schedule(base.schedule, data.pool_size)[1])
-    check_against_data(base, data)
+    from actors.cluster import connect  # Ray is imported only when a search starts
+    base_plan = preflight(base, start_ray=lambda: connect(args.address, args.verbose))
+    data, num_rounds = base_plan.data, base_plan.num_rounds
 
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -84,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
     out_dir = Path(section.dir).absolute()
     experiment = out_dir / "search"
     trainable = tune.with_resources(
-        tune.with_parameters(trial, base_raw=base_raw, data=asdict(data), objective=section.objective,
+        tune.with_parameters(trial, base_raw=base_raw, data=data, objective=section.objective,
                              trials_dir=str(out_dir / "trials")), TRIAL_RESOURCES)
     if tune.Tuner.can_restore(str(experiment)):
         print(f"clactive tune: restoring the search in {experiment}", flush=True)

@@ -16,8 +16,9 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import RunConfig, build_section, config_from_raw
+from pipeline.config import RunConfig, build_section, config_from_raw, set_path
 from pipeline.errors import ConfigError
+from pipeline.preflight import check_names
 
 KINDS = ("uniform", "loguniform", "randint", "choice")
 # What every trial reports after every round; target_acc only after its last round.
@@ -97,19 +98,15 @@ def parse_space(space: dict, base_raw: dict) -> list[Param]:
 
 def apply(base_raw: dict, values: dict[str, Any], where: str = "tune") -> RunConfig:
     """The run config with `values` (config key -> value) set; a ConfigError names the key."""
-    raw = copy.deepcopy(base_raw)
-    for key, value in values.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{where}: '{key}' is not a config key ('{part}' is a value, not a section)")
-        node[leaf] = value
+    raw, key = copy.deepcopy(base_raw), None
     try:
-        return config_from_raw(raw)
+        for key, value in values.items():
+            set_path(raw, key, value)
+        config = config_from_raw(raw)
+        check_names(config)
+        return config
     except ConfigError as exc:
         message = str(exc)
-        if message.startswith("unknown config key"):
+        if key is not None and message.startswith("unknown config key"):
             raise ConfigError(f"{where}: '{key}' is not a run config key ({message})") from None
         raise ConfigError(f"{where}: {message}") from None

@@ -1,16 +1,14 @@
 """The sources end to end: rounds on generated CIFAR-layout and Amazon-CSV data, ImageFolder decoding on Ray Data.
 They run in this process, on the session's Ray (`clactive` as a process: tests/integration/test_cli.py)."""
-from dataclasses import asdict
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import run_rounds
+from actors.driver import run_rounds
 from pipeline.config import DataConfig, load_config
-from pipeline.data import get_source, prepare_data, prepare_dataset
+from pipeline.data import get_source, prepare_dataset
 from pipeline.data.image_folder import decode_batch
-from pipeline.data.pool import check_against_data
+from pipeline.preflight import preflight
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides, write_amazon_like, write_cifar10_like, write_image_folder
 from tests.integration.test_cli import in_process, with_sets
@@ -62,9 +60,9 @@ def test_two_rounds_run_on_amazon_csv_layout_data_with_the_text_models(ray_clust
     config = load_config(None, sets + ["data.dataset=amazon_review_polarity", "data.max_tokens=24",
                                        "proxy.name=fasttext", "target.name=text_cnn",
                                        "proxy.epochs=15", "update.steps=20"])
-    data = prepare_data(config.data)
-    check_against_data(config, data)
-    result = run_rounds(config, asdict(data), no_progress_timeout_s=120)
+    plan = preflight(config)
+    data = plan.data
+    result = run_rounds(plan, no_progress_timeout_s=120)
     assert data.sizes == {"pool": 200, "test": 60} and data.feature_dtype == "int32"
     records = result["records"]
     assert [r["labelled"] for r in records] == [40, 70, 100]

@@ -1,17 +1,16 @@
 """Pools that grow between rounds, through the coordinator actor, Ray Data and Ray Train."""
-from dataclasses import asdict
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import ray
 
 from actors.coordinator import Coordinator
-from pipeline.cli import run_rounds
+from actors.driver import run_rounds
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.base import arrow_table, pool_schema
 from pipeline.errors import DataError
 from pipeline.growth import classes_at
+from pipeline.preflight import plan_run
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config
 
@@ -28,7 +27,7 @@ def test_class_incremental_rounds_score_and_label_only_the_classes_that_arrived(
     """With finetune and random acquisition: the warm update trains on the new labels alone."""
     config = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "strategy=finetune",
                          "acquisition=random", f"pool.class_order={list(ORDER)}", "train_target_at_end=false")
-    records = run_rounds(config, asdict(prepared(config)), no_progress_timeout_s=120)["records"]
+    records = run_rounds(plan_run(config, prepared(config)), no_progress_timeout_s=120)["records"]
     assert [r["warm_start"] for r in records] == [False, True, True]
     assert [r["train_examples"] for r in records[1:]] == [30, 30]  # the round's 30 new labels, no replay
 
@@ -65,7 +64,7 @@ def test_an_arrival_shard_joins_the_pool_before_the_next_round_and_a_bad_one_sto
                          "learner.use_gpu=false")
     data = prepared(config)
     store = RunStore.create(config.run_dir, config)
-    coordinator = Coordinator.remote(config.to_dict(), asdict(data), config.run_dir, 120)
+    coordinator = Coordinator.remote(plan_run(config, data), 120)
     try:
         first = ray.get(coordinator.run_round.remote(0))
         assert first["candidates"] == 400 and first["resources"]["learner_device"] == "cpu"

@@ -4,13 +4,12 @@ Every strategy and acquisition kind completes a run somewhere in this suite, eac
 run of its own: clactive / least_confidence in most tests, full / k_center on CIFAR-layout data
 (test_datasets.py), finetune / random on a class-incremental pool and svp / margin on a data-parallel
 worker group of two with arriving shards (test_growth.py)."""
-from dataclasses import asdict
-
 import pytest
 
-from pipeline.cli import run_rounds
+from actors.driver import run_rounds
 from pipeline.data import get_source, prepare_dataset
 from pipeline.errors import ConfigError
+from pipeline.preflight import plan_run
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config
 
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.ray
 def run_tiny(data_dir, work_dir, *extra):
     config = tiny_config(data_dir, work_dir, *extra)
     data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)
-    result = run_rounds(config, asdict(data), no_progress_timeout_s=120)
+    result = run_rounds(plan_run(config, data), no_progress_timeout_s=120)
     return config, data, result, RunStore(config.run_dir)
 
 

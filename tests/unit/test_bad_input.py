@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import actors.driver
 import pipeline.cli
 from pipeline.config import load_config
 from pipeline.run_store import RunStore
@@ -175,8 +176,8 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, valid_data, 
     if setup:
         setup(case)
     before = tree(case.run_dir)
-    for reaches_ray in ("connect", "run_rounds"):
-        monkeypatch.setattr(pipeline.cli, reaches_ray, lambda *a, **k: pytest.fail("bad input reached Ray"))
+    monkeypatch.setattr(pipeline.cli, "connect", lambda *a, **k: pytest.fail("bad input reached Ray"))
+    monkeypatch.setattr(actors.driver, "run_rounds", lambda *a, **k: pytest.fail("bad input reached Ray"))
     sets = [] if "--resume" in extra else [arg for item in tiny_overrides(data_dir, tmp_path) for arg in ("--set", item)]
     argv = ["run", *sets, *[arg.format(root=tmp_path) for arg in extra]]
 

@@ -6,6 +6,7 @@ import yaml
 
 from pipeline.config import ModelConfig, RunConfig, config_from_dict, load_config, resolve_schedule
 from pipeline.errors import ConfigError
+from pipeline.preflight import check_names
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,8 +50,9 @@ def test_config_round_trips_through_a_plain_dict():
     ("nonsense", "is not key=value"),
 ])
 def test_bad_values_are_named_in_one_line(override, message):
+    """Types and ranges fail at load (pipeline.config); names against the registries at preflight."""
     with pytest.raises(ConfigError) as caught:
-        load_config(None, [override])
+        check_names(load_config(None, [override]))
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 

@@ -9,6 +9,7 @@ from pipeline.config import DataConfig, load_config
 from pipeline.data import resolve_augment
 from pipeline.errors import ConfigError
 from pipeline.models import create_model, preact_resnet
+from pipeline.preflight import check_names
 from pipeline.training import make_optimizer, predict, to_input, train_steps
 
 
@@ -51,7 +52,7 @@ def test_auto_augmentation_is_the_sources_default():
     assert resolve_augment(DataConfig(dataset="fashion_mnist")) == "none"
     assert resolve_augment(DataConfig(dataset="cifar10", augment="none")) == "none"
     with pytest.raises(ConfigError, match="unknown data.augment 'mixup'"):
-        load_config(None, ["data.augment=mixup"])
+        check_names(load_config(None, ["data.augment=mixup"]))
     with pytest.raises(ConfigError, match=r"data.image_shape = \[3, 32\]"):
         load_config(None, ["data.image_shape=[3, 32]"])
 
@@ -69,7 +70,7 @@ def test_augmented_training_takes_its_steps_and_scoring_stays_deterministic():
     images = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8)
     labels = torch.arange(16) % 4
     stats = dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-    out = train_steps(model, make_optimizer(model, load_config().proxy), images, labels, steps=3, batch_size=8,
+    out = train_steps(model, make_optimizer(model, load_config().proxy, lr=0.05), images, labels, steps=3, batch_size=8,
                       lr=0.05, generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
                       augment="crop_flip", **stats)
     assert out["steps"] == 3 and np.isfinite(out["loss"])

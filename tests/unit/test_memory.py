@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.memory import balanced_quota, create_memory
+from pipeline.memory import balanced_quota, create_memory, memory_names
 
 
 def filled(policy, capacity=1000, n=100, classes=10, **kwargs):
@@ -11,7 +11,7 @@ def filled(policy, capacity=1000, n=100, classes=10, **kwargs):
     return memory
 
 
-@pytest.mark.parametrize("policy", ["random", "class_balanced", "reservoir"])
+@pytest.mark.parametrize("policy", memory_names())
 def test_every_policy_returns_distinct_held_ids_of_the_asked_size(policy):
     memory = filled(policy)
     ids = memory.sample(30, np.random.default_rng(1))
@@ -19,14 +19,14 @@ def test_every_policy_returns_distinct_held_ids_of_the_asked_size(policy):
     assert set(ids.tolist()) <= set(range(100))
 
 
-@pytest.mark.parametrize("policy", ["random", "class_balanced", "reservoir"])
+@pytest.mark.parametrize("policy", memory_names())
 def test_sample_is_capped_at_what_the_memory_holds(policy):
     memory = filled(policy, n=20)
     assert len(memory.sample(500, np.random.default_rng(0))) == 20
     assert len(create_memory(policy, capacity=10).sample(5, np.random.default_rng(0))) == 0
 
 
-@pytest.mark.parametrize("policy", ["random", "class_balanced", "reservoir"])
+@pytest.mark.parametrize("policy", memory_names())
 def test_state_round_trips(policy):
     memory = filled(policy, capacity=50)
     copy = create_memory(policy, capacity=50)
@@ -69,7 +69,7 @@ def test_reservoir_keeps_capacity_and_samples_the_stream_uniformly():
 
 
 def test_unknown_policy_and_negative_size_are_config_errors():
-    with pytest.raises(ConfigError, match="choose one of class_balanced, random, reservoir"):
+    with pytest.raises(ConfigError, match=f"choose one of {', '.join(memory_names())}$"):
         create_memory("fifo", capacity=10)
     with pytest.raises(ConfigError, match="negative"):
         create_memory("random", capacity=-1)

@@ -2,8 +2,10 @@
 import pytest
 
 from pipeline.compare import CompareConfig, budget_rounds, load
-from pipeline.config import ScheduleConfig
+from pipeline.config import RunConfig
+from pipeline.data import PreparedData
 from pipeline.errors import ConfigError
+from pipeline.preflight import RunPlan
 from pipeline.report import round_costs, summarize, table
 
 
@@ -44,10 +46,12 @@ def test_cumulative_figures_speedups_and_full_reusing_its_own_round_model():
 
 
 def test_budgets_must_end_a_round():
-    schedule = ScheduleConfig(initial=10, round_ends=(20, 40))
-    assert budget_rounds(CompareConfig(budgets=(20, 0.4)), schedule, pool_size=100) == {"20%": 1, "40%": 2}
+    data = PreparedData(root="unused", dataset="fashion_mnist", num_classes=10, image_shape=(1, 28, 28), mean=0.5,
+                        std=0.5, sizes={"pool": 100, "test": 10})
+    plan = RunPlan(RunConfig(), data, initial_size=10, round_sizes=(10, 20))    # rounds end at 10, 20, 40
+    assert budget_rounds(CompareConfig(budgets=(20, 0.4)), plan) == {"20%": 1, "40%": 2}
     with pytest.raises(ConfigError, match="compare.budgets 30 is 30 labels, which no round ends at"):
-        budget_rounds(CompareConfig(budgets=(30,)), schedule, pool_size=100)
+        budget_rounds(CompareConfig(budgets=(30,)), plan)
 
 
 @pytest.mark.parametrize("sets, message", [

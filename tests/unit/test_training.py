@@ -36,7 +36,7 @@ def test_a_model_learns_the_synthetic_classes():
     torch.manual_seed(0)
     images, labels = data(400)
     model = create_model("small_cnn", 1, 10)
-    optimizer = make_optimizer(model, ModelConfig())
+    optimizer = make_optimizer(model, ModelConfig(), lr=ModelConfig().lr)
     train_steps(model, optimizer, images, labels, steps=120, batch_size=32, lr=0.1, mean=0.2, std=0.3,
                 generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
     test_images, test_labels = data(200, seed=1)

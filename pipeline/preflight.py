@@ -1,0 +1,72 @@
+"""One preflight: a run's config checked against every registry and against its data, once,
+before Ray starts; what it returns is all the driver, the coordinator and the workers take.
+
+    pipeline.config   YAML and --set overrides, types and ranges: no registry, no data
+    check_names       every name against the registry that owns it (sources, models, acquisitions,
+                      memories, strategies, augmentations)
+    plan_run          the schedule resolved against the pool, the config against the prepared data
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from pipeline.config import RunConfig, resolve_schedule
+from pipeline.data import PreparedData, prepare_data
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked run: its config, its prepared data, and its schedule in labels."""
+    config: RunConfig
+    data: PreparedData
+    initial_size: int              # the random initial set
+    round_sizes: tuple[int, ...]   # labels acquired in each round after round 0
+
+    @property
+    def num_rounds(self) -> int:
+        return 1 + len(self.round_sizes)
+
+    @property
+    def last_round(self) -> int:
+        return len(self.round_sizes)
+
+
+def preflight(config: RunConfig, start_ray: Callable[[], None] | None = None) -> RunPlan:
+    """Names first (a typo should not wait for data to be prepared), then the data, then the plan.
+    `start_ray`: see pipeline.data.prepare_data."""
+    check_names(config)
+    return plan_run(config, prepare_data(config.data, start_ray=start_ray))
+
+
+def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:
+    """The plan of `config` on data prepared already (compare and tune share one preparation)."""
+    from pipeline.data.pool import check_against_data
+    check_names(config)
+    initial, sizes = resolve_schedule(config.schedule, data.pool_size)
+    check_against_data(config, data)
+    return RunPlan(config, data, initial, tuple(sizes))
+
+
+def check_names(config: RunConfig) -> None:
+    """Every name in `config` against its registry: one line naming the key and the choices."""
+    from pipeline.acquisition import acquisition_names
+    from pipeline.augment import augment_names
+    from pipeline.data import source_names
+    from pipeline.memory import memory_names
+    from pipeline.models import model_names  # torch: the registries hold the classes they name
+    from pipeline.strategies import strategy_names
+
+    one_of("strategy", config.strategy, strategy_names())
+    one_of("acquisition", config.acquisition, acquisition_names())
+    one_of("data.dataset", config.data.dataset, source_names())
+    one_of("memory.policy", config.memory.policy, memory_names())
+    one_of("data.augment", config.data.augment, ["auto", *augment_names()])
+    for role in ("proxy", "target"):
+        one_of(f"{role}.name", getattr(config, role).name, model_names())
+
+
+def one_of(key: str, value: str, valid: list[str]) -> None:
+    if value not in valid:
+        raise ConfigError(f"unknown {key} '{value}': choose one of {', '.join(valid)}")

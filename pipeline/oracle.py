@@ -41,7 +41,7 @@ import pyarrow as pa
 from pipeline.answer_files import read_answers
 from pipeline.config import RunConfig, round_count
 from pipeline.data import PreparedData
-from pipeline.data.base import image_array, images_from_arrow, pool_schema, read_rows, shape_from_schema
+from pipeline.data.base import image_array, images_from_arrow, pool_schema, positions_of, read_rows, shape_from_schema
 from pipeline.errors import OracleError
 from pipeline.rounds import Answer, Selection
 from pipeline.run_store import RunStore
@@ -157,10 +157,7 @@ class LabelRequests:
         """(n, C, H, W) images (pixels or token ids) of `pool_ids` (requested ids), in that order."""
         table = self.storage.read_table(f"{request_dir(round_index)}/{TO_LABEL}.parquet", columns=["id", "image"])
         shape = shape_from_schema(table.schema)
-        found = table.column("id").to_numpy()
-        order = np.argsort(found)
-        rows = order[np.searchsorted(found[order], pool_ids)]
-        return images_from_arrow(table.column("image"), shape)[rows]
+        return images_from_arrow(table.column("image"), shape)[positions_of(table.column("id").to_numpy(), pool_ids)]
 
     def add_answers(self, request: Request, pool_ids: np.ndarray, labels: np.ndarray, source: str) -> Request:
         """Store checked new answers as one more file, written whole."""

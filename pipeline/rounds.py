@@ -28,6 +28,7 @@ from typing import Callable, Protocol
 import numpy as np
 import pyarrow.dataset as pads
 
+from pipeline.data.base import positions_of
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
 from pipeline.preflight import RunPlan
@@ -239,8 +240,7 @@ class Rounds:
     def _update(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, images: np.ndarray,
                 seed: int) -> tuple[dict, float]:
         start = time.perf_counter()
-        order = np.argsort(labelled_ids, kind="stable")
-        positions = order[np.searchsorted(labelled_ids[order], plan.train_ids)]  # into the labelled arrays
+        positions = positions_of(labelled_ids, plan.train_ids)  # into the labelled arrays (ids may repeat in the plan)
         # A warm start continues from the last committed weights whenever the worker group holds no
         # live model: the first update after a resume, or one redone after a worker failure.
         resume_from = self.weights if plan.warm_start else None

@@ -300,10 +300,16 @@ def read_rows(split_dir: str, pool_ids: np.ndarray, image_shape) -> tuple[np.nda
         missing = np.setdiff1d(unique, found)[:5]
         raise DataError(f"ids {missing.tolist()} are not in {split_dir}; the data changed under the run: "
                         "start a new run directory")
-    order = np.argsort(found)
-    rows = order[np.searchsorted(found[order], pool_ids)]
-    images = images_from_arrow(table.column("image"), image_shape)[rows]
-    return images, table.column("label").to_numpy()[rows]
+    at = positions_of(found, pool_ids)
+    images = images_from_arrow(table.column("image"), image_shape)[at]
+    return images, table.column("label").to_numpy()[at]
+
+
+def positions_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in `ids` (unique, in any order) of each of `wanted` (all of them in `ids`), in
+    `wanted`'s order: how rows read by id are put back in the order they were asked for."""
+    order = np.argsort(ids, kind="stable")
+    return order[np.searchsorted(ids[order], wanted)]
 
 
 def image_shape_of(split_dir: str) -> tuple[int, int, int]:

@@ -23,7 +23,7 @@ from actors.resources import gpus_available, process_requests
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, read_rows
 from pipeline.faults import Hook
-from pipeline.oracle import ExternalOracle, SimulatedOracle
+from pipeline.labelling import make_oracle
 from pipeline.preflight import RunPlan
 from pipeline.rounds import Rounds
 from pipeline.run_store import RunStore
@@ -39,10 +39,9 @@ class Coordinator:
         store = RunStore(config.run_dir)
         _quiet_ray_data(no_progress_timeout_s)
         restarted = _restarted_by_ray()
-        oracle = (ExternalOracle(store, data, plan.num_rounds, accept_partial) if config.oracle == "external"
-                  else SimulatedOracle(data))
         self.rounds = Rounds(plan, store, RayScorers(config, data, Hook(hook, config.run_dir)),
-                             RayLearner(config, data, store, hook, restarted), oracle, hook, restarted)
+                             RayLearner(config, data, store, hook, restarted), make_oracle(plan, store, accept_partial),
+                             hook, restarted)
 
     def completed_records(self) -> list[dict]:
         """Records of the rounds committed before this coordinator started."""

@@ -37,13 +37,17 @@ def preflight(config: RunConfig, start_ray: Callable[[], None] | None = None) ->
     """Names first (a typo should not wait for data to be prepared), then the data, then the plan.
     `start_ray`: see pipeline.data.prepare_data."""
     check_names(config)
-    return plan_run(config, prepare_data(config.data, start_ray=start_ray))
+    return _plan(config, prepare_data(config.data, start_ray=start_ray))
 
 
 def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:
     """The plan of `config` on data prepared already (compare and tune share one preparation)."""
-    from pipeline.data.pool import check_against_data
     check_names(config)
+    return _plan(config, data)
+
+
+def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
+    from pipeline.data.pool import check_against_data
     initial, sizes = resolve_schedule(config.schedule, data.pool_size)
     check_against_data(config, data)
     return RunPlan(config, data, initial, tuple(sizes))

@@ -31,17 +31,19 @@ def strategy_names() -> list[str]:
     return sorted(_STRATEGIES)
 
 
+def _strategy_class(name: str) -> type["UpdateStrategy"]:
+    if name not in _STRATEGIES:
+        raise ConfigError(f"unknown strategy '{name}': choose one of {', '.join(strategy_names())}")
+    return _STRATEGIES[name]
+
+
 def create_strategy(config: RunConfig, max_round_size: int) -> "UpdateStrategy":
-    if config.strategy not in _STRATEGIES:
-        raise ConfigError(f"unknown strategy '{config.strategy}': choose one of {', '.join(strategy_names())}")
-    return _STRATEGIES[config.strategy](config, max_round_size)
+    return _strategy_class(config.strategy)(config, max_round_size)
 
 
 def selection_model(config: RunConfig) -> str:
     """The name of the model that scores the pool under `config.strategy` (the proxy, or the target)."""
-    if config.strategy not in _STRATEGIES:
-        raise ConfigError(f"unknown strategy '{config.strategy}': choose one of {', '.join(strategy_names())}")
-    return getattr(config, _STRATEGIES[config.strategy].selection_role).name
+    return getattr(config, _strategy_class(config.strategy).selection_role).name
 
 
 @dataclass(frozen=True)

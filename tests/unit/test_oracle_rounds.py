@@ -13,7 +13,8 @@ import pytest
 from pipeline.acquisition import hashed_uniform, top_k
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.pool import split_files
-from pipeline.oracle import ExternalOracle, LabelRequests, SimulatedOracle, simulate_answers
+from pipeline.labelling import make_oracle
+from pipeline.oracle import LabelRequests, simulate_answers
 from pipeline.preflight import plan_run
 from pipeline.rounds import Rounds
 from pipeline.run_store import RunStore
@@ -74,9 +75,7 @@ def tiny(tmp_path):
 def start(config, data, trained, accept_partial=False):
     store = RunStore(config.run_dir) if RunStore(config.run_dir).holds_run() else RunStore.create(config.run_dir, config)
     plan = plan_run(config, data)
-    oracle = (ExternalOracle(store, data, plan.num_rounds, accept_partial) if config.oracle == "external"
-              else SimulatedOracle(data))
-    return Rounds(plan, store, Scorers(data.pool_size), Learner(trained), oracle)
+    return Rounds(plan, store, Scorers(data.pool_size), Learner(trained), make_oracle(plan, store, accept_partial))
 
 
 def end_state(run_dir):

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 import numpy as np
 import pyarrow.dataset as pads
 import ray
 from ray.data import DataContext
 
+from actors.progress import Sink, StageBoard
 from actors.resources import gpus_available, process_requests
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, read_rows
@@ -30,7 +32,8 @@ from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan, selection_model
 
 
-@ray.remote(num_cpus=0)
+# Threaded: the driver's progress polls and the workers' reports are answered while run_round runs.
+@ray.remote(num_cpus=0, max_concurrency=4)
 class Coordinator:
     def __init__(self, plan: RunPlan, no_progress_timeout_s: float | None = None, hook: str | None = None,
                  accept_partial: bool = False):
@@ -39,9 +42,19 @@ class Coordinator:
         store = RunStore(config.run_dir)
         _quiet_ray_data(no_progress_timeout_s)
         restarted = _restarted_by_ray()
-        self.rounds = Rounds(plan, store, RayScorers(config, data, Hook(hook, config.run_dir)),
-                             RayLearner(config, data, store, hook, restarted), make_oracle(plan, store, accept_partial),
-                             hook, restarted)
+        self.board = StageBoard()
+        handle = ray.get_runtime_context().current_actor
+        sink = lambda: Sink(handle, self.board.token)  # noqa: E731 - the running stage's, when a worker starts
+        self.rounds = Rounds(plan, store, RayScorers(config, data, Hook(hook, config.run_dir), sink),
+                             RayLearner(config, data, store, hook, restarted, sink),
+                             make_oracle(plan, store, accept_partial), hook, restarted, on_stage=self.board.stage)
+
+    def progress(self) -> dict | None:
+        """The running stage and its count so far (actors.progress), for the driver's progress line."""
+        return self.board.snapshot()
+
+    def report_progress(self, token: int, part: str, done: int) -> None:
+        self.board.report(token, part, done)
 
     def completed_records(self) -> list[dict]:
         """Records of the rounds committed before this coordinator started."""
@@ -60,8 +73,8 @@ class Coordinator:
 class RayScorers:
     """pipeline.rounds.Scorers on the run's scoring actors (actors.scorer.ScorerPool), started on first use."""
 
-    def __init__(self, config: RunConfig, data: PreparedData, hook: Hook):
-        self.config, self.data, self.hook = config, data, hook
+    def __init__(self, config: RunConfig, data: PreparedData, hook: Hook, sink: Callable[[], Sink] | None = None):
+        self.config, self.data, self.hook, self.sink = config, data, hook, sink
         self.model_name = selection_model(config)
         self.pool = None
 
@@ -70,9 +83,10 @@ class RayScorers:
             from actors.scorer import ScorerPool  # torch: imported where scoring happens
             self.pool = ScorerPool(self.config, self.data, self.model_name, self.hook)
 
-    def select(self, weights, labelled_ids, k, seed, hook, pool):
+    def select(self, weights, labelled_ids, k, seed, hook, pool, candidate_ids):
         self.start()
-        return self.pool.select(weights, labelled_ids, k, seed=seed, hook=hook, pool=pool)
+        return self.pool.select(weights, labelled_ids, k, seed=seed, hook=hook, pool=pool, candidate_ids=candidate_ids,
+                                progress=self.sink() if self.sink else None)
 
     def hints(self, weights, pool_ids, images, seed):
         from actors.scorer import label_hints
@@ -87,8 +101,10 @@ class RayLearner:
     """pipeline.rounds.Learner on the run's Ray Train worker group (actors.learner.Learner), started on
     first use; its first update reports how long the start took and what the run asked Ray for."""
 
-    def __init__(self, config: RunConfig, data: PreparedData, store: RunStore, hook: str | None, restarted: bool):
+    def __init__(self, config: RunConfig, data: PreparedData, store: RunStore, hook: str | None, restarted: bool,
+                 sink: Callable[[], Sink] | None = None):
         self.config, self.data, self.store, self.hook, self.restarted = config, data, store, hook, restarted
+        self.sink = sink
         self.learner = None
         self.launch_s: float | None = None  # reported with the first update, then None
 
@@ -111,7 +127,7 @@ class RayLearner:
                resume_from: bytes | None, round_index: int) -> dict:
         self.start()
         result = self.learner.run(plan, ray.put((images, labels)), seed=seed, resume_from=resume_from,
-                                  round_index=round_index)
+                                  round_index=round_index, progress=self.sink() if self.sink else None)
         if self.launch_s is not None:
             result.update(learner_launch_s=self.launch_s,
                           resources={**process_requests(self.config, gpus_available()),

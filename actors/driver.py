@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable
 
 import ray
@@ -15,18 +16,26 @@ from actors.coordinator import Coordinator
 from actors.resources import check_fits
 from pipeline.faults import HOOK_ENV
 from pipeline.preflight import RunPlan
+from pipeline.progress import Progress
 from pipeline.run_store import RunStore
+from pipeline.tracking import open_tracker
 
 COORDINATOR_RESTARTS = 3  # a coordinator that dies is restarted and reloads the run directory
 CLOSE_TIMEOUT_S = 60  # a graceful stop of the learner's worker group, when a run is interrupted
+PROGRESS_POLL_S = 1.0  # how often the driver asks the coordinator for the running stage's counts
 
 
 def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
                on_target: Callable[[dict], None] | None = None, no_progress_timeout_s: float | None = None,
-               target_rounds: list[int] | None = None, accept_partial: bool = False) -> dict:
+               target_rounds: list[int] | None = None, accept_partial: bool = False,
+               progress: Progress | None = None, tracking: dict | None = None) -> dict:
     """Every round of the run through the coordinator actor (`on_record` gets each record, the
     committed ones first), then the target from scratch on the labels of each of `target_rounds`
     (default: the last round, when `config.train_target_at_end`; `on_target` gets each fit).
+
+    `progress` gets the running stage's counts about once a second and each round's seconds;
+    with `config.tracking`, every record and fit goes to the tracker too, and the run's plots
+    at the end (`tracking`: pipeline.tracking.open_tracker's experiment, run_name, store_dir).
 
     Creates the run directory if `config.run_dir` holds no run yet, after the resource check,
     so a request the cluster can never satisfy leaves nothing behind.
@@ -38,8 +47,10 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
     config = plan.config
     connect()  # the CLI connected already, to the address it was given; others get RAY_ADDRESS or a local Ray
     check_fits(config)
-    if not RunStore(config.run_dir).holds_run():
-        RunStore.create(config.run_dir, config)
+    store = RunStore(config.run_dir)
+    if not store.holds_run():
+        store = RunStore.create(config.run_dir, config, plan.data.class_names)
+    tracker = open_tracker(config, store.storage.path(), **(tracking or {})) if config.tracking else None
     # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     coordinator = Coordinator.options(scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS,
@@ -47,27 +58,32 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
         plan, no_progress_timeout_s, os.environ.get(HOOK_ENV), accept_partial)
     try:
         records = ray.get(coordinator.completed_records.remote())
-        for record in records if on_record else []:
-            on_record(record)
+        for record in records:
+            _report_record(record, on_record, progress, tracker)
         waiting = None
         for r in range(len(records), plan.num_rounds):
-            outcome = ray.get(coordinator.run_round.remote(r))
+            if records and "stopped" in records[-1]:  # a stopping criterion ended the run before its budget
+                break
+            outcome = _await(coordinator.run_round.remote(r), coordinator, progress)
             if "waiting" in outcome:  # round r asked people for labels and waits for their answers
                 waiting = outcome
                 break
             records.append(outcome)
-            if on_record:
-                on_record(outcome)
+            _report_record(outcome, on_record, progress, tracker)
         if waiting is not None:
             target_rounds = []
         elif target_rounds is None:
-            target_rounds = [plan.last_round] if config.train_target_at_end else []
+            target_rounds = [records[-1]["round"]] if config.train_target_at_end else []
         targets = {}
         for r in target_rounds:
-            targets[r] = ray.get(coordinator.train_target.remote(r))
+            targets[r] = _await(coordinator.train_target.remote(r), coordinator, progress)
             if on_target:
                 on_target(targets[r])
+            if tracker:
+                tracker.log_target(targets[r])
         ray.get(coordinator.close.remote())
+        if tracker:
+            tracker.log_artifacts(_plots(plan, store, records, targets))
         return {"records": records, "targets": targets, "final": targets[target_rounds[-1]] if target_rounds else None,
                 "waiting": waiting}
     except BaseException:
@@ -81,3 +97,39 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
         raise
     finally:
         ray.kill(coordinator)
+        if tracker:
+            tracker.close()
+
+
+def _await(ref: ray.ObjectRef, coordinator, progress: Progress | None):
+    """ray.get(ref), feeding `progress` the coordinator's running stage about once a second."""
+    if progress is None:
+        return ray.get(ref)
+    while not ray.wait([ref], timeout=PROGRESS_POLL_S)[0]:
+        try:
+            stage = ray.get(coordinator.progress.remote(), timeout=PROGRESS_POLL_S)
+        except (ray.exceptions.RayError, TimeoutError):  # restarting, or busy: the next poll will tell
+            continue
+        if stage is not None:
+            progress.update(stage["round"], stage["stage"], stage["done"], stage["total"], stage["unit"])
+    return ray.get(ref)
+
+
+def _report_record(record: dict, on_record, progress: Progress | None, tracker) -> None:
+    if progress is not None:
+        progress.round_done(record["round"], record["seconds"]["round"])
+    if on_record:
+        on_record(record)
+    if tracker:
+        tracker.log_round(record)
+
+
+def _plots(plan: RunPlan, store: RunStore, records: list[dict], targets: dict) -> list:
+    """The run's own plots (selection time, update per round, target accuracy), for the tracker."""
+    from pipeline.report import plot, summarize
+    summary = summarize({plan.config.strategy: {"records": records, "targets": targets}},
+                        {f"{100 * r['labelled'] / plan.data.pool_size:g}%": r["round"] for r in records
+                         if r["round"] in targets}, plan.data.pool_size)
+    out_dir = Path(store.storage.path("plots"))
+    out_dir.mkdir(exist_ok=True)
+    return plot(summary, out_dir)

@@ -26,6 +26,7 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 from torch.nn.parallel import DistributedDataParallel
 
 from actors.mailbox import Mailbox
+from actors.progress import Reporter, Sink
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, resolve_augment
@@ -75,21 +76,25 @@ def learner_loop(loop_config: dict) -> None:
                 model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
             live[plan.role] = (model, optimizer)
         model, optimizer = live[plan.role]
+        report = Reporter(job.get("progress") if rank == 0 else None, "train")
         trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
-                           lr=plan.lr, mean=data.mean, std=data.std,
-                           generator=torch.Generator().manual_seed(job["seed"]), device=device,
-                           rank=rank, world_size=world_size, augment=resolve_augment(config.data))
+                              lr=plan.lr, mean=data.mean, std=data.std,
+                              generator=torch.Generator().manual_seed(job["seed"]), device=device,
+                              rank=rank, world_size=world_size, augment=resolve_augment(config.data), on_step=report)
+        report(trained["steps"], final=True)
         train_s = time.perf_counter() - start
         if rank == 0:
             start = time.perf_counter()
             bare = model.module if hasattr(model, "module") else model
             probs = predict(bare, test_images, mean=data.mean, std=data.std, device=device)
-            correct, total = class_counts(probs.argmax(axis=1), test_labels.numpy(), data.num_classes)
+            predicted = probs.argmax(axis=1)
+            correct, total = class_counts(predicted, test_labels.numpy(), data.num_classes)
             test_acc = float(correct.sum() / total.sum()) if total.sum() else float("nan")
             eval_s = time.perf_counter() - start
             ray.get(mailbox.put_result.remote(seq, {
                 **trained, "device": str(device), "test_acc": test_acc, "class_correct": correct.tolist(),
                 "class_total": total.tolist(), "train_s": train_s, "eval_s": eval_s,
+                "test_predictions": predicted.astype(np.int32),
                 "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
@@ -176,14 +181,15 @@ class Learner:
         self.seq = 0
 
     def run(self, plan: UpdatePlan, train_ref: ray.ObjectRef, seed: int, resume_from: bytes | None = None,
-            round_index: int = -1) -> dict:
+            round_index: int = -1, progress: Sink | None = None) -> dict:
         """Blocks until the worker group finished `plan`; raises if the worker group died instead.
 
         `resume_from`: the checkpoint a warm-start plan continues from when the worker group
         holds no live model (the first update after a resume, or after a worker failure).
         """
         self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed, "round": round_index,
-                                               "resume_from": [ray.put(resume_from)] if resume_from else None})
+                                               "resume_from": [ray.put(resume_from)] if resume_from else None,
+                                               "progress": progress})
         return self._result()
 
     def close(self) -> None:

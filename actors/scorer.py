@@ -23,10 +23,12 @@ import numpy as np
 import pyarrow as pa
 import ray
 import torch
+from ray.data.expressions import col
 
+from actors.progress import Reporter, Sink
 from actors.resources import read_args, scorer_resources
-from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, StreamingTopK,
-                                  get_acquisition, in_sorted)
+from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
+                                  StreamingTopK, get_acquisition, in_sorted)
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
@@ -42,13 +44,19 @@ RESTART_DEADLINE_S = 600  # how long a redone pass waits for restarted scorers (
 
 def per_example(acquisition: Acquisition) -> bool:
     """The scorer's one dispatch on the acquisition contract. True: per-example scores, ranked in a
-    stream (a StreamingTopK per shard, merged). False: set-based selection, which gathers every
-    unlabelled and labelled embedding of the pool first."""
+    stream (a StreamingTopK per shard, merged; a ShortlistAcquisition keeps its shortlist's
+    embeddings in it too). False: set-based selection, which gathers every candidate's and
+    labelled example's embedding first."""
     if isinstance(acquisition, PerExampleAcquisition):
         return True
     if isinstance(acquisition, SetAcquisition):
         return False
     raise TypeError(f"acquisition '{acquisition.name}' is neither a PerExampleAcquisition nor a SetAcquisition")
+
+
+def kept(acquisition: Acquisition, k: int) -> int:
+    """How many of a stream's best a scorer keeps: the round's k, or a shortlist acquisition's shortlist."""
+    return acquisition.shortlist(k) if isinstance(acquisition, ShortlistAcquisition) else k
 
 
 class Scorer:
@@ -66,49 +74,63 @@ class Scorer:
     def ready(self) -> bool:
         return True
 
-    def score(self, shard, weights: bytes, labelled_ids: np.ndarray, acquisition_name: str, k: int, seed: int,
-              batch_size: int, hook: Hook) -> dict:
-        """Scores every batch of `shard` (a Ray Data dataset; None: no file) with `weights`, skipping `labelled_ids`
-        (ascending). Per-example acquisitions return {"top": StreamingTopK of the shard}; set-based ones
-        return {"rows": every row's "id", "labelled" and "embedding"}, rows None for an empty shard.
-        Both add "busy_s", the compute seconds."""
+    def score(self, shard, weights: bytes, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None,
+              acquisition_name: str, k: int, seed: int, batch_size: int, hook: Hook,
+              report: Reporter = Reporter(None, "")) -> dict:
+        """Scores the candidates in `shard` (a Ray Data dataset; None: no file) with `weights`: the rows in
+        `candidate_ids`, or (None) every row not in `labelled_ids` (both ascending). Per-example acquisitions
+        return {"top": StreamingTopK of the shard}; set-based ones return {"rows": "id", "labelled" and
+        "embedding" of the candidates and the labelled rows}, rows None when the shard has none.
+        Both add "busy_s", the compute seconds. `report` gets the count of candidates scored."""
         load_weights(self.model, weights).eval()
         acquisition = get_acquisition(acquisition_name)
         streamed = per_example(acquisition)
-        top, parts, busy_s = StreamingTopK(k), [], 0.0
+        top, parts, busy_s, scored_count = StreamingTopK(kept(acquisition, k)), [], 0.0, 0
         batches = shard.iter_batches(batch_size=batch_size, batch_format="pyarrow") if shard is not None else []
         for batch in batches:
             start = time.perf_counter()
             hook.at("scorer")
-            scored = self._score_batch(batch, labelled_ids, acquisition, streamed, seed)
-            if streamed:
-                top.push(scored["id"], scored["score"])
-            else:
+            scored = self._score_batch(batch, labelled_ids, candidate_ids, acquisition, streamed, seed)
+            if scored is not None and streamed:
+                top.push(scored["id"], scored["score"], scored.get("embedding"))
+                scored_count += len(scored["id"])
+            elif scored is not None:
                 parts.append(scored)
+                scored_count += int((~scored["labelled"]).sum())
             busy_s += time.perf_counter() - start
+            report(scored_count)
+        report(scored_count, final=True)
         if streamed:
             return {"top": top, "busy_s": busy_s}
-        if not parts:  # a scorer with no file of the pool
+        if not parts:  # a scorer with no file of the pool, or no candidate in it
             return {"rows": None, "busy_s": busy_s}
         rows = {key: np.concatenate([p[key] for p in parts]) for key in ("id", "labelled", "embedding")}
         return {"rows": rows, "busy_s": busy_s}
 
-    def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, acquisition: Acquisition, streamed: bool,
-                     seed: int) -> dict[str, np.ndarray]:
-        """`streamed` (per_example(acquisition)): {"id", "score"} of the batch's unlabelled rows;
-        otherwise {"id", "labelled", "embedding"} of every row."""
+    def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None,
+                     acquisition: Acquisition, streamed: bool, seed: int) -> dict[str, np.ndarray] | None:
+        """`streamed` (per_example(acquisition)): {"id", "score"} of the batch's candidates (and their
+        "embedding" for a shortlist); otherwise {"id", "labelled", "embedding"} of its candidates and
+        labelled rows. None: nothing to score."""
         pool_ids = batch.column("id").to_numpy()
         labelled = in_sorted(pool_ids, labelled_ids)
+        candidate = ~labelled if candidate_ids is None else in_sorted(pool_ids, candidate_ids)
         # set-based selection measures candidates against the labelled examples, so it embeds them too
-        to_score = ~labelled if streamed else np.ones(len(pool_ids), dtype=bool)
+        to_score = candidate if streamed else candidate | labelled
+        if not to_score.any():
+            return None  # rows are dropped before decoding: a subsampled pass decodes candidates only
         out = None
         if acquisition.needs is not None:  # None: the score uses no model output, so skip the forward pass
             images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[to_score])
             out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
                           output=acquisition.needs)
+        if isinstance(acquisition, ShortlistAcquisition):
+            probs, embeddings = out
+            return {"id": pool_ids[to_score], "score": acquisition.score(probs, pool_ids[to_score], seed),
+                    "embedding": embeddings}
         if streamed:
             return {"id": pool_ids[to_score], "score": acquisition.score(out, pool_ids[to_score], seed)}
-        return {"id": pool_ids, "labelled": labelled, "embedding": out}
+        return {"id": pool_ids[to_score], "labelled": labelled[to_score], "embedding": out}
 
 
 class ScorerPool:
@@ -123,16 +145,19 @@ class ScorerPool:
         self.actors = [actor.remote(model_name, asdict(data), torch_threads(count), hook) for _ in range(count)]
 
     def select(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, hook: Hook = Hook(),
-               pool: str | list[str] | None = None) -> tuple[np.ndarray, dict]:
-        """The k ids to label next from `pool` (Parquet files or a directory; default: the prepared pool).
+               pool: str | list[str] | None = None, candidate_ids: np.ndarray | None = None,
+               progress: Sink | None = None) -> tuple[np.ndarray, dict]:
+        """The k ids to label next from `pool` (Parquet files or a directory; default: the prepared pool),
+        among `candidate_ids` (ascending; None: every unlabelled id).
 
         Also returns {"score", "select": seconds, "score_compute": the seconds the scorers computed
         (summed over actors, divided by their number), "candidates": unlabelled examples scored,
-        "redone": passes redone because a scorer died}.
+        "redone": passes redone because a scorer died, "score_mean": the chosen ids' mean score
+        (None for set-based selection)}. `progress`: where the scorers report their counts.
         """
         for attempt in range(1, PASS_ATTEMPTS + 1):
             try:
-                chosen, stats = self._select_once(weights, labelled_ids, k, seed, hook, pool)
+                chosen, stats = self._select_once(weights, labelled_ids, candidate_ids, k, seed, hook, pool, progress)
                 return chosen, {**stats, "redone": attempt - 1}
             except ray.exceptions.RayActorError as error:
                 if attempt == PASS_ATTEMPTS:
@@ -141,14 +166,18 @@ class ScorerPool:
                             str(error).splitlines()[0])
                 wait_until_ready(self.actors, RESTART_DEADLINE_S)
 
-    def _select_once(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, hook: Hook,
-                     pool: str | list[str] | None) -> tuple[np.ndarray, dict]:
+    def _select_once(self, weights: bytes, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None, k: int,
+                     seed: int, hook: Hook, pool: str | list[str] | None, progress: Sink | None
+                     ) -> tuple[np.ndarray, dict]:
         start = time.perf_counter()
-        weights_ref, labelled_ref = ray.put(weights), ray.put(np.sort(labelled_ids))
+        labelled_ids = np.sort(labelled_ids)
+        weights_ref, labelled_ref, candidates_ref = ray.put(weights), ray.put(labelled_ids), ray.put(candidate_ids)
+        acquisition = get_acquisition(self.config.acquisition)
         scoring = self.config.scoring
-        refs = [actor.score.remote(shard, weights_ref, labelled_ref, self.config.acquisition, k, seed,
-                                   scoring.batch_size, hook)
-                for actor, shard in zip(self.actors, self._shards(pool or self.data.split_dir("pool")))]
+        shards = self._shards(pool or self.data.split_dir("pool"), candidate_ids, labelled_ids, per_example(acquisition))
+        refs = [actor.score.remote(shard, weights_ref, labelled_ref, candidates_ref, self.config.acquisition, k, seed,
+                                   scoring.batch_size, hook, Reporter(progress, f"scorer {i}"))
+                for i, (actor, shard) in enumerate(zip(self.actors, shards))]
         pending = refs
         try:
             while pending:  # in completion order: a dead scorer's error must not wait behind a live one
@@ -166,11 +195,17 @@ class ScorerPool:
         busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
 
         start = time.perf_counter()
-        acquisition = get_acquisition(self.config.acquisition)
-        if per_example(acquisition):
+        score_mean = None
+        if isinstance(acquisition, ShortlistAcquisition):
+            seen = sum(part["top"].seen for part in parts)
+            top = StreamingTopK.merged([part["top"] for part in parts], min(acquisition.shortlist(k), seen))
+            shortlist_ids, scores, embeddings = top.result_with_rows()
+            picks = acquisition.select(scores, embeddings, k, seed)
+            chosen, candidates, score_mean = shortlist_ids[picks], seen, float(scores[picks].mean())
+        elif per_example(acquisition):
             top = StreamingTopK.merged([part["top"] for part in parts], k)
-            chosen, _ = top.result()
-            candidates = top.seen
+            chosen, scores = top.result()
+            candidates, score_mean = top.seen, float(scores.mean()) if len(scores) else None
         else:
             # Set-based selection needs every embedding at once: O(pool x D) floats on this actor.
             parts = [part["rows"] for part in parts if part["rows"] is not None]
@@ -179,16 +214,26 @@ class ScorerPool:
             picks = acquisition.select(emb[~labelled], emb[labelled], k)
             chosen = pool_ids[~labelled][picks]
         return chosen, {"score": score_s, "select": time.perf_counter() - start, "score_compute": busy_s,
-                        "candidates": candidates}
+                        "candidates": candidates, "score_mean": score_mean}
 
-    def _shards(self, pool: str | list[str]) -> list:
+    def _shards(self, pool: str | list[str], candidate_ids: np.ndarray | None, labelled_ids: np.ndarray,
+                streamed: bool) -> list:
         """One lazy Ray Data dataset per scorer over its share of the pool's files (None: no file),
         which the scorer executes itself. One `streaming_split` would balance blocks dynamically, but
-        starts a split-coordinator process every pass: seconds a round on small machines."""
+        starts a split-coordinator process every pass: seconds a round on small machines.
+
+        With a candidate subset, the read itself keeps only the rows to score: the filter runs in the
+        read task, so the other rows' pixels never reach the object store or the scorer."""
         files = pool if isinstance(pool, list) else split_files(pool)
         shares = [files[i::len(self.actors)] for i in range(len(self.actors))]
-        return [ray.data.read_parquet(share, **read_args(self.config.scoring)).select_columns(["id", "image"])
-                if share else None for share in shares]
+        wanted = None if candidate_ids is None else candidate_ids if streamed else np.union1d(candidate_ids, labelled_ids)
+        return [self._read(share, wanted) if share else None for share in shares]
+
+    def _read(self, files: list[str], wanted: np.ndarray | None):
+        dataset = ray.data.read_parquet(files, **read_args(self.config.scoring)).select_columns(["id", "image"])
+        # Ray Data fuses this Arrow filter into the read task: the other rows' pixels never reach
+        # the object store or the scorer
+        return dataset if wanted is None else dataset.filter(expr=col("id").is_in(wanted.tolist()))
 
     def close(self) -> None:
         for actor in self.actors:

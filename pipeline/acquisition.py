@@ -3,9 +3,12 @@
 Index spaces: `pool_ids` are the stable int64 ids of the pool; `batch_pos` are positions in
 one scored batch. Every score is "higher = label first".
 
-Two contracts, one abstract method each; every registered acquisition follows exactly one:
+Three contracts; every registered acquisition follows exactly one:
   PerExampleAcquisition  `_score`: an example's score depends on that example alone, so the pool
                          is ranked in a stream (StreamingTopK), shard by shard.
+  ShortlistAcquisition   `_score` and `select`: ranked in a stream like the above, keeping the
+                         `shortlist(k)` best with their embeddings, then k picked from that
+                         shortlist as a set (Cluster-Margin). Memory: the shortlist, not the pool.
   SetAcquisition         `select`: picks k candidates at once from every embedding; cannot stream.
 """
 from __future__ import annotations
@@ -70,6 +73,19 @@ class PerExampleAcquisition(Acquisition):
     def _score(self, probs: Optional[np.ndarray], pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
 
 
+class ShortlistAcquisition(PerExampleAcquisition):
+    """A per-example score ranks the pool in a stream and keeps the `shortlist(k)` best rows with
+    their embeddings; `select(scores, embeddings, k, seed)` then picks k positions of that shortlist.
+    The scorer computes probs and embeddings in one forward pass ("probs+embeddings")."""
+    needs = "probs+embeddings"
+
+    def shortlist(self, k: int) -> int:
+        return k
+
+    @abstractmethod
+    def select(self, scores: np.ndarray, embeddings: np.ndarray, k: int, seed: int) -> np.ndarray: ...
+
+
 class SetAcquisition(Acquisition):
     """Selects a set: candidate_emb (N, D), labelled_emb (M, D), k -> k distinct positions into
     candidate_emb, in pick order; raises PoolExhaustedError when k > N. A pick depends on every
@@ -101,6 +117,23 @@ class Margin(PerExampleAcquisition):
         return -(top2[:, 1] - top2[:, 0])
 
 
+@register_acquisition("cluster_margin")
+class ClusterMargin(ShortlistAcquisition):
+    """Cluster-Margin (Citovsky et al. 2021): the 10k lowest-margin examples, clustered, then the
+    batch filled round-robin over the clusters, smallest first (pipeline.cluster_margin)."""
+    MARGIN_MULTIPLE = 10  # the paper's k_m = 10 k
+
+    def shortlist(self, k: int) -> int:
+        return self.MARGIN_MULTIPLE * k
+
+    def _score(self, probs, pool_ids, seed):
+        return Margin()._score(probs, pool_ids, seed)  # -margin: the smallest margins rank first
+
+    def select(self, scores, embeddings, k, seed):
+        from pipeline.cluster_margin import cluster_margin_select  # scikit-learn: loaded when this runs
+        return cluster_margin_select(-scores, embeddings, k, seed, margin_multiple=self.MARGIN_MULTIPLE)
+
+
 @register_acquisition("random")
 class Random(PerExampleAcquisition):
     """A uniform score that depends only on (pool id, seed), so any batching ranks the same.
@@ -124,6 +157,21 @@ def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
     return sorted_set[pos] == values
+
+
+def draw_candidates(unlabelled_ids: np.ndarray, count: int, seed: int) -> Optional[np.ndarray]:
+    """`count` of the ascending `unlabelled_ids`, drawn uniformly at random without replacement with
+    `seed`, ascending; None when `count` covers them all (score every unlabelled example).
+
+    Candidate subsampling (baal's max_sample, small-text's SubsamplingQueryStrategy, the random
+    10k subsets of the active-learning literature): a round scores only a random subset, so its
+    cost no longer grows with the pool. The draw depends on the ids and the seed alone, so every
+    strategy of a compare and a resumed run score the same subset.
+    """
+    if count >= len(unlabelled_ids):
+        return None
+    picks = np.random.default_rng(seed).choice(len(unlabelled_ids), size=count, replace=False)
+    return np.sort(unlabelled_ids[picks])
 
 
 def hashed_uniform(pool_ids: np.ndarray, seed: int) -> np.ndarray:
@@ -151,15 +199,20 @@ class StreamingTopK:
         self.seen = 0
         self._ids = np.empty(0, dtype=np.int64)
         self._scores = np.empty(0, dtype=np.float64)
+        self._rows: np.ndarray | None = None  # a payload row per kept id (a shortlist's embeddings)
 
-    def push(self, pool_ids: np.ndarray, scores: np.ndarray) -> None:
+    def push(self, pool_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray | None = None) -> None:
         self.seen += len(pool_ids)
         ids = np.concatenate([self._ids, np.asarray(pool_ids, dtype=np.int64)])
         values = np.concatenate([self._scores, np.asarray(scores, dtype=np.float64)])
+        kept_rows = None
+        if rows is not None:
+            kept_rows = rows if self._rows is None else np.concatenate([self._rows, rows])
         if len(ids) > self.k:
             keep = np.lexsort((ids, -values))[: self.k]
             ids, values = ids[keep], values[keep]
-        self._ids, self._scores = ids, values
+            kept_rows = kept_rows[keep] if kept_rows is not None else None
+        self._ids, self._scores, self._rows = ids, values, kept_rows
 
     @classmethod
     def merged(cls, parts: list["StreamingTopK"], k: int) -> "StreamingTopK":
@@ -167,17 +220,22 @@ class StreamingTopK:
         pool's top k is in the top k of its own part."""
         top = cls(k)
         for part in parts:
-            top.push(part._ids, part._scores)
+            top.push(part._ids, part._scores, part._rows)
         top.seen = sum(part.seen for part in parts)
         return top
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(pool_ids, scores), best first. Raises if fewer than k candidates were seen."""
+        ids, scores, _ = self.result_with_rows()
+        return ids, scores
+
+    def result_with_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(pool_ids, scores, payload rows or None), best first."""
         if self.seen < self.k:
             raise PoolExhaustedError(f"pool exhausted: {self.seen} unlabelled available / {self.k} requested; "
                                      "lower the schedule's round sizes")
         order = np.lexsort((self._ids, -self._scores))
-        return self._ids[order], self._scores[order]
+        return self._ids[order], self._scores[order], self._rows[order] if self._rows is not None else None
 
 
 def top_k(pool_ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from pipeline.faults import HOOK_ENV, check_hook
 from pipeline.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,
                              status_lines, waiting_message)
 from pipeline.preflight import preflight
+from pipeline.progress import make_progress
 from pipeline.round_table import RoundTable
 from pipeline.run_store import RunStore
 
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                           "(re-running with the same config and --run-dir does the same)")
     run.add_argument("--accept-partial", action="store_true",
                      help="oracle: external: continue the open round with the labels answered so far")
+    run.add_argument("--quiet", action="store_true", help="no live progress line: the round table only")
     run.set_defaults(handler=_run)
 
     label = commands.add_parser("label", help="oracle: external: answer a round's label request")
@@ -83,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                     "compare.strategies=[svp,clactive]")
     compare.add_argument("--quick", action="store_true",
                          help="a smoke run: 1%% initial set, two 1%% rounds, short schedules, its own directory")
+    compare.add_argument("--quiet", action="store_true", help="no live progress line: the round tables only")
     compare.set_defaults(handler=_compare)
 
     search = commands.add_parser("tune", help="search the replay memory and step budget with Ray Tune: trial table, "
@@ -186,8 +189,13 @@ def _run(args: argparse.Namespace) -> int:
     print(f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
           f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir} ({action})", flush=True)
     from actors.driver import run_rounds  # Ray is imported only when a run starts
-    table = RoundTable()
-    result = run_rounds(plan, on_record=table.row, on_target=table.target, accept_partial=args.accept_partial)
+    progress = make_progress(plan.num_rounds, args.quiet)
+    table = RoundTable(progress.write)
+    try:
+        result = run_rounds(plan, on_record=table.row, on_target=table.target, accept_partial=args.accept_partial,
+                            progress=progress)
+    finally:
+        progress.close()
     if result["waiting"] is not None:
         store = RunStore(config.run_dir)
         print(waiting_message(store, LabelRequests(store).get(result["waiting"]["round"])), flush=True)

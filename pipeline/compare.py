@@ -24,6 +24,7 @@ from pipeline.config import RunConfig, Size, build_section, check_size, config_f
 from pipeline.errors import ConfigError
 from pipeline.preflight import RunPlan, plan_run, preflight
 from pipeline.report import summarize, table, write
+from pipeline.progress import make_progress
 from pipeline.round_table import RoundTable
 from pipeline.run_store import RunStore
 from pipeline.strategies import strategy_names
@@ -62,6 +63,9 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
     if base.oracle != "simulated":
         raise ConfigError(f"oracle = {base.oracle}: compare runs every strategy unattended, with the simulated "
                           "oracle; drop the oracle key (people label one run at a time, with clactive run)")
+    if base.stopping:
+        raise ConfigError("stopping: would end each strategy at a budget of its own, but compare measures them all at "
+                          "the same budgets: drop the stopping key (it is for clactive run)")
     return base, section
 
 
@@ -116,8 +120,15 @@ def main(args: argparse.Namespace) -> int:
             entries[name] = done
             continue
         print(f"== {name} ({config.strategy} / {config.acquisition})", flush=True)
-        printed = RoundTable()
-        result = run_rounds(plan, on_record=printed.row, on_target=printed.target, target_rounds=fits)
+        progress = make_progress(num_rounds, args.quiet)
+        printed = RoundTable(progress.write)
+        # one MLflow experiment per compare, a run per strategy, one store in the compare's directory
+        tracking = {"experiment": Path(section.dir).name, "run_name": name, "store_dir": str(Path(section.dir).absolute())}
+        try:
+            result = run_rounds(plan, on_record=printed.row, on_target=printed.target, target_rounds=fits,
+                                progress=progress, tracking=tracking)
+        finally:
+            progress.close()
         entries[name] = {"records": result["records"], "targets": result["targets"]}
 
     summary = summarize(entries, budgets, data.pool_size)

@@ -31,7 +31,8 @@ class DataConfig:
     image_size: int = 224             # imagefolder, encoded Parquet images: short side resized, centre-cropped square
     skip_corrupt: bool = False        # imagefolder, Parquet: skip (and list) undecodable images instead of stopping
     feature_column: str = "image"     # parquet: encoded image bytes, or C*H*W uint8 pixels with data.image_shape
-    label_column: str = "label"       # parquet: integer class labels in [0, K)
+    label_column: str = "label"       # parquet: integer class labels in [0, K); text_csv: integers or strings
+    text_column: Optional[str] = None # text_csv: the text column (default "text"); parquet: a string column of text
     id_column: Optional[str] = None   # parquet: stable non-negative int64 ids (default: row positions)
     image_shape: Optional[tuple[int, ...]] = None  # parquet pixel lists: (C, H, W)
     max_tokens: int = 128             # amazon_review_*: hashed words kept per review (title, then text)
@@ -76,6 +77,8 @@ class ScoringConfig:
     actors: int = 1                   # scoring actors, started once and kept for the whole run
     cpus_per_actor: float = 0.5
     gpus_per_actor: Auto = "auto"     # auto: half a GPU when the cluster has GPUs (shared with the learner)
+    candidates: Optional[Size] = None # score a seeded random subset of the unlabelled pool each round (a count,
+                                      # or a fraction of the unlabelled pool); None: all of it (the paper)
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,20 @@ class PoolConfig:
     arrivals_dir: Optional[str] = None              # arrivals: new Parquet shards here join before each round
 
 
+@dataclass(frozen=True)
+class StopConfig:
+    """One stopping criterion (pipeline.stopping). The budget (the schedule's end) always stops a run;
+    these may stop it earlier: after the first round any one of them holds."""
+    criterion: str = ""               # accuracy_plateau | uncertainty | stable_predictions
+    rounds: int = 2                   # accuracy_plateau, stable_predictions: over the last n round-to-round changes
+    epsilon: float = 0.005            # accuracy_plateau: the largest change in selection accuracy that counts as flat
+    threshold: float = 0.05           # uncertainty: the chosen batch's mean acquisition score below this stops
+    kappa: float = 0.99               # stable_predictions: Cohen's kappa of successive models on the stop set
+
+
 GROWTH = ("static", "class_incremental", "arrivals")
 ORACLES = ("simulated", "external")
+TRACKERS = ("mlflow", "tensorboard")
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,9 @@ class RunConfig:
     update: UpdateConfig = field(default_factory=UpdateConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
+    stopping: tuple[StopConfig, ...] = ()  # more reasons to stop before the budget; any one stops the run
+    tracking: Optional[str] = None    # mlflow | tensorboard: log params, every round's record and the plots
+    tracking_uri: Optional[str] = None  # mlflow: a tracking URI (default: a file store inside the run directory)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -242,7 +260,8 @@ def _convert(hint, value, key: str):
                 continue
         raise ConfigError(f"'{key}' = {value!r} has the wrong type: expected {_describe(hint)}")
     if origin is tuple:
-        if not isinstance(value, (list, tuple)) or not value:
+        # a list of sections (stopping) may be empty: none; a list of values (round_ends) may not
+        if not isinstance(value, (list, tuple)) or not (value or dataclasses.is_dataclass(args[0])):
             raise ConfigError(f"'{key}' must be a non-empty list, got {value!r}")
         return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
     if hint is bool:
@@ -290,6 +309,8 @@ def validate(config: RunConfig) -> None:
     _positive("scoring.actors", config.scoring.actors)
     _positive("scoring.cpus_per_actor", config.scoring.cpus_per_actor)
     _auto_or_number("scoring.gpus_per_actor", config.scoring.gpus_per_actor)
+    if config.scoring.candidates is not None:
+        check_size("scoring.candidates", config.scoring.candidates)
     _positive("learner.workers", config.learner.workers)
     _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)
     _positive("learner.gpus_per_worker", config.learner.gpus_per_worker)
@@ -302,6 +323,17 @@ def validate(config: RunConfig) -> None:
     _positive("pool.classes_per_round", config.pool.classes_per_round)
     if config.pool.growth == "arrivals" and not config.pool.arrivals_dir:
         raise ConfigError("pool.growth = arrivals needs pool.arrivals_dir: the directory new Parquet shards appear in")
+    for i, stop in enumerate(config.stopping):
+        _positive(f"stopping[{i}].rounds", stop.rounds)
+        _at_least_zero(f"stopping[{i}].epsilon", stop.epsilon)
+        _at_least_zero(f"stopping[{i}].threshold", stop.threshold)
+        if not -1 <= stop.kappa <= 1:
+            raise ConfigError(f"stopping[{i}].kappa = {stop.kappa}: Cohen's kappa lies in [-1, 1]")
+    if config.tracking is not None:
+        _one_of("tracking", config.tracking, list(TRACKERS))
+        if "://" in config.run_dir:
+            raise ConfigError(f"tracking keeps its state (and MLflow's default store) in the run directory, so "
+                              f"run_dir {config.run_dir} must be a local path: use one, or drop tracking")
 
 
 def _check_data(data: DataConfig) -> None:

@@ -50,7 +50,8 @@ class ExternalOracle:
         if request is None:
             return None
         meta = request.meta
-        return Selection(request.pool_ids, None, meta["admitted"], meta["candidates"], meta["seconds"], meta["rng"])
+        return Selection(request.pool_ids, None, meta["admitted"], meta["candidates"], meta["seconds"], meta["rng"],
+                         score_mean=meta.get("score_mean"))
 
     def ask(self, round_index: int, chosen: Selection, hints, elapsed_s: float) -> Answer:
         request = self.requests.get(round_index) or self._write(round_index, chosen, hints, elapsed_s)
@@ -71,6 +72,7 @@ class ExternalOracle:
         hints_s = time.perf_counter() - start
         meta = {"num_classes": self.data.num_classes, "num_rounds": self.num_rounds, "rng": chosen.rng_state,
                 "admitted": chosen.admitted, "candidates": int(chosen.candidates),
+                "score_mean": chosen.score_mean,
                 "seconds": {**chosen.seconds, "hints": hints_s}, "paused_after_s": elapsed_s + hints_s,
                 "created": time.time()}
         return self.requests.create(round_index, chosen.pool_ids, images, hint_values, meta)

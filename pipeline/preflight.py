@@ -60,6 +60,7 @@ def check_names(config: RunConfig) -> None:
     from pipeline.data import source_names
     from pipeline.memory import memory_names
     from pipeline.models import model_names  # torch: the registries hold the classes they name
+    from pipeline.stopping import stopping_names
     from pipeline.strategies import strategy_names
 
     one_of("strategy", config.strategy, strategy_names())
@@ -69,6 +70,8 @@ def check_names(config: RunConfig) -> None:
     one_of("data.augment", config.data.augment, ["auto", *augment_names()])
     for role in ("proxy", "target"):
         one_of(f"{role}.name", getattr(config, role).name, model_names())
+    for i, stop in enumerate(config.stopping):
+        one_of(f"stopping[{i}].criterion", stop.criterion, stopping_names())
 
 
 def one_of(key: str, value: str, valid: list[str]) -> None:

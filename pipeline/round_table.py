@@ -2,6 +2,8 @@
 from inside the round (in clactive's words, not Ray's logs), and the target's line. No Ray."""
 from __future__ import annotations
 
+from typing import Callable
+
 COLUMNS = [("round", 5, "{:d}"), ("labelled", 8, "{:d}"), ("acquired", 8, "{:d}"), ("score s", 7, "{:.1f}"),
            ("select s", 8, "{:.2f}"), ("train s", 7, "{:.1f}"), ("steps", 6, "{:d}"), ("eval s", 6, "{:.1f}"),
            ("overhead s", 10, "{:.1f}"), ("acc", 6, "{:.4f}")]
@@ -9,23 +11,26 @@ NOTE_INDENT = " " * 7
 
 
 class RoundTable:
-    """Prints the header before the first row, so a run that pauses before its first round prints no table."""
+    """Prints the header before the first row, so a run that pauses before its first round prints no table.
+    `write` prints a line (a live progress line's write keeps the bar below the table)."""
 
-    def __init__(self):
+    def __init__(self, write: Callable[[str], None] | None = None):
+        self.write = write or (lambda line: print(line, flush=True))
         self.started = False
 
     def row(self, record: dict) -> None:
         if not self.started:
-            print("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS), flush=True)
+            self.write("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS))
             self.started = True
-        print(format_row(record), flush=True)
+        self.write(format_row(record))
         for note in recovered(record):
-            print(NOTE_INDENT + note, flush=True)
+            self.write(NOTE_INDENT + note)
+        if "stopped" in record:
+            self.write(stopped_line(record))
 
-    @staticmethod
-    def target(fit: dict) -> None:
-        print(f"target {fit['target']} trained from scratch on {fit['labelled']} labels: "
-              f"test accuracy {fit['target_acc']:.4f} ({fit['seconds']['train']:.1f} s)", flush=True)
+    def target(self, fit: dict) -> None:
+        self.write(f"target {fit['target']} trained from scratch on {fit['labelled']} labels: "
+                   f"test accuracy {fit['target_acc']:.4f} ({fit['seconds']['train']:.1f} s)")
 
 
 def format_row(record: dict) -> str:
@@ -33,6 +38,13 @@ def format_row(record: dict) -> str:
     values = [record["round"], record["labelled"], record["acquired"], s["score"], s["select"], s["train"],
               record["steps"], s["eval"], s["learner_overhead"], record["selection_acc"]]
     return "  ".join(f"{fmt.format(v):>{width}}" for (_, width, fmt), v in zip(COLUMNS, values))
+
+
+def stopped_line(record: dict) -> str:
+    """A round after which a stopping criterion ended the run (a resumed run prints it again: it is finished)."""
+    stop = record["stopped"]
+    return (f"{NOTE_INDENT}stopped after round {record['round']} by {stop['criterion']}: {stop['reason']}; "
+            "the run is finished")
 
 
 def recovered(record: dict) -> list[str]:

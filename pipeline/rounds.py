@@ -9,7 +9,9 @@
     [3/6] label    the answered labels join the labelled set, written to the round's directory
     [4/6] plan     the strategy says what to train, from where, on which ids, how many steps
     [5/6] update   the learner trains and evaluates on the test split
-    [6/6] commit   labels, strategy state, checkpoint, rng state and record, in one atomic step
+    [6/6] commit   labels, strategy state, checkpoint, rng state, the model's predictions on the stop
+                   set and record, in one atomic step; a stopping criterion that holds (pipeline.stopping)
+                   says so in the record, and the run is finished there
 
 The scorers, the learner and the oracle come in behind the small interfaces below; Ray's side
 (actors/coordinator.py) passes its actors in, a unit test passes stand-ins. A Rounds started on a
@@ -28,12 +30,15 @@ from typing import Callable, Protocol
 import numpy as np
 import pyarrow.dataset as pads
 
+from pipeline.acquisition import draw_candidates
+from pipeline.config import to_count
 from pipeline.data.base import positions_of
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
 from pipeline.preflight import RunPlan
 from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
 from pipeline.run_store import RunStore
+from pipeline.stopping import cohens_kappa, create_criteria, first_stop
 from pipeline.strategies import UpdatePlan, create_strategy
 
 
@@ -47,6 +52,7 @@ class Selection:
     seconds: dict[str, float]     # score, select, score_compute
     rng_state: dict               # the run's random state once selection was done
     redone_passes: int = 0        # scoring passes redone because a scorer died
+    score_mean: float | None = None  # the chosen batch's mean acquisition score (None: round 0, set-based)
 
 
 @dataclass(frozen=True)
@@ -65,9 +71,10 @@ class Scorers(Protocol):
         """Start the scoring processes in the background, if they are not up yet."""
 
     def select(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, hook: Hook,
-               pool: list[str] | None) -> tuple[np.ndarray, dict]:
-        """The top k unlabelled pool ids under `weights`, and {score, select, score_compute: seconds,
-        candidates: unlabelled examples scored, redone: passes redone}."""
+               pool: list[str] | None, candidate_ids: np.ndarray | None) -> tuple[np.ndarray, dict]:
+        """The top k pool ids under `weights` among `candidate_ids` (ascending; None: every unlabelled
+        id), and {score, select, score_compute: seconds, candidates: unlabelled examples scored,
+        redone: passes redone, score_mean: the chosen ids' mean score, None for set-based selection}."""
 
     def hints(self, weights: bytes, pool_ids: np.ndarray, images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
         """For people: the model's predicted label, its probability and the acquisition score, per id."""
@@ -82,7 +89,7 @@ class Learner(Protocol):
     def update(self, plan: UpdatePlan, images: np.ndarray, labels: np.ndarray, seed: int,
                resume_from: bytes | None, round_index: int) -> dict:
         """Train as `plan` says on (images, labels), evaluate on the test split: {checkpoint, steps,
-        loss, test_acc, class_correct, class_total, train_s, eval_s, device}; the first update of a
+        loss, test_acc, class_correct, class_total, test_predictions, train_s, eval_s, device}; the first update of a
         worker group this process started adds {learner_launch_s, resources}."""
 
     def close(self) -> None: ...
@@ -101,10 +108,12 @@ class Oracle(Protocol):
 
 class Rounds:
     def __init__(self, plan: RunPlan, store: RunStore, scorers: Scorers, learner: Learner, oracle: Oracle,
-                 hook: str | None = None, restarted: bool = False):
+                 hook: str | None = None, restarted: bool = False, on_stage: Callable | None = None):
         config, data = plan.config, plan.data
         self.plan, self.config, self.data, self.store = plan, config, data, store
         self.scorers, self.learner, self.oracle, self.hook = scorers, learner, oracle, hook
+        # on_stage(round, stage, total, unit): a long stage begins (scoring, update, target fit), for progress
+        self.on_stage = on_stage or (lambda *stage: None)
         self.strategy = create_strategy(config, max(plan.round_sizes, default=plan.initial_size))
         self.rng = np.random.default_rng(config.seed)
         self.round = 0
@@ -115,6 +124,9 @@ class Rounds:
         self.admitted: list[str] = []      # arrival shards in the pool, in the order committed rounds admitted them
         self._class_files: dict[int, list[str]] | None = None
         self.restart_unreported = restarted  # the next committed round's record says the coordinator restarted
+        self.criteria = create_criteria(config.stopping)
+        self.stop_set: np.ndarray | None = None  # the last committed model's predictions on the test images
+        self.stopped = False  # a stopping criterion ended the run after its last committed round
         self.resumed_records = self._resume()
 
     def run_round(self, r: int) -> dict:
@@ -125,6 +137,8 @@ class Rounds:
         """
         if r < self.round:
             return self.store.records()[r]
+        if self.stopped:
+            raise IndexError(f"round {r} asked for, but the run stopped after round {self.round - 1}")
         if r != self.round or r >= self.plan.num_rounds:
             raise IndexError(f"round {r} asked for, but the next of this run's {self.plan.num_rounds} rounds is {self.round}")
         round_start = time.perf_counter()
@@ -162,17 +176,22 @@ class Rounds:
         # the model) overlaps the update instead of adding to the next round's scoring pass.
         if r + 1 < self.plan.num_rounds:
             self.scorers.start()
+        self.on_stage(r, "update", plan.steps, "steps")
         result, seconds["update"] = self._update(plan, labelled_ids, labels, images, seed=self._seed(r))
         seconds.update(train=result["train_s"], eval=result["eval_s"],
                        learner_overhead=seconds["update"] - result["train_s"] - result["eval_s"])
 
         # [6/6] commit: until the rename inside, a crash leaves the previous round as the last one
         writer.state(self.strategy.state_dict(), self.rng.bit_generator.state, result["checkpoint"])
+        writer.stop_set(result["test_predictions"])
         seconds["round"] = time.perf_counter() - round_start + answer.seconds_before
         record = self._record(r, chosen, answer, plan, result, seconds, labelled_ids)
+        stop = first_stop(self.criteria, self.store.records() + [record]) if r < self.plan.last_round else None
+        if stop is not None:  # the run is finished: the budget is no longer the only end
+            record["stopped"] = stop
         writer.commit(record)
         self.labelled_ids, self.labels, self.images = labelled_ids, labels, images
-        self.weights = result["checkpoint"]
+        self.weights, self.stop_set, self.stopped = result["checkpoint"], result["test_predictions"], stop is not None
         self.admitted += chosen.admitted
         self.round += 1
         return record
@@ -189,6 +208,7 @@ class Rounds:
         count = self.store.records()[upto_round]["labelled"]
         ids, labels, images = self.labelled_ids[:count], self.labels[:count], self.images[:count]
         plan = self.strategy.from_scratch("target", ids)
+        self.on_stage(upto_round, "target fit", plan.steps, "steps")
         result, update_s = self._update(plan, ids, labels, images, seed=self._seed(10_000 + upto_round))
         fit = {"round": upto_round, "labelled": int(count), "target": self.config.target.name,
                "target_acc": result["test_acc"], "steps": result["steps"],
@@ -214,7 +234,9 @@ class Rounds:
         self.rng.bit_generator.state = saved["rng"]
         self.weights = saved["checkpoint"]
         self.round = rounds[-1] + 1
+        self.stop_set = self.store.load_stop_set(rounds[-1])
         records = self.store.records()
+        self.stopped = "stopped" in records[-1]
         self.admitted = [path for record in records for path in record.get("admitted", [])]
         return records
 
@@ -231,11 +253,29 @@ class Rounds:
             return Selection(chosen, pool, admitted, len(ids),
                              dict(score=0.0, select=time.perf_counter() - start, score_compute=0.0),
                              self.rng.bit_generator.state)
-        chosen, stats = self.scorers.select(self.weights, self.labelled_ids, self.plan.round_sizes[r - 1],
-                                            seed=self._seed(r), hook=Hook(self.hook, self.store.location, r),
-                                            pool=pool)
-        candidates, redone = stats.pop("candidates"), stats.pop("redone")
-        return Selection(chosen, pool, admitted, candidates, stats, self.rng.bit_generator.state, redone)
+        k = self.plan.round_sizes[r - 1]
+        start = time.perf_counter()
+        candidate_ids = self._candidates(r, pool, k)
+        draw_s = time.perf_counter() - start
+        total = (len(candidate_ids) if candidate_ids is not None
+                 else self.data.pool_size - len(self.labelled_ids) if pool is None else None)
+        self.on_stage(r, "scoring", total, "examples")
+        chosen, stats = self.scorers.select(self.weights, self.labelled_ids, k, seed=self._seed(r),
+                                            hook=Hook(self.hook, self.store.location, r), pool=pool,
+                                            candidate_ids=candidate_ids)
+        candidates, redone, score_mean = stats.pop("candidates"), stats.pop("redone"), stats.pop("score_mean")
+        stats["select"] += draw_s
+        return Selection(chosen, pool, admitted, candidates, stats, self.rng.bit_generator.state, redone, score_mean)
+
+    def _candidates(self, r: int, pool: list[str] | None, k: int) -> np.ndarray | None:
+        """scoring.candidates: the seeded random subset of round r's unlabelled pool that the scorers
+        score (at least the round's k), ascending; None: every unlabelled example."""
+        size = self.config.scoring.candidates
+        if size is None:
+            return None
+        unlabelled = np.setdiff1d(pool_ids(pool or split_files(self.data.split_dir("pool"))), self.labelled_ids,
+                                  assume_unique=True)
+        return draw_candidates(unlabelled, max(to_count(size, len(unlabelled)), k), seed=self._seed(r))
 
     def _update(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, images: np.ndarray,
                 seed: int) -> tuple[dict, float]:
@@ -264,6 +304,10 @@ class Rounds:
         if self.config.pool.growth == "arrivals":
             record["admitted"] = chosen.admitted
         # faults Ray recovered from inside this round, for the driver to report in clactive's words
+        if self.stop_set is not None:  # agreement with the previous round's model, for stable_predictions
+            record["stop_set_kappa"] = cohens_kappa(self.stop_set, result["test_predictions"], self.data.num_classes)
+        if chosen.score_mean is not None:
+            record["selection_score_mean"] = chosen.score_mean
         if chosen.redone_passes:
             record["redone_passes"] = chosen.redone_passes
         if self.restart_unreported:

@@ -1,11 +1,13 @@
 """The run directory: the single source of truth of a run, on a local disk or a shared URI.
 
     config.yaml                 the resolved config; a run directory holds one config for good
+    classes.json                what each class index stands for, when the data named its classes
     rounds/NNNN/                round N:
         labels.parquet            ids, images and labels acquired in round N (append-only)
         state.npz                 the strategy's state after round N (its replay memory)
         checkpoint.pt             the selection model and its optimizer after round N
         rng.json                  the run's random generator after round N
+        stop_set.npy              the selection model's predictions on the stop set (the test images)
         record.json               the round record, written last: its presence commits the round
     rounds.jsonl                a readable view of every record, rewritten after each commit
     targets/NNNN.json           the target trained from scratch on the labels of rounds 0..N: its accuracy
@@ -51,8 +53,13 @@ class RunStore:
         return store
 
     @classmethod
-    def create(cls, run_dir: str | os.PathLike, config: RunConfig) -> "RunStore":
+    def create(cls, run_dir: str | os.PathLike, config: RunConfig,
+               class_names: tuple[str, ...] | None = None) -> "RunStore":
+        """A new run directory. `class_names`: what each class index stood for in the user's data
+        (text_csv's labels), kept as classes.json beside the config so the labels stay readable."""
         store = cls.check_new(run_dir)
+        if class_names is not None:
+            store.write_json("classes.json", {"class_names": list(class_names)})
         store.storage.write("config.yaml", save_config(config).encode())
         return store
 
@@ -126,6 +133,11 @@ class RunStore:
                 "rng": json.loads(self.storage.read(f"{base}/rng.json")),
                 "record": json.loads(self.storage.read(f"{base}/{COMMIT_FILE}"))}
 
+    def load_stop_set(self, round_index: int) -> np.ndarray | None:
+        """Round `round_index`'s predictions on the stop set; None for runs written before they were kept."""
+        name = f"{_round_dir(round_index)}/stop_set.npy"
+        return np.load(io.BytesIO(self.storage.read(name))) if self.storage.is_file(name) else None
+
     def records(self) -> list[dict]:
         return [json.loads(self.storage.read(f"{_round_dir(r)}/{COMMIT_FILE}")) for r in self.committed_rounds()]
 
@@ -161,6 +173,11 @@ class RoundWriter:
         self._write("state.npz", buffer.getvalue())
         self._write("rng.json", json.dumps(rng_state).encode())
         self._write("checkpoint.pt", checkpoint)
+
+    def stop_set(self, predictions: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, predictions)
+        self._write("stop_set.npy", buffer.getvalue())
 
     def commit(self, record: dict) -> None:
         self.store.storage.sync_dir(self.dir)  # the round's files are durable before the record says so

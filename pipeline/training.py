@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Iterator, Sequence, Union
+from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -42,8 +42,10 @@ def make_optimizer(model: nn.Module, model_config: ModelConfig, lr: float) -> to
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
                 *, steps: int, batch_size: int, lr: float, mean: Stat, std: Stat, generator: torch.Generator,
-                device: torch.device, rank: int = 0, world_size: int = 1, augment: str = "none") -> dict[str, float]:
-    """Exactly `steps` optimizer steps over shuffled epochs of (images, labels).
+                device: torch.device, rank: int = 0, world_size: int = 1, augment: str = "none",
+                on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Exactly `steps` optimizer steps over shuffled epochs of (images, labels); `on_step(steps taken)`
+    after each (progress reports).
 
     Returns {"loss": mean training loss, "steps": optimizer steps taken}.
 
@@ -76,6 +78,8 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
         scheduler.step()
         total_loss += loss.item()
         taken += 1
+        if on_step is not None:
+            on_step(taken)
     return {"loss": total_loss / max(taken, 1), "steps": taken}
 
 
@@ -101,17 +105,24 @@ def full_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterato
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, *, mean: Stat, std: Stat, device: torch.device,
-            output: str = "probs", batch_size: int = 1024) -> np.ndarray:
-    """uint8 (N, C, H, W) -> softmax probs (N, K) or embeddings (N, D), float32 numpy."""
+            output: str = "probs", batch_size: int = 1024) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, C, H, W) -> softmax probs (N, K), embeddings (N, D), or both ("probs+embeddings",
+    from one forward pass: every model is a head over `embed`), float32 numpy."""
     model.eval()
-    parts = []
+    probs, embeddings = [], []
     for start in range(0, len(images), batch_size):
         x = to_input(images[start:start + batch_size].to(device), mean, std)
-        out = model.embed(x) if output == "embeddings" else torch.softmax(model(x), dim=1)
-        parts.append(out.float().cpu())
-    if not parts:
-        return np.empty((0, 0), dtype=np.float32)
-    return torch.cat(parts).numpy()
+        if output == "probs":
+            probs.append(torch.softmax(model(x), dim=1).float().cpu())
+            continue
+        emb = model.embed(x)
+        embeddings.append(emb.float().cpu())
+        if output == "probs+embeddings":
+            probs.append(torch.softmax(model.head(emb), dim=1).float().cpu())
+    empty = np.empty((0, 0), dtype=np.float32)
+    probs = torch.cat(probs).numpy() if probs else empty
+    embeddings = torch.cat(embeddings).numpy() if embeddings else empty
+    return {"probs": probs, "embeddings": embeddings}.get(output, (probs, embeddings))
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, mean: Stat, std: Stat,

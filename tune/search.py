@@ -16,7 +16,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline.config import read_with_section
+from pipeline.config import RunConfig, read_with_section
 from pipeline.data import PreparedData
 from pipeline.errors import ConfigError
 from pipeline.preflight import plan_run, preflight
@@ -43,7 +43,9 @@ def trial(params: dict, base_raw: dict, data: PreparedData, objective: str, tria
     from actors.driver import run_rounds
 
     run_dir = os.path.join(trials_dir, ray.tune.get_context().get_trial_id())
-    plan = plan_run(apply(base_raw, {**params, "run_dir": run_dir, "train_target_at_end": False}), data)
+    # tracking is Tune's own (its logger callbacks, in tune_tracking below), not a tracker per trial
+    plan = plan_run(apply(base_raw, {**params, "run_dir": run_dir, "train_target_at_end": False, "tracking": None}),
+                    data)
     selection_s = 0.0
     metrics: dict = {}
 
@@ -65,6 +67,9 @@ def main(args: argparse.Namespace) -> int:
     if base.oracle != "simulated":
         raise ConfigError(f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; "
                           "drop the oracle key")
+    if base.stopping:
+        raise ConfigError("stopping: would end trials at budgets of their own, but tune compares them at the same "
+                          "rounds (its scheduler stops the poor ones early): drop the stopping key")
     from actors.cluster import connect  # Ray is imported only when a search starts
     base_plan = preflight(base, start_ray=lambda: connect(args.address, args.verbose))
     data, num_rounds = base_plan.data, base_plan.num_rounds
@@ -93,7 +98,8 @@ def main(args: argparse.Namespace) -> int:
             trainable, param_space={p.key: _distribution(p) for p in params},
             tune_config=tune.TuneConfig(num_samples=section.num_samples, scheduler=scheduler,
                                         max_concurrent_trials=section.max_concurrent),
-            run_config=tune.RunConfig(name="search", storage_path=str(out_dir), verbose=0))
+            run_config=tune.RunConfig(name="search", storage_path=str(out_dir), verbose=0,
+                                      callbacks=tune_tracking(base, out_dir)))
     print(f"clactive tune: {section.num_samples} trials of {num_rounds} rounds over "
           f"{', '.join(p.key for p in params)}; objective {section.objective}, scheduler {section.scheduler}",
           flush=True)
@@ -108,6 +114,21 @@ def main(args: argparse.Namespace) -> int:
     print((out_dir / "trials.md").read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in paths), flush=True)
     return 0
+
+
+def tune_tracking(config: RunConfig, out_dir: Path) -> list:
+    """Ray Tune's own logger callbacks for `tracking:`: MLflow (a run per trial, in an experiment named
+    after the search's directory; by default a SQLite store there, as a run's tracker keeps it) or
+    TensorBoard event files in each trial's directory."""
+    if config.tracking == "mlflow":
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls home from a search
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+        uri = config.tracking_uri or f"sqlite:///{out_dir / 'mlflow.db'}"
+        return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=out_dir.name, save_artifact=False)]
+    if config.tracking == "tensorboard":
+        from ray.tune.logger import TBXLoggerCallback
+        return [TBXLoggerCallback()]
+    return []
 
 
 def _distribution(param: Param):

@@ -2,7 +2,7 @@
 from pipeline.data.base import (PreparedData, Source, get_source, images_from_arrow, is_prepared, prepare_data,
                                 prepare_dataset, read_rows, register_source, resolve_augment, source_for,
                                 source_names)
-from pipeline.data import amazon, cifar, fashion_mnist, image_folder, parquet  # noqa: F401  (register the sources)
+from pipeline.data import amazon, cifar, fashion_mnist, image_folder, parquet, text_csv  # noqa: F401  (register)
 
 __all__ = ["PreparedData", "Source", "get_source", "images_from_arrow", "is_prepared", "prepare_data",
            "prepare_dataset", "read_rows", "register_source", "resolve_augment", "source_for", "source_names"]

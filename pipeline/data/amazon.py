@@ -27,7 +27,9 @@ FILES = {"pool": "train.csv", "test": "test.csv"}
 READ_ROWS = 10_000
 
 
-class _AmazonReviews(Source):
+class TokenSource(Source):
+    """Texts stored as data.max_tokens hashed word ids (pipeline.text) in a 1 x 1 x max_tokens int32
+    "image". The Amazon Reviews and text_csv share it, so the same text models read both."""
     feature_dtype = "int32"
     mean, std = 0.0, 1.0      # token ids are not normalised
     default_augment = "none"
@@ -39,6 +41,8 @@ class _AmazonReviews(Source):
     def params(self) -> dict[str, Any]:
         return {"max_tokens": self.options.max_tokens, "buckets": BUCKETS}
 
+
+class _AmazonReviews(TokenSource):
     def files(self) -> list[Path]:
         return [self.data_dir / name for name in FILES.values()]
 
@@ -56,7 +60,7 @@ class _AmazonReviews(Source):
                     labels.append(self._label(row, path, reader.line_num))
                     text = f"{row[1]} . {row[2]}"
                     if not text.isascii():
-                        _check_utf8(text, path, reader.line_num)
+                        check_utf8(text, path, reader.line_num)
                     texts.append(text)
                     if len(texts) == READ_ROWS:
                         yield tokenize.batch(texts)[:, None, None, :], np.asarray(labels, dtype=np.int64)
@@ -82,7 +86,7 @@ class _AmazonReviews(Source):
         return label - 1
 
 
-def _check_utf8(text: str, path: Path, line: int) -> None:
+def check_utf8(text: str, path: Path, line: int) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

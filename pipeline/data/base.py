@@ -85,6 +85,8 @@ class Source(ABC):
     default_augment: str = "none"       # what data.augment: auto means for this source
     feature_dtype: str = "uint8"        # a key of FEATURE_TYPES: what read_split yields as images
     decodes_with_ray: bool = False      # read_split spreads its work over Ray Data when Ray is running
+    class_names: tuple[str, ...] | None = None  # the label each class index stands for, for a source
+                                                # that maps its own labels to 0..K-1 (text_csv)
 
     def __init__(self, data_dir: Path, options: DataConfig | None = None):
         self.data_dir = data_dir
@@ -130,6 +132,8 @@ class PreparedData:
     std: Stat
     sizes: dict[str, int]
     feature_dtype: str = "uint8"   # manifests written before text sources existed hold pixels
+    class_names: tuple[str, ...] | None = None  # class i was labelled class_names[i] in the source's
+                                                # files; None: the files' labels are the classes
 
     @property
     def holds(self) -> str:
@@ -165,7 +169,8 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
         # read after the splits: a source may learn its classes or statistics while reading them
         prepared = PreparedData(root=str(root), dataset=source.name, num_classes=source.num_classes,
                                 image_shape=tuple(source.image_shape), mean=_stat(source.mean),
-                                std=_stat(source.std), sizes=sizes, feature_dtype=source.feature_dtype)
+                                std=_stat(source.std), sizes=sizes, feature_dtype=source.feature_dtype,
+                                class_names=source.class_names)
         (tmp / "manifest.json").write_text(json.dumps(asdict(prepared), indent=1))
         try:
             os.replace(tmp, root)
@@ -209,8 +214,8 @@ def _stat(value: Stat) -> Stat:
 def _load_manifest(manifest: Path) -> PreparedData:
     meta = json.loads(manifest.read_text())
     meta["image_shape"] = tuple(meta["image_shape"])
-    for key in ("mean", "std"):
-        if isinstance(meta[key], list):
+    for key in ("mean", "std", "class_names"):
+        if isinstance(meta.get(key), list):
             meta[key] = tuple(meta[key])
     return PreparedData(**meta)
 

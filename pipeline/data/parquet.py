@@ -1,4 +1,4 @@
-"""Any Parquet table of images, with its column names given in the config.
+"""Any Parquet table of images or texts, with its column names given in the config.
 
     DATA_DIR/train.parquet  or  DATA_DIR/train/*.parquet     the pool
     DATA_DIR/test.parquet   or  DATA_DIR/test/*.parquet      the test split
@@ -9,13 +9,16 @@ data.feature_column   the images, either
                         data.image_size, centre-cropped; or
                       - pixels: a list of C*H*W integers in 0..255 per row, row-major, with
                         data.image_shape: [C, H, W]
+data.text_column      or, instead of images, a string column of texts: tokenised as the Amazon
+                      Review sources tokenise theirs (pipeline.data.amazon), so the same text
+                      models read them; data.feature_column is then not read
 data.label_column     integer class labels in [0, K); K is one more than the largest label of
                       either split
 data.id_column        optional stable non-negative int64 ids, unique within a split; required in
                       the pool when named, used in the test split when present there (default:
                       the row's position, files read in name order)
 
-Normalisation statistics are measured per channel on the pool while it is written.
+Normalisation statistics of images are measured per channel on the pool while it is written.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import pyarrow.types as pat
 from pipeline.data.base import Source, register_source
 from pipeline.data.image_folder import decode_encoded, describe_error, quiet_decoders
 from pipeline.errors import DataError
+from pipeline.text import BUCKETS, Tokenizer
 
 SPLIT_NAMES = {"pool": "train", "test": "test"}
 READ_ROWS = 1024
@@ -44,7 +48,10 @@ class ParquetTable(Source):
     def __init__(self, data_dir: Path, options=None):
         super().__init__(data_dir, options)
         self._num_classes: int | None = None
-        self.mean, self.std = 0.5, 0.25  # replaced by the pool's statistics once it is read
+        if self.options.text_column is None:
+            self.mean, self.std = 0.5, 0.25  # replaced by the pool's statistics once it is read
+        else:
+            self.mean, self.std = 0.0, 1.0   # token ids are not normalised
 
     # --- the layout ------------------------------------------------------------------------
 
@@ -68,7 +75,20 @@ class ParquetTable(Source):
         o = self.options
         return {"feature_column": o.feature_column, "label_column": o.label_column, "id_column": o.id_column,
                 "image_shape": list(o.image_shape) if o.image_shape else None, "image_size": o.image_size,
-                "skip_corrupt": o.skip_corrupt}
+                "skip_corrupt": o.skip_corrupt,
+                # only for texts, so the cache key of a table of images is what it was before texts
+                **({} if o.text_column is None else
+                   {"text_column": o.text_column, "max_tokens": o.max_tokens, "buckets": BUCKETS})}
+
+    @property
+    def feature_dtype(self) -> str:
+        return "uint8" if self.options.text_column is None else "int32"
+
+    @property
+    def _column(self) -> str:
+        """The column that becomes the pool's `image`: the texts, or else the images."""
+        o = self.options
+        return o.feature_column if o.text_column is None else o.text_column
 
     def _dataset(self, split: str) -> pads.Dataset:
         files = self.split_files(split)
@@ -87,7 +107,8 @@ class ParquetTable(Source):
             dataset = self._dataset(split)
             where = ", ".join(str(f) for f in self.split_files(split))
             schema = dataset.schema
-            for role, column in (("feature", o.feature_column), ("label", o.label_column), ("id", o.id_column)):
+            feature = "feature" if o.text_column is None else "text"
+            for role, column in ((feature, self._column), ("label", o.label_column), ("id", o.id_column)):
                 if role == "id" and split == "test":
                     continue
                 if column is not None and column not in schema.names:
@@ -97,7 +118,7 @@ class ParquetTable(Source):
                 if column is not None and column in schema.names and not pat.is_integer(schema.field(column).type):
                     raise DataError(f"parquet: column '{column}' of {where} is {schema.field(column).type}, "
                                     f"not integers; write the {role}s as integers")
-            self._feature_kind(schema.field(o.feature_column).type, where)
+            self._feature_kind(schema.field(self._column).type, where)
             labels = dataset.to_table(columns=[o.label_column]).column(0)
             if labels.null_count:
                 raise DataError(f"parquet: column '{o.label_column}' of {where} has {labels.null_count} missing "
@@ -111,8 +132,13 @@ class ParquetTable(Source):
         self._num_classes = largest + 1
 
     def _feature_kind(self, type_: pa.DataType, where: str) -> str:
-        """'encoded' or 'pixels', or a DataError saying what the column must be."""
+        """'text', 'encoded' or 'pixels', or a DataError saying what the column must be."""
         o = self.options
+        if o.text_column is not None:
+            if pat.is_string(type_) or pat.is_large_string(type_):
+                return "text"
+            raise DataError(f"parquet: column '{o.text_column}' of {where} is {type_}, not text; write the texts "
+                            "as strings, or set data.text_column to a column of strings")
         if pat.is_binary(type_) or pat.is_large_binary(type_):
             return "encoded"
         if pat.is_struct(type_) and type_.get_field_index("bytes") >= 0:
@@ -135,7 +161,9 @@ class ParquetTable(Source):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         o = self.options
-        kind = self._feature_kind(self._dataset("pool").schema.field(o.feature_column).type, str(self.data_dir))
+        kind = self._feature_kind(self._dataset("pool").schema.field(self._column).type, str(self.data_dir))
+        if kind == "text":
+            return (1, 1, o.max_tokens)
         return tuple(o.image_shape) if kind == "pixels" else (3, o.image_size, o.image_size)
 
     # --- reading -------------------------------------------------------------------------------
@@ -144,10 +172,11 @@ class ParquetTable(Source):
         o = self.options
         dataset = self._dataset(split)
         where = ", ".join(str(f) for f in self.split_files(split))
-        kind = self._feature_kind(dataset.schema.field(o.feature_column).type, where)
+        kind = self._feature_kind(dataset.schema.field(self._column).type, where)
         shape = self.image_shape
         with_ids = o.id_column is not None and o.id_column in dataset.schema.names
-        columns = [o.feature_column, o.label_column] + ([o.id_column] if with_ids else [])
+        columns = [self._column, o.label_column] + ([o.id_column] if with_ids else [])
+        tokenize = Tokenizer(o.max_tokens)
         histogram = np.zeros((shape[0], 256), dtype=np.int64)  # per channel: pixels of each value
         position, skipped = 0, 0
         for record_batch in dataset.to_batches(columns=columns, batch_size=READ_ROWS):
@@ -165,13 +194,15 @@ class ParquetTable(Source):
                 ids = np.arange(position, position + n, dtype=np.int64)
             position += n
             feature = record_batch.column(0)
-            if kind == "pixels":
+            if kind == "text":
+                images, ok = self._tokens(feature, ids, with_ids, where, tokenize), np.ones(n, dtype=bool)
+            elif kind == "pixels":
                 images, ok = self._pixels(feature, shape, where), np.ones(n, dtype=bool)
             else:
                 images, ok = self._decode(feature, ids, where)
                 skipped += int((~ok).sum())
             images, labels, ids = images[ok], labels[ok], ids[ok]
-            if split == "pool":
+            if split == "pool" and kind != "text":
                 for c in range(shape[0]):
                     histogram[c] += np.bincount(images[:, c].reshape(-1), minlength=256)
             yield images, labels, ids
@@ -184,6 +215,17 @@ class ParquetTable(Source):
             mean = counts @ values
             std = np.sqrt(np.maximum(counts @ values ** 2 - mean ** 2, 0.0))
             self.mean, self.std = tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)
+
+    def _tokens(self, texts: pa.Array, ids: np.ndarray, with_ids: bool, where: str,
+                tokenize: Tokenizer) -> np.ndarray:
+        """A string column -> int32 (n, 1, 1, max_tokens) hashed word ids."""
+        values = texts.to_pylist()
+        for i, text in enumerate(values):
+            if text is None or not text.strip():
+                row = f"the row with {self.options.id_column} {ids[i]}" if with_ids else f"row {ids[i]} (from 0)"
+                raise DataError(f"parquet: column '{self.options.text_column}' of {where} has no text in {row}; "
+                                "write the text or drop that row")
+        return tokenize.batch(values)[:, None, None, :]
 
     def _pixels(self, feature: pa.Array, shape: tuple[int, int, int], where: str) -> np.ndarray:
         size = int(np.prod(shape))

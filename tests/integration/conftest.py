@@ -12,8 +12,10 @@ from tests.ray_head import RAY
 
 NO_TARGET = ["train_target_at_end=false"]
 # Two rounds: the initial random set, then one scored round. Every fault and kill point of a run is
-# in these two, and the first rounds' choices do not depend on how many rounds follow.
-TWO_ROUNDS = ["schedule.round_ends=[70]"]
+# in these two, and the first rounds' choices do not depend on how many rounds follow. Round 1
+# scores a random 200 of the 360 unlabelled examples (scoring.candidates), so every resume, kill
+# and fault test also checks that a redone round draws the same subset.
+TWO_ROUNDS = ["schedule.round_ends=[70]", "scoring.candidates=200"]
 
 
 def two_round_args(data_dir: Path, work_dir: Path, *extra: str) -> list[str]:

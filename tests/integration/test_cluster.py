@@ -41,6 +41,8 @@ def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_th
         assert SECONDS <= set(record["seconds"]) and all(v >= 0 for v in record["seconds"].values())
         assert 0.0 <= record["selection_acc"] <= 1.0 and record["selection_model"] == "proxy"
     assert [r["warm_start"] for r in records] == [False, True]
+    assert [r["candidates"] for r in records] == [400, 200]  # round 1 scored its random subset only
+    assert "selection_score_mean" not in records[0] and 0 < records[1]["selection_score_mean"] <= 0.9
     assert records[1]["steps"] == 7                # update.steps, counted by the worker
     assert records[1]["train_examples"] == 60      # 30 new + 30 replayed
     assert sorted(p.name for p in Path(urlparse(run_uri).path).glob("rounds/*/checkpoint.pt")) == ["checkpoint.pt"] * 2

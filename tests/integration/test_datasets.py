@@ -1,5 +1,7 @@
 """The sources end to end: rounds on generated CIFAR-layout and Amazon-CSV data, ImageFolder decoding on Ray Data.
 They run in this process, on the session's Ray (`clactive` as a process: tests/integration/test_cli.py)."""
+import json
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -12,6 +14,7 @@ from pipeline.preflight import preflight
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides, write_amazon_like, write_cifar10_like, write_image_folder
 from tests.integration.test_cli import in_process, with_sets
+from tests.unit.test_text_sources import GENRES, write_text_csv
 
 pytestmark = pytest.mark.ray
 
@@ -72,3 +75,37 @@ def test_two_rounds_run_on_amazon_csv_layout_data_with_the_text_models(ray_clust
     assert set(labels.tolist()) <= {0, 1}
     assert records[-1]["selection_acc"] >= 0.75   # fastText separates the generated reviews (chance: 0.5)
     assert 0.0 <= result["final"]["target_acc"] <= 1.0
+
+
+def test_a_text_csv_with_8_named_classes_runs_with_cluster_margin_stops_early_and_tracks_to_tensorboard(
+        ray_cluster, tmp_path, capsys):
+    """Your own text data (a header, string labels), Cluster-Margin on fastText's embeddings, a stopping
+    criterion that holds after the first scored round of three, TensorBoard read back through its own
+    API, and a --resume that says the run is finished."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    raw = write_text_csv(tmp_path / "raw", pool=240, test=80)
+    sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("target.name=")]
+    code, printed, err = in_process(capsys, "run", "--dataset", "text_csv", "--acquisition", "cluster_margin", *with_sets(
+        sets + ["data.max_tokens=16", "proxy.name=fasttext", "target.name=text_cnn", "proxy.epochs=10",
+                "tracking=tensorboard", "stopping=[{criterion: uncertainty, threshold: 1.0}]"]))
+    assert code == 0, err
+    run_dir = tmp_path / "run"
+    records = RunStore(run_dir).records()
+    assert [r["labelled"] for r in records] == [40, 70]  # three rounds planned: stopped after round 1
+    assert records[1]["stopped"]["criterion"] == "uncertainty" and records[1]["acquisition"] == "cluster_margin"
+    assert "stopped after round 1 by uncertainty" in printed and "the run is finished" in printed
+    assert "trained from scratch on 70 labels" in printed   # the target, on the labels the run ended with
+    assert json.loads((run_dir / "classes.json").read_text())["class_names"] == sorted(GENRES)
+    assert set(RunStore(run_dir).load_labels()[1].tolist()) <= set(range(8))
+    assert "\r" not in err   # not a terminal: plain progress lines, no carriage returns
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("labelled")] == [0, 1]
+    assert [e.value for e in events.Scalars("selection_acc")] == pytest.approx([r["selection_acc"] for r in records])
+    assert [e.step for e in events.Scalars("target_acc")] == [1]
+
+    code, printed, _ = in_process(capsys, "run", "--resume", run_dir)
+    assert code == 0 and "stopped after round 1 by uncertainty" in printed and "the run is finished" in printed
+    assert len(RunStore(run_dir).records()) == 2

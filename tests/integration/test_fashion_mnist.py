@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.run_store import RunStore
 from tests.integration.test_cli import REPO, in_process, with_sets
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
@@ -13,8 +14,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow,
 
 
 def test_clactive_on_real_fashion_mnist(ray_cluster, tmp_path, capsys):
+    """Round 1 scores a random 10,000 of the 58,800 unlabelled examples (scoring.candidates): the
+    whole-pool pass is what `make run` does, and its ids against a plain loop: test_scoring.py."""
     sets = [f"data.cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}", "schedule.initial=0.02",
-            "schedule.round_ends=[0.03]", "update.steps=60", "target.name=small_cnn", "target.epochs=10"]
+            "schedule.round_ends=[0.03]", "update.steps=60", "target.name=small_cnn", "target.epochs=10",
+            "scoring.candidates=10000"]
     code, printed, _ = in_process(capsys, "run", "--config", REPO / "configs" / "fashion_mnist.yaml", *with_sets(sets))
     assert code == 0
     assert "(60000 pool, 10000 test)" in printed
@@ -23,3 +27,4 @@ def test_clactive_on_real_fashion_mnist(ray_cluster, tmp_path, capsys):
     assert float(rows[-1][-1]) > 0.7  # the proxy on 1,800 labels; ~0.75-0.8 measured
     target_acc = float(printed.split("test accuracy ")[1].split()[0])
     assert target_acc > 0.7
+    assert [r["candidates"] for r in RunStore(tmp_path / "run").records()] == [60000, 10000]

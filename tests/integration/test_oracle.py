@@ -12,9 +12,10 @@ from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_config, tiny_overrides
 from tests.integration.test_cli import in_process, with_sets
-from tests.integration.conftest import NO_TARGET, selection
+from tests.integration.conftest import NO_TARGET, TWO_ROUNDS, selection
 
 pytestmark = pytest.mark.ray
+CANDIDATES = [s for s in TWO_ROUNDS if s.startswith("scoring.candidates=")]  # as `unbroken` scored
 
 
 def requested(run_dir, r):
@@ -33,8 +34,10 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
 
     # three rounds: the first two are answered in full and must choose as the simulated oracle's run
-    # did (`unbroken`, two rounds); the third continues with part of its answers (--accept-partial)
-    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + ["oracle=external"])
+    # did (`unbroken`, two rounds); the third continues with part of its answers (--accept-partial).
+    # Tracked with MLflow: each of the four processes continues the same tracking run.
+    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + CANDIDATES +
+                     ["oracle=external", "tracking=mlflow"])
     code, out, err = in_process(capsys, "run", *args)
     assert code == 0, err[-3000:]
     assert "round 0 waits for 40 labels" in out and "requests/0000/to_label.csv" in out
@@ -78,5 +81,13 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     assert pipeline.cli.main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "rounds done: 3 of 3; labels acquired: 90" in out and "finished" in out
+
+    from mlflow.tracking import MlflowClient  # read back through MLflow's own API
+    client = MlflowClient(tracking_uri=f"sqlite:///{run_dir}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("clactive").experiment_id])
+    assert len(runs) == 1 and runs[0].data.params["oracle"] == "external"
+    history = client.get_metric_history(runs[0].info.run_id, "labelled")
+    assert sorted((m.step, m.value) for m in history) == [(0, 40), (1, 70), (2, 90)]  # each round once
+    assert "plots/selection_time.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
     assert label("import", run_dir, answers) == 2               # every round is final now
     assert "has finished all 3 rounds" in capsys.readouterr().err

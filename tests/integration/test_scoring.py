@@ -8,7 +8,7 @@ import torch
 from ray.util.state import list_actors
 
 from actors.scorer import ScorerPool
-from pipeline.acquisition import get_acquisition, k_center_greedy, top_k
+from pipeline.acquisition import draw_candidates, get_acquisition, k_center_greedy, top_k
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.models import create_model
 from pipeline.training import predict, checkpoint_bytes
@@ -17,14 +17,15 @@ from tests.helpers import tiny_config
 pytestmark = pytest.mark.ray
 
 
-def expected_top_k(data, model, acquisition: str, labelled: np.ndarray, k: int) -> np.ndarray:
-    """The ids a plain loop over every pool row picks."""
+def expected_top_k(data, model, acquisition: str, labelled: np.ndarray, k: int,
+                   candidates: np.ndarray | None = None) -> np.ndarray:
+    """The ids a plain loop over every pool row picks (among `candidates`, when given)."""
     table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()
     pool_ids = table.column("id").to_numpy()
     images = torch.from_numpy(images_from_arrow(table.column("image"), data.image_shape).copy())
     probs = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"))
     scores = get_acquisition(acquisition).score(probs, pool_ids, seed=0)
-    unlabelled = ~np.isin(pool_ids, labelled)
+    unlabelled = ~np.isin(pool_ids, labelled) if candidates is None else np.isin(pool_ids, candidates)
     return top_k(pool_ids[unlabelled], scores[unlabelled], k)[0]
 
 
@@ -35,8 +36,9 @@ def scorer_actors() -> list:
 def test_long_lived_scorers_pick_exactly_the_least_sure_examples_with_each_passs_weights(ray_cluster, tiny_data_dir,
                                                                                          work_dir):
     """Two scorers stream the pool's blocks in batches that do not divide it; two passes with new weights
-    and a new labelled set each pick the plain loop's top k, and the same two actors serve both. Each
-    acquisition's scores against hand-computed values: tests/unit/test_acquisition.py."""
+    and a new labelled set each pick the plain loop's top k, and the same two actors serve both; a third
+    pass over a random candidate subset (scoring.candidates) picks the plain loop's top k of that subset.
+    Each acquisition's scores against hand-computed values: tests/unit/test_acquisition.py."""
     config = tiny_config(tiny_data_dir, work_dir, "acquisition=entropy", "scoring.batch_size=37", "scoring.actors=2")
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
     scorers = ScorerPool(config, data, "small_cnn")
@@ -51,6 +53,11 @@ def test_long_lived_scorers_pick_exactly_the_least_sure_examples_with_each_passs
             assert 0 < seconds["score_compute"] < seconds["score"]  # its compute fits inside the pass
             alive = sorted(a.actor_id for a in scorer_actors())
             assert alive == sorted(actor._actor_id.hex() for actor in scorers.actors)
+        labelled = np.arange(0, 40)
+        candidates = draw_candidates(np.arange(40, data.pool_size), 90, seed=3)
+        chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=0, candidate_ids=candidates)
+        np.testing.assert_array_equal(chosen, expected_top_k(data, model, "entropy", labelled, 30, candidates))
+        assert seconds["candidates"] == 90 and seconds["score_mean"] > 0
     finally:
         scorers.close()
 
@@ -65,12 +72,16 @@ def test_set_based_selection_with_more_scorers_than_the_pool_has_files_picks_the
                          "scoring.cpus_per_actor=0.25", "scoring.gpus_per_actor=0")
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
     assert len(list(Path(data.split_dir("pool")).glob("*.parquet"))) == 3
+    candidates = draw_candidates(np.setdiff1d(np.arange(400), labelled), 150, seed=5)
     scorers = ScorerPool(config, data, "small_cnn")
     try:
         chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0)
+        chosen_among, seconds_among = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0,
+                                                     candidate_ids=candidates)
     finally:
         scorers.close()
-    assert seconds["candidates"] == 400 - len(labelled)
+    assert seconds["candidates"] == 400 - len(labelled) and seconds_among["candidates"] == 150
+    assert seconds["score_mean"] is None  # a set has no per-example score
 
     table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()  # the plain loop
     pool_ids = table.column("id").to_numpy()
@@ -79,3 +90,6 @@ def test_set_based_selection_with_more_scorers_than_the_pool_has_files_picks_the
     unlabelled = ~np.isin(pool_ids, labelled)
     picks = k_center_greedy(embeddings[unlabelled], embeddings[~unlabelled], 20)
     np.testing.assert_array_equal(chosen, pool_ids[unlabelled][picks])
+    among = np.isin(pool_ids, candidates)  # a candidate subset: distances still to every labelled example
+    picks = k_center_greedy(embeddings[among], embeddings[~unlabelled], 20)
+    np.testing.assert_array_equal(chosen_among, pool_ids[among][picks])

@@ -18,7 +18,8 @@ def tune_args(data_dir, work_dir, *extra):
 
 
 def test_a_tiny_search_writes_its_table_plot_and_a_best_config_that_loads(ray_cluster, tiny_data_dir, work_dir):
-    assert main(tune_args(tiny_data_dir, work_dir)) == 0
+    """Tracked with MLflow through Tune's own logger callback: a run per trial, read back through MLflow."""
+    assert main(tune_args(tiny_data_dir, work_dir, "tracking=mlflow")) == 0
 
     out = work_dir / "tune"
     results = json.loads((out / "trials.json").read_text())
@@ -29,8 +30,15 @@ def test_a_tiny_search_writes_its_table_plot_and_a_best_config_that_loads(ray_cl
     chosen = next(t for t in results["trials"] if t["trial"] == results["chosen"])
     assert best.update.steps == chosen["params"]["update.steps"]
 
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tune").experiment_id])
+    assert len(runs) == 2
+    for run in runs:  # each trial's rounds, as it reported them
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "labelled")] == [40, 70]
+
     # the same command again: Tune restores the finished search and runs nothing new
-    assert main(tune_args(tiny_data_dir, work_dir)) == 0
+    assert main(tune_args(tiny_data_dir, work_dir, "tracking=mlflow")) == 0
     assert json.loads((out / "trials.json").read_text())["trials"] == results["trials"]
 
 

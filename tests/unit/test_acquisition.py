@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline.acquisition import (StreamingTopK, acquisition_names, get_acquisition, hashed_uniform,
-                                  k_center_greedy, top_k)
+from pipeline.acquisition import (StreamingTopK, acquisition_names, draw_candidates, get_acquisition,
+                                  hashed_uniform, k_center_greedy, top_k)
 from pipeline.errors import ConfigError, PoolExhaustedError
 
 PROBS = np.array([
@@ -121,3 +121,32 @@ def test_k_center_never_repeats_and_checks_pool_size():
     assert sorted(picks) == list(range(50))
     with pytest.raises(PoolExhaustedError):
         k_center_greedy(rng.normal(size=(3, 4)), np.empty((0, 4)), 4)
+
+
+def test_a_candidate_draw_is_a_seeded_uniform_subset_of_the_unlabelled_ids():
+    unlabelled = np.arange(0, 10_000, 2, dtype=np.int64)  # 5,000 ids
+    drawn = draw_candidates(unlabelled, 1_000, seed=7)
+    assert len(drawn) == 1_000 and len(np.unique(drawn)) == 1_000
+    assert np.all(np.diff(drawn) > 0) and np.isin(drawn, unlabelled).all()
+    np.testing.assert_array_equal(drawn, draw_candidates(unlabelled, 1_000, seed=7))
+    assert not np.array_equal(drawn, draw_candidates(unlabelled, 1_000, seed=8))
+    # uniform: each fifth of the id range holds about a fifth of the draw (binomial sd ~ 13)
+    counts = np.histogram(drawn, bins=5, range=(0, 10_000))[0]
+    assert np.all(np.abs(counts - 200) < 60)
+    assert draw_candidates(unlabelled, 5_000, seed=7) is None and draw_candidates(unlabelled, 9_999, seed=7) is None
+
+
+def test_a_streaming_top_k_keeps_each_kept_ids_payload_row_across_batches_and_merges():
+    rng = np.random.default_rng(1)
+    ids = rng.permutation(200).astype(np.int64)
+    scores = rng.random(200)
+    rows = np.stack([ids, ids * 2], axis=1).astype(np.float32)  # a row that names its id
+    parts = []
+    for share in np.array_split(np.arange(200), 3):  # three scorers, each in uneven batches
+        top = StreamingTopK(30)
+        for batch in np.array_split(share, 4):
+            top.push(ids[batch], scores[batch], rows[batch])
+        parts.append(top)
+    kept_ids, kept_scores, kept_rows = StreamingTopK.merged(parts, 30).result_with_rows()
+    np.testing.assert_array_equal(kept_ids, top_k(ids, scores, 30)[0])
+    np.testing.assert_array_equal(kept_rows[:, 0], kept_ids)  # each row still beside its own id

@@ -116,6 +116,13 @@ CASES = [
     ("class-incremental schedule beyond the arrived classes", None,
      ["--set", "pool.growth=class_incremental", "--set", "pool.initial_classes=1", "--set", "schedule.initial=50"],
      "by round 0 the schedule asks for 50 labels, but only 40 examples"),
+    ("candidates a fraction above 1", None, ["--set", "scoring.candidates=2.5"],
+     "scoring.candidates = 2.5: a fraction must lie in (0, 1]"),
+    ("unknown stopping criterion", None, ["--set", "stopping=[{{criterion: patience}}]"],
+     "unknown stopping[0].criterion 'patience': choose one of accuracy_plateau"),
+    ("stopping kappa out of range", None, ["--set", "stopping=[{{criterion: stable_predictions, kappa: 2}}]"],
+     "stopping[0].kappa = 2.0: Cohen's kappa lies in [-1, 1]"),
+    ("unknown tracker", None, ["--set", "tracking=wandb"], "unknown tracking 'wandb': choose one of mlflow, tensorboard"),
     # data
     ("missing data directory", None, ["--data-dir", "{root}/nowhere"], "missing data file"),
     ("missing label file", damage(lambda d: (d / POOL_LABELS).unlink()), [], "missing data file"),

@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.acquisition import (PerExampleAcquisition, SetAcquisition, acquisition_names, get_acquisition)
+from pipeline.acquisition import (PerExampleAcquisition, SetAcquisition, ShortlistAcquisition, acquisition_names,
+                                  get_acquisition)
 from pipeline.config import DataConfig, load_config
 from pipeline.data import get_source, prepare_dataset, source_names
 from pipeline.data.base import FEATURE_TYPES
@@ -21,6 +22,7 @@ from pipeline.strategies import create_strategy, steps_for_epochs, strategy_name
 from tests.helpers import (write_amazon_like, write_cifar100_like, write_cifar10_like, write_fashion_like,
                            write_image_folder)
 from tests.unit.test_sources import pixel_table
+from tests.unit.test_text_sources import write_text_csv
 
 
 def through_npz(state: dict) -> dict:
@@ -57,10 +59,26 @@ def test_every_acquisition_follows_exactly_one_contract(name):
     assert isinstance(acquisition, PerExampleAcquisition) != isinstance(acquisition, SetAcquisition), \
         f"acquisition '{name}' must subclass exactly one of PerExampleAcquisition and SetAcquisition"
     assert acquisition.name == name
-    if isinstance(acquisition, PerExampleAcquisition):
+    if isinstance(acquisition, ShortlistAcquisition):
+        assert acquisition.needs == "probs+embeddings" and acquisition.shortlist(5) >= 5
+    elif isinstance(acquisition, PerExampleAcquisition):
         assert acquisition.needs in ("probs", None)
     else:
         assert acquisition.needs == "embeddings"
+
+
+@pytest.mark.parametrize("name", of_kind(ShortlistAcquisition))
+def test_a_shortlist_selection_returns_k_distinct_positions_of_the_shortlist(name):
+    rng = np.random.default_rng(4)
+    acquisition = get_acquisition(name)
+    probs, pool_ids = softmax_rows(60)
+    scores = acquisition.score(probs, pool_ids, seed=0)
+    embeddings = rng.normal(size=(60, 8)).astype(np.float32)
+    for k in (0, 1, 6):
+        picks = np.asarray(acquisition.select(scores, embeddings, k, seed=0))
+        assert picks.shape == (k,) and len(set(picks.tolist())) == k and ((picks >= 0) & (picks < 60)).all()
+    with pytest.raises(PoolExhaustedError):
+        acquisition.select(scores, embeddings, 61, seed=0)
 
 
 @pytest.mark.parametrize("name", of_kind(PerExampleAcquisition))
@@ -272,8 +290,13 @@ def amazon(num_classes):
     return write
 
 
+def text_csv(raw):
+    return write_text_csv(raw, pool=30, test=10), {"max_tokens": 16}, {"pool": 30, "test": 10}
+
+
 WRITERS = {"fashion_mnist": fashion, "cifar10": cifar10, "cifar100": cifar100, "imagefolder": image_folder,
-           "parquet": parquet, "amazon_review_polarity": amazon(2), "amazon_review_full": amazon(5)}
+           "parquet": parquet, "amazon_review_polarity": amazon(2), "amazon_review_full": amazon(5),
+           "text_csv": text_csv}
 SHARD_ROWS = 16
 
 

@@ -53,6 +53,10 @@ def test_every_model_maps_its_inputs_to_logits_and_embeddings():
         assert probs.shape == (8, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
         emb = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"), output="embeddings")
         assert emb.shape[0] == 8 and emb.ndim == 2
+        # one forward pass for both (Cluster-Margin's shortlist): the same as the two passes
+        both = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"), output="probs+embeddings")
+        np.testing.assert_allclose(both[0], probs, atol=1e-5)
+        np.testing.assert_allclose(both[1], emb, atol=1e-5)
 
 
 def test_weights_round_trip():

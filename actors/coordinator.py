@@ -21,7 +21,7 @@ import ray
 from ray.data import DataContext
 
 from actors.progress import Sink, StageBoard
-from actors.resources import gpus_available, process_requests
+from actors.resources import gpus_available, no_progress_timeout, process_requests
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, read_rows
 from pipeline.faults import Hook
@@ -145,8 +145,7 @@ def _quiet_ray_data(no_progress_timeout_s: float | None) -> None:
     context.enable_progress_bars = False
     context.print_on_execution_start = False  # travels with each pass's datasets to the scorers
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # one line per scoring pass is noise here
-    if no_progress_timeout_s is not None:
-        context.execution_no_progress_timeout_s = no_progress_timeout_s
+    context.execution_no_progress_timeout_s = no_progress_timeout_s or no_progress_timeout()
 
 
 def _restarted_by_ray() -> bool:

@@ -7,6 +7,7 @@ would otherwise starve the scorers forever.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import ray
@@ -16,6 +17,7 @@ from pipeline.config import LearnerConfig, RunConfig, ScoringConfig
 from pipeline.errors import ConfigError
 
 AUTO_GPU_SHARE = 0.5
+FIXED_CLUSTER_NO_PROGRESS_S = 600.0
 # Written by the cluster launcher on the head node; lists the node types the autoscaler may add.
 AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()
 
@@ -83,41 +85,74 @@ def read_args(scoring: ScoringConfig) -> dict:
     return {"num_cpus": min(scoring.cpus_per_actor, 0.5)}
 
 
+def no_progress_timeout() -> float:
+    """How long a scoring pass may make no progress before it ends with one line (actors.scorer):
+    RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S when set; on a cluster that cannot grow, ten minutes
+    (no block moved for that long means no read task found room); where the autoscaler may add
+    nodes, Ray Data's own default, which leaves time for a node to come up."""
+    if "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S" in os.environ:
+        return float(os.environ["RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S"])
+    from ray.data.context import DEFAULT_EXECUTION_NO_PROGRESS_TIMEOUT_S
+    return DEFAULT_EXECUTION_NO_PROGRESS_TIMEOUT_S if autoscaler_node_types() else FIXED_CLUSTER_NO_PROGRESS_S
+
+
 def check_fits(config: RunConfig, runs: int = 1) -> None:
     """Refuse, before any round, resource requests the cluster can never satisfy.
 
     - a scoring actor or learner worker that fits on no node (nor on any node type the
       autoscaler can add) would wait forever;
     - on a cluster that cannot grow, the learners' workers and the scorers of `runs` runs at once
-      (Tune's concurrent trials) hold their CPUs and GPUs for the whole run, so Ray Data's file
-      listing (a whole CPU) must fit beside them.
+      (Tune's concurrent trials) hold their CPUs and GPUs for the whole run, node by node, so a
+      read task of the pool (read_args' CPU share) must still fit on some node beside them.
+      Placed first-fit, largest first, as Ray packs; a placement Ray spreads differently only
+      leaves more room per node. A pass that still finds no room ends at the no-progress
+      timeout with one line (actors.scorer), instead of waiting.
     """
     requests = process_requests(config, gpus_available())
     node_types = autoscaler_node_types()
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")] + [t.get("resources", {}) for t in node_types.values()]
-    problems = unplaceable(requests, nodes)
+    live = [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+    problems = unplaceable(requests, live + [t.get("resources", {}) for t in node_types.values()])
     if problems:
         raise ConfigError(f"{problems[0]}: lower scoring.gpus_per_actor / learner.gpus_per_worker (or use auto), "
                           "or add a node type that has it to the cluster")
     if node_types:
         return  # the autoscaler adds nodes for whatever does not fit now
-    total = ray.cluster_resources()
     learner, scorer = requests["learner worker"], requests["scoring actor"]
     each = f" in each of {runs} concurrent trials" if runs > 1 else ""
     fewer = ", or tune.max_concurrent" if runs > 1 else ""
-    reserved_cpus = runs * (config.learner.workers * learner["CPU"] + config.scoring.actors * scorer["CPU"])
-    if total.get("CPU", 0.0) - reserved_cpus < 1.0:
+    held = f"the learner ({config.learner.workers} x {_shares(learner)}) and the scorers " \
+           f"({config.scoring.actors} x {_shares(scorer)}){each}"
+    processes = runs * ([learner] * config.learner.workers + [scorer] * config.scoring.actors)
+    free = first_fit(processes, live)
+    shapes = ", ".join(f"{node.get('CPU', 0.0):g} CPU/{node.get('GPU', 0.0):g} GPU" for node in live)
+    if free is None:
+        raise ConfigError(f"{held} do not all fit on the cluster's nodes ({shapes}): lower learner.workers, "
+                          f"scoring.actors or their CPU and GPU shares{fewer}")
+    read_cpus = read_args(config.scoring)["num_cpus"]
+    if max(node.get("CPU", 0.0) for node in free) < read_cpus:
+        reserved = sum(p["CPU"] for p in processes)
+        total = sum(node.get("CPU", 0.0) for node in live)
         raise ConfigError(
-            f"the learner ({config.learner.workers} x {learner['CPU']:g} CPU) and the scorers "
-            f"({config.scoring.actors} x {scorer['CPU']:g} CPU){each} reserve {reserved_cpus:g} of the cluster's "
-            f"{total.get('CPU', 0.0):g} CPUs, leaving less than the 1 CPU Ray Data needs to read the pool: lower "
-            f"learner.cpus_per_worker or scoring.cpus_per_actor{fewer}")
-    reserved_gpus = runs * (config.learner.workers * learner["GPU"] + config.scoring.actors * scorer["GPU"])
-    if reserved_gpus > total.get("GPU", 0.0):
-        raise ConfigError(
-            f"the learner and the scorers{each} reserve {reserved_gpus:g} GPUs but the cluster has "
-            f"{total.get('GPU', 0.0):g} and cannot grow: lower learner.workers, scoring.actors or their GPU shares "
-            f"(auto shares one GPU){fewer}")
+            f"{held} reserve {reserved:g} of the cluster's {total:g} CPUs, leaving no node with the "
+            f"{read_cpus:g} CPU a read task of the pool needs (nodes: {shapes}): lower learner.cpus_per_worker or "
+            f"scoring.cpus_per_actor{fewer}")
+
+
+def _shares(need: dict[str, float]) -> str:
+    return ", ".join(f"{value:g} {key}" for key, value in need.items() if value > 0 or key == "CPU")
+
+
+def first_fit(processes: list[dict[str, float]], nodes: list[dict[str, float]]) -> list[dict[str, float]] | None:
+    """What each node has left once `processes` ({"CPU", "GPU"} each) are placed first-fit, largest
+    first; None when one fits on no node. Pure: no Ray."""
+    free = [dict(node) for node in nodes]
+    for need in sorted(processes, key=lambda p: (p.get("CPU", 0.0), p.get("GPU", 0.0)), reverse=True):
+        node = next((n for n in free if all(n.get(k, 0.0) >= v - 1e-9 for k, v in need.items() if v > 0)), None)
+        if node is None:
+            return None
+        for key, value in need.items():
+            node[key] = node.get(key, 0.0) - value
+    return free
 
 
 def autoscaler_node_types() -> dict:

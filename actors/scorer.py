@@ -23,8 +23,10 @@ import numpy as np
 import pyarrow as pa
 import ray
 import torch
-from ray.data.expressions import col
+from ray.data import DataContext
+from ray.data.exceptions import ExecutionTimeoutError
 
+from actors.pool_source import PoolShards
 from actors.progress import Reporter, Sink
 from actors.resources import read_args, scorer_resources
 from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
@@ -32,6 +34,7 @@ from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisi
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
+from pipeline.errors import ResourceError
 from pipeline.faults import Hook
 from pipeline.models import create_model
 from pipeline.training import load_weights, predict, torch_threads
@@ -190,6 +193,14 @@ class ScorerPool:
                 if ref in pending:
                     ray.kill(actor, no_restart=False)
             raise
+        except ray.exceptions.RayTaskError as error:
+            if isinstance(error.cause, ExecutionTimeoutError):  # Ray Data's no-progress guard, in clactive's words
+                raise ResourceError(
+                    f"a scoring pass made no progress for {DataContext.get_current().execution_no_progress_timeout_s:g} s:"
+                    f" no node had room for a read task of the pool ({read_args(self.config.scoring)['num_cpus']:g} "
+                    "CPU) beside the learner's and the scorers' processes: lower learner.cpus_per_worker or "
+                    "scoring.cpus_per_actor, or add a node") from None
+            raise
         parts = ray.get(refs)
         score_s = time.perf_counter() - start
         busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
@@ -219,21 +230,17 @@ class ScorerPool:
     def _shards(self, pool: str | list[str], candidate_ids: np.ndarray | None, labelled_ids: np.ndarray,
                 streamed: bool) -> list:
         """One lazy Ray Data dataset per scorer over its share of the pool's files (None: no file),
-        which the scorer executes itself. One `streaming_split` would balance blocks dynamically, but
-        starts a split-coordinator process every pass: seconds a round on small machines.
+        which the scorer executes itself: a read task per shard (actors.pool_source, no listing
+        task). One `streaming_split` would balance blocks dynamically, but starts a split-coordinator
+        process every pass: seconds a round on small machines.
 
-        With a candidate subset, the read itself keeps only the rows to score: the filter runs in the
-        read task, so the other rows' pixels never reach the object store or the scorer."""
+        With a candidate subset, the read task itself keeps only the rows to score, so the other
+        rows' pixels never reach the object store or the scorer."""
         files = pool if isinstance(pool, list) else split_files(pool)
         shares = [files[i::len(self.actors)] for i in range(len(self.actors))]
         wanted = None if candidate_ids is None else candidate_ids if streamed else np.union1d(candidate_ids, labelled_ids)
-        return [self._read(share, wanted) if share else None for share in shares]
-
-    def _read(self, files: list[str], wanted: np.ndarray | None):
-        dataset = ray.data.read_parquet(files, **read_args(self.config.scoring)).select_columns(["id", "image"])
-        # Ray Data fuses this Arrow filter into the read task: the other rows' pixels never reach
-        # the object store or the scorer
-        return dataset if wanted is None else dataset.filter(expr=col("id").is_in(wanted.tolist()))
+        return [ray.data.read_datasource(PoolShards(share, wanted), **read_args(self.config.scoring)) if share else None
+                for share in shares]
 
     def close(self) -> None:
         for actor in self.actors:

@@ -105,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
             RunStore.check_new(config.run_dir)
     print(f"clactive compare: {', '.join(section.strategies)} on {data.dataset} ({data.pool_size} pool), "
           f"{num_rounds} rounds, target at {', '.join(budgets) or 'no budget'} -> {section.dir}", flush=True)
-    print(f"every strategy scores all unlabelled pool examples each round: batch {base.scoring.batch_size}, "
+    print(f"every strategy scores {scored(base)} each round: batch {base.scoring.batch_size}, "
           f"{base.scoring.actors} actor(s)", flush=True)
 
     connect(args.address, args.verbose)
@@ -135,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
     meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
             "command": args.command_line,
             "dataset": data.dataset, "pool_size": data.pool_size, "rounds": num_rounds,
-            "scoring_protocol": {"candidates": "the whole unlabelled pool", "batch_size": base.scoring.batch_size,
+            "scoring_protocol": {"candidates": scored(base), "batch_size": base.scoring.batch_size,
                                  "actors": base.scoring.actors},
             "schedules": {"proxy_epochs": base.proxy.epochs, "target_epochs": base.target.epochs,
                           "update_steps": base.update.steps, "memory_ratio": base.memory.ratio}}
@@ -143,6 +143,15 @@ def main(args: argparse.Namespace) -> int:
     print(table(summary), end="")
     print("wrote " + ", ".join(str(p) for p in paths), flush=True)
     return 0
+
+
+def scored(config: RunConfig) -> str:
+    """What every strategy of the compare scores each round: one protocol for all."""
+    size = config.scoring.candidates
+    if size is None:
+        return "all unlabelled pool examples"
+    what = f"{100 * size:g}% of the unlabelled pool" if isinstance(size, float) else f"{size} unlabelled pool examples"
+    return f"a random {what} (scoring.candidates)"
 
 
 def finished(config: RunConfig, num_rounds: int, fits: list[int]) -> dict | None:

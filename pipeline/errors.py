@@ -21,5 +21,9 @@ class PoolExhaustedError(ClactiveError):
     """Fewer unlabelled examples remain than a round asks for."""
 
 
+class ResourceError(ClactiveError):
+    """The cluster has no room for a part of the run: a scoring pass could not make progress."""
+
+
 class OracleError(ClactiveError):
     """Answers for a label request are wrong, or the run cannot take them or continue yet."""

@@ -1,4 +1,5 @@
-"""A real local Ray head (`ray start --head --block`) on loopback, on free ports."""
+"""A real local Ray cluster on loopback, on free ports: a head (`ray start --head --block`) and
+worker nodes (`ray start --address --block`), each a process group of its own."""
 from __future__ import annotations
 
 import os
@@ -35,6 +36,15 @@ def use_token_auth() -> None:
     os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 
 
+def node_env() -> dict[str, str]:
+    """A node's environment: this process's (its auth token included), plus what tests need."""
+    return {**os.environ, "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "120",
+            # one machine, no node to be preempted: Ray Train's watcher is a process per run
+            "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+            # a job's `python` is this environment's, as on a cluster node
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 @contextmanager
 def ray_head(num_cpus: int, num_gpus: int = 0, start_timeout_s: float = 90):
     """Yields (gcs_address, dashboard_url); the head and its processes stop on exit, whatever happened."""
@@ -47,22 +57,40 @@ def ray_head(num_cpus: int, num_gpus: int = 0, start_timeout_s: float = 90):
                f"--node-manager-port={node_manager}", f"--object-manager-port={object_manager}",
                "--disable-usage-stats"]
     head = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                            env={**os.environ, "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S": "120",
-                                 # one machine, no node to be preempted: Ray Train's watcher is a process per run
-                                 "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-                                 # a job's `python` is this environment's, as on a cluster node
-                                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
+                            env=node_env())
     address, url = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
     try:
         _wait_for_dashboard(head, url, start_timeout_s)
         yield address, url
     finally:
-        # --block makes `ray start` the parent of the head's processes: ending its process group ends them all.
-        try:
-            os.killpg(head.pid, signal.SIGTERM)
-            head.wait(timeout=2)  # a clean stop takes 30 s+ on two cores; nothing here needs one
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(head.pid, signal.SIGKILL)
+        _stop(head)
+
+
+@contextmanager
+def ray_worker_node(address: str, num_cpus: int, resources: str = "{}"):
+    """A worker node joined to the head at `address`, with its own CPUs; stops on exit."""
+    object_manager, node_manager, metrics, agent_http, agent_grpc, runtime_env = free_ports(6)
+    command = [RAY, "start", f"--address={address}", "--block", "--node-ip-address=127.0.0.1",
+               f"--num-cpus={num_cpus}", "--num-gpus=0", f"--resources={resources}",
+               f"--object-manager-port={object_manager}", f"--node-manager-port={node_manager}",
+               f"--metrics-export-port={metrics}", f"--dashboard-agent-listen-port={agent_http}",
+               f"--dashboard-agent-grpc-port={agent_grpc}", f"--runtime-env-agent-port={runtime_env}",
+               "--disable-usage-stats"]
+    node = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                            env=node_env())
+    try:
+        yield node
+    finally:
+        _stop(node)
+
+
+def _stop(node: subprocess.Popen) -> None:
+    # --block makes `ray start` the parent of the node's processes: ending its process group ends them all.
+    try:
+        os.killpg(node.pid, signal.SIGTERM)
+        node.wait(timeout=2)  # a clean stop takes 30 s+ on two cores; nothing here needs one
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(node.pid, signal.SIGKILL)
 
 
 def _wait_for_dashboard(head: subprocess.Popen, url: str, timeout_s: float) -> None:

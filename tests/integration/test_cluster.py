@@ -92,6 +92,8 @@ def test_gpus_no_node_can_provide_are_refused_before_any_round(ray_cluster, tiny
 
 
 def test_gpu_reservations_beyond_a_fixed_cluster_are_refused(ray_cluster, tiny_data_dir, work_dir):
-    with pytest.raises(ConfigError, match="reserve 1.5 GPUs but the cluster has 1 and cannot grow"):
+    match = (r"the learner \(2 x 0.25 CPU, 0.5 GPU\) and the scorers \(1 x 0.5 CPU, 0.5 GPU\) do not all fit on the "
+             r"cluster's nodes \(1 CPU/1 GPU, 1 CPU/0 GPU\)")
+    with pytest.raises(ConfigError, match=match):
         run_tiny(tiny_data_dir, work_dir, "learner.workers=2", "learner.cpus_per_worker=0.25")
     assert RunStore(work_dir / "run").records() == []

@@ -1,4 +1,4 @@
-"""The sources end to end: rounds on generated CIFAR-layout and Amazon-CSV data, ImageFolder decoding on Ray Data.
+"""The sources end to end: rounds on generated CIFAR-layout and text-CSV data, ImageFolder decoding on Ray Data.
 They run in this process, on the session's Ray (`clactive` as a process: tests/integration/test_cli.py)."""
 import json
 
@@ -6,13 +6,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from actors.driver import run_rounds
-from pipeline.config import DataConfig, load_config
+from pipeline.config import DataConfig
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.image_folder import decode_batch
-from pipeline.preflight import preflight
 from pipeline.run_store import RunStore
-from tests.helpers import tiny_overrides, write_amazon_like, write_cifar10_like, write_image_folder
+from tests.helpers import tiny_overrides, write_cifar10_like, write_image_folder
 from tests.integration.test_cli import in_process, with_sets
 from tests.unit.test_text_sources import GENRES, write_text_csv
 
@@ -57,37 +55,20 @@ def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp
     np.testing.assert_array_equal(table.column("label").to_numpy(), labels[ids])
 
 
-def test_two_rounds_run_on_amazon_csv_layout_data_with_the_text_models(ray_cluster, tmp_path):
-    raw = write_amazon_like(tmp_path / "raw", pool=200, test=60)
-    sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("target.name=")]
-    config = load_config(None, sets + ["data.dataset=amazon_review_polarity", "data.max_tokens=24",
-                                       "proxy.name=fasttext", "target.name=text_cnn",
-                                       "proxy.epochs=15", "update.steps=20"])
-    plan = preflight(config)
-    data = plan.data
-    result = run_rounds(plan, no_progress_timeout_s=120)
-    assert data.sizes == {"pool": 200, "test": 60} and data.feature_dtype == "int32"
-    records = result["records"]
-    assert [r["labelled"] for r in records] == [40, 70, 100]
-    assert [r["warm_start"] for r in records] == [False, True, True]
-    ids, labels, tokens = RunStore(tmp_path / "run").load_labels()
-    assert len(set(ids.tolist())) == 100 and tokens.dtype == np.int32 and tokens.shape[1:] == (1, 1, 24)
-    assert set(labels.tolist()) <= {0, 1}
-    assert records[-1]["selection_acc"] >= 0.75   # fastText separates the generated reviews (chance: 0.5)
-    assert 0.0 <= result["final"]["target_acc"] <= 1.0
-
-
 def test_a_text_csv_with_8_named_classes_runs_with_cluster_margin_stops_early_and_tracks_to_tensorboard(
         ray_cluster, tmp_path, capsys):
-    """Your own text data (a header, string labels), Cluster-Margin on fastText's embeddings, a stopping
+    """Your own text data (a header, string labels) through the text models (fastText selects on
+    int32 token rows, the word CNN is the target), Cluster-Margin on fastText's embeddings, a stopping
     criterion that holds after the first scored round of three, TensorBoard read back through its own
-    API, and a --resume that says the run is finished."""
+    API, and a --resume that says the run is finished. The Amazon Review layout shares this token path
+    (pipeline.data.amazon's TokenSource); its own parsing: tests/unit/test_text.py, test_sources.py."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     raw = write_text_csv(tmp_path / "raw", pool=240, test=80)
     sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("target.name=")]
     code, printed, err = in_process(capsys, "run", "--dataset", "text_csv", "--acquisition", "cluster_margin", *with_sets(
-        sets + ["data.max_tokens=16", "proxy.name=fasttext", "target.name=text_cnn", "proxy.epochs=10",
+        sets + ["data.max_tokens=16", "proxy.name=fasttext", "target.name=text_cnn", "proxy.epochs=40",
+                "update.steps=40",
                 "tracking=tensorboard", "stopping=[{criterion: uncertainty, threshold: 1.0}]"]))
     assert code == 0, err
     run_dir = tmp_path / "run"
@@ -97,7 +78,10 @@ def test_a_text_csv_with_8_named_classes_runs_with_cluster_margin_stops_early_an
     assert "stopped after round 1 by uncertainty" in printed and "the run is finished" in printed
     assert "trained from scratch on 70 labels" in printed   # the target, on the labels the run ended with
     assert json.loads((run_dir / "classes.json").read_text())["class_names"] == sorted(GENRES)
-    assert set(RunStore(run_dir).load_labels()[1].tolist()) <= set(range(8))
+    ids, labels, tokens = RunStore(run_dir).load_labels()
+    assert len(set(ids.tolist())) == 70 and tokens.dtype == np.int32 and tokens.shape[1:] == (1, 1, 16)
+    assert set(labels.tolist()) <= set(range(8))
+    assert records[-1]["selection_acc"] >= 0.5   # fastText tells the genres' words apart (chance: 0.125)
     assert "\r" not in err   # not a terminal: plain progress lines, no carriage returns
 
     events = EventAccumulator(str(run_dir / "tensorboard"))

@@ -10,12 +10,11 @@ import pytest
 import pipeline.cli
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.run_store import RunStore
-from tests.helpers import tiny_config, tiny_overrides
-from tests.integration.test_cli import in_process, with_sets
-from tests.integration.conftest import NO_TARGET, TWO_ROUNDS, selection
+from tests.helpers import tiny_config
+from tests.integration.test_cli import in_process
+from tests.integration.conftest import selection, two_round_args
 
 pytestmark = pytest.mark.ray
-CANDIDATES = [s for s in TWO_ROUNDS if s.startswith("scoring.candidates=")]  # as `unbroken` scored
 
 
 def requested(run_dir, r):
@@ -33,11 +32,10 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     config = tiny_config(tiny_data_dir, tmp_path)
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
 
-    # three rounds: the first two are answered in full and must choose as the simulated oracle's run
-    # did (`unbroken`, two rounds); the third continues with part of its answers (--accept-partial).
-    # Tracked with MLflow: each of the four processes continues the same tracking run.
-    args = with_sets(tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET + CANDIDATES +
-                     ["oracle=external", "tracking=mlflow"])
+    # two rounds, as `unbroken` (the simulated oracle's run): round 0 is answered in full, round 1
+    # asks for the ids `unbroken` chose and continues with part of its answers (--accept-partial).
+    # Tracked with MLflow: each of the three processes continues the same tracking run.
+    args = two_round_args(tiny_data_dir, tmp_path, "oracle=external", "tracking=mlflow")
     code, out, err = in_process(capsys, "run", *args)
     assert code == 0, err[-3000:]
     assert "round 0 waits for 40 labels" in out and "requests/0000/to_label.csv" in out
@@ -53,41 +51,38 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     assert label("import", run_dir, answers) == 0
     assert label("simulate", run_dir) == 0
 
-    # rounds 1 and 2: resume, which commits the answered round and asks for the next one's labels
-    for r in (1, 2):
-        code, out, err = in_process(capsys, "run", "--resume", run_dir)
-        assert code == 0, err[-3000:]
-        assert f"round {r} waits for 30 labels" in out
-        assert RunStore(run_dir).committed_rounds() == list(range(r))
-        table = requested(run_dir, r)
-        assert table.column("predicted_label").null_count == 0
-        assert set(table.column("predicted_label").to_pylist()) <= set(range(10))
-        scores = table.column("score").to_numpy()
-        assert np.all(np.diff(scores) <= 1e-5)  # the hints' scores in selection order: best first
-        assert label("simulate", run_dir, *(["--count", 20] if r == 2 else [])) == 0
-    assert selection(run_dir) == unbroken                       # the same choices as the simulated oracle's run
+    # round 1: resume, which commits round 0 and asks for round 1's labels, with the model's hints
+    code, out, err = in_process(capsys, "run", "--resume", run_dir)
+    assert code == 0, err[-3000:]
+    assert "round 1 waits for 30 labels" in out and RunStore(run_dir).committed_rounds() == [0]
+    table = requested(run_dir, 1)
+    assert table.column("predicted_label").null_count == 0
+    assert set(table.column("predicted_label").to_pylist()) <= set(range(10))
+    assert np.all(np.diff(table.column("score").to_numpy()) <= 1e-5)  # the hints' scores in selection order
+    assert [selection(run_dir)[0], table.column("id").to_pylist()] == unbroken  # the simulated run's choices
+    assert label("simulate", run_dir, "--count", 20) == 0
 
-    # round 2 has 20 of its 30 answers: a plain resume is refused; --accept-partial continues with them
+    # round 1 has 20 of its 30 answers: a plain resume is refused; --accept-partial continues with them
     code, _, err = in_process(capsys, "run", "--resume", run_dir)
-    assert code == 2 and "round 2 waits for 10 of its 30 labels" in err
+    assert code == 2 and "round 1 waits for 10 of its 30 labels" in err
     code, out, err = in_process(capsys, "run", "--resume", run_dir, "--accept-partial")
     assert code == 0, err[-3000:]
     assert "waits for" not in out
     records = RunStore(run_dir).records()
     assert [(r["requested"], r["answered"], r["acquired"], r["labelled"]) for r in records] == [
-        (40, 40, 40, 40), (30, 30, 30, 70), (30, 20, 20, 90)]
-    assert selection(run_dir)[2] == requested(run_dir, 2).column("id").to_pylist()[:20]  # answered, in order
+        (40, 40, 40, 40), (30, 20, 20, 60)]
+    assert selection(run_dir)[1] == table.column("id").to_pylist()[:20]  # the answered ones, in selection order
     capsys.readouterr()
     assert pipeline.cli.main(["status", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "rounds done: 3 of 3; labels acquired: 90" in out and "finished" in out
+    assert "rounds done: 2 of 2; labels acquired: 60" in out and "finished" in out
 
     from mlflow.tracking import MlflowClient  # read back through MLflow's own API
     client = MlflowClient(tracking_uri=f"sqlite:///{run_dir}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("clactive").experiment_id])
     assert len(runs) == 1 and runs[0].data.params["oracle"] == "external"
     history = client.get_metric_history(runs[0].info.run_id, "labelled")
-    assert sorted((m.step, m.value) for m in history) == [(0, 40), (1, 70), (2, 90)]  # each round once
+    assert sorted((m.step, m.value) for m in history) == [(0, 40), (1, 60)]  # each round once
     assert "plots/selection_time.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
     assert label("import", run_dir, answers) == 2               # every round is final now
-    assert "has finished all 3 rounds" in capsys.readouterr().err
+    assert "has finished all 2 rounds" in capsys.readouterr().err

@@ -1,15 +1,19 @@
 """The scoring actors against a plain torch loop over the same pool."""
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as pads
 import pytest
+import ray
 import torch
+from ray.data import DataContext
 from ray.util.state import list_actors
 
 from actors.scorer import ScorerPool
 from pipeline.acquisition import draw_candidates, get_acquisition, k_center_greedy, top_k
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
+from pipeline.errors import ResourceError
 from pipeline.models import create_model
 from pipeline.training import predict, checkpoint_bytes
 from tests.helpers import tiny_config
@@ -33,14 +37,18 @@ def scorer_actors() -> list:
     return [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000) if a.class_name == "Scorer"]
 
 
-def test_long_lived_scorers_pick_exactly_the_least_sure_examples_with_each_passs_weights(ray_cluster, tiny_data_dir,
-                                                                                         work_dir):
-    """Two scorers stream the pool's blocks in batches that do not divide it; two passes with new weights
-    and a new labelled set each pick the plain loop's top k, and the same two actors serve both; a third
-    pass over a random candidate subset (scoring.candidates) picks the plain loop's top k of that subset.
-    Each acquisition's scores against hand-computed values: tests/unit/test_acquisition.py."""
-    config = tiny_config(tiny_data_dir, work_dir, "acquisition=entropy", "scoring.batch_size=37", "scoring.actors=2")
+def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set_based(ray_cluster, tiny_data_dir,
+                                                                                       work_dir):
+    """Four scorers over the pool's three files (one gets no block), in batches that do not divide
+    them: two entropy passes with new weights and a new labelled set each pick the plain loop's top
+    k, and the same four actors serve both; a pass over a random candidate subset (scoring.candidates)
+    picks the plain loop's top k of that subset; k_center, which gathers every shard's embeddings,
+    picks the plain loop's ids over the whole pool and over a subset; a pass with no room to read
+    ends in one line. Each acquisition's scores against hand-computed values: tests/unit/test_acquisition.py."""
+    config = tiny_config(tiny_data_dir, work_dir, "acquisition=entropy", "scoring.batch_size=37", "scoring.actors=4",
+                         "scoring.cpus_per_actor=0.25", "scoring.gpus_per_actor=0")
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
+    assert len(list(Path(data.split_dir("pool")).glob("*.parquet"))) == 3
     scorers = ScorerPool(config, data, "small_cnn")
     try:
         for seed, labelled, k in ((1, np.arange(0, data.pool_size, 3), 25), (2, np.arange(0, 40), 30)):
@@ -58,31 +66,24 @@ def test_long_lived_scorers_pick_exactly_the_least_sure_examples_with_each_passs
         chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=0, candidate_ids=candidates)
         np.testing.assert_array_equal(chosen, expected_top_k(data, model, "entropy", labelled, 30, candidates))
         assert seconds["candidates"] == 90 and seconds["score_mean"] > 0
-    finally:
-        scorers.close()
 
-
-def test_set_based_selection_with_more_scorers_than_the_pool_has_files_picks_the_plain_loops_ids(
-        ray_cluster, tiny_data_dir, work_dir):
-    """k_center gathers every shard's embeddings; with 4 scorers over 3 files one scorer gets no block."""
-    torch.manual_seed(0)
-    model = create_model("small_cnn", 1, 10)
-    labelled = np.arange(0, 400, 5)
-    config = tiny_config(tiny_data_dir, work_dir, "acquisition=k_center", "scoring.actors=4",
-                         "scoring.cpus_per_actor=0.25", "scoring.gpus_per_actor=0")
-    data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
-    assert len(list(Path(data.split_dir("pool")).glob("*.parquet"))) == 3
-    candidates = draw_candidates(np.setdiff1d(np.arange(400), labelled), 150, seed=5)
-    scorers = ScorerPool(config, data, "small_cnn")
-    try:
+        # the same scorers, set-based: the acquisition is read from the config at each pass
+        scorers.config = replace(config, acquisition="k_center")
+        labelled = np.arange(0, 400, 5)
+        candidates = draw_candidates(np.setdiff1d(np.arange(400), labelled), 150, seed=5)
         chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0)
         chosen_among, seconds_among = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0,
                                                      candidate_ids=candidates)
+        assert seconds["candidates"] == 400 - len(labelled) and seconds_among["candidates"] == 150
+        assert seconds["score_mean"] is None  # a set has no per-example score
+        assert_k_center_picks_the_plain_loops_ids(data, model, labelled, candidates, chosen, chosen_among)
+
+        assert_a_pass_with_no_room_to_read_ends_in_one_line(scorers, checkpoint_bytes(model))
     finally:
         scorers.close()
-    assert seconds["candidates"] == 400 - len(labelled) and seconds_among["candidates"] == 150
-    assert seconds["score_mean"] is None  # a set has no per-example score
 
+
+def assert_k_center_picks_the_plain_loops_ids(data, model, labelled, candidates, chosen, chosen_among) -> None:
     table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()  # the plain loop
     pool_ids = table.column("id").to_numpy()
     images = torch.from_numpy(images_from_arrow(table.column("image"), data.image_shape).copy())
@@ -93,3 +94,26 @@ def test_set_based_selection_with_more_scorers_than_the_pool_has_files_picks_the
     among = np.isin(pool_ids, candidates)  # a candidate subset: distances still to every labelled example
     picks = k_center_greedy(embeddings[among], embeddings[~unlabelled], 20)
     np.testing.assert_array_equal(chosen_among, pool_ids[among][picks])
+
+
+def assert_a_pass_with_no_room_to_read_ends_in_one_line(scorers, weights) -> None:
+    """Every CPU the scorers left is taken (as by another job): the pass's read tasks fit nowhere,
+    and Ray Data's no-progress guard ends it as one ResourceError naming the resource and the fix."""
+    blocker = ray.remote(num_cpus=0.25)(Blocker)
+    blockers = [blocker.remote() for _ in range(int(ray.available_resources().get("CPU", 0) / 0.25 + 1e-9))]
+    context = DataContext.get_current()
+    timeout, context.execution_no_progress_timeout_s = context.execution_no_progress_timeout_s, 5
+    try:
+        ray.get([b.ready.remote() for b in blockers])
+        with pytest.raises(ResourceError, match=r"a scoring pass made no progress for 5 s: no node had room for a "
+                                                r"read task of the pool \(0.25 CPU\).*lower learner.cpus_per_worker"):
+            scorers.select(weights, np.arange(0, 40), k=30, seed=0)
+    finally:
+        context.execution_no_progress_timeout_s = timeout
+        for b in blockers:
+            ray.kill(b)
+
+
+class Blocker:
+    def ready(self) -> bool:
+        return True

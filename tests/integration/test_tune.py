@@ -46,5 +46,5 @@ def test_concurrent_trials_that_would_starve_ray_data_are_refused_before_any_tri
                                                                                    work_dir, capsys):
     assert main(tune_args(tiny_data_dir, work_dir, "tune.max_concurrent=2")) == 2
     error = capsys.readouterr().err
-    assert "in each of 2 concurrent trials reserve 2 of the cluster's 2 CPUs" in error
+    assert "in each of 2 concurrent trials do not all fit on the cluster's nodes (1 CPU/1 GPU, 1 CPU/0 GPU)" in error
     assert error.rstrip().endswith("or tune.max_concurrent") and not (work_dir / "tune").exists()

@@ -1,0 +1,28 @@
+"""Placing a run's long-lived processes on the cluster's node shapes (actors.resources.first_fit), no Ray started."""
+from actors.resources import first_fit
+
+HALF = {"CPU": 0.5, "GPU": 0.0}
+
+
+def test_two_one_cpu_nodes_hold_the_learner_and_a_scorer_and_keep_a_whole_node_free():
+    free = first_fit([HALF, HALF], [{"CPU": 1.0}, {"CPU": 1.0}])
+    assert [node["CPU"] for node in free] == [0.0, 1.0]  # packed: the other node is left to the read tasks
+
+
+def test_fragments_that_no_process_fits_in_are_not_counted_as_room():
+    three_quarters = {"CPU": 0.75, "GPU": 0.0}
+    assert first_fit([three_quarters, three_quarters], [{"CPU": 1.0}, {"CPU": 1.0}]) is not None
+    assert first_fit([three_quarters] * 3, [{"CPU": 1.0}, {"CPU": 1.0}]) is None  # 1.5 CPUs in all, 0.25 per node
+
+
+def test_gpu_shares_are_placed_where_the_gpus_are():
+    gpu_half = {"CPU": 0.5, "GPU": 0.5}
+    free = first_fit([gpu_half, gpu_half], [{"CPU": 4.0}, {"CPU": 1.0, "GPU": 1.0}])
+    assert free == [{"CPU": 4.0}, {"CPU": 0.0, "GPU": 0.0}]
+    assert first_fit([gpu_half] * 3, [{"CPU": 4.0}, {"CPU": 4.0, "GPU": 1.0}]) is None
+
+
+def test_the_largest_process_is_placed_first():
+    whole, half = {"CPU": 1.0}, HALF
+    free = first_fit([half, whole], [{"CPU": 1.5}, {"CPU": 1.0}])
+    assert [node["CPU"] for node in free] == [0.0, 1.0]  # the whole one first, then the half beside it

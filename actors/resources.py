@@ -110,7 +110,9 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
     """
     requests = process_requests(config, gpus_available())
     node_types = autoscaler_node_types()
-    live = [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+    # largest first, so the placement below and the messages do not depend on the order Ray lists nodes in
+    live = sorted((dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")),
+                  key=lambda node: (node.get("CPU", 0.0), node.get("GPU", 0.0)), reverse=True)
     problems = unplaceable(requests, live + [t.get("resources", {}) for t in node_types.values()])
     if problems:
         raise ConfigError(f"{problems[0]}: lower scoring.gpus_per_actor / learner.gpus_per_worker (or use auto), "

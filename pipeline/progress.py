@@ -86,6 +86,8 @@ class Progress:
         now = self.clock()
         s = self.stage
         if s is None or (s.round_index, s.name) != (round_index, stage) or done < s.done:
+            if s is not None and (s.round_index, s.name) != (round_index, stage):
+                self._finish(s, now)
             if s is None or s.round_index != round_index:
                 # A round began when round_done committed the one before it; the first round this process
                 # sees began, as far as it knows, at its first count.
@@ -108,6 +110,16 @@ class Progress:
         elif not ended and now - s.last_line >= self.interval_s:
             s.last_line = now
             self._line(self.line(now))
+
+    def _finish(self, s: _Stage, now: float) -> None:
+        """A stage that gave way to the next one is done, though the last poll may have caught it short
+        of its total: piped, its end line is still printed, with its total as its count."""
+        if self.interactive or s.ended:
+            return
+        if s.total is not None:
+            s.done = s.total
+        s.ended = True
+        self._line(self.line(now))
 
     def round_done(self, round_index: int, seconds: float) -> None:
         """Round `round_index` is committed after `seconds` of work (its record's time, people's wait excluded)."""

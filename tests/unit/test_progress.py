@@ -55,6 +55,15 @@ def test_updates_faster_than_the_interval_print_nothing_until_the_stage_ends(clo
     assert lines(buf) == ["round 1/5 update: 250/250 steps, 10.0/s, stage done in 25s"]
 
 
+def test_a_stage_the_last_poll_caught_short_of_its_total_still_gets_its_end_line(clock):
+    p, buf = piped(clock)
+    for step in range(0, 200, 20):  # 10 polls over 9 s; the stage ends between two polls
+        p.update(1, "scoring", step, 200, "examples")
+        clock.t += 1
+    p.update(1, "update", 3, 50, "steps")  # the next stage began: the scoring stage is done
+    assert lines(buf) == ["round 1/5 scoring: 200/200 examples, 20.0/s, stage done in 10s"]
+
+
 def test_piped_line_carries_round_stage_counts_rate_and_stage_time_left(clock):
     p, buf = piped(clock)
     p.update(3, "scoring", 0, 58_800, "examples")

@@ -6,8 +6,10 @@ import os
 import secrets
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,9 +70,16 @@ def ray_head(num_cpus: int, num_gpus: int = 0, start_timeout_s: float = 90):
 
 @contextmanager
 def ray_worker_node(address: str, num_cpus: int, resources: str = "{}"):
-    """A worker node joined to the head at `address`, with its own CPUs; stops on exit."""
+    """A worker node joined to the head at `address`, with its own CPUs; stops on exit.
+
+    It gets a temp dir of its own, as a node on another machine has: sharing the head's, its
+    runtime-env agent unpacked and garbage-collected a job's working_dir in the same directory the
+    head's job driver was running from, and the driver lost its files mid-run.
+    """
     object_manager, node_manager, metrics, agent_http, agent_grpc, runtime_env = free_ports(6)
+    temp_dir = tempfile.mkdtemp(prefix="ray-node-")  # short: Ray's socket paths live under it
     command = [RAY, "start", f"--address={address}", "--block", "--node-ip-address=127.0.0.1",
+               f"--temp-dir={temp_dir}",
                f"--num-cpus={num_cpus}", "--num-gpus=0", f"--resources={resources}",
                f"--object-manager-port={object_manager}", f"--node-manager-port={node_manager}",
                f"--metrics-export-port={metrics}", f"--dashboard-agent-listen-port={agent_http}",
@@ -82,6 +91,7 @@ def ray_worker_node(address: str, num_cpus: int, resources: str = "{}"):
         yield node
     finally:
         _stop(node)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _stop(node: subprocess.Popen) -> None:

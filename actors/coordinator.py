@@ -123,10 +123,10 @@ class RayLearner:
         self.learner = Learner(self.config, self.data, self.store, ray.put(test), self.hook)
         self.launch_s = time.perf_counter() - start
 
-    def update(self, plan: UpdatePlan, images: np.ndarray, labels: np.ndarray, seed: int,
+    def update(self, plan: UpdatePlan, labels: np.ndarray, rows_from: list[str] | None, seed: int,
                resume_from: bytes | None, round_index: int) -> dict:
         self.start()
-        result = self.learner.run(plan, ray.put((images, labels)), seed=seed, resume_from=resume_from,
+        result = self.learner.run(plan, labels, rows_from, seed=seed, resume_from=resume_from,
                                   round_index=round_index, progress=self.sink() if self.sink else None)
         if self.launch_s is not None:
             result.update(learner_launch_s=self.launch_s,

@@ -1,5 +1,9 @@
 """The Ray Train side: one long-lived TorchTrainer worker group serves every round's update.
 
+A job carries ids and labels only. Each worker reads its update's rows by id from the pool's
+Parquet files itself, so the pixels go from storage to the workers and never through the
+coordinator, which holds bytes per label, not per pixel, however many labels the run acquires.
+
 A `TorchTrainer.fit()` per round would pay the worker group's start-up (about 10-20 s here)
 every round. Instead the train loop below takes one job per round from a small mailbox
 actor, trains, evaluates, hands the weights back and calls `ray.train.report` once per job.
@@ -29,7 +33,7 @@ from actors.mailbox import Mailbox
 from actors.progress import Reporter, Sink
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig
-from pipeline.data import PreparedData, resolve_augment
+from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.faults import Hook
 from pipeline.growth import class_counts
 from pipeline.models import create_model
@@ -60,7 +64,11 @@ def learner_loop(loop_config: dict) -> None:
         plan: UpdatePlan = job["plan"]
         if rank == 0:
             Hook(loop_config["hook"], loop_config["run_dir"], job["round"]).at("train")
-        images, labels = _tensors(ray.get(job["train"][0]))
+        start = time.perf_counter()
+        train_ids, labels = ray.get(job["train"][0])
+        images = read_rows(job["rows_from"] or data.split_dir("pool"), train_ids, data.image_shape)[0]
+        images, labels = _tensors((images, labels))
+        read_s = time.perf_counter() - start
         start = time.perf_counter()
         if not plan.warm_start or plan.role not in live:
             torch.manual_seed(job["seed"])
@@ -93,7 +101,7 @@ def learner_loop(loop_config: dict) -> None:
             eval_s = time.perf_counter() - start
             ray.get(mailbox.put_result.remote(seq, {
                 **trained, "device": str(device), "test_acc": test_acc, "class_correct": correct.tolist(),
-                "class_total": total.tolist(), "train_s": train_s, "eval_s": eval_s,
+                "class_total": total.tolist(), "read_s": read_s, "train_s": train_s, "eval_s": eval_s,
                 "test_predictions": predicted.astype(np.int32),
                 "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
@@ -180,14 +188,18 @@ class Learner:
             _fit, loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures)
         self.seq = 0
 
-    def run(self, plan: UpdatePlan, train_ref: ray.ObjectRef, seed: int, resume_from: bytes | None = None,
-            round_index: int = -1, progress: Sink | None = None) -> dict:
+    def run(self, plan: UpdatePlan, labels: np.ndarray, rows_from: list[str] | None, seed: int,
+            resume_from: bytes | None = None, round_index: int = -1, progress: Sink | None = None) -> dict:
         """Blocks until the worker group finished `plan`; raises if the worker group died instead.
 
-        `resume_from`: the checkpoint a warm-start plan continues from when the worker group
-        holds no live model (the first update after a resume, or after a worker failure).
+        `labels`: one per id of `plan.train_ids`; `rows_from`: the Parquet files the workers read
+        those ids' rows from (None: the prepared pool). `resume_from`: the checkpoint a warm-start
+        plan continues from when the worker group holds no live model (the first update after a
+        resume, or after a worker failure).
         """
-        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train_ref], "seed": seed, "round": round_index,
+        train = ray.put((np.asarray(plan.train_ids, np.int64), np.asarray(labels, np.int64)))
+        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train], "rows_from": rows_from, "seed": seed,
+                                               "round": round_index,
                                                "resume_from": [ray.put(resume_from)] if resume_from else None,
                                                "progress": progress})
         return self._result()

@@ -30,7 +30,7 @@ from actors.pool_source import PoolShards
 from actors.progress import Reporter, Sink
 from actors.resources import read_args, scorer_resources
 from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
-                                  StreamingTopK, get_acquisition, in_sorted)
+                                  StreamingTopK, check_set_candidates, get_acquisition, in_sorted, min_sq_distances)
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
@@ -48,8 +48,8 @@ RESTART_DEADLINE_S = 600  # how long a redone pass waits for restarted scorers (
 def per_example(acquisition: Acquisition) -> bool:
     """The scorer's one dispatch on the acquisition contract. True: per-example scores, ranked in a
     stream (a StreamingTopK per shard, merged; a ShortlistAcquisition keeps its shortlist's
-    embeddings in it too). False: set-based selection, which gathers every candidate's and
-    labelled example's embedding first."""
+    embeddings in it too). False: set-based selection, which gathers every candidate's embedding,
+    then streams the labelled rows against them (Scorer.min_distances)."""
     if isinstance(acquisition, PerExampleAcquisition):
         return True
     if isinstance(acquisition, SetAcquisition):
@@ -82,9 +82,9 @@ class Scorer:
               report: Reporter = Reporter(None, "")) -> dict:
         """Scores the candidates in `shard` (a Ray Data dataset; None: no file) with `weights`: the rows in
         `candidate_ids`, or (None) every row not in `labelled_ids` (both ascending). Per-example acquisitions
-        return {"top": StreamingTopK of the shard}; set-based ones return {"rows": "id", "labelled" and
-        "embedding" of the candidates and the labelled rows}, rows None when the shard has none.
-        Both add "busy_s", the compute seconds. `report` gets the count of candidates scored."""
+        return {"top": StreamingTopK of the shard}; set-based ones return {"rows": "id" and "embedding" of
+        the candidates}, rows None when the shard has none. Both add "busy_s", the compute seconds.
+        `report` gets the count of candidates scored."""
         load_weights(self.model, weights).eval()
         acquisition = get_acquisition(acquisition_name)
         streamed = per_example(acquisition)
@@ -99,7 +99,7 @@ class Scorer:
                 scored_count += len(scored["id"])
             elif scored is not None:
                 parts.append(scored)
-                scored_count += int((~scored["labelled"]).sum())
+                scored_count += len(scored["id"])
             busy_s += time.perf_counter() - start
             report(scored_count)
         report(scored_count, final=True)
@@ -107,19 +107,32 @@ class Scorer:
             return {"top": top, "busy_s": busy_s}
         if not parts:  # a scorer with no file of the pool, or no candidate in it
             return {"rows": None, "busy_s": busy_s}
-        rows = {key: np.concatenate([p[key] for p in parts]) for key in ("id", "labelled", "embedding")}
+        rows = {key: np.concatenate([p[key] for p in parts]) for key in ("id", "embedding")}
         return {"rows": rows, "busy_s": busy_s}
+
+    def min_distances(self, shard, weights: bytes, candidate_emb: np.ndarray, batch_size: int, hook: Hook) -> dict:
+        """Set-based selection's second pass: {"min_dist": (N,) squared distance of each candidate
+        (candidate_emb (N, D)) to its nearest row of `shard` (the labelled rows of this scorer's
+        files), "busy_s"}. One batch of distances at a time: memory O(N x (D + batch)), not O(labels)."""
+        load_weights(self.model, weights).eval()
+        min_dist, busy_s = np.full(len(candidate_emb), np.inf, dtype=np.float32), 0.0
+        batches = shard.iter_batches(batch_size=batch_size, batch_format="pyarrow") if shard is not None else []
+        for batch in batches:
+            start = time.perf_counter()
+            hook.at("scorer")
+            images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape))
+            embeddings = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
+                                 output="embeddings")
+            min_dist = min_sq_distances(candidate_emb, embeddings, min_dist)
+            busy_s += time.perf_counter() - start
+        return {"min_dist": min_dist, "busy_s": busy_s}
 
     def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None,
                      acquisition: Acquisition, streamed: bool, seed: int) -> dict[str, np.ndarray] | None:
         """`streamed` (per_example(acquisition)): {"id", "score"} of the batch's candidates (and their
-        "embedding" for a shortlist); otherwise {"id", "labelled", "embedding"} of its candidates and
-        labelled rows. None: nothing to score."""
+        "embedding" for a shortlist); otherwise {"id", "embedding"} of its candidates. None: nothing to score."""
         pool_ids = batch.column("id").to_numpy()
-        labelled = in_sorted(pool_ids, labelled_ids)
-        candidate = ~labelled if candidate_ids is None else in_sorted(pool_ids, candidate_ids)
-        # set-based selection measures candidates against the labelled examples, so it embeds them too
-        to_score = candidate if streamed else candidate | labelled
+        to_score = ~in_sorted(pool_ids, labelled_ids) if candidate_ids is None else in_sorted(pool_ids, candidate_ids)
         if not to_score.any():
             return None  # rows are dropped before decoding: a subsampled pass decodes candidates only
         out = None
@@ -133,7 +146,7 @@ class Scorer:
                     "embedding": embeddings}
         if streamed:
             return {"id": pool_ids[to_score], "score": acquisition.score(out, pool_ids[to_score], seed)}
-        return {"id": pool_ids[to_score], "labelled": labelled[to_score], "embedding": out}
+        return {"id": pool_ids[to_score], "embedding": out}
 
 
 class ScorerPool:
@@ -177,10 +190,59 @@ class ScorerPool:
         weights_ref, labelled_ref, candidates_ref = ray.put(weights), ray.put(labelled_ids), ray.put(candidate_ids)
         acquisition = get_acquisition(self.config.acquisition)
         scoring = self.config.scoring
-        shards = self._shards(pool or self.data.split_dir("pool"), candidate_ids, labelled_ids, per_example(acquisition))
+        pool = pool or self.data.split_dir("pool")
         refs = [actor.score.remote(shard, weights_ref, labelled_ref, candidates_ref, self.config.acquisition, k, seed,
                                    scoring.batch_size, hook, Reporter(progress, f"scorer {i}"))
-                for i, (actor, shard) in enumerate(zip(self.actors, shards))]
+                for i, (actor, shard) in enumerate(zip(self.actors, self._shards(pool, candidate_ids)))]
+        parts = self._gather(refs)
+        busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
+
+        score_mean, select_s = None, 0.0
+        if isinstance(acquisition, ShortlistAcquisition):
+            start_select = time.perf_counter()
+            seen = sum(part["top"].seen for part in parts)
+            top = StreamingTopK.merged([part["top"] for part in parts], min(acquisition.shortlist(k), seen))
+            shortlist_ids, scores, embeddings = top.result_with_rows()
+            picks = acquisition.select(scores, embeddings, k, seed)
+            chosen, candidates, score_mean = shortlist_ids[picks], seen, float(scores[picks].mean())
+            select_s = time.perf_counter() - start_select
+        elif per_example(acquisition):
+            start_select = time.perf_counter()
+            top = StreamingTopK.merged([part["top"] for part in parts], k)
+            chosen, scores = top.result()
+            candidates, score_mean = top.seen, float(scores.mean()) if len(scores) else None
+            select_s = time.perf_counter() - start_select
+        else:
+            rows = [part["rows"] for part in parts if part["rows"] is not None]
+            scored_ids = np.concatenate([r["id"] for r in rows]) if rows else np.empty(0, np.int64)
+            candidates = len(scored_ids)
+            check_set_candidates(self.config.acquisition, candidates)  # a growing pool may outgrow the bound
+            emb = np.concatenate([r["embedding"] for r in rows]) if rows else np.empty((0, 0), np.float32)
+            min_dist, second_busy_s = self._min_distances(weights_ref, emb, labelled_ids, pool, hook)
+            busy_s += second_busy_s
+            start_select = time.perf_counter()
+            chosen = scored_ids[acquisition.select(emb, min_dist, k)]
+            select_s = time.perf_counter() - start_select
+        return chosen, {"score": time.perf_counter() - start - select_s, "select": select_s, "score_compute": busy_s,
+                        "candidates": candidates, "score_mean": score_mean}
+
+    def _min_distances(self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray,
+                       pool: str | list[str], hook: Hook) -> tuple[np.ndarray, float]:
+        """Each candidate's squared distance to its nearest labelled example (inf: none labelled),
+        from a second pass over the labelled rows: every scorer folds its share of them into its own
+        (N,) minimum, and the minima meet here. The compute seconds come back too."""
+        if len(labelled_ids) == 0 or len(candidate_emb) == 0:
+            return np.full(len(candidate_emb), np.inf, dtype=np.float32), 0.0
+        emb_ref = ray.put(candidate_emb)
+        refs = [actor.min_distances.remote(shard, weights_ref, emb_ref, self.config.scoring.batch_size, hook)
+                for actor, shard in zip(self.actors, self._shards(pool, labelled_ids))]
+        parts = self._gather(refs)
+        return (np.minimum.reduce([part["min_dist"] for part in parts]),
+                sum(part["busy_s"] for part in parts) / len(self.actors))
+
+    def _gather(self, refs: list) -> list:
+        """The scorers' results; a dead scorer's error surfaces at once (the pass is redone by
+        `select`), and Ray Data's no-progress guard becomes one line in clactive's words."""
         pending = refs
         try:
             while pending:  # in completion order: a dead scorer's error must not wait behind a live one
@@ -201,46 +263,21 @@ class ScorerPool:
                     "CPU) beside the learner's and the scorers' processes: lower learner.cpus_per_worker or "
                     "scoring.cpus_per_actor, or add a node") from None
             raise
-        parts = ray.get(refs)
-        score_s = time.perf_counter() - start
-        busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
+        return ray.get(refs)
 
-        start = time.perf_counter()
-        score_mean = None
-        if isinstance(acquisition, ShortlistAcquisition):
-            seen = sum(part["top"].seen for part in parts)
-            top = StreamingTopK.merged([part["top"] for part in parts], min(acquisition.shortlist(k), seen))
-            shortlist_ids, scores, embeddings = top.result_with_rows()
-            picks = acquisition.select(scores, embeddings, k, seed)
-            chosen, candidates, score_mean = shortlist_ids[picks], seen, float(scores[picks].mean())
-        elif per_example(acquisition):
-            top = StreamingTopK.merged([part["top"] for part in parts], k)
-            chosen, scores = top.result()
-            candidates, score_mean = top.seen, float(scores.mean()) if len(scores) else None
-        else:
-            # Set-based selection needs every embedding at once: O(pool x D) floats on this actor.
-            parts = [part["rows"] for part in parts if part["rows"] is not None]
-            pool_ids, labelled, emb = (np.concatenate([p[key] for p in parts]) for key in ("id", "labelled", "embedding"))
-            candidates = int((~labelled).sum())
-            picks = acquisition.select(emb[~labelled], emb[labelled], k)
-            chosen = pool_ids[~labelled][picks]
-        return chosen, {"score": score_s, "select": time.perf_counter() - start, "score_compute": busy_s,
-                        "candidates": candidates, "score_mean": score_mean}
-
-    def _shards(self, pool: str | list[str], candidate_ids: np.ndarray | None, labelled_ids: np.ndarray,
-                streamed: bool) -> list:
+    def _shards(self, pool: str | list[str], wanted_ids: np.ndarray | None) -> list:
         """One lazy Ray Data dataset per scorer over its share of the pool's files (None: no file),
         which the scorer executes itself: a read task per shard (actors.pool_source, no listing
         task). One `streaming_split` would balance blocks dynamically, but starts a split-coordinator
         process every pass: seconds a round on small machines.
 
-        With a candidate subset, the read task itself keeps only the rows to score, so the other
-        rows' pixels never reach the object store or the scorer."""
+        With `wanted_ids` (ascending; None: every row), the read task itself keeps only those rows
+        (a candidate subset, the labelled rows), so the others' pixels never reach the object store
+        or the scorer."""
         files = pool if isinstance(pool, list) else split_files(pool)
         shares = [files[i::len(self.actors)] for i in range(len(self.actors))]
-        wanted = None if candidate_ids is None else candidate_ids if streamed else np.union1d(candidate_ids, labelled_ids)
-        return [ray.data.read_datasource(PoolShards(share, wanted), **read_args(self.config.scoring)) if share else None
-                for share in shares]
+        return [ray.data.read_datasource(PoolShards(share, wanted_ids), **read_args(self.config.scoring))
+                if share else None for share in shares]
 
     def close(self) -> None:
         for actor in self.actors:

@@ -9,7 +9,10 @@ Three contracts; every registered acquisition follows exactly one:
   ShortlistAcquisition   `_score` and `select`: ranked in a stream like the above, keeping the
                          `shortlist(k)` best with their embeddings, then k picked from that
                          shortlist as a set (Cluster-Margin). Memory: the shortlist, not the pool.
-  SetAcquisition         `select`: picks k candidates at once from every embedding; cannot stream.
+  SetAcquisition         `select`: picks k candidates at once from every candidate's embedding and
+                         its distance to the nearest labelled example. The labelled side streams
+                         (min_sq_distances, batch by batch); the candidates are held at once, at
+                         most MAX_SET_CANDIDATES of them (check_set_candidates).
 """
 from __future__ import annotations
 
@@ -87,13 +90,29 @@ class ShortlistAcquisition(PerExampleAcquisition):
 
 
 class SetAcquisition(Acquisition):
-    """Selects a set: candidate_emb (N, D), labelled_emb (M, D), k -> k distinct positions into
-    candidate_emb, in pick order; raises PoolExhaustedError when k > N. A pick depends on every
-    other candidate, so the scorer gathers the whole pool's embeddings first."""
+    """Selects a set: candidate_emb (N, D), min_dist (N,) squared distance of each candidate to its
+    nearest labelled example (inf: none labelled), k -> k distinct positions into candidate_emb, in
+    pick order; raises PoolExhaustedError when k > N. A pick depends on every other candidate, so
+    the candidates' embeddings are gathered first; the labelled examples only ever reach a
+    candidate through min_dist, which scorers compute in a stream (min_sq_distances)."""
     needs = "embeddings"
 
     @abstractmethod
-    def select(self, candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray: ...
+    def select(self, candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np.ndarray: ...
+
+
+# Set-based selection holds every candidate's embedding in one process (the coordinator, and each
+# scorer while it measures the labelled rows against them): N x D float32, plus a scoring batch's
+# B x N distances. 100k candidates of a 512-wide embedding is 200 MB.
+MAX_SET_CANDIDATES = 100_000
+
+
+def check_set_candidates(acquisition_name: str, candidates: int) -> None:
+    """ConfigError (one line) when a set-based acquisition would hold more than MAX_SET_CANDIDATES."""
+    if candidates > MAX_SET_CANDIDATES and isinstance(get_acquisition(acquisition_name), SetAcquisition):
+        raise ConfigError(f"acquisition {acquisition_name} holds every candidate's embedding in one process, at most "
+                          f"{MAX_SET_CANDIDATES} candidates a round, and this round has {candidates}: set "
+                          f"scoring.candidates (e.g. {MAX_SET_CANDIDATES // 2}) to score a random subset each round")
 
 
 @register_acquisition("least_confidence")
@@ -147,8 +166,8 @@ class Random(PerExampleAcquisition):
 
 @register_acquisition("k_center")
 class KCenter(SetAcquisition):
-    def select(self, candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray:
-        return k_center_greedy(candidate_emb, labelled_emb, k)
+    def select(self, candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np.ndarray:
+        return k_center_from(candidate_emb, min_dist, k)
 
 
 def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
@@ -246,20 +265,34 @@ def top_k(pool_ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray,
 
 
 def k_center_greedy(candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray:
-    """Core-set greedy (Sener & Savarese 2018).
+    """Core-set greedy (Sener & Savarese 2018), all at once: the reference of the streamed form.
 
     candidate_emb (N, D), labelled_emb (M, D) -> k positions into candidate_emb, in pick order.
-    Each pick is the candidate farthest from every labelled example and every earlier pick.
-    With no labelled examples the first pick is candidate 0.
     """
+    return k_center_from(candidate_emb, min_sq_distances(candidate_emb, labelled_emb), k)
+
+
+def min_sq_distances(candidate_emb: np.ndarray, labelled_emb: np.ndarray,
+                     so_far: np.ndarray | None = None) -> np.ndarray:
+    """(N,) squared distance of each candidate to its nearest row of labelled_emb (M, D), and to the
+    rows seen before when `so_far` (N,) is given: fold batches of labelled rows in one at a time."""
+    candidates = np.asarray(candidate_emb, dtype=np.float32)
+    min_dist = np.full(len(candidates), np.inf, dtype=np.float32) if so_far is None else so_far
+    for start in range(0, len(labelled_emb), 1024):
+        min_dist = np.minimum(min_dist, _sq_dist_to_all(candidates, labelled_emb[start:start + 1024]).min(axis=1))
+    return min_dist
+
+
+def k_center_from(candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np.ndarray:
+    """Core-set greedy from each candidate's squared distance to the labelled set (inf: none).
+    Each pick is the candidate farthest from every labelled example and every earlier pick. With
+    no labelled examples the first pick is candidate 0."""
     n = candidate_emb.shape[0]
     if k > n:
         raise PoolExhaustedError(f"pool exhausted: {n} unlabelled available / {k} requested; "
                                  "lower the schedule's round sizes")
     candidates = np.asarray(candidate_emb, dtype=np.float32)
-    min_dist = np.full(n, np.inf, dtype=np.float32)
-    for start in range(0, len(labelled_emb), 1024):
-        min_dist = np.minimum(min_dist, _sq_dist_to_all(candidates, labelled_emb[start:start + 1024]).min(axis=1))
+    min_dist = np.array(min_dist, dtype=np.float32)  # a copy: picks overwrite it
     picks = np.empty(k, dtype=np.int64)
     for i in range(k):
         pick = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from pipeline.data import PreparedData
-from pipeline.data.base import read_rows
+from pipeline.data.base import read_labels, read_rows
 from pipeline.oracle import LabelRequests, Request
 from pipeline.preflight import RunPlan
 from pipeline.rounds import Answer, Selection
@@ -31,8 +31,7 @@ class SimulatedOracle:
         return None
 
     def ask(self, round_index: int, chosen: Selection, hints, elapsed_s: float) -> Answer:
-        images, labels = read_rows(chosen.pool or self.data.split_dir("pool"), chosen.pool_ids, self.data.image_shape)
-        return Answer(chosen.pool_ids, labels, images)
+        return Answer(chosen.pool_ids, read_labels(chosen.pool or self.data.split_dir("pool"), chosen.pool_ids))
 
 
 class ExternalOracle:
@@ -58,7 +57,7 @@ class ExternalOracle:
         if request.answered == 0 or (request.missing and not self.accept_partial):
             return Answer(waiting={"round": round_index, "waiting": request.missing, "requested": request.requested})
         pool_ids, labels = request.answered_ids()
-        return Answer(pool_ids, labels, self.requests.images(round_index, pool_ids),
+        return Answer(pool_ids, labels,
                       record={"requested": request.requested, "answered": int(len(pool_ids)),
                               "answer_wait_s": time.time() - request.meta["created"]},
                       seconds_before=request.meta["paused_after_s"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from pipeline.config import RunConfig, resolve_schedule
+from pipeline.config import RunConfig, resolve_schedule, to_count
 from pipeline.data import PreparedData, prepare_data
 from pipeline.errors import ConfigError
 
@@ -47,9 +47,15 @@ def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:
 
 
 def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
+    from pipeline.acquisition import check_set_candidates
     from pipeline.data.pool import check_against_data
     initial, sizes = resolve_schedule(config.schedule, data.pool_size)
     check_against_data(config, data)
+    if sizes:  # the first scored round's candidates; a growing pool is checked again as it grows
+        unlabelled = data.pool_size - initial
+        size = config.scoring.candidates
+        check_set_candidates(config.acquisition,
+                             unlabelled if size is None else max(to_count(size, unlabelled), sizes[0]))
     return RunPlan(config, data, initial, tuple(sizes))
 
 

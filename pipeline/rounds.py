@@ -60,7 +60,6 @@ class Answer:
     """What step [2/6] got back: labels for (some of) the selection, or nothing yet."""
     pool_ids: np.ndarray | None = None   # answered ids, in selection order (None: waiting)
     labels: np.ndarray | None = None
-    images: np.ndarray | None = None
     waiting: dict | None = None          # {"round", "waiting": labels missing, "requested"} while people label
     record: dict = field(default_factory=dict)  # what the oracle adds to the round's record
     seconds_before: float = 0.0          # the round's time before it paused for people (their wait excluded)
@@ -86,10 +85,11 @@ class Learner(Protocol):
     def start(self) -> None:
         """Start the worker group in the background, if it is not up yet."""
 
-    def update(self, plan: UpdatePlan, images: np.ndarray, labels: np.ndarray, seed: int,
+    def update(self, plan: UpdatePlan, labels: np.ndarray, rows_from: list[str] | None, seed: int,
                resume_from: bytes | None, round_index: int) -> dict:
-        """Train as `plan` says on (images, labels), evaluate on the test split: {checkpoint, steps,
-        loss, test_acc, class_correct, class_total, test_predictions, train_s, eval_s, device}; the first update of a
+        """Train as `plan` says on its train_ids with `labels` (aligned), the rows read by id from the
+        Parquet files `rows_from` (None: the prepared pool), evaluate on the test split: {checkpoint, steps,
+        loss, test_acc, class_correct, class_total, test_predictions, read_s, train_s, eval_s, device}; the first update of a
         worker group this process started adds {learner_launch_s, resources}."""
 
     def close(self) -> None: ...
@@ -118,8 +118,7 @@ class Rounds:
         self.rng = np.random.default_rng(config.seed)
         self.round = 0
         self.labelled_ids = np.empty(0, dtype=np.int64)
-        self.labels = np.empty(0, dtype=np.int64)
-        self.images = np.empty((0, *data.image_shape), dtype=data.feature_dtype)
+        self.labels = np.empty(0, dtype=np.int64)  # ids and labels only: the pixels stay in the pool
         self.weights: bytes | None = None  # the selection model's latest checkpoint
         self.admitted: list[str] = []      # arrival shards in the pool, in the order committed rounds admitted them
         self._class_files: dict[int, list[str]] | None = None
@@ -162,10 +161,9 @@ class Rounds:
         # [3/6] label
         start = time.perf_counter()
         writer = self.store.begin_round(r)
-        writer.labels(answer.pool_ids, answer.labels, answer.images)
+        writer.labels(answer.pool_ids, answer.labels)
         labelled_ids = np.concatenate([self.labelled_ids, answer.pool_ids])
         labels = np.concatenate([self.labels, answer.labels])
-        images = np.concatenate([self.images, answer.images])
         seconds["label"] = time.perf_counter() - start
         Hook(self.hook, self.store.location, r).at("label")
 
@@ -177,8 +175,10 @@ class Rounds:
         if r + 1 < self.plan.num_rounds:
             self.scorers.start()
         self.on_stage(r, "update", plan.steps, "steps")
-        result, seconds["update"] = self._update(plan, labelled_ids, labels, images, seed=self._seed(r))
-        seconds.update(train=result["train_s"], eval=result["eval_s"],
+        result, seconds["update"] = self._update(plan, labelled_ids, labels, self._rows_from(chosen.admitted),
+                                                 seed=self._seed(r))
+        # learner_overhead keeps the workers' read of their rows: it replaced shipping them from here
+        seconds.update(train=result["train_s"], eval=result["eval_s"], read_rows=result["read_s"],
                        learner_overhead=seconds["update"] - result["train_s"] - result["eval_s"])
 
         # [6/6] commit: until the rename inside, a crash leaves the previous round as the last one
@@ -190,7 +190,7 @@ class Rounds:
         if stop is not None:  # the run is finished: the budget is no longer the only end
             record["stopped"] = stop
         writer.commit(record)
-        self.labelled_ids, self.labels, self.images = labelled_ids, labels, images
+        self.labelled_ids, self.labels = labelled_ids, labels
         self.weights, self.stop_set, self.stopped = result["checkpoint"], result["test_predictions"], stop is not None
         self.admitted += chosen.admitted
         self.round += 1
@@ -206,10 +206,10 @@ class Rounds:
         if upto_round >= self.round:
             raise IndexError(f"round {upto_round} is not committed yet; the run has {self.round} rounds")
         count = self.store.records()[upto_round]["labelled"]
-        ids, labels, images = self.labelled_ids[:count], self.labels[:count], self.images[:count]
+        ids, labels = self.labelled_ids[:count], self.labels[:count]
         plan = self.strategy.from_scratch("target", ids)
         self.on_stage(upto_round, "target fit", plan.steps, "steps")
-        result, update_s = self._update(plan, ids, labels, images, seed=self._seed(10_000 + upto_round))
+        result, update_s = self._update(plan, ids, labels, self._rows_from([]), seed=self._seed(10_000 + upto_round))
         fit = {"round": upto_round, "labelled": int(count), "target": self.config.target.name,
                "target_acc": result["test_acc"], "steps": result["steps"],
                **{k: v for k, v in self._class_figures(upto_round, result).items() if k != "forgetting"},
@@ -228,7 +228,7 @@ class Rounds:
         rounds = self.store.committed_rounds()
         if not rounds:
             return []
-        self.labelled_ids, self.labels, self.images = self.store.load_labels()
+        self.labelled_ids, self.labels = self.store.load_labels()
         saved = self.store.load_round_state(rounds[-1])
         self.strategy.load_state_dict(saved["strategy"])
         self.rng.bit_generator.state = saved["rng"]
@@ -277,16 +277,23 @@ class Rounds:
                                   assume_unique=True)
         return draw_candidates(unlabelled, max(to_count(size, len(unlabelled)), k), seed=self._seed(r))
 
-    def _update(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, images: np.ndarray,
+    def _update(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, rows_from: list[str] | None,
                 seed: int) -> tuple[dict, float]:
         start = time.perf_counter()
         positions = positions_of(labelled_ids, plan.train_ids)  # into the labelled arrays (ids may repeat in the plan)
         # A warm start continues from the last committed weights whenever the worker group holds no
         # live model: the first update after a resume, or one redone after a worker failure.
         resume_from = self.weights if plan.warm_start else None
-        result = self.learner.update(plan, images[positions], labels[positions], seed=seed, resume_from=resume_from,
+        result = self.learner.update(plan, labels[positions], rows_from, seed=seed, resume_from=resume_from,
                                      round_index=self.round)
         return result, time.perf_counter() - start
+
+    def _rows_from(self, admitted: list[str]) -> list[str] | None:
+        """The Parquet files that hold every labelled id once this round's `admitted` arrival shards
+        joined the pool: the learner reads its training rows from them (None: the prepared pool)."""
+        if self.config.pool.growth != "arrivals":
+            return None  # a class-incremental pool is a part of the prepared one
+        return split_files(self.data.split_dir("pool")) + self.admitted + admitted
 
     def _record(self, r: int, chosen: Selection, answer: Answer, plan: UpdatePlan, result: dict,
                 seconds: dict, labelled_ids: np.ndarray) -> dict:

@@ -3,7 +3,8 @@
     config.yaml                 the resolved config; a run directory holds one config for good
     classes.json                what each class index stands for, when the data named its classes
     rounds/NNNN/                round N:
-        labels.parquet            ids, images and labels acquired in round N (append-only)
+        labels.parquet            ids and labels acquired in round N (append-only); the pixels stay in
+                                  the pool, which is immutable and addressed by id
         state.npz                 the strategy's state after round N (its replay memory)
         checkpoint.pt             the selection model and its optimizer after round N
         rng.json                  the run's random generator after round N
@@ -29,7 +30,6 @@ import pyarrow as pa
 import yaml
 
 from pipeline.config import RunConfig, config_from_dict, save_config
-from pipeline.data.base import arrow_table, feature_dtype_of, images_from_arrow, pool_schema, shape_from_schema
 from pipeline.errors import RunDirError
 from pipeline.storage import Storage
 
@@ -115,14 +115,15 @@ class RunStore:
                               "append-only: resume the run instead of repeating a round")
         return RoundWriter(self, round_index)
 
-    def load_labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(pool_ids, labels, images) of every committed round, in acquisition order."""
+    def load_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(pool_ids, labels) of every committed round, in acquisition order. (Runs written before the
+        label store dropped its copy of the pixels also hold an image column; it is not read.)"""
         rounds = self.committed_rounds()
         if not rounds:
             raise RunDirError(f"{self.location} holds no committed round yet")
-        table = pa.concat_tables(self.storage.read_table(f"{_round_dir(r)}/labels.parquet") for r in rounds)
-        return (table.column("id").to_numpy(), table.column("label").to_numpy(),
-                images_from_arrow(table.column("image"), shape_from_schema(table.schema)))
+        table = pa.concat_tables(self.storage.read_table(f"{_round_dir(r)}/labels.parquet", columns=["id", "label"])
+                                 for r in rounds)
+        return table.column("id").to_numpy(), table.column("label").to_numpy()
 
     def load_round_state(self, round_index: int) -> dict:
         """What resuming after `round_index` needs: strategy state, checkpoint, rng state, record."""
@@ -163,8 +164,8 @@ class RoundWriter:
         self.dir = _round_dir(round_index)
         store.storage.delete_dir(self.dir)  # what an interrupted attempt at this round left
 
-    def labels(self, pool_ids: np.ndarray, labels: np.ndarray, images: np.ndarray) -> None:
-        table = arrow_table(pool_ids, images, labels, pool_schema(images.shape[1:], feature_dtype_of(images)))
+    def labels(self, pool_ids: np.ndarray, labels: np.ndarray) -> None:
+        table = pa.table({"id": pa.array(np.asarray(pool_ids, np.int64)), "label": pa.array(np.asarray(labels, np.int64))})
         self.store.storage.write_table(f"{self.dir}/labels.parquet", table)
 
     def state(self, strategy_state: dict[str, np.ndarray], rng_state: dict, checkpoint: bytes) -> None:

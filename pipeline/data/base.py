@@ -294,20 +294,32 @@ def images_from_arrow(column: pa.ChunkedArray | pa.Array, image_shape) -> np.nda
     return values.reshape((len(column), *image_shape))
 
 
-def read_rows(split_dir: str, pool_ids: np.ndarray, image_shape) -> tuple[np.ndarray, np.ndarray]:
-    """(images (n, C, H, W), labels (n,)) of `pool_ids`, in that order; a streamed, filtered scan."""
+def read_rows(source: str | list[str], pool_ids: np.ndarray, image_shape) -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, C, H, W), labels (n,)) of `pool_ids` (repeats allowed), in that order, from a split's
+    directory or a list of its Parquet files; a streamed, filtered scan."""
+    table, at = _read_by_id(source, pool_ids, ["id", "image", "label"])
+    return images_from_arrow(table.column("image"), image_shape)[at], table.column("label").to_numpy()[at]
+
+
+def read_labels(source: str | list[str], pool_ids: np.ndarray) -> np.ndarray:
+    """The label column of `pool_ids`, in that order: what the simulated oracle reveals, without the pixels."""
+    table, at = _read_by_id(source, pool_ids, ["id", "label"])
+    return table.column("label").to_numpy()[at]
+
+
+def _read_by_id(source: str | list[str], pool_ids: np.ndarray, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
+    """The rows of the unique `pool_ids` (in file order) and, per asked id, its position among them."""
     pool_ids = np.asarray(pool_ids, dtype=np.int64)
     unique = np.unique(pool_ids)
-    table = pads.dataset(split_dir, format="parquet").to_table(
-        columns=["id", "image", "label"], filter=pc.field("id").isin(pa.array(unique)))
+    table = pads.dataset(source, format="parquet").to_table(columns=columns,
+                                                            filter=pc.field("id").isin(pa.array(unique)))
     found = table.column("id").to_numpy()
     if len(found) != len(unique):
         missing = np.setdiff1d(unique, found)[:5]
-        raise DataError(f"ids {missing.tolist()} are not in {split_dir}; the data changed under the run: "
+        where = source if isinstance(source, str) else f"the pool's {len(source)} files"
+        raise DataError(f"ids {missing.tolist()} are not in {where}; the data changed under the run: "
                         "start a new run directory")
-    at = positions_of(found, pool_ids)
-    images = images_from_arrow(table.column("image"), image_shape)[at]
-    return images, table.column("label").to_numpy()[at]
+    return table, positions_of(found, pool_ids)
 
 
 def positions_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:

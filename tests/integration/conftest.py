@@ -27,7 +27,7 @@ def two_round_args(data_dir: Path, work_dir: Path, *extra: str) -> list[str]:
 def selection(run_dir: Path) -> list[list[int]]:
     """The ids each committed round acquired, in order."""
     store = RunStore(run_dir)
-    ids, _, _ = store.load_labels()
+    ids, _ = store.load_labels()
     sizes = [r["acquired"] for r in store.records()]
     return [part.tolist() for part in np.split(ids, np.cumsum(sizes)[:-1])]
 

@@ -80,7 +80,7 @@ def test_an_arrival_shard_joins_the_pool_before_the_next_round_and_a_bad_one_sto
         record = ray.get(coordinator.run_round.remote(1))
         assert record["admitted"] == [good] and record["candidates"] == 400 + 50 - 40
         assert record["selection_model"] == "proxy" and record["warm_start"] is False  # svp: from scratch
-        ids, _, _ = store.load_labels()
+        ids, _ = store.load_labels()
         assert len(ids) == 70 and len(set(ids.tolist())) == 70
         ray.get(coordinator.close.remote())
     finally:

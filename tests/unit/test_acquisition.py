@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+import pipeline.acquisition
 from pipeline.acquisition import (StreamingTopK, acquisition_names, draw_candidates, get_acquisition,
-                                  hashed_uniform, k_center_greedy, top_k)
+                                  hashed_uniform, k_center_from, k_center_greedy, min_sq_distances, top_k)
 from pipeline.errors import ConfigError, PoolExhaustedError
 
 PROBS = np.array([
@@ -115,6 +116,27 @@ def test_k_center_picks_the_farthest_point_each_time():
     np.testing.assert_array_equal(k_center_greedy(candidates, labelled, 2), [3, 2])
 
 
+def test_k_center_from_labelled_rows_folded_in_batch_by_batch_picks_what_the_all_at_once_form_picks():
+    """The scorers fold their shares of the labelled rows into per-candidate minima, in any order;
+    only the candidates' embeddings are ever held at once."""
+    rng = np.random.default_rng(4)
+    candidates, labelled = rng.normal(size=(300, 16)), rng.normal(size=(2500, 16))
+    folded = None
+    for batch in np.array_split(labelled[::-1], 7):  # another order, uneven batches
+        folded = min_sq_distances(candidates, batch, folded)
+    np.testing.assert_allclose(folded, min_sq_distances(candidates, labelled), rtol=1e-5)
+    np.testing.assert_array_equal(k_center_from(candidates, folded, 25), k_center_greedy(candidates, labelled, 25))
+
+
+def test_set_based_selection_over_more_candidates_than_its_bound_is_one_line_naming_the_setting(monkeypatch):
+    monkeypatch.setattr(pipeline.acquisition, "MAX_SET_CANDIDATES", 1000)
+    pipeline.acquisition.check_set_candidates("k_center", 1000)
+    pipeline.acquisition.check_set_candidates("least_confidence", 10**9)  # streamed: no bound
+    with pytest.raises(ConfigError, match=r"k_center .* at most 1000 candidates a round, and this round has 1001: "
+                                          r"set scoring.candidates \(e.g. 500\)"):
+        pipeline.acquisition.check_set_candidates("k_center", 1001)
+
+
 def test_k_center_never_repeats_and_checks_pool_size():
     rng = np.random.default_rng(1)
     picks = k_center_greedy(rng.normal(size=(50, 4)), np.empty((0, 4)), 50)
@@ -150,3 +172,17 @@ def test_a_streaming_top_k_keeps_each_kept_ids_payload_row_across_batches_and_me
     kept_ids, kept_scores, kept_rows = StreamingTopK.merged(parts, 30).result_with_rows()
     np.testing.assert_array_equal(kept_ids, top_k(ids, scores, 30)[0])
     np.testing.assert_array_equal(kept_rows[:, 0], kept_ids)  # each row still beside its own id
+
+
+def test_preflight_refuses_k_center_over_the_whole_pool_above_the_bound_and_takes_a_candidate_subset(
+        monkeypatch, tmp_path):
+    from pipeline.data import get_source, prepare_dataset
+    from pipeline.preflight import plan_run
+    from tests.helpers import tiny_config, write_fashion_like
+    data_dir = write_fashion_like(tmp_path / "raw")
+    config = tiny_config(data_dir, tmp_path, "acquisition=k_center")
+    data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)
+    monkeypatch.setattr(pipeline.acquisition, "MAX_SET_CANDIDATES", 100)
+    with pytest.raises(ConfigError, match=f"this round has {data.pool_size - 40}: set scoring.candidates"):
+        plan_run(config, data)
+    plan_run(tiny_config(data_dir, tmp_path, "acquisition=k_center", "scoring.candidates=60"), data)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.acquisition import (PerExampleAcquisition, SetAcquisition, ShortlistAcquisition, acquisition_names,
-                                  get_acquisition)
+                                  get_acquisition, min_sq_distances)
 from pipeline.config import DataConfig, load_config
 from pipeline.data import get_source, prepare_dataset, source_names
 from pipeline.data.base import FEATURE_TYPES
@@ -131,11 +131,11 @@ def test_set_based_selection_returns_k_distinct_positions_in_range(name, labelle
     labelled_emb = rng.normal(size=(labelled, 8)).astype(np.float32)
     acquisition = get_acquisition(name)
     for k in (0, 1, 10, 40):
-        picks = np.asarray(acquisition.select(candidates, labelled_emb, k))
+        picks = np.asarray(acquisition.select(candidates, min_sq_distances(candidates, labelled_emb), k))
         assert picks.shape == (k,) and np.issubdtype(picks.dtype, np.integer)
         assert len(set(picks.tolist())) == k and ((picks >= 0) & (picks < 40)).all()
     with pytest.raises(PoolExhaustedError, match="40 unlabelled available / 41 requested"):
-        acquisition.select(candidates, labelled_emb, 41)
+        acquisition.select(candidates, min_sq_distances(candidates, labelled_emb), 41)
 
 
 # --- replay memories ------------------------------------------------------------------------

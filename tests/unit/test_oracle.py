@@ -71,7 +71,7 @@ class Run:
 
     def commit_round_0(self):
         writer = self.store.begin_round(0)
-        writer.labels(self.ids, self.truth, self.images)
+        writer.labels(self.ids, self.truth)
         writer.state({}, {"state": 0}, b"weights")
         writer.commit({"round": 0, "labelled": REQUESTED, "acquired": REQUESTED})
 
@@ -113,7 +113,7 @@ def test_round_0_has_no_model_so_its_hints_are_null(tmp_path, data):
 def test_a_request_outlives_the_cleanup_of_uncommitted_rounds_and_is_never_rewritten(tmp_path, data):
     run = Run(tmp_path, data)
     run.ask()
-    run.store.begin_round(0).labels(run.ids[:1], run.truth[:1], run.images[:1])  # a round a crash interrupted
+    run.store.begin_round(0).labels(run.ids[:1], run.truth[:1])  # a round a crash interrupted
     assert run.store.discard_uncommitted() == ["0000"]
     assert run.requests.open().requested == REQUESTED
     with pytest.raises(OracleError, match="already has a label request"):

@@ -55,10 +55,11 @@ class Learner:
     def start(self):
         pass
 
-    def update(self, plan, images, labels, seed, resume_from, round_index):
+    def update(self, plan, labels, rows_from, seed, resume_from, round_index):
+        assert len(labels) == len(plan.train_ids) and rows_from is None  # the prepared pool holds every row
         self.trained.append((plan.train_ids.tolist(), plan.steps, seed))
         weights = hashlib.sha256(plan.train_ids.tobytes() + labels.tobytes() + (resume_from or b"")).digest()
-        return {"checkpoint": weights, "steps": plan.steps, "test_acc": 0.5, "loss": 1.0, "train_s": 0.0,
+        return {"checkpoint": weights, "steps": plan.steps, "test_acc": 0.5, "loss": 1.0, "read_s": 0.0, "train_s": 0.0,
                 "eval_s": 0.0, "class_correct": [1] * 10, "class_total": [2] * 10, "device": "cpu",
                 "test_predictions": np.arange(20) % 10}
 
@@ -82,7 +83,7 @@ def start(config, data, trained, accept_partial=False):
 
 def end_state(run_dir):
     store = RunStore(run_dir)
-    ids, labels, _ = store.load_labels()
+    ids, labels = store.load_labels()
     last = store.load_round_state(store.committed_rounds()[-1])
     return ids.tolist(), labels.tolist(), last["rng"], {k: v.tolist() for k, v in last["strategy"].items()}
 

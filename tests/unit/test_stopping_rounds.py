@@ -22,8 +22,8 @@ class ScriptedLearner(Learner):
         super().__init__([])
         self.accuracies, self.predictions = list(accuracies), list(predictions)
 
-    def update(self, plan, images, labels, seed, resume_from, round_index):
-        result = super().update(plan, images, labels, seed, resume_from, round_index)
+    def update(self, plan, labels, rows_from, seed, resume_from, round_index):
+        result = super().update(plan, labels, rows_from, seed, resume_from, round_index)
         return {**result, "test_acc": self.accuracies.pop(0), "test_predictions": self.predictions.pop(0)}
 
 

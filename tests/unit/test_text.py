@@ -2,7 +2,6 @@
 import csv
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -10,7 +9,6 @@ from pipeline.config import load_config
 from pipeline.data.pool import check_against_data
 from pipeline.errors import ConfigError, DataError
 from pipeline.models import create_model
-from pipeline.run_store import RunStore
 from pipeline.text import BUCKETS, Tokenizer
 from pipeline.training import accuracy, train_steps
 from tests.helpers import amazon_rows, write_amazon_like
@@ -102,18 +100,6 @@ def test_text_models_learn_the_generated_reviews(name):
                 generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
     assert accuracy(model, test_x, test_y, mean=0.0, std=1.0, device=torch.device("cpu")) >= 0.9
     assert model.embed(test_x[:4].long()).shape[0] == 4
-
-
-def test_the_label_store_keeps_token_rows_as_int32(tmp_path):
-    store = RunStore(tmp_path / "run")
-    tokens = np.arange(3 * 5, dtype=np.int32).reshape(3, 1, 1, 5) * 1000
-    writer = store.begin_round(0)
-    writer.labels(np.array([4, 9, 2]), np.array([1, 0, 1]), tokens)
-    writer.state({}, {}, b"")
-    writer.commit({"round": 0})
-    ids, labels, images = store.load_labels()
-    assert images.dtype == np.int32 and images.tolist() == tokens.tolist() and ids.tolist() == [4, 9, 2]
-    assert pq.read_schema(tmp_path / "run" / "rounds" / "0000" / "labels.parquet").field("image").type.value_type == "int32"
 
 
 def test_a_csv_that_is_not_utf8_is_named(tmp_path):

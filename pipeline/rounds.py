@@ -89,8 +89,8 @@ class Learner(Protocol):
                resume_from: bytes | None, round_index: int) -> dict:
         """Train as `plan` says on its train_ids with `labels` (aligned), the rows read by id from the
         Parquet files `rows_from` (None: the prepared pool), evaluate on the test split: {checkpoint, steps,
-        loss, test_acc, class_correct, class_total, test_predictions, read_s, train_s, eval_s, device}; the first update of a
-        worker group this process started adds {learner_launch_s, resources}."""
+        loss, test_acc, class_correct, class_total, test_predictions, read_s, train_s, eval_s, device}; the
+        first update of a worker group this process started adds {learner_launch_s, resources}."""
 
     def close(self) -> None: ...
 

@@ -77,7 +77,10 @@ class RunStore:
 
     def location_of(self, name: str) -> str:
         """An absolute path or URI of `name` inside the run directory, for other writers (Ray Train)."""
-        return self.storage.path(name) if self.storage.local else f"{self.location.rstrip('/')}/{name}"
+        if self.storage.local:
+            return self.storage.path(name)
+        base, query = (self.location.split("?", 1) + [""])[:2]  # s3://...?endpoint_override=...: the name goes first
+        return f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else "")
 
     def holds_run(self) -> bool:
         return self.storage.is_file("config.yaml")
@@ -165,7 +168,8 @@ class RoundWriter:
         store.storage.delete_dir(self.dir)  # what an interrupted attempt at this round left
 
     def labels(self, pool_ids: np.ndarray, labels: np.ndarray) -> None:
-        table = pa.table({"id": pa.array(np.asarray(pool_ids, np.int64)), "label": pa.array(np.asarray(labels, np.int64))})
+        table = pa.table({"id": pa.array(np.asarray(pool_ids, np.int64)),
+                          "label": pa.array(np.asarray(labels, np.int64))})
         self.store.storage.write_table(f"{self.dir}/labels.parquet", table)
 
     def state(self, strategy_state: dict[str, np.ndarray], rng_state: dict, checkpoint: bytes) -> None:

@@ -5,4 +5,5 @@ from pipeline.data.base import (PreparedData, Source, get_source, images_from_ar
 from pipeline.data import amazon, cifar, fashion_mnist, image_folder, parquet, text_csv  # noqa: F401  (register)
 
 __all__ = ["PreparedData", "Source", "get_source", "images_from_arrow", "is_prepared", "prepare_data",
-           "prepare_dataset", "read_labels", "read_rows", "register_source", "resolve_augment", "source_for", "source_names"]
+           "prepare_dataset", "read_labels", "read_rows", "register_source", "resolve_augment", "source_for",
+           "source_names"]

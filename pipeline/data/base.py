@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.config import DataConfig
@@ -311,8 +312,7 @@ def _read_by_id(source: str | list[str], pool_ids: np.ndarray, columns: list[str
     """The rows of the unique `pool_ids` (in file order) and, per asked id, its position among them."""
     pool_ids = np.asarray(pool_ids, dtype=np.int64)
     unique = np.unique(pool_ids)
-    table = pads.dataset(source, format="parquet").to_table(columns=columns,
-                                                            filter=pc.field("id").isin(pa.array(unique)))
+    table = _dataset(source).to_table(columns=columns, filter=pc.field("id").isin(pa.array(unique)))
     found = table.column("id").to_numpy()
     if len(found) != len(unique):
         missing = np.setdiff1d(unique, found)[:5]
@@ -320,6 +320,15 @@ def _read_by_id(source: str | list[str], pool_ids: np.ndarray, columns: list[str
         raise DataError(f"ids {missing.tolist()} are not in {where}; the data changed under the run: "
                         "start a new run directory")
     return table, positions_of(found, pool_ids)
+
+
+def _dataset(source: str | list[str]) -> pads.Dataset:
+    """A split's directory (path or URI) or a list of its files. pyarrow reads a list with the local
+    filesystem unless told otherwise, so a list of URIs (s3://...) gets theirs."""
+    if isinstance(source, str) or not source or "://" not in source[0]:
+        return pads.dataset(source, format="parquet")
+    filesystem = pafs.FileSystem.from_uri(source[0])[0]
+    return pads.dataset([pafs.FileSystem.from_uri(uri)[1] for uri in source], format="parquet", filesystem=filesystem)
 
 
 def positions_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
+import uuid
 
 import pytest
 
@@ -14,9 +14,11 @@ import pipeline.cli
 from pipeline.config import load_config
 from pipeline.faults import HOOK_ENV, marker_name
 from pipeline.run_store import RunStore
+from pipeline.storage import Storage
 from tests.helpers import tiny_overrides
 from tests.integration.conftest import selection, two_round_args
 from tests.integration.test_cli import REPO, clactive, with_sets
+from tests.s3_server import s3_server
 
 pytestmark = pytest.mark.ray
 
@@ -33,36 +35,46 @@ def assert_only_clactive_lines(done: subprocess.CompletedProcess) -> None:
                 or line[:5].strip().isdigit() or line.startswith("       ")), f"not clactive's line: {line!r}"
 
 
-def kill_at(point: str, args: list[str], run_dir: Path, ray_address: str, timeout_s: float = 180) -> None:
+def kill_at(point: str, args: list[str], run_dir: str, ray_address: str, timeout_s: float = 180) -> None:
     """Start the CLI, wait until the run reaches `point` ("<round>:<stage>"), SIGKILL it."""
     at_round, stage = point.split(":")
-    marker = run_dir / marker_name(int(at_round), stage)
+    marker, storage = marker_name(int(at_round), stage), Storage(run_dir)
     env = {**os.environ, "RAY_ADDRESS": ray_address, HOOK_ENV: f"{point}:pause"}
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout_s
-        while not marker.exists():
+        while not storage.is_file(marker):
             assert proc.poll() is None, f"the run ended ({proc.returncode}) before reaching {point}"
             assert time.monotonic() < deadline, f"the run did not reach {point} within {timeout_s} s"
-            time.sleep(0.2)
+            time.sleep(0.5)
     finally:
         proc.kill()  # SIGKILL: no handler, no cleanup
         proc.wait()
 
 
+@pytest.fixture(scope="module")
+def s3():
+    with s3_server() as server:
+        yield server
+
+
 # One two-round run is killed three times, at each kill point the README names, and resumed both
-# ways: after round 0's labels (before its update), resumed by the same command; while round 1
-# scores the pool, resumed with --resume; inside round 1's update, resumed by the same command.
-def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken):
-    run_dir, env = tmp_path / "run", {"RAY_ADDRESS": ray_cluster}
-    args = two_round_args(tiny_data_dir, tmp_path)
+# ways: after round 0's labels are written but before its record (before its update), resumed by the
+# same command; while round 1 scores the pool, resumed with --resume; inside round 1's update,
+# resumed by the same command. Its run directory is on a real S3 server, as on a cluster: every
+# process of the run (driver, coordinator, scorers, Train workers) reads and writes it there.
+def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken, s3):
+    run_dir, env = s3.uri(f"runs/{uuid.uuid4().hex[:8]}"), {"RAY_ADDRESS": ray_cluster}
+    storage = Storage(run_dir)
+    args = two_round_args(tiny_data_dir, tmp_path, f"run_dir={run_dir}")
     kill_at("0:label", args, run_dir, ray_cluster)
-    assert RunStore(run_dir).committed_rounds() == []  # the partial round is invisible
+    assert storage.is_file("rounds/0000/labels.parquet")    # the round's files are there ...
+    assert RunStore(run_dir).committed_rounds() == []       # ... and the partial round is invisible
     kill_at("1:scorer", args, run_dir, ray_cluster)
-    assert RunStore(run_dir).committed_rounds() == [0]
+    assert RunStore(run_dir).committed_rounds() == [0] and storage.names("rounds") == ["0000"]
     before = selection(run_dir)
-    kill_at("1:train", ["--resume", str(run_dir)], run_dir, ray_cluster)
+    kill_at("1:train", ["--resume", run_dir], run_dir, ray_cluster)
     assert RunStore(run_dir).committed_rounds() == [0] and selection(run_dir) == before  # no label lost or changed
 
     done = clactive(*args, env=env)
@@ -74,10 +86,11 @@ def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, 
     flat = [i for part in after for i in part]
     assert len(flat) == len(set(flat))                      # no label acquired twice
     assert after == unbroken                                # the same selection as an unbroken run
-    assert sorted(p.name for p in run_dir.glob("rounds/*")) == ["0000", "0001"]
-    stamp = (run_dir / "rounds.jsonl").stat().st_mtime_ns   # and once more (in-process): a finished run does nothing
-    assert pipeline.cli.main(["run", *args]) == 0
-    assert (run_dir / "rounds.jsonl").stat().st_mtime_ns == stamp
+    assert storage.names("rounds") == ["0000", "0001"]
+    stamp = storage.fs.get_file_info(storage.path("rounds.jsonl")).mtime
+    time.sleep(1.1)  # S3 keeps modification times in whole seconds
+    assert pipeline.cli.main(["run", *args]) == 0           # and once more (in-process): a finished run does nothing
+    assert storage.fs.get_file_info(storage.path("rounds.jsonl")).mtime == stamp
 
 
 def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):

@@ -66,7 +66,7 @@ def learner_loop(loop_config: dict) -> None:
             Hook(loop_config["hook"], loop_config["run_dir"], job["round"]).at("train")
         start = time.perf_counter()
         train_ids, labels = ray.get(job["train"][0])
-        images = read_rows(job["rows_from"] or data.split_dir("pool"), train_ids, data.image_shape)[0]
+        images = read_rows(job["rows_from"], train_ids, data.image_shape)[0]
         images, labels = _tensors((images, labels))
         read_s = time.perf_counter() - start
         start = time.perf_counter()
@@ -188,12 +188,12 @@ class Learner:
             _fit, loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures)
         self.seq = 0
 
-    def run(self, plan: UpdatePlan, labels: np.ndarray, rows_from: list[str] | None, seed: int,
+    def run(self, plan: UpdatePlan, labels: np.ndarray, rows_from: str | list[str], seed: int,
             resume_from: bytes | None = None, round_index: int = -1, progress: Sink | None = None) -> dict:
         """Blocks until the worker group finished `plan`; raises if the worker group died instead.
 
-        `labels`: one per id of `plan.train_ids`; `rows_from`: the Parquet files the workers read
-        those ids' rows from (None: the prepared pool). `resume_from`: the checkpoint a warm-start
+        `labels`: one per id of `plan.train_ids`; `rows_from`: the pool's directory or the Parquet
+        files the workers read those ids' rows from, as absolute paths or URIs. `resume_from`: the checkpoint a warm-start
         plan continues from when the worker group holds no live model (the first update after a
         resume, or after a worker failure).
         """

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.data import get_source, prepare_dataset
+from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.data.image_folder import decode_batch
 from pipeline.run_store import RunStore
 from tests.helpers import tiny_overrides, write_cifar10_like, write_image_folder
@@ -50,7 +50,7 @@ def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp
     table = pq.read_table(prepared.split_dir("pool"))
     ids = table.column("id").to_numpy()
     assert ids.tolist() == sorted(ids.tolist()) == [i for i in range(15) if i != 7]  # dog_002 skipped
-    images = table.column("image").combine_chunks().flatten().to_numpy().reshape(len(ids), 3, 16, 16)
+    images = images_from_arrow(table.column("image"), (3, 16, 16))
     np.testing.assert_array_equal(images, direct["image"][ids])
     np.testing.assert_array_equal(table.column("label").to_numpy(), labels[ids])
 

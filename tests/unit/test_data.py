@@ -65,3 +65,18 @@ def test_uncompressed_idx_files_are_accepted(data_dir, tmp_path):
         (data_dir / name[:-3]).write_bytes(gzip.decompress((data_dir / name).read_bytes()))
         (data_dir / name).unlink()
     assert prepare_dataset(get_source("fashion_mnist", data_dir), tmp_path / "cache", 100).pool_size == 250
+
+
+def test_the_image_column_is_fixed_size_binary_and_the_format_1_list_column_still_reads():
+    import pyarrow as pa
+    from pipeline.data.base import image_array, images_from_arrow
+    pixels = np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5)
+    tokens = np.arange(2 * 6, dtype=np.int32).reshape(2, 1, 1, 6) * 100_000
+    for rows in (pixels, tokens):
+        column = image_array(rows)
+        assert column.type == pa.binary(rows[0].size * rows.itemsize)
+        np.testing.assert_array_equal(images_from_arrow(column, rows.shape[1:]), rows)
+        np.testing.assert_array_equal(images_from_arrow(column.slice(1), rows.shape[1:]), rows[1:])  # an offset
+        assert images_from_arrow(column.slice(0, 0), rows.shape[1:]).shape == (0, *rows.shape[1:])
+    legacy = pa.FixedSizeListArray.from_arrays(pa.array(pixels.reshape(-1)), 60)  # pool format 1
+    np.testing.assert_array_equal(images_from_arrow(legacy, (3, 4, 5)), pixels)

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import DataConfig
-from pipeline.data import get_source, prepare_dataset, read_rows
+from pipeline.data import get_source, images_from_arrow, prepare_dataset, read_rows
 from pipeline.data.image_folder import decode_batch
 from pipeline.errors import DataError
 from tests.helpers import write_cifar100_like, write_cifar10_like, write_image_folder, write_pickle
@@ -22,7 +22,7 @@ def prepare(name, data_dir, tmp_path, **options):
 def all_rows(prepared, split):
     table = pq.read_table(prepared.split_dir(split))
     order = np.argsort(table.column("id").to_numpy())
-    images = table.column("image").combine_chunks().flatten().to_numpy().reshape((table.num_rows, *prepared.image_shape))
+    images = images_from_arrow(table.column("image"), prepared.image_shape)
     return table.column("id").to_numpy()[order], images[order], table.column("label").to_numpy()[order]
 
 

@@ -12,7 +12,6 @@ starting a worker group is remove the placement groups the dead one's left behin
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Callable
 
@@ -30,7 +29,6 @@ from pipeline.labelling import make_oracle
 from pipeline.preflight import RunPlan
 from pipeline.rounds import Rounds
 from pipeline.run_store import RunStore
-from pipeline.storage import is_uri
 from pipeline.strategies import UpdatePlan, selection_model
 
 
@@ -128,9 +126,8 @@ class RayLearner:
     def update(self, plan: UpdatePlan, labels: np.ndarray, rows_from: list[str] | None, seed: int,
                resume_from: bytes | None, round_index: int) -> dict:
         self.start()
-        # absolute: Ray Train runs its workers in a directory of its own, where a relative cache_dir means nothing
-        rows_from = [absolute(path) for path in rows_from] if rows_from else absolute(self.data.split_dir("pool"))
-        result = self.learner.run(plan, labels, rows_from, seed=seed, resume_from=resume_from,
+        result = self.learner.run(plan, labels, rows_from or self.data.split_dir("pool"), seed=seed,
+                                  resume_from=resume_from,
                                   round_index=round_index, progress=self.sink() if self.sink else None)
         if self.launch_s is not None:
             result.update(learner_launch_s=self.launch_s,
@@ -142,10 +139,6 @@ class RayLearner:
     def close(self) -> None:
         if self.learner is not None:
             self.learner.close()
-
-
-def absolute(location: str) -> str:
-    return location if is_uri(location) else os.path.abspath(location)
 
 
 def _quiet_ray_data(no_progress_timeout_s: float | None) -> None:

@@ -37,6 +37,7 @@ from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.faults import Hook
 from pipeline.growth import class_counts
 from pipeline.models import create_model
+from pipeline.proc import peak_rss_mib
 from pipeline.run_store import RunStore
 from pipeline.strategies import UpdatePlan
 from pipeline.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict, torch_threads,
@@ -102,6 +103,7 @@ def learner_loop(loop_config: dict) -> None:
             ray.get(mailbox.put_result.remote(seq, {
                 **trained, "device": str(device), "test_acc": test_acc, "class_correct": correct.tolist(),
                 "class_total": total.tolist(), "read_s": read_s, "train_s": train_s, "eval_s": eval_s,
+                "peak_rss_mib": peak_rss_mib(),
                 "test_predictions": predicted.astype(np.int32),
                 "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
@@ -109,8 +111,9 @@ def learner_loop(loop_config: dict) -> None:
 
 
 def _tensors(arrays) -> tuple[torch.Tensor, ...]:
-    # Arrays from the object store are read-only views; torch wants memory it may write.
-    return tuple(torch.from_numpy(np.array(a)) for a in arrays)
+    # Arrays from the object store are read-only views, and torch wants memory it may write: those are
+    # copied. The update's rows (read_rows) are the worker's own: no second copy of gigabytes.
+    return tuple(torch.from_numpy(a if a.flags.writeable else np.array(a)) for a in arrays)
 
 
 def _quiet_report_log() -> None:

@@ -37,6 +37,7 @@ from pipeline.data.pool import split_files
 from pipeline.errors import ResourceError
 from pipeline.faults import Hook
 from pipeline.models import create_model
+from pipeline.proc import peak_rss_mib
 from pipeline.training import load_weights, predict, torch_threads
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,11 @@ class Scorer:
             report(scored_count)
         report(scored_count, final=True)
         if streamed:
-            return {"top": top, "busy_s": busy_s}
+            return {"top": top, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
         if not parts:  # a scorer with no file of the pool, or no candidate in it
-            return {"rows": None, "busy_s": busy_s}
+            return {"rows": None, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
         rows = {key: np.concatenate([p[key] for p in parts]) for key in ("id", "embedding")}
-        return {"rows": rows, "busy_s": busy_s}
+        return {"rows": rows, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
 
     def min_distances(self, shard, weights: bytes, candidate_emb: np.ndarray, batch_size: int, hook: Hook) -> dict:
         """Set-based selection's second pass: {"min_dist": (N,) squared distance of each candidate
@@ -169,7 +170,8 @@ class ScorerPool:
         Also returns {"score", "select": seconds, "score_compute": the seconds the scorers computed
         (summed over actors, divided by their number), "candidates": unlabelled examples scored,
         "redone": passes redone because a scorer died, "score_mean": the chosen ids' mean score
-        (None for set-based selection)}. `progress`: where the scorers report their counts.
+        (None for set-based selection), "peak_rss_mib": the largest scorer's peak resident memory}.
+        `progress`: where the scorers report their counts.
         """
         for attempt in range(1, PASS_ATTEMPTS + 1):
             try:
@@ -196,6 +198,7 @@ class ScorerPool:
                 for i, (actor, shard) in enumerate(zip(self.actors, self._shards(pool, candidate_ids)))]
         parts = self._gather(refs)
         busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
+        scorer_rss = max(part["peak_rss_mib"] for part in parts)
 
         score_mean, select_s = None, 0.0
         if isinstance(acquisition, ShortlistAcquisition):
@@ -224,7 +227,7 @@ class ScorerPool:
             chosen = scored_ids[acquisition.select(emb, min_dist, k)]
             select_s = time.perf_counter() - start_select
         return chosen, {"score": time.perf_counter() - start - select_s, "select": select_s, "score_compute": busy_s,
-                        "candidates": candidates, "score_mean": score_mean}
+                        "candidates": candidates, "score_mean": score_mean, "peak_rss_mib": scorer_rss}
 
     def _min_distances(self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray,
                        pool: str | list[str], hook: Hook) -> tuple[np.ndarray, float]:

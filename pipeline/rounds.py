@@ -36,6 +36,7 @@ from pipeline.data.base import positions_of
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
 from pipeline.preflight import RunPlan
+from pipeline.proc import peak_rss_mib
 from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
 from pipeline.run_store import RunStore
 from pipeline.stopping import cohens_kappa, create_criteria, first_stop
@@ -53,6 +54,7 @@ class Selection:
     rng_state: dict               # the run's random state once selection was done
     redone_passes: int = 0        # scoring passes redone because a scorer died
     score_mean: float | None = None  # the chosen batch's mean acquisition score (None: round 0, set-based)
+    scorer_rss_mib: float | None = None  # the largest scorer's peak resident memory (None: no scoring)
 
 
 @dataclass(frozen=True)
@@ -264,8 +266,10 @@ class Rounds:
                                             hook=Hook(self.hook, self.store.location, r), pool=pool,
                                             candidate_ids=candidate_ids)
         candidates, redone, score_mean = stats.pop("candidates"), stats.pop("redone"), stats.pop("score_mean")
+        scorer_rss = stats.pop("peak_rss_mib", None)
         stats["select"] += draw_s
-        return Selection(chosen, pool, admitted, candidates, stats, self.rng.bit_generator.state, redone, score_mean)
+        return Selection(chosen, pool, admitted, candidates, stats, self.rng.bit_generator.state, redone, score_mean,
+                         scorer_rss)
 
     def _candidates(self, r: int, pool: list[str] | None, k: int) -> np.ndarray | None:
         """scoring.candidates: the seeded random subset of round r's unlabelled pool that the scorers
@@ -305,6 +309,9 @@ class Rounds:
             "selection_acc": result["test_acc"], "loss": result["loss"], "seconds": seconds,
             **self._class_figures(r, result), **answer.record,
         }
+        # peak resident memory per process: what must not grow with the labels (coordinator) or the pool (scorers)
+        record["peak_rss_mib"] = {"coordinator": peak_rss_mib(), "learner": result.get("peak_rss_mib"),
+                                  "scorers": chosen.scorer_rss_mib}
         if "learner_launch_s" in result:  # the first update of this process's worker group
             seconds["learner_launch"] = result["learner_launch_s"]
             record["resources"] = result["resources"]

@@ -205,8 +205,9 @@ def prepare_data(data: DataConfig, start_ray: Callable[[], None] | None = None) 
 
 
 def prepared_root(source: Source, cache_dir: str | Path) -> Path:
-    """Where `prepare_dataset` writes (or finds) the source's shards."""
-    return Path(cache_dir) / f"{source.name}-{source.fingerprint()}"
+    """Where `prepare_dataset` writes (or finds) the source's shards: an absolute path, as every process
+    of a run reads them from its own working directory (Ray Train runs its workers in one of its own)."""
+    return Path(os.path.abspath(cache_dir)) / f"{source.name}-{source.fingerprint()}"
 
 
 def is_prepared(source: Source, cache_dir: str | Path) -> bool:
@@ -219,6 +220,7 @@ def _stat(value: Stat) -> Stat:
 
 def _load_manifest(manifest: Path) -> PreparedData:
     meta = json.loads(manifest.read_text())
+    meta["root"] = os.path.abspath(manifest.parent)  # where it is now, not where it was written from
     meta["image_shape"] = tuple(meta["image_shape"])
     for key in ("mean", "std", "class_names"):
         if isinstance(meta.get(key), list):
@@ -312,9 +314,34 @@ def images_from_arrow(column: pa.ChunkedArray | pa.Array, image_shape) -> np.nda
 
 def read_rows(source: str | list[str], pool_ids: np.ndarray, image_shape) -> tuple[np.ndarray, np.ndarray]:
     """(images (n, C, H, W), labels (n,)) of `pool_ids` (repeats allowed), in that order, from a split's
-    directory or a list of its Parquet files; a streamed, filtered scan."""
-    table, at = _read_by_id(source, pool_ids, ["id", "image", "label"])
-    return images_from_arrow(table.column("image"), image_shape)[at], table.column("label").to_numpy()[at]
+    directory or a list of its Parquet files. A filtered scan whose batches are copied straight into
+    the result: memory is the result plus one batch, not twice the result (an update's rows can be
+    gigabytes)."""
+    pool_ids = np.asarray(pool_ids, dtype=np.int64)
+    order = np.argsort(pool_ids, kind="stable")
+    sorted_ids = pool_ids[order]
+    unique = np.unique(sorted_ids)
+    images, labels = None, np.empty(len(pool_ids), dtype=np.int64)
+    found = []
+    for batch in _dataset(source).to_batches(columns=["id", "image", "label"],
+                                             filter=pc.field("id").isin(pa.array(unique))):
+        ids = batch.column("id").to_numpy()
+        found.append(ids)
+        # every position that asked for each of the batch's ids (an id may be asked for more than once)
+        lo, hi = np.searchsorted(sorted_ids, ids, "left"), np.searchsorted(sorted_ids, ids, "right")
+        counts = hi - lo
+        rows = np.repeat(np.arange(len(ids)), counts)
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        dest = order[np.repeat(lo, counts) + within]
+        batch_images = images_from_arrow(batch.column("image"), image_shape)
+        if images is None:
+            images = np.empty((len(pool_ids), *image_shape), dtype=batch_images.dtype)
+        images[dest] = batch_images[rows]
+        labels[dest] = batch.column("label").to_numpy()[rows]
+    _check_found(source, unique, np.concatenate(found) if found else np.empty(0, np.int64))
+    if images is None:
+        images = np.empty((0, *image_shape), dtype=np.uint8)
+    return images, labels
 
 
 def read_labels(source: str | list[str], pool_ids: np.ndarray) -> np.ndarray:
@@ -329,12 +356,16 @@ def _read_by_id(source: str | list[str], pool_ids: np.ndarray, columns: list[str
     unique = np.unique(pool_ids)
     table = _dataset(source).to_table(columns=columns, filter=pc.field("id").isin(pa.array(unique)))
     found = table.column("id").to_numpy()
+    _check_found(source, unique, found)
+    return table, positions_of(found, pool_ids)
+
+
+def _check_found(source: str | list[str], unique: np.ndarray, found: np.ndarray) -> None:
     if len(found) != len(unique):
         missing = np.setdiff1d(unique, found)[:5]
         where = source if isinstance(source, str) else f"the pool's {len(source)} files"
         raise DataError(f"ids {missing.tolist()} are not in {where}; the data changed under the run: "
                         "start a new run directory")
-    return table, positions_of(found, pool_ids)
 
 
 def _dataset(source: str | list[str]) -> pads.Dataset:

@@ -39,10 +39,7 @@ def submitted(ray_head_node, ray_cluster, tiny_data_dir, tmp_path_factory) -> tu
     Its run directory is a file:// URI, so the pyarrow-filesystem path is used."""
     _, dashboard = ray_head_node
     uri = (tmp_path_factory.mktemp("submitted") / "run").as_uri()
-    # a relative cache_dir, as in the default config: the job prepares the data in its working directory,
-    # which is not the directory Ray Train runs its workers in
-    done = submit(dashboard, *two_round_args(tiny_data_dir, tmp_path_factory.mktemp("work"), f"run_dir={uri}",
-                                             "data.cache_dir=.cache/clactive-test"))
+    done = submit(dashboard, *two_round_args(tiny_data_dir, tmp_path_factory.mktemp("work"), f"run_dir={uri}"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done, uri
 

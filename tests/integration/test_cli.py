@@ -51,3 +51,17 @@ def test_user_errors_print_one_line_exit_2_and_write_nothing(tmp_path, extra, da
     assert done.stderr.startswith("clactive: error: ") and message in done.stderr
     assert not (tmp_path / "run").exists()
     assert not list(tmp_path.rglob(".*.tmp"))  # a prepared data cache may stay; a partial one may not
+
+
+def test_a_relative_cache_dir_on_a_cluster_of_two_nodes_is_one_line_and_no_run_directory(ray_cluster, tiny_data_dir,
+                                                                                       tmp_path, capsys, monkeypatch):
+    """Every node reads the prepared pool: a path relative to one process's working directory names a
+    different place on each node (under `ray job submit`, each node's own copy of the working dir)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = in_process(capsys, "run", *with_sets(tiny_overrides(tiny_data_dir, tmp_path)
+                                                       + ["data.cache_dir=cache", f"run_dir={tmp_path / 'run'}"]))
+    assert code == 2
+    assert err.strip().splitlines() == ["clactive: error: data.cache_dir cache is a relative path, and this cluster "
+                                        "has 2 nodes: each node would look for the prepared pool in its own working "
+                                        "directory; set data.cache_dir to a path every node shares (e.g. an NFS mount)"]
+    assert not (tmp_path / "run").exists()

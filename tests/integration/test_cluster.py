@@ -16,7 +16,8 @@ from tests.integration.test_rounds import run_tiny
 
 pytestmark = pytest.mark.ray
 
-SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "learner_overhead", "round"}
+SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "read_rows", "learner_overhead",
+           "round"}
 
 
 def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_the_logical_gpu(
@@ -45,6 +46,9 @@ def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_th
     assert "selection_score_mean" not in records[0] and 0 < records[1]["selection_score_mean"] <= 0.9
     assert records[1]["steps"] == 7                # update.steps, counted by the worker
     assert records[1]["train_examples"] == 60      # 30 new + 30 replayed
+    # each process's peak memory, from the process itself (the scorers' only once they have scored)
+    assert records[0]["peak_rss_mib"]["scorers"] is None
+    assert all(records[1]["peak_rss_mib"][p] > 50 for p in ("coordinator", "learner", "scorers"))
     assert sorted(p.name for p in Path(urlparse(run_uri).path).glob("rounds/*/checkpoint.pt")) == ["checkpoint.pt"] * 2
 
     resources = records[0]["resources"]

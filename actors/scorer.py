@@ -126,7 +126,7 @@ class Scorer:
                                  output="embeddings")
             min_dist = min_sq_distances(candidate_emb, embeddings, min_dist)
             busy_s += time.perf_counter() - start
-        return {"min_dist": min_dist, "busy_s": busy_s}
+        return {"min_dist": min_dist, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
 
     def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None,
                      acquisition: Acquisition, streamed: bool, seed: int) -> dict[str, np.ndarray] | None:
@@ -221,8 +221,8 @@ class ScorerPool:
             candidates = len(scored_ids)
             check_set_candidates(self.config.acquisition, candidates)  # a growing pool may outgrow the bound
             emb = np.concatenate([r["embedding"] for r in rows]) if rows else np.empty((0, 0), np.float32)
-            min_dist, second_busy_s = self._min_distances(weights_ref, emb, labelled_ids, pool, hook)
-            busy_s += second_busy_s
+            min_dist, second_busy_s, second_rss = self._min_distances(weights_ref, emb, labelled_ids, pool, hook)
+            busy_s, scorer_rss = busy_s + second_busy_s, max(scorer_rss, second_rss)
             start_select = time.perf_counter()
             chosen = scored_ids[acquisition.select(emb, min_dist, k)]
             select_s = time.perf_counter() - start_select
@@ -230,18 +230,18 @@ class ScorerPool:
                         "candidates": candidates, "score_mean": score_mean, "peak_rss_mib": scorer_rss}
 
     def _min_distances(self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray,
-                       pool: str | list[str], hook: Hook) -> tuple[np.ndarray, float]:
+                       pool: str | list[str], hook: Hook) -> tuple[np.ndarray, float, float]:
         """Each candidate's squared distance to its nearest labelled example (inf: none labelled),
         from a second pass over the labelled rows: every scorer folds its share of them into its own
-        (N,) minimum, and the minima meet here. The compute seconds come back too."""
+        (N,) minimum, and the minima meet here. The compute seconds and the scorers' peak memory too."""
         if len(labelled_ids) == 0 or len(candidate_emb) == 0:
-            return np.full(len(candidate_emb), np.inf, dtype=np.float32), 0.0
+            return np.full(len(candidate_emb), np.inf, dtype=np.float32), 0.0, 0.0
         emb_ref = ray.put(candidate_emb)
         refs = [actor.min_distances.remote(shard, weights_ref, emb_ref, self.config.scoring.batch_size, hook)
                 for actor, shard in zip(self.actors, self._shards(pool, labelled_ids))]
         parts = self._gather(refs)
         return (np.minimum.reduce([part["min_dist"] for part in parts]),
-                sum(part["busy_s"] for part in parts) / len(self.actors))
+                sum(part["busy_s"] for part in parts) / len(self.actors), max(part["peak_rss_mib"] for part in parts))
 
     def _gather(self, refs: list) -> list:
         """The scorers' results; a dead scorer's error surfaces at once (the pass is redone by

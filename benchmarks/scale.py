@@ -76,7 +76,7 @@ CONFIGS = {c.name: c for c in [
 def scaled_pool(base: PreparedData, rows: int, size: int, cache_dir: str) -> PreparedData:
     """The pool of `rows` rows (and the test split) at `size`, written once under cache_dir/bench."""
     copies = -(-rows // base.pool_size)
-    root = Path(cache_dir) / "bench" / f"scale-{rows}-{size}"
+    root = Path(os.path.abspath(cache_dir)) / "bench" / f"scale-{rows}-{size}"  # every process reads it
     shape = base.image_shape if size == base.image_shape[1] else (3, size, size)
     if not (root / "manifest.json").is_file():
         tmp = root.with_name(f".{root.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -92,7 +92,8 @@ def scaled_pool(base: PreparedData, rows: int, size: int, cache_dir: str) -> Pre
                         if take <= 0:
                             break
                         ids = table.column("id").to_numpy()[:take] + copy * base.pool_size
-                        images = transform(images_from_arrow(table.column("image"), base.image_shape)[:take], copy, shape)
+                        pixels = images_from_arrow(table.column("image"), base.image_shape)[:take]
+                        images = transform(pixels, copy, shape)
                         labels = table.column("label").to_numpy()[:take]
                         pq.write_table(arrow_table(ids, images, labels, pool_schema(shape)),
                                        tmp / split / f"copy-{copy:03d}-{shard.name}")

@@ -196,9 +196,9 @@ class Learner:
         """Blocks until the worker group finished `plan`; raises if the worker group died instead.
 
         `labels`: one per id of `plan.train_ids`; `rows_from`: the pool's directory or the Parquet
-        files the workers read those ids' rows from, as absolute paths or URIs. `resume_from`: the checkpoint a warm-start
-        plan continues from when the worker group holds no live model (the first update after a
-        resume, or after a worker failure).
+        files the workers read those ids' rows from, as absolute paths or URIs. `resume_from`: the
+        checkpoint a warm-start plan continues from when the worker group holds no live model (the
+        first update after a resume, or after a worker failure).
         """
         train = ray.put((np.asarray(plan.train_ids, np.int64), np.asarray(labels, np.int64)))
         self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train], "rows_from": rows_from, "seed": seed,

@@ -111,16 +111,15 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
     """
     requests = process_requests(config, gpus_available())
     node_types = autoscaler_node_types()
-    nodes = sum(1 for n in ray.nodes() if n.get("Alive"))
-    cache_dir = config.data.cache_dir
-    if (nodes > 1 or node_types) and not os.path.isabs(cache_dir):
-        raise ConfigError(f"data.cache_dir {cache_dir} is a relative path, and this cluster has "
-                          f"{'an autoscaler' if node_types else f'{nodes} nodes'}: each node would look for the "
-                          "prepared pool in its own working directory; set data.cache_dir to a path every node "
-                          "shares (e.g. an NFS mount)")
     # largest first, so the placement below and the messages do not depend on the order Ray lists nodes in
     live = sorted((dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")),
                   key=lambda node: (node.get("CPU", 0.0), node.get("GPU", 0.0)), reverse=True)
+    cache_dir = config.data.cache_dir
+    if (len(live) > 1 or node_types) and not os.path.isabs(cache_dir):
+        raise ConfigError(f"data.cache_dir {cache_dir} is a relative path, and this cluster has "
+                          f"{'an autoscaler' if node_types else f'{len(live)} nodes'}: each node would look for "
+                          "the prepared pool in its own working directory; set data.cache_dir to a path every node "
+                          "shares (e.g. an NFS mount)")
     problems = unplaceable(requests, live + [t.get("resources", {}) for t in node_types.values()])
     if problems:
         raise ConfigError(f"{problems[0]}: lower scoring.gpus_per_actor / learner.gpus_per_worker (or use auto), "

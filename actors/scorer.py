@@ -199,34 +199,30 @@ class ScorerPool:
         parts = self._gather(refs)
         busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
         scorer_rss = max(part["peak_rss_mib"] for part in parts)
+        if not per_example(acquisition):  # set-based: a second pass, over the labelled rows, is part of scoring
+            rows = [part["rows"] for part in parts if part["rows"] is not None]
+            scored_ids = np.concatenate([r["id"] for r in rows]) if rows else np.empty(0, np.int64)
+            check_set_candidates(self.config.acquisition, len(scored_ids))  # a growing pool may outgrow the bound
+            emb = np.concatenate([r["embedding"] for r in rows]) if rows else np.empty((0, 0), np.float32)
+            min_dist, second_busy_s, second_rss = self._min_distances(weights_ref, emb, labelled_ids, pool, hook)
+            busy_s, scorer_rss = busy_s + second_busy_s, max(scorer_rss, second_rss)
+        score_s = time.perf_counter() - start
 
-        score_mean, select_s = None, 0.0
+        start = time.perf_counter()
+        score_mean = None
         if isinstance(acquisition, ShortlistAcquisition):
-            start_select = time.perf_counter()
             seen = sum(part["top"].seen for part in parts)
             top = StreamingTopK.merged([part["top"] for part in parts], min(acquisition.shortlist(k), seen))
             shortlist_ids, scores, embeddings = top.result_with_rows()
             picks = acquisition.select(scores, embeddings, k, seed)
             chosen, candidates, score_mean = shortlist_ids[picks], seen, float(scores[picks].mean())
-            select_s = time.perf_counter() - start_select
         elif per_example(acquisition):
-            start_select = time.perf_counter()
             top = StreamingTopK.merged([part["top"] for part in parts], k)
             chosen, scores = top.result()
             candidates, score_mean = top.seen, float(scores.mean()) if len(scores) else None
-            select_s = time.perf_counter() - start_select
         else:
-            rows = [part["rows"] for part in parts if part["rows"] is not None]
-            scored_ids = np.concatenate([r["id"] for r in rows]) if rows else np.empty(0, np.int64)
-            candidates = len(scored_ids)
-            check_set_candidates(self.config.acquisition, candidates)  # a growing pool may outgrow the bound
-            emb = np.concatenate([r["embedding"] for r in rows]) if rows else np.empty((0, 0), np.float32)
-            min_dist, second_busy_s, second_rss = self._min_distances(weights_ref, emb, labelled_ids, pool, hook)
-            busy_s, scorer_rss = busy_s + second_busy_s, max(scorer_rss, second_rss)
-            start_select = time.perf_counter()
-            chosen = scored_ids[acquisition.select(emb, min_dist, k)]
-            select_s = time.perf_counter() - start_select
-        return chosen, {"score": time.perf_counter() - start - select_s, "select": select_s, "score_compute": busy_s,
+            chosen, candidates = scored_ids[acquisition.select(emb, min_dist, k)], len(scored_ids)
+        return chosen, {"score": score_s, "select": time.perf_counter() - start, "score_compute": busy_s,
                         "candidates": candidates, "score_mean": score_mean, "peak_rss_mib": scorer_rss}
 
     def _min_distances(self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray,

@@ -346,18 +346,12 @@ def read_rows(source: str | list[str], pool_ids: np.ndarray, image_shape) -> tup
 
 def read_labels(source: str | list[str], pool_ids: np.ndarray) -> np.ndarray:
     """The label column of `pool_ids`, in that order: what the simulated oracle reveals, without the pixels."""
-    table, at = _read_by_id(source, pool_ids, ["id", "label"])
-    return table.column("label").to_numpy()[at]
-
-
-def _read_by_id(source: str | list[str], pool_ids: np.ndarray, columns: list[str]) -> tuple[pa.Table, np.ndarray]:
-    """The rows of the unique `pool_ids` (in file order) and, per asked id, its position among them."""
     pool_ids = np.asarray(pool_ids, dtype=np.int64)
     unique = np.unique(pool_ids)
-    table = _dataset(source).to_table(columns=columns, filter=pc.field("id").isin(pa.array(unique)))
+    table = _dataset(source).to_table(columns=["id", "label"], filter=pc.field("id").isin(pa.array(unique)))
     found = table.column("id").to_numpy()
     _check_found(source, unique, found)
-    return table, positions_of(found, pool_ids)
+    return table.column("label").to_numpy()[positions_of(found, pool_ids)]
 
 
 def _check_found(source: str | list[str], unique: np.ndarray, found: np.ndarray) -> None:

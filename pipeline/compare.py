@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from pipeline.config import RunConfig, Size, build_section, check_size, config_from_raw, read_with_section, to_count
+from pipeline.config import RunConfig, Size, build_section, check_size, config_from_raw, read_with_section
+from pipeline.schedule import to_count
 from pipeline.errors import ConfigError
 from pipeline.preflight import RunPlan, plan_run, preflight
 from pipeline.report import summarize, table, write

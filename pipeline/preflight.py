@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from pipeline.config import RunConfig, resolve_schedule, to_count
+from pipeline.config import RunConfig
+from pipeline.schedule import resolve_schedule, to_count
 from pipeline.data import PreparedData, prepare_data
 from pipeline.errors import ConfigError
 

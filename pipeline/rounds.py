@@ -31,14 +31,14 @@ import numpy as np
 import pyarrow.dataset as pads
 
 from pipeline.acquisition import draw_candidates
-from pipeline.config import to_count
 from pipeline.data.base import positions_of
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
+from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
 from pipeline.preflight import RunPlan
 from pipeline.proc import peak_rss_mib
-from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
 from pipeline.run_store import RunStore
+from pipeline.schedule import to_count
 from pipeline.stopping import cohens_kappa, create_criteria, first_stop
 from pipeline.strategies import UpdatePlan, create_strategy
 

@@ -19,7 +19,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipeline.config import RunConfig, resolve_schedule
+from pipeline.config import RunConfig
+from pipeline.schedule import resolve_schedule
 from pipeline.data.base import PreparedData, pool_schema
 from pipeline.errors import ConfigError, DataError
 from pipeline.growth import check_class_order, classes_at

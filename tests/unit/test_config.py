@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ModelConfig, RunConfig, config_from_dict, load_config, resolve_schedule
+from pipeline.config import ModelConfig, RunConfig, config_from_dict, load_config
+from pipeline.schedule import resolve_schedule
 from pipeline.errors import ConfigError
 from pipeline.preflight import check_names
 

@@ -27,6 +27,7 @@ import torch
 from ray import PlacementGroupID
 from ray.train.torch import TorchConfig, TorchTrainer
 from ray.util.placement_group import PlacementGroup, remove_placement_group
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from torch.nn.parallel import DistributedDataParallel
 
 from actors.mailbox import Mailbox
@@ -174,7 +175,10 @@ class Learner:
 
     def __init__(self, config: RunConfig, data: PreparedData, store: RunStore, test_ref: ray.ObjectRef,
                  hook: str | None = None):
-        self.mailbox = Mailbox.remote()
+        # Beside the coordinator, on the driver's node, which outlives the workers' nodes: the jobs in
+        # flight must survive a worker node that is lost, for the restarted worker group to pick them up.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        self.mailbox = Mailbox.options(scheduling_strategy=here).remote()
         gpus = learner_gpus(config.learner, gpus_available())
         # Each worker finds its own device. Only a group of several workers needs to know beforehand,
         # for its collective backend: a lone worker runs no collectives, and skips the probe (a GPU
@@ -182,7 +186,8 @@ class Learner:
         nccl = gpus > 0 and config.learner.workers > 1 and gpu_has_cuda(gpus)
         scaling = ray.train.ScalingConfig(num_workers=config.learner.workers, use_gpu=gpus > 0,
                                           resources_per_worker={"CPU": config.learner.cpus_per_worker,
-                                                                **({"GPU": gpus} if gpus else {})})
+                                                                **({"GPU": gpus} if gpus else {}),
+                                                                **config.learner.resources})
         loop_config = {"config": config, "data": data, "mailbox": self.mailbox, "test": [test_ref],
                        "nccl": nccl, "hook": hook, "run_dir": store.location}
         # fit() runs in a thread of this process, as Ray Tune runs it in a trial, not in a task of its

@@ -42,10 +42,12 @@ def learner_gpus(learner: LearnerConfig, with_gpus: bool) -> float:
 
 
 def process_requests(config: RunConfig, with_gpus: bool) -> dict[str, dict[str, float]]:
-    """What one scoring actor and one learner worker ask Ray for."""
+    """What one scoring actor and one learner worker ask Ray for: CPU, GPU and any custom resources."""
     return {
-        "scoring actor": {"CPU": config.scoring.cpus_per_actor, "GPU": scoring_gpus(config.scoring, with_gpus)},
-        "learner worker": {"CPU": config.learner.cpus_per_worker, "GPU": learner_gpus(config.learner, with_gpus)},
+        "scoring actor": {"CPU": config.scoring.cpus_per_actor, "GPU": scoring_gpus(config.scoring, with_gpus),
+                          **config.scoring.resources},
+        "learner worker": {"CPU": config.learner.cpus_per_worker, "GPU": learner_gpus(config.learner, with_gpus),
+                           **config.learner.resources},
     }
 
 
@@ -76,8 +78,8 @@ def gpu_has_cuda(gpus: float, timeout_s: float = 900) -> bool:
 
 def scorer_resources(config: RunConfig) -> dict:
     """Ray actor options for what one scoring actor asks for (as `process_requests` reports it)."""
-    need = process_requests(config, gpus_available())["scoring actor"]
-    return {"num_cpus": need["CPU"], "num_gpus": need["GPU"]}
+    need = dict(process_requests(config, gpus_available())["scoring actor"])
+    return {"num_cpus": need.pop("CPU"), "num_gpus": need.pop("GPU"), "resources": need}
 
 
 def read_args(scoring: ScoringConfig) -> dict:
@@ -123,6 +125,7 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
     problems = unplaceable(requests, live + [t.get("resources", {}) for t in node_types.values()])
     if problems:
         raise ConfigError(f"{problems[0]}: lower scoring.gpus_per_actor / learner.gpus_per_worker (or use auto), "
+                          "drop what no node has from scoring.resources / learner.resources, "
                           "or add a node type that has it to the cluster")
     if node_types:
         return  # the autoscaler adds nodes for whatever does not fit now

@@ -1,18 +1,24 @@
 """The Fashion-MNIST compare over several seeds and two scoring protocols, as mean ± std.
 
-    .venv/bin/python -m benchmarks.seeds run  [--seeds 0 1 2] [--candidates 10000]   # hours; resumable
-    .venv/bin/python -m benchmarks.seeds gather                                      # writes seeds.json
+    .venv/bin/python -m benchmarks.seeds run  [--seeds 0 1 2] [--protocol whole|candidates]  # hours; resumable
+    .venv/bin/python -m benchmarks.seeds save                                                # keep what finished
+    .venv/bin/python -m benchmarks.seeds gather                                              # writes seeds.json
 
-`run` runs `clactive compare --config configs/fashion_mnist_compare.yaml` once per (protocol, seed),
-each in its own directory (runs/compare-fashion_mnist-s<seed>[-c<candidates>]): full, svp, clactive
-and random, first with every strategy scoring the whole unlabelled pool (the paper's protocol),
-then with every strategy scoring the same random `--candidates` of it (scoring.candidates). Run it
-again after an interruption: finished strategies are read back, an interrupted one resumes after
-its last committed round, so the hours can be spread over several sittings.
+`run` runs `clactive compare --config configs/fashion_mnist_compare.yaml` once per (protocol, seed,
+strategy), all strategies of a seed in one directory (runs/compare-fashion_mnist-s<seed>[-c<candidates>]):
+full, svp, clactive and random, first with every strategy scoring the whole unlabelled pool (the
+paper's protocol), then with every strategy scoring the same random `--candidates` of it
+(scoring.candidates). Run it again after an interruption: an interrupted strategy resumes after its
+last committed round.
 
-`gather` reads each directory's results.json (the compare's own report) and writes
-benchmarks/results/seeds.json: per protocol, every figure's per-seed values, mean and standard
-deviation. Seeds whose compare has not finished are listed as missing, never filled in.
+Hours outlast a sitting, and a sitting's run directories do not outlast its machine: each strategy
+that finishes is kept in the repository (benchmarks/results/seeds/<protocol>-s<seed>/<strategy>.json:
+its round records and target fits, the machine and the date), and `run` skips what is kept there.
+`save` keeps what a `run` of an earlier version of this script finished. `gather` reads the kept
+strategies and writes benchmarks/results/seeds.json: per protocol, every figure's per-seed values,
+mean and standard deviation, with pipeline.report's definitions. Seeds with a strategy missing are
+listed as missing, never filled in; a seed whose strategies ran in different sittings says so (its
+speed-ups then compare times from different machines or days).
 """
 from __future__ import annotations
 
@@ -21,14 +27,26 @@ import json
 import statistics
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine
+from pipeline.report import summarize
+from pipeline.run_store import RunStore
 
 CONFIG = "configs/fashion_mnist_compare.yaml"
 STRATEGIES = ("full", "svp", "clactive", "random")
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_CANDIDATES = 10_000  # the random subsets of the active-learning literature
+BUDGETS = (0.2, 0.5)         # the config's compare.budgets ...
+BUDGET_ROUNDS = (2, 5)       # ... end these rounds of its schedule (2% initial, then 10, 20, 30, 40, 50%)
+ROUNDS = 6
+POOL_SIZE = 60_000           # Fashion-MNIST's training split: the pool
+KEPT = RESULTS / "seeds"
+
+
+def protocol_name(candidates: int | None) -> str:
+    return "whole" if candidates is None else f"c{candidates}"
 
 
 def compare_dir(seed: int, candidates: int | None) -> Path:
@@ -36,13 +54,54 @@ def compare_dir(seed: int, candidates: int | None) -> Path:
         Path("runs") / f"compare-fashion_mnist-s{seed}-c{candidates}"
 
 
-def compare_command(seed: int, candidates: int | None) -> list[str]:
+def kept_path(seed: int, candidates: int | None, strategy: str) -> Path:
+    return KEPT / f"{protocol_name(candidates)}-s{seed}" / f"{strategy}.json"
+
+
+def compare_command(seed: int, candidates: int | None, strategies: tuple[str, ...] = STRATEGIES) -> list[str]:
     sets = [f"seed={seed}", f"compare.dir={compare_dir(seed, candidates)}",
-            f"compare.strategies=[{','.join(STRATEGIES)}]"]
+            f"compare.strategies=[{','.join(strategies)}]"]
     if candidates is not None:
         sets.append(f"scoring.candidates={candidates}")
     return [sys.executable, "-m", "pipeline", "compare", "--config", CONFIG, "--quiet",
             *[arg for s in sets for arg in ("--set", s)]]
+
+
+def keep(seed: int, candidates: int | None, strategy: str) -> bool:
+    """Copy a finished strategy's records and target fits from its run directory into the repository,
+    with this machine and the time; False when it has not finished."""
+    store = RunStore(compare_dir(seed, candidates) / strategy)
+    if not store.holds_run():
+        return False
+    records = store.records()
+    fits = () if strategy == "full" else BUDGET_ROUNDS  # full's round-k model is its target at k
+    targets = {k: store.read_json(f"targets/{k:04d}.json") for k in fits}
+    if len(records) < ROUNDS or any(fit is None for fit in targets.values()):
+        return False
+    path = kept_path(seed, candidates, strategy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"strategy": strategy, "seed": seed, "candidates": candidates, "pool_size": POOL_SIZE,
+                                "machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                "records": records, "targets": targets}, indent=1) + "\n")
+    return True
+
+
+def kept(seed: int, candidates: int | None) -> dict[str, dict]:
+    """The seed's kept strategies: name -> {"records", "targets" (keyed by round), "pool_size", ...}."""
+    out = {}
+    for strategy in STRATEGIES:
+        path = kept_path(seed, candidates, strategy)
+        if path.is_file():
+            entry = json.loads(path.read_text())
+            out[strategy] = {**entry, "targets": {int(k): v for k, v in entry["targets"].items()}}
+    return out
+
+
+def summary_of(entries: dict[str, dict]) -> dict:
+    """One seed's compare report (pipeline.report.summarize) from its kept strategies."""
+    budgets = {f"{100 * b:g}%": k for b, k in zip(BUDGETS, BUDGET_ROUNDS)}
+    return summarize({name: {"records": e["records"], "targets": e["targets"]} for name, e in entries.items()},
+                     budgets, POOL_SIZE)
 
 
 def figures(results: dict) -> dict[str, float | None]:
@@ -87,7 +146,7 @@ def gather(per_seed: dict[int, dict | None]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("run", "gather"))
+    parser.add_argument("action", choices=("run", "save", "gather"))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument("--protocol", choices=("both", "whole", "candidates"), default="both")
@@ -95,21 +154,30 @@ def main() -> None:
     protocols = {"whole": None, "candidates": args.candidates}
     if args.protocol != "both":
         protocols = {args.protocol: protocols[args.protocol]}
-    if args.action == "run":
+    if args.action in ("run", "save"):
         for candidates in protocols.values():
             for seed in args.seeds:
-                print(f"== seed {seed}, {'whole pool' if candidates is None else f'{candidates} candidates'}",
-                      flush=True)
-                subprocess.run(compare_command(seed, candidates), check=True)
+                for strategy in STRATEGIES:
+                    if kept_path(seed, candidates, strategy).is_file():
+                        continue
+                    if args.action == "run":
+                        print(f"== seed {seed}, {'whole pool' if candidates is None else f'{candidates} candidates'},"
+                              f" {strategy}", flush=True)
+                        subprocess.run(compare_command(seed, candidates, (strategy,)), check=True)
+                    if keep(seed, candidates, strategy):
+                        print(f"kept {kept_path(seed, candidates, strategy)}", flush=True)
         return
-    out = {"machine": machine(), "config": CONFIG, "strategies": list(STRATEGIES), "protocols": {}}
+    out = {"machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "config": CONFIG, "strategies": list(STRATEGIES), "protocols": {}}
     for name, candidates in protocols.items():
-        per_seed = {}
+        per_seed, sittings = {}, {}
         for seed in args.seeds:
-            path = compare_dir(seed, candidates) / "results.json"
-            per_seed[seed] = json.loads(path.read_text()) if path.is_file() else None
+            entries = kept(seed, candidates)
+            per_seed[seed] = summary_of(entries) if set(entries) == set(STRATEGIES) else None
+            sittings[seed] = sorted({(e["machine"], e["date"][:10]) for e in entries.values()})
         out["protocols"][name] = {"candidates": candidates,
                                   "commands": [" ".join(compare_command(s, candidates)[1:]) for s in args.seeds],
+                                  "sittings": {seed: [f"{m}, {d}" for m, d in s] for seed, s in sittings.items()},
                                   **gather(per_seed)}
     path = RESULTS / "seeds.json"
     path.write_text(json.dumps(out, indent=1) + "\n")

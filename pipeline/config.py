@@ -79,6 +79,7 @@ class ScoringConfig:
     gpus_per_actor: Auto = "auto"     # auto: half a GPU when the cluster has GPUs (shared with the learner)
     candidates: Optional[Size] = None # score a seeded random subset of the unlabelled pool each round (a count,
                                       # or a fraction of the unlabelled pool); None: all of it (the paper)
+    resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per actor (pins to node types)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class LearnerConfig:
     use_gpu: Union[str, bool] = "auto"   # auto: half a GPU per worker when the cluster has GPUs
     gpus_per_worker: float = 1.0         # when use_gpu is true
     max_failures: int = 3                # worker-group restarts Ray Train may make during a run
+    resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per worker (pins to node types)
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,10 @@ def _convert(hint, value, key: str):
         if not isinstance(value, (list, tuple)) or not (value or dataclasses.is_dataclass(args[0])):
             raise ConfigError(f"'{key}' must be a non-empty list, got {value!r}")
         return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{key}' must be a mapping of names to values, e.g. {{name: 1}}, got {value!r}")
+        return {_convert(args[0], k, f"{key} name {k!r}"): _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -311,10 +317,12 @@ def validate(config: RunConfig) -> None:
     _auto_or_number("scoring.gpus_per_actor", config.scoring.gpus_per_actor)
     if config.scoring.candidates is not None:
         check_size("scoring.candidates", config.scoring.candidates)
+    _check_resources("scoring.resources", config.scoring.resources)
     _positive("learner.workers", config.learner.workers)
     _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)
     _positive("learner.gpus_per_worker", config.learner.gpus_per_worker)
     _at_least_zero("learner.max_failures", config.learner.max_failures)
+    _check_resources("learner.resources", config.learner.resources)
     if isinstance(config.learner.use_gpu, str) and config.learner.use_gpu != "auto":
         raise ConfigError(f"learner.use_gpu = {config.learner.use_gpu!r}: write true, false or auto")
     _check_schedule_shape(config.schedule)
@@ -347,6 +355,18 @@ def _check_data(data: DataConfig) -> None:
     for key in ("feature_column", "label_column", "id_column"):
         if getattr(data, key) == "":
             raise ConfigError(f"data.{key} is empty: name a column of the Parquet table")
+
+
+# Resources Ray knows by itself; each has its own key here (cpus_per_actor, gpus_per_worker, ...).
+BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+
+
+def _check_resources(key: str, resources: dict[str, float]) -> None:
+    for name, amount in resources.items():
+        if name in BUILTIN_RESOURCES:
+            raise ConfigError(f"{key}.{name}: {name} has keys of its own (cpus_per_actor / cpus_per_worker, "
+                              f"gpus_per_actor / gpus_per_worker); {key} is for custom resources that pin a node type")
+        _positive(f"{key}.{name}", amount)
 
 
 def _check_schedule_shape(schedule: ScheduleConfig) -> None:

@@ -7,6 +7,8 @@ A hook is "<round>:<stage>:<action>"; several may be given, comma-separated. Sta
 Actions:
   pause       drop a marker `.hook-<round>-<stage>` in the run directory and sleep, so a test can
               SIGKILL the whole run at that point;
+  hold        as pause, once: the process started in its place goes on, so a test can remove the
+              node the process runs on and let Ray start it elsewhere;
   crash       the process dies there (os._exit), once: the marker stops the process Ray restarts
               from dying again;
   slow_crash  as crash, and the process Ray starts in its place takes SLOW_RESTART_S before it
@@ -23,7 +25,7 @@ from pipeline.storage import Storage
 
 HOOK_ENV = "CLACTIVE_TEST_HOOK"
 STAGES = ("scorer", "label", "train")
-ACTIONS = ("pause", "crash", "slow_crash")
+ACTIONS = ("pause", "hold", "crash", "slow_crash")
 SLOW_RESTART_S = 5.0  # "several seconds": far longer than a retry straight after a death takes to land
 
 
@@ -56,8 +58,10 @@ class Hook:
         if action == "pause":
             storage.write(marker, b"")
             time.sleep(3600)
-        elif not storage.is_file(marker):  # crash, once
+        elif not storage.is_file(marker):  # the others: once
             storage.write(marker, b"")
+            if action == "hold":
+                time.sleep(3600)
             os._exit(1)
 
     def starting(self, stage: str) -> None:

@@ -94,13 +94,22 @@ def ray_worker_node(address: str, num_cpus: int, resources: str = "{}"):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def kill_node(node: subprocess.Popen) -> None:
+    """SIGKILL a node's raylet and every other process of its group at once, as when its machine is lost."""
+    try:
+        os.killpg(node.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # gone already
+    node.wait()
+
+
 def _stop(node: subprocess.Popen) -> None:
     # --block makes `ray start` the parent of the node's processes: ending its process group ends them all.
     try:
         os.killpg(node.pid, signal.SIGTERM)
         node.wait(timeout=2)  # a clean stop takes 30 s+ on two cores; nothing here needs one
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(node.pid, signal.SIGKILL)
+        kill_node(node)
 
 
 def _wait_for_dashboard(head: subprocess.Popen, url: str, timeout_s: float) -> None:

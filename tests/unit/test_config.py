@@ -25,8 +25,15 @@ def test_overrides_parse_yaml_values_into_typed_fields():
     assert (config.update.steps, config.memory.count, config.learner.use_gpu, config.seed) == (50, 10, False, 3)
 
 
+def test_custom_resources_pin_scorers_and_learner_workers_by_mapping_or_by_key():
+    config = load_config(None, ["scoring.resources={spot: 0.5}", "learner.resources.accelerator_type:T4=1"])
+    assert config.scoring.resources == {"spot": 0.5} and config.learner.resources == {"accelerator_type:T4": 1.0}
+    assert RunConfig().scoring.resources == {} == RunConfig().learner.resources
+
+
 def test_config_round_trips_through_a_plain_dict():
-    config = load_config(None, ["schedule.round_ends=[100, 200]", "scoring.gpus_per_actor=0.5"])
+    config = load_config(None, ["schedule.round_ends=[100, 200]", "scoring.gpus_per_actor=0.5",
+                                "learner.resources={spot: 1}"])
     assert config_from_dict(config.to_dict()) == config
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict()))) == config
 
@@ -47,6 +54,10 @@ def test_config_round_trips_through_a_plain_dict():
     ("scoring.actors=0", "scoring.actors = 0 must be positive"),
     ("scoring.gpus_per_actor=many", "write a number or auto"),
     ("learner.use_gpu=maybe", "write true, false or auto"),
+    ("scoring.resources=spot", "'scoring.resources' must be a mapping of names to values"),
+    ("scoring.resources={GPU: 1}", "scoring.resources.GPU: GPU has keys of its own"),
+    ("learner.resources={spot: 0}", "learner.resources.spot = 0.0 must be positive"),
+    ("learner.resources={spot: lots}", "'learner.resources.spot' = 'lots' has the wrong type"),
     ("proxy.colour=red", "unknown config key 'proxy.colour'"),
     ("nonsense", "is not key=value"),
 ])

@@ -1,5 +1,6 @@
 """Placing a run's long-lived processes on the cluster's node shapes (actors.resources.first_fit), no Ray started."""
-from actors.resources import first_fit
+from actors.resources import first_fit, process_requests, unplaceable
+from pipeline.config import load_config
 
 HALF = {"CPU": 0.5, "GPU": 0.0}
 
@@ -26,3 +27,14 @@ def test_the_largest_process_is_placed_first():
     whole, half = {"CPU": 1.0}, HALF
     free = first_fit([half, whole], [{"CPU": 1.5}, {"CPU": 1.0}])
     assert [node["CPU"] for node in free] == [0.0, 1.0]  # the whole one first, then the half beside it
+
+
+def test_custom_resources_place_processes_only_on_nodes_that_have_them():
+    config = load_config(None, ["scoring.resources={spot: 0.5}", "learner.resources={spot: 0.5}"])
+    requests = process_requests(config, with_gpus=False)
+    assert requests["scoring actor"] == {"CPU": 0.5, "GPU": 0.0, "spot": 0.5}
+    head, spot = {"CPU": 4.0}, {"CPU": 1.0, "spot": 1.0}
+    assert first_fit(list(requests.values()), [head, spot]) == [head, {"CPU": 0.0, "GPU": 0.0, "spot": 0.0}]
+    assert unplaceable(requests, [head]) == [
+        "one scoring actor asks for 0.5 CPU, 0.5 spot but no node has or can add that much",
+        "one learner worker asks for 0.5 CPU, 0.5 spot but no node has or can add that much"]

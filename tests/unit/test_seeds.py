@@ -38,3 +38,28 @@ def test_each_protocol_and_seed_has_its_own_resumable_compare_directory():
     assert "compare.dir=runs/compare-fashion_mnist-s1" in whole and "seed=1" in whole
     assert "compare.dir=runs/compare-fashion_mnist-s1-c10000" in subset and "scoring.candidates=10000" in subset
     assert not any(arg.startswith("scoring.candidates") for arg in whole)
+
+
+def test_a_seed_kept_in_the_repository_one_strategy_at_a_time_is_summarized_only_when_complete(tmp_path, monkeypatch):
+    """Kept strategies survive the machine (JSON in benchmarks/results/seeds, round keys as strings) and
+    make the same report as the compare would; a seed with a strategy missing makes none."""
+    import json
+
+    import benchmarks.seeds as seeds
+    monkeypatch.setattr(seeds, "KEPT", tmp_path)
+    six = lambda model, warm, acc: [record(r, 1200 + 6000 * r, 1.0, 10.0, model=model, warm=warm and r > 0, acc=acc)  # noqa: E731
+                                    for r in range(6)]
+    fits = {2: {"target_acc": 0.80}, 5: {"target_acc": 0.85}}
+    entries = {"full": (six("target", False, 0.86), {}), "svp": (six("proxy", False, 0.5), fits),
+               "clactive": (six("proxy", True, 0.5), fits), "random": (six("proxy", True, 0.5), fits)}
+    for i, (name, (records, targets)) in enumerate(entries.items()):
+        path = seeds.kept_path(0, 10_000, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"records": records, "targets": targets, "machine": "m", "date": "2026-12-03"}))
+        if i < 3:
+            assert set(seeds.kept(0, 10_000)) != set(seeds.STRATEGIES)
+    summary = seeds.summary_of(seeds.kept(0, 10_000))
+    assert summary["budgets"] == {"20%": 2, "50%": 5}
+    assert summary["strategies"]["clactive"]["at"]["50%"]["target_acc"] == 0.85
+    assert summary["strategies"]["full"]["at"]["20%"]["target_acc"] == 0.86  # full's own round-2 model
+    assert gather({0: summary})["figures"]["target_acc_clactive_minus_full_at_50"]["mean"] == pytest.approx(-1.0)

@@ -1,0 +1,84 @@
+"""A worker node lost mid-round, on the session's real multi-node cluster: a third node, the only one
+with the custom resource the run's scoring actor and Train worker ask for, is killed (its raylet and
+every process on it, SIGKILL) once while its scorer scores round 1 and once while its Train worker
+runs round 1's update; each time a node of the same type joins in its place, as an autoscaler or a
+spot-instance group would bring one. The run must end with the selection of an unbroken run."""
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+
+import pytest
+import ray
+
+from pipeline.faults import HOOK_ENV, marker_name
+from pipeline.run_store import RunStore
+from tests.integration.conftest import selection, two_round_args
+from tests.integration.test_cli import REPO
+from tests.ray_head import kill_node, ray_worker_node
+
+pytestmark = pytest.mark.ray
+
+NODE_TYPE = "lost_node_type"  # a custom resource only the node that is lost (and its replacements) has
+# Pinned to that node type, off the head's logical GPU (the unbroken run asked for it, and computed on the
+# CPU as this one does: its selection stays the reference).
+PINNED = [f"scoring.resources={{{NODE_TYPE}: 0.5}}", f"learner.resources={{{NODE_TYPE}: 0.5}}",
+          "scoring.gpus_per_actor=0", "learner.use_gpu=false"]
+STAGE_TIMEOUT_S = 240  # the run's start, or Ray noticing a lost node and the work redone on its replacement
+
+
+def test_a_node_lost_during_a_scoring_pass_and_during_an_update_costs_no_label(
+        ray_cluster, tiny_data_dir, tmp_path, unbroken):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "1:scorer:hold,1:train:hold"}
+    nodes_before = alive_nodes()
+    lost = []
+    with ExitStack() as stack:
+        node = join(stack, ray_cluster)
+        log = (tmp_path / "run.log").open("w")
+        run = subprocess.Popen([sys.executable, "-m", "pipeline", "run",
+                                *two_round_args(tiny_data_dir, tmp_path, *PINNED)],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        stack.callback(lambda: run.poll() is None and run.kill())
+        for stage in ("scorer", "train"):  # the held process runs on the pinned node: it goes down with it
+            wait_for(lambda: (run_dir / marker_name(1, stage)).is_file(), run, f"round 1's {stage} hold")
+            before = alive_nodes()
+            kill_node(node)
+            lost.append(next(iter(before - nodes_before - set(lost))))
+            node = join(stack, ray_cluster)
+        assert run.wait(timeout=2 * STAGE_TIMEOUT_S) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    wait_for(lambda: alive_nodes() == nodes_before, None, "the replacement node's stop")  # as the next tests expect
+
+    assert all(not ray_node(node_id)["Alive"] for node_id in lost)
+    records = RunStore(run_dir).records()
+    assert records[1].get("redone_passes") == 1  # the lost scorer's pass, redone from its start on the new node
+    after = selection(run_dir)
+    flat = [i for part in after for i in part]
+    assert len(flat) == len(set(flat))           # no label acquired twice
+    assert after == unbroken                     # none lost or changed: the unbroken run's selection
+
+
+def join(stack: ExitStack, address: str) -> subprocess.Popen:
+    """A node of the lost type joins the cluster (stopped when `stack` closes); returns once Ray lists it."""
+    count = sum(n["Alive"] and NODE_TYPE in n["Resources"] for n in ray.nodes())
+    node = stack.enter_context(ray_worker_node(address, num_cpus=1, resources=f'{{"{NODE_TYPE}": 1}}'))
+    wait_for(lambda: sum(n["Alive"] and NODE_TYPE in n["Resources"] for n in ray.nodes()) > count, None,
+             "new node in the cluster")
+    return node
+
+
+def alive_nodes() -> set[str]:
+    return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+
+
+def ray_node(node_id: str) -> dict:
+    return next(n for n in ray.nodes() if n["NodeID"] == node_id)
+
+
+def wait_for(condition, run: subprocess.Popen | None, what: str) -> None:
+    deadline = time.monotonic() + STAGE_TIMEOUT_S
+    while not condition():
+        assert run is None or run.poll() is None, f"the run ended ({run.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {STAGE_TIMEOUT_S} s"
+        time.sleep(0.5)

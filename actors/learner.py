@@ -16,6 +16,7 @@ an unbroken run would have made.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ from actors.progress import Reporter, Sink
 from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
+from pipeline.errors import ResourceError
 from pipeline.faults import Hook
 from pipeline.growth import class_counts
 from pipeline.models import create_model
@@ -130,16 +132,23 @@ def _quiet_report_log() -> None:
 HEALTH_CHECK_INTERVAL_S = "0.5"
 
 
-def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str, max_failures: int) -> None:
-    # Ray Train hands this variable of the calling process on to its controller (a user's own value wins).
+def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str, max_failures: int,
+         placement_timeout_s: float) -> None:
+    # Ray Train hands these variables of the calling process on to its controller (a user's own value wins).
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", HEALTH_CHECK_INTERVAL_S)
+    # Ray Train waits this long for a worker group's placement group, then tries again, by default
+    # forever: a run whose workers' node was lost, on a cluster that never adds one, would wait for good.
+    # Its start attempts are counted as controller failures, so their limit bounds the whole wait.
+    os.environ.setdefault(START_TIMEOUT_ENV, f"{min(placement_timeout_s, 60.0):g}")
+    attempts = math.ceil(placement_timeout_s / float(os.environ[START_TIMEOUT_ENV]))
     backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
+    failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)
     TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
-                 run_config=ray.train.RunConfig(name="learner", storage_path=storage_path,
-                                                failure_config=ray.train.FailureConfig(max_failures=max_failures),
+                 run_config=ray.train.RunConfig(name="learner", storage_path=storage_path, failure_config=failures,
                                                 logging_config=ray.train.LoggingConfig(log_level="WARNING"))).fit()
 
 
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 FIT_POLL_S = 0.5  # how often a waiting update checks that the worker group is still running
 
 
@@ -193,7 +202,9 @@ class Learner:
         # fit() runs in a thread of this process, as Ray Tune runs it in a trial, not in a task of its
         # own: one process (and its torch import, seconds on two cores) fewer per run.
         self.fit = ThreadPoolExecutor(1, thread_name_prefix="ray-train-fit").submit(
-            _fit, loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures)
+            _fit, loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures,
+            config.learner.placement_timeout_s)
+        self.config, self.worker = config, scaling.resources_per_worker
         self.seq = 0
 
     def run(self, plan: UpdatePlan, labels: np.ndarray, rows_from: str | list[str], seed: int,
@@ -224,7 +235,18 @@ class Learner:
         result_ref = self.mailbox.get_result.remote(self.seq)
         while not ray.wait([result_ref], timeout=FIT_POLL_S)[0]:
             if self.fit.done():
-                self.fit.result()  # re-raises the worker group's error, if it has one
+                try:
+                    self.fit.result()  # re-raises the worker group's error, if it has one
+                except ray.train.ControllerError as error:
+                    # by name: Ray Train keeps the class in an internal module
+                    if type(error.controller_failure).__name__ != "WorkerGroupStartupTimeoutError":
+                        raise
+                    need = ", ".join(f"{v:g} {k}" for k, v in self.worker.items())
+                    raise ResourceError(
+                        f"the learner's worker group found no node with room for its workers ({need}) within "
+                        f"{self.config.learner.placement_timeout_s:g} s (learner.placement_timeout_s): was a node "
+                        "lost, or none added? The committed rounds are kept; once the cluster has such a node, "
+                        f"continue with clactive run --resume {self.config.run_dir}") from None
                 raise LearnerStopped("the Ray Train worker group stopped before finishing its job")
         self.seq += 1
         return ray.get(result_ref)

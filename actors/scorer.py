@@ -43,7 +43,6 @@ from pipeline.training import load_weights, predict, torch_threads
 log = logging.getLogger(__name__)
 
 PASS_ATTEMPTS = 3  # a pass that loses a scorer is redone from its start, with the restarted actor
-RESTART_DEADLINE_S = 600  # how long a redone pass waits for restarted scorers (a GPU node may have to come up)
 
 
 def per_example(acquisition: Acquisition) -> bool:
@@ -182,7 +181,17 @@ class ScorerPool:
                     raise
                 log.warning("a scoring actor died (%s); the pass starts again once the scorers are back",
                             str(error).splitlines()[0])
-                wait_until_ready(self.actors, RESTART_DEADLINE_S)
+                timeout_s = self.config.scoring.placement_timeout_s
+                try:
+                    wait_until_ready(self.actors, timeout_s)
+                except TimeoutError:
+                    need = scorer_resources(self.config)
+                    raise ResourceError(
+                        f"a scoring actor died and no node had room to restart it ({need['num_cpus']:g} CPU, "
+                        f"{need['num_gpus']:g} GPU{''.join(f', {v:g} {k}' for k, v in need['resources'].items())}) "
+                        f"within {timeout_s:g} s (scoring.placement_timeout_s): was its node lost? The committed "
+                        f"rounds are kept; once the cluster has such a node, continue with clactive run --resume "
+                        f"{self.config.run_dir}") from None
 
     def _select_once(self, weights: bytes, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None, k: int,
                      seed: int, hook: Hook, pool: str | list[str] | None, progress: Sink | None

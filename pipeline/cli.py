@@ -34,11 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["clactive", *(sys.argv[1:] if argv is None else argv)])  # for reports
     try:
         return args.handler(args)
-    except ClactiveError as exc:
-        print(f"clactive: error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    except Exception as exc:  # a user error raised inside a Ray actor arrives wrapped
-        cause = getattr(exc, "cause", None)
+    except Exception as exc:
+        # An error raised inside a Ray actor arrives wrapped, once per actor it passed through, in a
+        # RayTaskError that may also be an instance of the error's own class (its text: a traceback).
+        cause = exc
+        while getattr(cause, "cause", None) is not None:
+            cause = cause.cause
         if isinstance(cause, ClactiveError):
             print(f"clactive: error: {cause}", file=sys.stderr)
             return USAGE_ERROR

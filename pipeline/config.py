@@ -80,6 +80,7 @@ class ScoringConfig:
     candidates: Optional[Size] = None # score a seeded random subset of the unlabelled pool each round (a count,
                                       # or a fraction of the unlabelled pool); None: all of it (the paper)
     resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per actor (pins to node types)
+    placement_timeout_s: float = 600.0  # how long a scorer lost with its node waits for a node with room again
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,7 @@ class LearnerConfig:
     gpus_per_worker: float = 1.0         # when use_gpu is true
     max_failures: int = 3                # worker-group restarts Ray Train may make during a run
     resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per worker (pins to node types)
+    placement_timeout_s: float = 600.0  # how long the worker group waits for nodes with room (at start, after a loss)
 
 
 @dataclass(frozen=True)
@@ -318,11 +320,13 @@ def validate(config: RunConfig) -> None:
     if config.scoring.candidates is not None:
         check_size("scoring.candidates", config.scoring.candidates)
     _check_resources("scoring.resources", config.scoring.resources)
+    _positive("scoring.placement_timeout_s", config.scoring.placement_timeout_s)
     _positive("learner.workers", config.learner.workers)
     _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)
     _positive("learner.gpus_per_worker", config.learner.gpus_per_worker)
     _at_least_zero("learner.max_failures", config.learner.max_failures)
     _check_resources("learner.resources", config.learner.resources)
+    _positive("learner.placement_timeout_s", config.learner.placement_timeout_s)
     if isinstance(config.learner.use_gpu, str) and config.learner.use_gpu != "auto":
         raise ConfigError(f"learner.use_gpu = {config.learner.use_gpu!r}: write true, false or auto")
     _check_schedule_shape(config.schedule)

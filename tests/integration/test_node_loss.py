@@ -59,6 +59,32 @@ def test_a_node_lost_during_a_scoring_pass_and_during_an_update_costs_no_label(
     assert after == unbroken                     # none lost or changed: the unbroken run's selection
 
 
+def test_an_update_whose_node_is_lost_for_good_ends_in_one_line_naming_the_wait_and_resume(
+        ray_cluster, tiny_data_dir, tmp_path):
+    """No node comes back: Ray Train would try to place the worker group again forever; the run waits
+    learner.placement_timeout_s, then stops with one line, the round uncommitted."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "0:train:hold"}
+    nodes_before = alive_nodes()
+    with ExitStack() as stack:
+        node = join(stack, ray_cluster)
+        run = subprocess.Popen([sys.executable, "-m", "pipeline", "run",
+                                *two_round_args(tiny_data_dir, tmp_path, *PINNED, "learner.placement_timeout_s=10")],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stack.callback(lambda: run.poll() is None and run.kill())
+        wait_for(lambda: (run_dir / marker_name(0, "train")).is_file(), run, "round 0's train hold")
+        kill_node(node)
+        stdout, stderr = run.communicate(timeout=STAGE_TIMEOUT_S)
+    wait_for(lambda: alive_nodes() == nodes_before, None, "the lost node's removal")
+
+    assert run.returncode == 2, stdout[-2000:] + stderr[-2000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("clactive: error:")]
+    assert len(errors) == 1 and "Traceback" not in stdout + stderr, stderr[-3000:]
+    assert "within 10 s (learner.placement_timeout_s)" in errors[0]
+    assert f"clactive run --resume {run_dir}" in errors[0]
+    assert RunStore(run_dir).committed_rounds() == []  # the round that lost its update is not half-committed
+
+
 def join(stack: ExitStack, address: str) -> subprocess.Popen:
     """A node of the lost type joins the cluster (stopped when `stack` closes); returns once Ray lists it."""
     count = sum(n["Alive"] and NODE_TYPE in n["Resources"] for n in ray.nodes())

@@ -58,6 +58,7 @@ def test_config_round_trips_through_a_plain_dict():
     ("scoring.resources={GPU: 1}", "scoring.resources.GPU: GPU has keys of its own"),
     ("learner.resources={spot: 0}", "learner.resources.spot = 0.0 must be positive"),
     ("learner.resources={spot: lots}", "'learner.resources.spot' = 'lots' has the wrong type"),
+    ("learner.placement_timeout_s=0", "learner.placement_timeout_s = 0.0 must be positive"),
     ("proxy.colour=red", "unknown config key 'proxy.colour'"),
     ("nonsense", "is not key=value"),
 ])

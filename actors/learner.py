@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from actors.mailbox import Mailbox
 from actors.progress import Reporter, Sink
-from actors.resources import gpu_has_cuda, gpus_available, learner_gpus
+from actors.resources import describe, gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.errors import ResourceError
@@ -130,6 +130,7 @@ def _quiet_report_log() -> None:
 # finished took up to 2 s to be noticed and torn down: seconds at every run's end (and every trial's).
 # The check is one small call per worker; 0.5 s costs nothing beside a round's work.
 HEALTH_CHECK_INTERVAL_S = "0.5"
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 
 def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str, max_failures: int,
@@ -148,7 +149,6 @@ def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str,
                                                 logging_config=ray.train.LoggingConfig(log_level="WARNING"))).fit()
 
 
-START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 FIT_POLL_S = 0.5  # how often a waiting update checks that the worker group is still running
 
 
@@ -241,9 +241,9 @@ class Learner:
                     # by name: Ray Train keeps the class in an internal module
                     if type(error.controller_failure).__name__ != "WorkerGroupStartupTimeoutError":
                         raise
-                    need = ", ".join(f"{v:g} {k}" for k, v in self.worker.items())
                     raise ResourceError(
-                        f"the learner's worker group found no node with room for its workers ({need}) within "
+                        f"the learner's worker group found no node with room for its workers "
+                        f"({describe(self.worker)}) within "
                         f"{self.config.learner.placement_timeout_s:g} s (learner.placement_timeout_s): was a node "
                         "lost, or none added? The committed rounds are kept; once the cluster has such a node, "
                         f"continue with clactive run --resume {self.config.run_dir}") from None

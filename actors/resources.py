@@ -132,8 +132,8 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
     learner, scorer = requests["learner worker"], requests["scoring actor"]
     each = f" in each of {runs} concurrent trials" if runs > 1 else ""
     fewer = ", or tune.max_concurrent" if runs > 1 else ""
-    held = f"the learner ({config.learner.workers} x {_shares(learner)}) and the scorers " \
-           f"({config.scoring.actors} x {_shares(scorer)}){each}"
+    held = f"the learner ({config.learner.workers} x {describe(learner)}) and the scorers " \
+           f"({config.scoring.actors} x {describe(scorer)}){each}"
     processes = runs * ([learner] * config.learner.workers + [scorer] * config.scoring.actors)
     free = first_fit(processes, live)
     shapes = ", ".join(f"{node.get('CPU', 0.0):g} CPU/{node.get('GPU', 0.0):g} GPU" for node in live)
@@ -150,7 +150,8 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
             f"scoring.cpus_per_actor{fewer}")
 
 
-def _shares(need: dict[str, float]) -> str:
+def describe(need: dict[str, float]) -> str:
+    """A request as "0.5 CPU, 0.5 GPU, 1 spot" (CPU always, the others when asked for)."""
     return ", ".join(f"{value:g} {key}" for key, value in need.items() if value > 0 or key == "CPU")
 
 

@@ -28,7 +28,7 @@ from ray.data.exceptions import ExecutionTimeoutError
 
 from actors.pool_source import PoolShards
 from actors.progress import Reporter, Sink
-from actors.resources import read_args, scorer_resources
+from actors.resources import describe, gpus_available, process_requests, read_args, scorer_resources
 from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
                                   StreamingTopK, check_set_candidates, get_acquisition, in_sorted, min_sq_distances)
 from pipeline.config import RunConfig
@@ -181,17 +181,18 @@ class ScorerPool:
                     raise
                 log.warning("a scoring actor died (%s); the pass starts again once the scorers are back",
                             str(error).splitlines()[0])
-                timeout_s = self.config.scoring.placement_timeout_s
-                try:
-                    wait_until_ready(self.actors, timeout_s)
-                except TimeoutError:
-                    need = scorer_resources(self.config)
-                    raise ResourceError(
-                        f"a scoring actor died and no node had room to restart it ({need['num_cpus']:g} CPU, "
-                        f"{need['num_gpus']:g} GPU{''.join(f', {v:g} {k}' for k, v in need['resources'].items())}) "
-                        f"within {timeout_s:g} s (scoring.placement_timeout_s): was its node lost? The committed "
-                        f"rounds are kept; once the cluster has such a node, continue with clactive run --resume "
-                        f"{self.config.run_dir}") from None
+                self._wait_for_restarts()
+
+    def _wait_for_restarts(self) -> None:
+        timeout_s = self.config.scoring.placement_timeout_s
+        try:
+            wait_until_ready(self.actors, timeout_s)
+        except TimeoutError:
+            need = process_requests(self.config, gpus_available())["scoring actor"]
+            raise ResourceError(
+                f"a scoring actor died and no node had room to restart it ({describe(need)}) within {timeout_s:g} s "
+                "(scoring.placement_timeout_s): was its node lost? The committed rounds are kept; once the cluster "
+                f"has such a node, continue with clactive run --resume {self.config.run_dir}") from None
 
     def _select_once(self, weights: bytes, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None, k: int,
                      seed: int, hook: Hook, pool: str | list[str] | None, progress: Sink | None

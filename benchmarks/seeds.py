@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--protocol", choices=("both", "whole", "candidates"), default="both")
     args = parser.parse_args()
     protocols = {"whole": None, "candidates": args.candidates}
-    if args.protocol != "both":
+    if args.protocol != "both" and args.action != "gather":  # seeds.json always holds both
         protocols = {args.protocol: protocols[args.protocol]}
     if args.action in ("run", "save"):
         for candidates in protocols.values():

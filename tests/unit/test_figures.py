@@ -56,6 +56,10 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
         "scoring_throughput_ratio": "met",
         "driver_rss_ratio_600k_60k": "not measured",
         "overhead_share": "met",
+        "clactive_scoring_share_at_50_candidates": "not measured",  # no seeds.json
+        "target_acc_candidates_minus_whole_at_20": "not measured",
+        "target_acc_candidates_minus_whole_at_50": "not measured",
+        "target_acc_clactive_minus_random_at_20": "not measured",
     }
     assert (results_dir / "compare" / "results.json").is_file()  # the sources are copied beside the figures
     assert "| Ray Data scoring throughput / plain torch loop | >= 0.9 | 0.95 | met |" in figures.readme_section(summary)
@@ -108,4 +112,32 @@ def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, result
     assert "| b | random | 100 | finished | 4 | 0.8580 | 60.0 | yes |" in text
     assert "Chosen (the fastest finished trial within 0.5 pt of the best): b, memory.policy = random, " \
            "update.steps = 100; proxy_acc 0.8580 in 60.0 s" in text
-    assert figures.copy_outputs(tmp_path / "nothing", "tune", "trials.json", figures.TUNE_COPIED) is None
+    # on a machine without the run: the copy kept here stands; nothing kept, nothing made up
+    assert figures.copy_outputs(tmp_path / "nothing", "tune", "trials.json", figures.TUNE_COPIED) == search
+    assert figures.copy_outputs(tmp_path / "nothing", "other", "trials.json", figures.TUNE_COPIED) is None
+
+
+def test_with_seeds_json_the_compare_figures_are_the_seeds_means_and_candidates_are_judged_against_whole(
+        tmp_path, results_dir):
+    spread = lambda mean, std: {"seeds": {}, "mean": mean, "std": std}  # noqa: E731
+    write(results_dir / "seeds.json", {"date": "2026-12-03T09:00:00+00:00", "protocols": {
+        "whole": {"seeds_done": [0, 1, 2], "seeds_missing": [], "candidates": None, "figures": {
+            "speedup_vs_full_at_50": spread(30.0, 2.0), "target_acc_clactive_at_20": spread(0.900, 0.001),
+            "target_acc_clactive_at_50": spread(0.930, 0.002),
+            "target_acc_clactive_minus_random_at_20": spread(1.2, 0.3)}},
+        "candidates": {"seeds_done": [0], "seeds_missing": [1, 2], "candidates": 10000, "figures": {
+            "clactive_scoring_share_at_50": spread(0.15, None), "target_acc_clactive_at_20": spread(0.898, None),
+            "target_acc_clactive_at_50": spread(0.926, None)}}}})
+    summary = figures.gather(tmp_path / "no-compare", tmp_path / "no-long")
+    assert (summary["seeds"], summary["seeds_candidates"]) == ([0, 1, 2], [0])
+    assert (summary["speedup_vs_full_at_50"], summary["speedup_vs_full_at_50_std"]) == (30.0, 2.0)
+    assert summary["target_acc_candidates_minus_whole_at_20"] == pytest.approx(-0.2)
+    assert summary["target_acc_candidates_minus_whole_at_50"] == pytest.approx(-0.4)
+    verdicts = {t["key"]: t["verdict"] for t in summary["targets"]}
+    assert verdicts["speedup_vs_full_at_50"] == "missed" and verdicts["clactive_scoring_share_at_50_candidates"] == "met"
+    assert verdicts["target_acc_candidates_minus_whole_at_20"] == "met"
+    assert verdicts["target_acc_candidates_minus_whole_at_50"] == "missed"
+    assert verdicts["target_acc_clactive_minus_random_at_20"] == "met"
+    lines = figures.seed_lines(json.loads((results_dir / "seeds.json").read_text()))
+    assert "| figure | whole (seeds 0, 1, 2) | candidates (seeds 0) |" in lines
+    assert "| speedup_vs_full_at_50 | 30 ± 2 | - |" in lines and "missing: whole: none; candidates: 1, 2." in lines[0]

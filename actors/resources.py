@@ -15,6 +15,7 @@ import yaml
 
 from pipeline.config import LearnerConfig, RunConfig, ScoringConfig
 from pipeline.errors import ConfigError
+from pipeline.storage import is_uri
 
 AUTO_GPU_SHARE = 0.5
 FIXED_CLUSTER_NO_PROGRESS_S = 600.0
@@ -117,7 +118,7 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
     live = sorted((dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")),
                   key=lambda node: (node.get("CPU", 0.0), node.get("GPU", 0.0)), reverse=True)
     cache_dir = config.data.cache_dir
-    if (len(live) > 1 or node_types) and not os.path.isabs(cache_dir):
+    if (len(live) > 1 or node_types) and not os.path.isabs(cache_dir) and not is_uri(cache_dir):
         raise ConfigError(f"data.cache_dir {cache_dir} is a relative path, and this cluster has "
                           f"{'an autoscaler' if node_types else f'{len(live)} nodes'}: each node would look for "
                           "the prepared pool in its own working directory; set data.cache_dir to a path every node "

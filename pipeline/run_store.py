@@ -31,7 +31,7 @@ import yaml
 
 from pipeline.config import RunConfig, config_from_dict, save_config
 from pipeline.errors import RunDirError
-from pipeline.storage import Storage
+from pipeline.storage import Storage, join
 
 ROUND_FILES = ("labels.parquet", "state.npz", "checkpoint.pt", "rng.json", "record.json")
 COMMIT_FILE = "record.json"
@@ -77,10 +77,7 @@ class RunStore:
 
     def location_of(self, name: str) -> str:
         """An absolute path or URI of `name` inside the run directory, for other writers (Ray Train)."""
-        if self.storage.local:
-            return self.storage.path(name)
-        base, query = (self.location.split("?", 1) + [""])[:2]  # s3://...?endpoint_override=...: the name goes first
-        return f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else "")
+        return self.storage.path(name) if self.storage.local else join(self.location, name)
 
     def holds_run(self) -> bool:
         return self.storage.is_file("config.yaml")

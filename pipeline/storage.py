@@ -21,6 +21,14 @@ def is_uri(location: str) -> bool:
     return "://" in str(location)
 
 
+def join(location: str, name: str) -> str:
+    """`name` inside `location`, a path or a URI: a URI's query (s3://b/x?endpoint_override=...) stays last."""
+    if not is_uri(location):
+        return os.path.join(location, name)
+    base, query = (location.split("?", 1) + [""])[:2]
+    return f"{base.rstrip('/')}/{name}" + (f"?{query}" if query else "")
+
+
 class Storage:
     def __init__(self, location: str | os.PathLike):
         location = str(location)

@@ -33,8 +33,10 @@ import pyarrow.parquet as pq
 
 from pipeline.config import DataConfig
 from pipeline.errors import ConfigError, DataError
+from pipeline.storage import Storage, is_uri, join
 
 SPLITS = ("pool", "test")
+MANIFEST = "manifest.json"
 SHAPE_KEY = b"clactive.image_shape"
 FEATURE_TYPES = {"uint8": pa.uint8(), "int32": pa.int32()}
 # 2: the image column is fixed_size_binary. As fixed_size_list (1), Parquet stored a repetition level
@@ -147,7 +149,8 @@ class PreparedData:
         return HOLDS[self.feature_dtype]
 
     def split_dir(self, split: str) -> str:
-        return os.path.join(self.root, split)
+        """The split's directory: a path, or a URI when the pool was prepared in an object store."""
+        return join(self.root, split)
 
     @property
     def pool_size(self) -> int:
@@ -157,36 +160,52 @@ class PreparedData:
 def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> PreparedData:
     """Write the source's splits as Parquet shards once; later calls reuse them.
 
-    The shards appear under `cache_dir/<dataset>-<fingerprint>` only when complete: they are
-    written to a temporary sibling directory and renamed into place.
+    The shards count only once complete. On a disk they are written to a temporary sibling
+    directory that is renamed into place, `cache_dir/<dataset>-<fingerprint>`. In an object store
+    (a URI: s3://..., where nothing renames a directory) they are written in place and the
+    manifest last: its presence publishes them, and a preparation that died before it is
+    written again by the next one.
     """
     source.check()
     root = prepared_root(source, cache_dir)
-    manifest = root / "manifest.json"
-    if manifest.is_file():
-        return _load_manifest(manifest)
-    tmp = root.with_name(f".{root.name}.{uuid.uuid4().hex[:8]}.tmp")
+    storage = Storage(root)
+    if storage.is_file(MANIFEST):
+        return _load_manifest(root)
+    if not storage.local:
+        _write_splits(source, shard_rows, lambda name, table: storage.write_table(name, table),
+                      lambda text: storage.write(MANIFEST, text.encode()))
+        return _load_manifest(root)
+    tmp = Path(root).with_name(f".{Path(root).name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
     try:
-        sizes = {split: _write_split(source, split, tmp / split, shard_rows) for split in SPLITS}
-        if sizes["pool"] == 0:
-            raise DataError(f"{source.name}: the pool split in {source.data_dir} holds no examples; "
-                            "point --data-dir at a non-empty dataset")
-        # read after the splits: a source may learn its classes or statistics while reading them
-        prepared = PreparedData(root=str(root), dataset=source.name, num_classes=source.num_classes,
-                                image_shape=tuple(source.image_shape), mean=_stat(source.mean),
-                                std=_stat(source.std), sizes=sizes, feature_dtype=source.feature_dtype,
-                                class_names=source.class_names)
-        (tmp / "manifest.json").write_text(json.dumps(asdict(prepared), indent=1))
+        def write_shard(name: str, table: pa.Table) -> None:
+            (tmp / name).parent.mkdir(exist_ok=True)
+            pq.write_table(table, tmp / name)
+
+        _write_splits(source, shard_rows, write_shard, (tmp / MANIFEST).write_text)
         try:
             os.replace(tmp, root)
         except OSError:
-            if not manifest.is_file():
+            if not storage.is_file(MANIFEST):
                 raise
             # another process prepared the same data first; its copy is identical
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return _load_manifest(manifest)
+    return _load_manifest(root)
+
+
+def _write_splits(source: Source, shard_rows: int, write_shard: Callable[[str, pa.Table], None],
+                  write_manifest: Callable[[str], object]) -> None:
+    sizes = {split: _write_split(source, split, write_shard, shard_rows) for split in SPLITS}
+    if sizes["pool"] == 0:
+        raise DataError(f"{source.name}: the pool split in {source.data_dir} holds no examples; "
+                        "point --data-dir at a non-empty dataset")
+    # read after the splits: a source may learn its classes or statistics while reading them
+    prepared = PreparedData(root="", dataset=source.name, num_classes=source.num_classes,
+                            image_shape=tuple(source.image_shape), mean=_stat(source.mean),
+                            std=_stat(source.std), sizes=sizes, feature_dtype=source.feature_dtype,
+                            class_names=source.class_names)
+    write_manifest(json.dumps(asdict(prepared), indent=1))
 
 
 def prepare_data(data: DataConfig, start_ray: Callable[[], None] | None = None) -> PreparedData:
@@ -204,23 +223,25 @@ def prepare_data(data: DataConfig, start_ray: Callable[[], None] | None = None) 
     return prepare_dataset(source, data.cache_dir, data.shard_rows)
 
 
-def prepared_root(source: Source, cache_dir: str | Path) -> Path:
+def prepared_root(source: Source, cache_dir: str | Path) -> str:
     """Where `prepare_dataset` writes (or finds) the source's shards: an absolute path, as every process
-    of a run reads them from its own working directory (Ray Train runs its workers in one of its own)."""
-    return Path(os.path.abspath(cache_dir)) / f"{source.name}-{source.fingerprint()}"
+    of a run reads them from its own working directory (Ray Train runs its workers in one of its own),
+    or a URI."""
+    name = f"{source.name}-{source.fingerprint()}"
+    return join(str(cache_dir), name) if is_uri(str(cache_dir)) else os.path.join(os.path.abspath(cache_dir), name)
 
 
 def is_prepared(source: Source, cache_dir: str | Path) -> bool:
-    return (prepared_root(source, cache_dir) / "manifest.json").is_file()
+    return Storage(prepared_root(source, cache_dir)).is_file(MANIFEST)
 
 
 def _stat(value: Stat) -> Stat:
     return float(value) if isinstance(value, (int, float)) else tuple(float(v) for v in value)
 
 
-def _load_manifest(manifest: Path) -> PreparedData:
-    meta = json.loads(manifest.read_text())
-    meta["root"] = os.path.abspath(manifest.parent)  # where it is now, not where it was written from
+def _load_manifest(root: str) -> PreparedData:
+    meta = json.loads(Storage(root).read(MANIFEST))
+    meta["root"] = root  # where it is now, not where it was written from
     meta["image_shape"] = tuple(meta["image_shape"])
     for key in ("mean", "std", "class_names"):
         if isinstance(meta.get(key), list):
@@ -228,14 +249,13 @@ def _load_manifest(manifest: Path) -> PreparedData:
     return PreparedData(**meta)
 
 
-def _write_split(source: Source, split: str, out_dir: Path, shard_rows: int) -> int:
-    out_dir.mkdir()
+def _write_split(source: Source, split: str, write_shard: Callable[[str, pa.Table], None], shard_rows: int) -> int:
     schema = pool_schema(source.image_shape, source.feature_dtype)
     next_id, shard, buffered, own_ids = 0, 0, [], []
 
     def flush(tables):
         nonlocal shard
-        pq.write_table(pa.concat_tables(tables), out_dir / f"part-{shard:05d}.parquet")
+        write_shard(f"{split}/part-{shard:05d}.parquet", pa.concat_tables(tables))
         shard += 1
 
     for images, labels, *given in source.read_split(split):

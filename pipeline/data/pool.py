@@ -24,12 +24,16 @@ from pipeline.schedule import resolve_schedule
 from pipeline.data.base import PreparedData, pool_schema
 from pipeline.errors import ConfigError, DataError
 from pipeline.growth import check_class_order, classes_at
+from pipeline.storage import Storage, is_uri, join
 
 BY_CLASS = "pool_by_class"
 
 
 def class_shards(data: PreparedData) -> dict[int, list[str]]:
     """class -> its shard files; written beside the prepared pool on first use, atomically."""
+    if is_uri(data.root):
+        raise ConfigError(f"pool.growth = class_incremental rewrites the pool by class beside it, on a disk; "
+                          f"the pool is prepared at {data.root}: set data.cache_dir to a path every node shares")
     root = Path(data.root) / BY_CLASS
     if not root.is_dir():
         tmp = root.with_name(f".{BY_CLASS}.{uuid.uuid4().hex[:8]}.tmp")
@@ -52,6 +56,9 @@ def class_shards(data: PreparedData) -> dict[int, list[str]]:
 
 
 def split_files(split_dir: str) -> list[str]:
+    """The split's Parquet shards, in order: paths, or URIs when the split is in an object store."""
+    if is_uri(split_dir):
+        return [join(split_dir, name) for name in Storage(split_dir).names() if name.endswith(".parquet")]
     return sorted(str(p) for p in Path(split_dir).glob("*.parquet"))
 
 

@@ -4,6 +4,7 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
@@ -125,3 +126,38 @@ def test_rows_and_labels_are_read_by_id_from_a_list_of_pool_file_uris(pool):
     files = [pool.uri(f"pool/part-{shard}.parquet") for shard in range(2)]
     np.testing.assert_array_equal(read_labels(files, np.array([12, 20])), [5, 6])
     np.testing.assert_array_equal(read_rows(files, np.array([21, 10]), SHAPE)[1], [0, 3])
+
+
+def test_a_pool_prepared_in_the_bucket_is_published_by_its_manifest_and_read_back_by_every_reader(prefix, tmp_path):
+    """data.cache_dir = s3://...: the shards are written in place and the manifest last. What the run's
+    processes read from it (the shard list, a read task's rows, rows and labels by id, the image shape)
+    matches the same pool prepared on a disk."""
+    from actors.pool_source import _read_shard
+    from pipeline.data.base import get_source, image_shape_of, is_prepared, prepare_dataset, prepared_root
+    from pipeline.storage import Storage
+    from pipeline.data.pool import split_files
+    from tests.helpers import write_fashion_like
+
+    source = get_source("fashion_mnist", write_fashion_like(tmp_path / "idx", pool=300, test=50))
+    cache = prefix.uri("cache")
+    died = Storage(prepared_root(source, cache))  # a preparation that died before its manifest left a shard
+    died.write_table("pool/part-00000.parquet", arrow_table(np.array([0]), np.zeros((1, 1, 28, 28), np.uint8),
+                                                            np.array([0]), pool_schema((1, 28, 28))))
+    assert not is_prepared(source, cache)
+
+    data = prepare_dataset(source, cache, shard_rows=128)
+    local = prepare_dataset(source, tmp_path / "cache", shard_rows=128)
+    assert is_prepared(source, cache) and data.sizes == local.sizes == {"pool": 300, "test": 50}
+    assert (data.mean, data.std, data.image_shape) == (local.mean, local.std, local.image_shape)
+    files = split_files(data.split_dir("pool"))
+    assert [f.split("?")[0].rsplit("/", 1)[1] for f in files] == ["part-00000.parquet", "part-00001.parquet",
+                                                                   "part-00002.parquet"]
+    read_back = pa.concat_tables([t for f in files for t in _read_shard(f, np.array([5, 130, 299]))])
+    assert read_back.column("id").to_pylist() == [5, 130, 299]
+    ids = np.array([299, 5, 5])
+    for got, want in zip(read_rows(files, ids, data.image_shape),
+                         read_rows(local.split_dir("pool"), ids, local.image_shape)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(read_labels(data.split_dir("pool"), ids), read_labels(files, ids))
+    assert image_shape_of(data.split_dir("test")) == (1, 28, 28)
+    assert prepare_dataset(source, cache, shard_rows=128) == data  # the second run reuses it

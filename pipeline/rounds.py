@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import numpy as np
-import pyarrow.dataset as pads
 
 from pipeline.acquisition import draw_candidates
-from pipeline.data.base import positions_of
+from pipeline.data.base import parquet_dataset, positions_of
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
 from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
@@ -249,7 +248,7 @@ class Rounds:
         pool = self._pool(r, admitted)
         if r == 0:
             start = time.perf_counter()
-            ids = pads.dataset(pool or self.data.split_dir("pool"), format="parquet").to_table(columns=["id"])
+            ids = parquet_dataset(pool or self.data.split_dir("pool")).to_table(columns=["id"])
             ids = ids.column("id").to_numpy()
             chosen = self.rng.choice(ids, size=self.plan.initial_size, replace=False)
             return Selection(chosen, pool, admitted, len(ids),

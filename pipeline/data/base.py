@@ -343,7 +343,7 @@ def read_rows(source: str | list[str], pool_ids: np.ndarray, image_shape) -> tup
     unique = np.unique(sorted_ids)
     images, labels = None, np.empty(len(pool_ids), dtype=np.int64)
     found = []
-    for batch in _dataset(source).to_batches(columns=["id", "image", "label"],
+    for batch in parquet_dataset(source).to_batches(columns=["id", "image", "label"],
                                              filter=pc.field("id").isin(pa.array(unique))):
         ids = batch.column("id").to_numpy()
         found.append(ids)
@@ -368,7 +368,7 @@ def read_labels(source: str | list[str], pool_ids: np.ndarray) -> np.ndarray:
     """The label column of `pool_ids`, in that order: what the simulated oracle reveals, without the pixels."""
     pool_ids = np.asarray(pool_ids, dtype=np.int64)
     unique = np.unique(pool_ids)
-    table = _dataset(source).to_table(columns=["id", "label"], filter=pc.field("id").isin(pa.array(unique)))
+    table = parquet_dataset(source).to_table(columns=["id", "label"], filter=pc.field("id").isin(pa.array(unique)))
     found = table.column("id").to_numpy()
     _check_found(source, unique, found)
     return table.column("label").to_numpy()[positions_of(found, pool_ids)]
@@ -382,7 +382,7 @@ def _check_found(source: str | list[str], unique: np.ndarray, found: np.ndarray)
                         "start a new run directory")
 
 
-def _dataset(source: str | list[str]) -> pads.Dataset:
+def parquet_dataset(source: str | list[str]) -> pads.Dataset:
     """A split's directory (path or URI) or a list of its files. pyarrow reads a list with the local
     filesystem unless told otherwise, so a list of URIs (s3://...) gets theirs."""
     if isinstance(source, str) or not source or "://" not in source[0]:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import RunConfig
 from pipeline.schedule import resolve_schedule
-from pipeline.data.base import PreparedData, pool_schema
+from pipeline.data.base import PreparedData, parquet_dataset, pool_schema
 from pipeline.errors import ConfigError, DataError
 from pipeline.growth import check_class_order, classes_at
 from pipeline.storage import Storage, is_uri, join
@@ -66,7 +66,7 @@ def pool_ids(files: list[str]) -> np.ndarray:
     """Every id in `files`, sorted (8 bytes a row: the images stay on disk)."""
     if not files:
         return np.empty(0, dtype=np.int64)
-    return np.sort(pads.dataset(files, format="parquet").to_table(columns=["id"]).column("id").to_numpy())
+    return np.sort(parquet_dataset(files).to_table(columns=["id"]).column("id").to_numpy())
 
 
 def admit_arrivals(directory: str, admitted: list[str], known_ids: np.ndarray, data: PreparedData) -> list[str]:

@@ -62,12 +62,13 @@ def s3():
 # One two-round run is killed three times, at each kill point the README names, and resumed both
 # ways: after round 0's labels are written but before its record (before its update), resumed by the
 # same command; while round 1 scores the pool, resumed with --resume; inside round 1's update,
-# resumed by the same command. Its run directory is on a real S3 server, as on a cluster: every
-# process of the run (driver, coordinator, scorers, Train workers) reads and writes it there.
+# resumed by the same command. Its run directory and its prepared pool are on a real S3 server, as on a
+# cluster: every process of the run (driver, coordinator, scorers, Train workers) reads and writes there.
 def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken, s3):
     run_dir, env = s3.uri(f"runs/{uuid.uuid4().hex[:8]}"), {"RAY_ADDRESS": ray_cluster}
     storage = Storage(run_dir)
-    args = two_round_args(tiny_data_dir, tmp_path, f"run_dir={run_dir}")
+    # the prepared pool in the bucket too: every process reads its rows from there
+    args = two_round_args(tiny_data_dir, tmp_path, f"run_dir={run_dir}", f"data.cache_dir={s3.uri('cache')}")
     kill_at("0:label", args, run_dir, ray_cluster)
     assert storage.is_file("rounds/0000/labels.parquet")    # the round's files are there ...
     assert RunStore(run_dir).committed_rounds() == []       # ... and the partial round is invisible

@@ -176,13 +176,11 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
                       lambda text: storage.write(MANIFEST, text.encode()))
         return _load_manifest(root)
     tmp = Path(root).with_name(f".{Path(root).name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir(parents=True)
+    for split in SPLITS:  # an empty split is an empty directory
+        (tmp / split).mkdir(parents=True)
     try:
-        def write_shard(name: str, table: pa.Table) -> None:
-            (tmp / name).parent.mkdir(exist_ok=True)
-            pq.write_table(table, tmp / name)
-
-        _write_splits(source, shard_rows, write_shard, (tmp / MANIFEST).write_text)
+        _write_splits(source, shard_rows, lambda name, table: pq.write_table(table, tmp / name),
+                      (tmp / MANIFEST).write_text)
         try:
             os.replace(tmp, root)
         except OSError:

@@ -92,7 +92,8 @@ def long_horizon(results: dict | None) -> dict:
 
 def gather(compare_dir: Path, long_dir: Path) -> dict:
     compare = copy_outputs(compare_dir, "compare")
-    horizon = long_horizon(copy_outputs(long_dir, "long_horizon"))
+    horizon_results = copy_outputs(long_dir, "long_horizon")
+    horizon = long_horizon(horizon_results)
     throughput, rounds, rss = (read(RESULTS / f"{n}.json") for n in ("scoring_throughput", "round_costs", "driver_rss"))
     at50 = (compare or {}).get("speedups", {}).get("50%", {})
     figures = {
@@ -112,11 +113,15 @@ def gather(compare_dir: Path, long_dir: Path) -> dict:
         "driver_rss_ratio_600k_60k": (rss or {}).get("driver_rss_ratio"),
         "overhead_share": (rounds or {}).get("overhead_share"),
     }
-    figures.update(seeded(read(RESULTS / "seeds.json")))
-    commands = [c for c in ((compare or {}).get("command"), (read(long_dir / "results.json") or {}).get("command"),
-                            *((x or {}).get("command") for x in (throughput, rounds, rss))) if c]
-    return {"date": date.today().isoformat(), "machine": machine(), "command": commands, **figures,
-            "targets": judge(figures, horizon)}
+    seeds = read(RESULTS / "seeds.json")
+    figures.update(seeded(seeds))
+    sources = [x for x in (compare, horizon_results, throughput, rounds, rss) if x and x.get("command")]
+    measured = [{"command": x["command"], "date": str(x.get("date", ""))[:10]} for x in sources]
+    if seeds:
+        measured.append({"command": "python -m benchmarks.seeds run; python -m benchmarks.seeds gather",
+                         "date": seeds["date"][:10]})
+    return {"date": date.today().isoformat(), "machine": machine(), "command": [m["command"] for m in measured],
+            "measured": measured, **figures, "targets": judge(figures, horizon)}
 
 
 def seeded(seeds: dict | None) -> dict:
@@ -181,7 +186,8 @@ def class_incremental(results: dict | None) -> dict | None:
         value = check["measured"]
         ok = value is not None and (value <= 0.5 if check["target"] == "<= 0.5" else value >= -1)
         check["verdict"] = "met" if ok else "missed"
-    return {"date": date.today().isoformat(), "machine": machine(), "command": results.get("command"),
+    return {"date": str(results.get("date", ""))[:10], "machine": results.get("machine", machine()),
+            "command": results.get("command"),
             **figures, "targets": checks}
 
 
@@ -238,8 +244,10 @@ def seed_lines(seeds: dict) -> list[str]:
 
 def readme_section(summary: dict, incremental: dict | None = None, search: dict | None = None,
                    seeds: dict | None = None) -> str:
-    lines = [BEGIN, "", f"Measured {summary['date']} on {summary['machine']}, by:", "", "```"]
-    lines += summary["command"] + ["python -m benchmarks.figures", "```", ""]
+    lines = [BEGIN, "", f"Gathered {summary['date']} by `python -m benchmarks.figures` from these measurements "
+             "(each on a 2-core machine like this one, with its date; the JSON beside each figure names the machine):",
+             "", "```"]
+    lines += [f"{m['command']}    # {m['date']}" for m in summary.get("measured", [])] + ["```", ""]
     table = RESULTS / "compare" / "table.md"
     if table.is_file():
         lines += ["Fashion-MNIST, 60k pool, rounds ending at 10-50%, target trained from scratch at each budget:",

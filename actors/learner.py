@@ -141,7 +141,7 @@ def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str,
     # forever: a run whose workers' node was lost, on a cluster that never adds one, would wait for good.
     # Its start attempts are counted as controller failures, so their limit bounds the whole wait.
     os.environ.setdefault(START_TIMEOUT_ENV, f"{min(placement_timeout_s, 60.0):g}")
-    attempts = math.ceil(placement_timeout_s / float(os.environ[START_TIMEOUT_ENV]))
+    attempts = math.ceil(placement_timeout_s / max(float(os.environ[START_TIMEOUT_ENV]), 1.0))
     backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
     failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)
     TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,

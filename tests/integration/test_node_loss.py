@@ -2,7 +2,8 @@
 with the custom resource the run's scoring actor and Train worker ask for, is killed (its raylet and
 every process on it, SIGKILL) once while its scorer scores round 1 and once while its Train worker
 runs round 1's update; each time a node of the same type joins in its place, as an autoscaler or a
-spot-instance group would bring one. The run must end with the selection of an unbroken run."""
+spot-instance group would bring one. The run must end with the selection of an unbroken run. Then
+the node is lost for good during an update: the run must stop with one line."""
 import os
 import subprocess
 import sys
@@ -28,29 +29,59 @@ PINNED = [f"scoring.resources={{{NODE_TYPE}: 0.5}}", f"learner.resources={{{NODE
 STAGE_TIMEOUT_S = 240  # the run's start, or Ray noticing a lost node and the work redone on its replacement
 
 
+class NodesOfTheType:
+    """The nodes with NODE_TYPE on the session's cluster: at most one alive at a time, started on demand."""
+
+    def __init__(self, address: str, stack: ExitStack):
+        self.address, self.stack = address, stack
+        self.current: tuple[subprocess.Popen, str] | None = None  # (its `ray start`, its node id)
+
+    def alive(self) -> None:
+        """A node of the type is in the cluster: the one there is, or a new one, once Ray lists it."""
+        if self.current is not None:
+            return
+        before = typed_nodes()
+        node = self.stack.enter_context(ray_worker_node(self.address, num_cpus=1, resources=f'{{"{NODE_TYPE}": 1}}'))
+        wait_for(lambda: typed_nodes() - before, None, "a new node of the type in the cluster")
+        self.current = node, next(iter(typed_nodes() - before))
+
+    def kill(self) -> str:
+        """Kill the node of the type (its raylet and every process on it, SIGKILL); returns its id."""
+        node, node_id = self.current
+        kill_node(node)
+        self.current = None
+        return node_id
+
+
+@pytest.fixture(scope="module")
+def lost_type(ray_cluster):
+    before = alive_nodes()
+    with ExitStack() as stack:
+        yield NodesOfTheType(ray_cluster, stack)
+    wait_for(lambda: alive_nodes() == before, None, "the nodes of the type gone")  # as the next tests expect
+
+
 def test_a_node_lost_during_a_scoring_pass_and_during_an_update_costs_no_label(
-        ray_cluster, tiny_data_dir, tmp_path, unbroken):
+        ray_cluster, lost_type, tiny_data_dir, tmp_path, unbroken):
     run_dir = tmp_path / "run"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "1:scorer:hold,1:train:hold"}
-    nodes_before = alive_nodes()
+    lost_type.alive()
     lost = []
-    with ExitStack() as stack:
-        node = join(stack, ray_cluster)
-        log = (tmp_path / "run.log").open("w")
+    with (tmp_path / "run.log").open("w") as log:
         run = subprocess.Popen([sys.executable, "-m", "pipeline", "run",
                                 *two_round_args(tiny_data_dir, tmp_path, *PINNED)],
                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        stack.callback(lambda: run.poll() is None and run.kill())
-        for stage in ("scorer", "train"):  # the held process runs on the pinned node: it goes down with it
-            wait_for(lambda: (run_dir / marker_name(1, stage)).is_file(), run, f"round 1's {stage} hold")
-            before = alive_nodes()
-            kill_node(node)
-            lost.append(next(iter(before - nodes_before - set(lost))))
-            node = join(stack, ray_cluster)
-        assert run.wait(timeout=2 * STAGE_TIMEOUT_S) == 0, (tmp_path / "run.log").read_text()[-3000:]
-    wait_for(lambda: alive_nodes() == nodes_before, None, "the replacement node's stop")  # as the next tests expect
+        try:
+            for stage in ("scorer", "train"):  # the held process runs on the pinned node: it goes down with it
+                wait_for(lambda: (run_dir / marker_name(1, stage)).is_file(), run, f"round 1's {stage} hold")
+                lost.append(lost_type.kill())
+                lost_type.alive()  # a replacement joins
+            assert run.wait(timeout=2 * STAGE_TIMEOUT_S) == 0, (tmp_path / "run.log").read_text()[-3000:]
+        finally:
+            if run.poll() is None:
+                run.kill()
+    wait_for(lambda: not alive_nodes() & set(lost), None, "Ray to declare the killed nodes dead")
 
-    assert all(not ray_node(node_id)["Alive"] for node_id in lost)
     records = RunStore(run_dir).records()
     assert records[1].get("redone_passes") == 1  # the lost scorer's pass, redone from its start on the new node
     after = selection(run_dir)
@@ -60,22 +91,22 @@ def test_a_node_lost_during_a_scoring_pass_and_during_an_update_costs_no_label(
 
 
 def test_an_update_whose_node_is_lost_for_good_ends_in_one_line_naming_the_wait_and_resume(
-        ray_cluster, tiny_data_dir, tmp_path):
+        ray_cluster, lost_type, tiny_data_dir, tmp_path):
     """No node comes back: Ray Train would try to place the worker group again forever; the run waits
     learner.placement_timeout_s, then stops with one line, the round uncommitted."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "0:train:hold"}
-    nodes_before = alive_nodes()
-    with ExitStack() as stack:
-        node = join(stack, ray_cluster)
-        run = subprocess.Popen([sys.executable, "-m", "pipeline", "run",
-                                *two_round_args(tiny_data_dir, tmp_path, *PINNED, "learner.placement_timeout_s=10")],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        stack.callback(lambda: run.poll() is None and run.kill())
+    lost_type.alive()  # the last test's replacement, or a new one
+    run = subprocess.Popen([sys.executable, "-m", "pipeline", "run",
+                            *two_round_args(tiny_data_dir, tmp_path, *PINNED, "learner.placement_timeout_s=10")],
+                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
         wait_for(lambda: (run_dir / marker_name(0, "train")).is_file(), run, "round 0's train hold")
-        kill_node(node)
+        lost_type.kill()
         stdout, stderr = run.communicate(timeout=STAGE_TIMEOUT_S)
-    wait_for(lambda: alive_nodes() == nodes_before, None, "the lost node's removal")
+    finally:
+        if run.poll() is None:
+            run.kill()
 
     assert run.returncode == 2, stdout[-2000:] + stderr[-2000:]
     errors = [line for line in stderr.splitlines() if line.startswith("clactive: error:")]
@@ -85,21 +116,12 @@ def test_an_update_whose_node_is_lost_for_good_ends_in_one_line_naming_the_wait_
     assert RunStore(run_dir).committed_rounds() == []  # the round that lost its update is not half-committed
 
 
-def join(stack: ExitStack, address: str) -> subprocess.Popen:
-    """A node of the lost type joins the cluster (stopped when `stack` closes); returns once Ray lists it."""
-    count = sum(n["Alive"] and NODE_TYPE in n["Resources"] for n in ray.nodes())
-    node = stack.enter_context(ray_worker_node(address, num_cpus=1, resources=f'{{"{NODE_TYPE}": 1}}'))
-    wait_for(lambda: sum(n["Alive"] and NODE_TYPE in n["Resources"] for n in ray.nodes()) > count, None,
-             "new node in the cluster")
-    return node
-
-
 def alive_nodes() -> set[str]:
     return {n["NodeID"] for n in ray.nodes() if n["Alive"]}
 
 
-def ray_node(node_id: str) -> dict:
-    return next(n for n in ray.nodes() if n["NodeID"] == node_id)
+def typed_nodes() -> set[str]:
+    return {n["NodeID"] for n in ray.nodes() if n["Alive"] and NODE_TYPE in n["Resources"]}
 
 
 def wait_for(condition, run: subprocess.Popen | None, what: str) -> None:

@@ -83,15 +83,20 @@ class Scorer:
         """Scores the candidates in `shard` (a Ray Data dataset; None: no file) with `weights`: the rows in
         `candidate_ids`, or (None) every row not in `labelled_ids` (both ascending). Per-example acquisitions
         return {"top": StreamingTopK of the shard}; set-based ones return {"rows": "id" and "embedding" of
-        the candidates}, rows None when the shard has none. Both add "busy_s", the compute seconds.
+        the candidates}, rows None when the shard has none. Both add "busy_s", the compute seconds,
+        "first_batch_s" (from the call to the first batch), "pass_s" (the whole call) and "peak_rss_mib".
         `report` gets the count of candidates scored."""
+        called = time.perf_counter()
         load_weights(self.model, weights).eval()
         acquisition = get_acquisition(acquisition_name)
         streamed = per_example(acquisition)
         top, parts, busy_s, scored_count = StreamingTopK(kept(acquisition, k)), [], 0.0, 0
+        first_batch_s = None  # from the call to the first batch: weights, read task start-up, first block
         batches = shard.iter_batches(batch_size=batch_size, batch_format="pyarrow") if shard is not None else []
         for batch in batches:
             start = time.perf_counter()
+            if first_batch_s is None:
+                first_batch_s = start - called
             hook.at("scorer")
             scored = self._score_batch(batch, labelled_ids, candidate_ids, acquisition, streamed, seed)
             if scored is not None and streamed:
@@ -103,12 +108,13 @@ class Scorer:
             busy_s += time.perf_counter() - start
             report(scored_count)
         report(scored_count, final=True)
+        stats = {"busy_s": busy_s, "first_batch_s": first_batch_s or 0.0, "pass_s": time.perf_counter() - called,
+                 "peak_rss_mib": peak_rss_mib()}
         if streamed:
-            return {"top": top, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
+            return {"top": top, **stats}
         if not parts:  # a scorer with no file of the pool, or no candidate in it
-            return {"rows": None, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
-        rows = {key: np.concatenate([p[key] for p in parts]) for key in ("id", "embedding")}
-        return {"rows": rows, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
+            return {"rows": None, **stats}
+        return {"rows": {key: np.concatenate([p[key] for p in parts]) for key in ("id", "embedding")}, **stats}
 
     def min_distances(self, shard, weights: bytes, candidate_emb: np.ndarray, batch_size: int, hook: Hook) -> dict:
         """Set-based selection's second pass: {"min_dist": (N,) squared distance of each candidate
@@ -208,6 +214,10 @@ class ScorerPool:
                 for i, (actor, shard) in enumerate(zip(self.actors, self._shards(pool, candidate_ids)))]
         parts = self._gather(refs)
         busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
+        # where a pass's time goes besides compute, averaged over the actors: before the first batch
+        # (weights, the read task's start, the first block) and waiting for blocks after it
+        first_batch_s = sum(part["first_batch_s"] for part in parts) / len(self.actors)
+        starved_s = sum(part["pass_s"] - part["first_batch_s"] - part["busy_s"] for part in parts) / len(self.actors)
         scorer_rss = max(part["peak_rss_mib"] for part in parts)
         if not per_example(acquisition):  # set-based: a second pass, over the labelled rows, is part of scoring
             rows = [part["rows"] for part in parts if part["rows"] is not None]
@@ -233,6 +243,7 @@ class ScorerPool:
         else:
             chosen, candidates = scored_ids[acquisition.select(emb, min_dist, k)], len(scored_ids)
         return chosen, {"score": score_s, "select": time.perf_counter() - start, "score_compute": busy_s,
+                        "score_first_batch": first_batch_s, "score_starved": starved_s,
                         "candidates": candidates, "score_mean": score_mean, "peak_rss_mib": scorer_rss}
 
     def _min_distances(self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray,

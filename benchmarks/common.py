@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
@@ -66,9 +67,11 @@ def print_table(headers: list[str], rows: list[list]) -> None:
 
 
 def plain_select(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, labelled_ids: np.ndarray,
-                 k: int, seed: int, threads: int) -> tuple[np.ndarray, float]:
+                 k: int, seed: int, threads: int, candidate_ids: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """The scoring pass of `actors.scorer.select` in one process with no Ray: the same shards, batch
-    size, model, acquisition and top-k. Returns (chosen ids, wall seconds including the model load)."""
+    size, model, acquisition and top-k, over `candidate_ids` (ascending) or every unlabelled row.
+    Returns (chosen ids, wall seconds including the model load). Rows are dropped before decoding
+    and the kept ones regrouped into full batches, as the Ray path's read tasks and iter_batches do."""
     torch.set_num_threads(threads)
     start = time.perf_counter()
     model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights).eval()
@@ -76,12 +79,17 @@ def plain_select(config: RunConfig, data: PreparedData, model_name: str, weights
     labelled = np.sort(labelled_ids)
     topk = StreamingTopK(k)
     pool = pads.dataset(data.split_dir("pool"), format="parquet")
+    kept = []
     for batch in pool.to_batches(columns=["id", "image"], batch_size=config.scoring.batch_size):
         pool_ids = batch.column("id").to_numpy()
-        rows = ~in_sorted(pool_ids, labelled)
-        images = torch.from_numpy(images_from_arrow(batch.column("image"), data.image_shape)[rows])
+        wanted = ~in_sorted(pool_ids, labelled) if candidate_ids is None else in_sorted(pool_ids, candidate_ids)
+        kept.append(batch.filter(pa.array(wanted)))
+    table = pa.Table.from_batches(kept).combine_chunks()  # the kept rows in memory: a benchmark's pool, not millions
+    for batch in table.to_batches(max_chunksize=config.scoring.batch_size):
+        pool_ids = batch.column("id").to_numpy()
+        images = torch.from_numpy(images_from_arrow(batch.column("image"), data.image_shape))
         out = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"),
                       output=acquisition.needs)
-        topk.push(pool_ids[rows], acquisition.score(out, pool_ids[rows], seed))
+        topk.push(pool_ids, acquisition.score(out, pool_ids, seed))
     chosen, _ = topk.result()
     return chosen, time.perf_counter() - start

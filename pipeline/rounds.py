@@ -49,7 +49,7 @@ class Selection:
     pool: list[str] | None        # the pool's Parquet files this round (None: the prepared pool)
     admitted: list[str]           # arrival shards that joined the pool this round
     candidates: int               # unlabelled examples considered
-    seconds: dict[str, float]     # score, select, score_compute
+    seconds: dict[str, float]     # score, select, score_compute (and where the rest of the pass went)
     rng_state: dict               # the run's random state once selection was done
     redone_passes: int = 0        # scoring passes redone because a scorer died
     score_mean: float | None = None  # the chosen batch's mean acquisition score (None: round 0, set-based)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.ray
 
 SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "read_rows", "learner_overhead",
            "round"}
+SCORING_PASS = {"score_first_batch", "score_starved"}  # the rounds that score
 
 
 def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_the_logical_gpu(
@@ -41,6 +42,7 @@ def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_th
     for record in records:
         assert SECONDS <= set(record["seconds"]) and all(v >= 0 for v in record["seconds"].values())
         assert 0.0 <= record["selection_acc"] <= 1.0 and record["selection_model"] == "proxy"
+    assert SCORING_PASS.isdisjoint(records[0]["seconds"]) and SCORING_PASS <= set(records[1]["seconds"])
     assert [r["warm_start"] for r in records] == [False, True]
     assert [r["candidates"] for r in records] == [400, 200]  # round 1 scored its random subset only
     assert "selection_score_mean" not in records[0] and 0 < records[1]["selection_score_mean"] <= 0.9

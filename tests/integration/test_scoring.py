@@ -59,6 +59,9 @@ def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set
             assert seconds["candidates"] == data.pool_size - len(labelled) and seconds["redone"] == 0
             assert seconds["score"] > 0 and seconds["select"] >= 0
             assert 0 < seconds["score_compute"] < seconds["score"]  # its compute fits inside the pass
+            # so do its start and its waits for blocks
+            assert 0 < seconds["score_first_batch"] and 0 <= seconds["score_starved"]
+            assert seconds["score_compute"] + seconds["score_first_batch"] + seconds["score_starved"] < seconds["score"]
             alive = sorted(a.actor_id for a in scorer_actors())
             assert alive == sorted(actor._actor_id.hex() for actor in scorers.actors)
         labelled = np.arange(0, 40)

@@ -14,7 +14,8 @@ last committed round.
 Hours outlast a sitting, and a sitting's run directories do not outlast its machine: each strategy
 that finishes is kept in the repository (benchmarks/results/seeds/<protocol>-s<seed>/<strategy>.json:
 its round records and target fits, the machine and the date), and `run` skips what is kept there.
-`save` keeps what a `run` of an earlier version of this script finished. `gather` reads the kept
+`save` keeps what a `run` of an earlier version of this script finished. Each kept strategy
+lists the commits its run started from (`commits`; "+changes" when the code differed from it). `gather` reads the kept
 strategies and writes benchmarks/results/seeds.json: per protocol, every figure's per-seed values,
 mean and standard deviation, with pipeline.report's definitions. Seeds with a strategy missing are
 listed as missing, never filled in; a seed whose strategies ran in different sittings says so (its
@@ -67,6 +68,22 @@ def compare_command(seed: int, candidates: int | None, strategies: tuple[str, ..
             *[arg for s in sets for arg in ("--set", s)]]
 
 
+def code_path(seed: int, candidates: int | None, strategy: str) -> Path:
+    return compare_dir(seed, candidates) / f"{strategy}.code"
+
+
+def note_code(seed: int, candidates: int | None, strategy: str) -> None:
+    """Append the commit the strategy's run (or its resumption) starts from, "+changes" when the
+    code it runs differs from it: a kept result says which code measured it."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "actors", "configs"],
+                             capture_output=True, text=True).stdout.strip()
+    path = code_path(seed, candidates, strategy)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(f"{head or 'unknown'}{'+changes' if changed else ''}\n")
+
+
 def keep(seed: int, candidates: int | None, strategy: str) -> bool:
     """Copy a finished strategy's records and target fits from its run directory into the repository,
     with this machine and the time; False when it has not finished."""
@@ -78,11 +95,13 @@ def keep(seed: int, candidates: int | None, strategy: str) -> bool:
     targets = {k: store.read_json(f"targets/{k:04d}.json") for k in fits}
     if len(records) < ROUNDS or any(fit is None for fit in targets.values()):
         return False
+    code = code_path(seed, candidates, strategy)
+    commits = code.read_text().split() if code.is_file() else []  # empty: run before commits were noted
     path = kept_path(seed, candidates, strategy)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"strategy": strategy, "seed": seed, "candidates": candidates, "pool_size": POOL_SIZE,
                                 "machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                "records": records, "targets": targets}, indent=1) + "\n")
+                                "commits": commits, "records": records, "targets": targets}, indent=1) + "\n")
     return True
 
 
@@ -163,6 +182,7 @@ def main() -> None:
                     if args.action == "run":
                         print(f"== seed {seed}, {'whole pool' if candidates is None else f'{candidates} candidates'},"
                               f" {strategy}", flush=True)
+                        note_code(seed, candidates, strategy)
                         subprocess.run(compare_command(seed, candidates, (strategy,)), check=True)
                     if keep(seed, candidates, strategy):
                         print(f"kept {kept_path(seed, candidates, strategy)}", flush=True)
@@ -170,14 +190,16 @@ def main() -> None:
     out = {"machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "config": CONFIG, "strategies": list(STRATEGIES), "protocols": {}}
     for name, candidates in protocols.items():
-        per_seed, sittings = {}, {}
+        per_seed, sittings, code = {}, {}, {}
         for seed in args.seeds:
             entries = kept(seed, candidates)
             per_seed[seed] = summary_of(entries) if set(entries) == set(STRATEGIES) else None
             sittings[seed] = sorted({(e["machine"], e["date"][:10]) for e in entries.values()})
+            code[seed] = {name: e.get("commits") or ["not noted"] for name, e in entries.items()}
         out["protocols"][name] = {"candidates": candidates,
                                   "commands": [" ".join(compare_command(s, candidates)[1:]) for s in args.seeds],
                                   "sittings": {seed: [f"{m}, {d}" for m, d in s] for seed, s in sittings.items()},
+                                  "code": code,
                                   **gather(per_seed)}
     path = RESULTS / "seeds.json"
     path.write_text(json.dumps(out, indent=1) + "\n")

@@ -20,8 +20,13 @@ import time
 from pipeline.errors import ClactiveError
 
 REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
-RAY_TEMP_DIR = "/tmp/ray"
-PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"  # where `ray start` records the latest cluster's address (Ray's default)
+RAY_TEMP_DIR = "/tmp/ray"  # where `ray start` records the latest cluster's address (Ray's default)
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+# A raylet with more workers than CPUs (a run's actors count) kills a task worker after 1 s idle,
+# so every scoring pass started its read tasks' worker processes anew, and their imports of Ray
+# and pyarrow took the cores the scorer computed on (README, "Where a scoring pass's time goes").
+# Kept 5 min, they serve every pass of a run whose rounds are shorter; cluster.yaml sets the same.
+IDLE_WORKER_ENV, IDLE_WORKER_MS = "RAY_idle_worker_killing_time_threshold_ms", "300000"
 
 
 def requested_address(address: str | None) -> str | None:
@@ -75,6 +80,7 @@ def _start_local(quiet: dict) -> None:
     # Ray Train watches for nodes being drained (spot preemption) from an actor of its own; a Ray on
     # one machine has no other node, so that is a process (and its imports) per run for nothing.
     os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
+    os.environ.setdefault(IDLE_WORKER_ENV, IDLE_WORKER_MS)
     ray.init(address="local", **quiet)
     ray_dir = os.path.join(temp_dir, "ray")
     with open(os.path.join(ray_dir, "ray_current_cluster"), "w") as f:

@@ -32,6 +32,8 @@ def prepared(config: RunConfig) -> PreparedData:
 def start_ray() -> None:
     """A local Ray for this script, or the cluster at RAY_ADDRESS; never a stale `ray start` session."""
     import ray
+    from actors.cluster import IDLE_WORKER_ENV, IDLE_WORKER_MS
+    os.environ.setdefault(IDLE_WORKER_ENV, IDLE_WORKER_MS)  # as a run's own Ray (actors.cluster)
     ray.init(address=os.environ.get("RAY_ADDRESS", "local"), logging_level="WARNING", log_to_driver=False)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False

@@ -14,6 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from actors.cluster import IDLE_WORKER_ENV, IDLE_WORKER_MS
+
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
@@ -47,6 +49,8 @@ def node_env() -> dict[str, str]:
             # after five refused checks, ~5 s instead of ~14 s. A raylet that is alive but slow still has
             # each check's own 10 s timeout to answer in.
             "RAY_health_check_period_ms": "1000",
+            # as cluster.yaml's nodes: idle task workers kept, so scoring passes reuse their read workers
+            IDLE_WORKER_ENV: IDLE_WORKER_MS,
             # a job's `python` is this environment's, as on a cluster node
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from actors.cluster import IDLE_WORKER_ENV, IDLE_WORKER_MS
 from actors.resources import process_requests, unplaceable
 from pipeline.config import load_config
 
@@ -37,6 +38,10 @@ def test_cluster_file_passes_the_launchers_preparation_and_validation(name):
     assert max(t["resources"]["GPU"] for t in gpu_types.values()) > 1       # a multi-GPU type
     assert sum(t["max_workers"] for t in gpu_types.values()) >= prepared["max_workers"] > 0
     assert any("pip install" in c and "clactive" in c for c in prepared["setup_commands"])
+    # every node keeps idle task workers as a local run's Ray does (actors.cluster)
+    starts = [c for key in ("head_start_ray_commands", "worker_start_ray_commands") for c in prepared[key]
+              if "ray start" in c]
+    assert len(starts) == 2 and all(f"{IDLE_WORKER_ENV}={IDLE_WORKER_MS} ray start" in c for c in starts)
 
 
 @pytest.mark.parametrize("break_it, error", [

@@ -86,6 +86,10 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
             tracker.log_artifacts(_plots(plan, store, records, targets))
         return {"records": records, "targets": targets, "final": targets[target_rounds[-1]] if target_rounds else None,
                 "waiting": waiting}
+    except KeyboardInterrupt:
+        # Ctrl-C lands mid-round, and the coordinator would take a close call only once the round is
+        # over: it is killed below at once, and with the driver's end Ray ends the job's other actors.
+        raise
     except BaseException:
         # A Tune scheduler stops a trial by raising SystemExit in its report, between rounds. Killed
         # under a live worker group, Ray Train would restart the group as the trial dies and leave

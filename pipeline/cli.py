@@ -26,6 +26,7 @@ from pipeline.round_table import RoundTable
 from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # the shells' code for a command ended by Ctrl-C (128 + SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["clactive", *(sys.argv[1:] if argv is None else argv)])  # for reports
     try:
         return args.handler(args)
+    except KeyboardInterrupt:
+        print("clactive: interrupted: the rounds committed so far are kept; the same command continues after "
+              "them (for a run: clactive run --resume RUN_DIR)", file=sys.stderr)
+        return INTERRUPTED
     except Exception as exc:
         # An error raised inside a Ray actor arrives wrapped, once per actor it passed through, in a
         # RayTaskError that may also be an instance of the error's own class (its text: a traceback).

@@ -3,12 +3,14 @@ worker and the coordinator mid-round and let Ray restart them. Either way the ru
 the selection of an unbroken run."""
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
 
 import pytest
+from ray.util.state import list_actors, list_jobs
 
 import pipeline.cli
 from pipeline.config import load_config
@@ -120,3 +122,52 @@ def test_a_scoring_actor_a_train_worker_and_the_coordinator_that_die_mid_round_a
     records = RunStore(run_dir).records()
     assert records[0].get("coordinator_restarted") is True and records[1].get("redone_passes") == 1
     assert selection(run_dir) == unbroken
+
+
+def test_ctrl_c_mid_round_ends_the_run_at_once_in_one_line_keeping_the_committed_rounds(
+        ray_cluster, tiny_data_dir, tmp_path):
+    """SIGINT (a terminal's Ctrl-C) while round 1's update runs: the run does not wait for the round
+    to end, says in one line that the committed rounds are kept and how to continue, exits 130, and
+    leaves no actor of its own behind on the cluster."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "1:train:pause"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", *two_round_args(tiny_data_dir, tmp_path)],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (run_dir / marker_name(1, "train")).is_file():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run did not reach round 1's update"
+            time.sleep(0.5)
+        job = ray_job_of(proc.pid)
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        took_s = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert took_s < 20  # not the minute a graceful close of the busy coordinator would wait
+    assert [line for line in stderr.splitlines() if line.startswith("clactive: ")] == [
+        "clactive: interrupted: the rounds committed so far are kept; the same command continues after them "
+        "(for a run: clactive run --resume RUN_DIR)"]
+    assert "Traceback" not in stderr
+    assert RunStore(run_dir).committed_rounds() == [0]
+    deadline = time.monotonic() + 30
+    while alive := own_actors(job):
+        assert time.monotonic() < deadline, f"the interrupted run's actors outlived it: {alive}"
+        time.sleep(1)
+
+
+def own_actors(job: str) -> list[str]:
+    """The job's live actors, but Ray Data's cluster-wide ones (_StatsActor, ...), which it keeps
+    detached for every job to share."""
+    return [a.class_name for a in list_actors(filters=[("job_id", "=", job), ("state", "=", "ALIVE")])
+            if not a.class_name.startswith("_")]
+
+
+def ray_job_of(driver_pid: int) -> str:
+    """The id of the Ray job whose driver is the process `driver_pid`."""
+    jobs = [j for j in list_jobs() if j.driver_info and int(j.driver_info.pid) == driver_pid]
+    assert len(jobs) == 1, jobs
+    return jobs[0].job_id

@@ -14,9 +14,9 @@ last committed round.
 Hours outlast a sitting, and a sitting's run directories do not outlast its machine: each strategy
 that finishes is kept in the repository (benchmarks/results/seeds/<protocol>-s<seed>/<strategy>.json:
 its round records and target fits, the machine and the date), and `run` skips what is kept there.
-`save` keeps what a `run` of an earlier version of this script finished. Each kept strategy
-lists the commits its run started from (`commits`; "+changes" when the code differed from it). `gather` reads the kept
-strategies and writes benchmarks/results/seeds.json: per protocol, every figure's per-seed values,
+`save` keeps what a `run` of an earlier version of this script finished. Each kept strategy lists
+the commits its run started from (`commits`; "+changes" when the code differed from it). `gather`
+reads the kept strategies and writes benchmarks/results/seeds.json: per protocol, every figure's per-seed values,
 mean and standard deviation, with pipeline.report's definitions. Seeds with a strategy missing are
 listed as missing, never filled in; a seed whose strategies ran in different sittings says so (its
 speed-ups then compare times from different machines or days).

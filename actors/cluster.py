@@ -17,7 +17,8 @@ import sys
 import tempfile
 import time
 
-from pipeline.errors import ClactiveError
+from actors.ray_private import replace_console_printer
+from pipeline.errors import ClactiveError, first_line
 
 REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
 RAY_TEMP_DIR = "/tmp/ray"  # where `ray start` records the latest cluster's address (Ray's default)
@@ -56,7 +57,7 @@ def connect(address: str | None = None, verbose: bool = False) -> None:
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, TimeoutError) as exc:
-        raise ClactiveError(f"cannot join the Ray cluster at {address} ({_first_line(exc)}): "
+        raise ClactiveError(f"cannot join the Ray cluster at {address} ({first_line(exc)}): "
                             f"{_ADDRESS_FIX}") from None
 
 
@@ -94,12 +95,7 @@ def _keep_raylet_messages_off_the_console() -> None:
     """Ray prints the messages its raylets publish ("N worker processes have been started ...",
     a task killed, ...) on this process's stdout whatever `log_to_driver` says; each is also in the
     raylet's own log file. Off the console they go, but for the one a user must act on: a process
-    killed because a node ran out of memory, said in clactive's words. (Ray's printer is private:
-    if it moves, Ray's lines come back to the console and nothing else changes.)"""
-    import ray._private.worker as ray_worker
-    if not hasattr(ray_worker, "print_to_stdstream"):
-        return
-
+    killed because a node ran out of memory, said in clactive's words."""
     def rephrase(data: dict, ignore_prefix: bool) -> None:
         for line in data.get("lines", []):
             if OUT_OF_MEMORY.search(line):
@@ -107,7 +103,7 @@ def _keep_raylet_messages_off_the_console() -> None:
                       f"restarted up to its retry limit, but if this repeats lower scoring.batch_size or give the "
                       f"nodes more memory (Ray's message: {line.strip()[:200]})", file=sys.stderr, flush=True)
 
-    ray_worker.print_to_stdstream = rephrase
+    replace_console_printer(rephrase)
 
 
 def _latest_cluster() -> str:
@@ -140,7 +136,3 @@ def _check_reachable(address: str) -> None:
                                     f"{_ADDRESS_FIX}") from None
             time.sleep(1)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Callable
@@ -51,36 +52,15 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
     if not store.holds_run():
         store = RunStore.create(config.run_dir, config, plan.data.class_names)
     tracker = open_tracker(config, store.storage.path(), **(tracking or {})) if config.tracking else None
-    # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    coordinator = Coordinator.options(scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS,
-                                      max_task_retries=COORDINATOR_RESTARTS).remote(
-        plan, no_progress_timeout_s, os.environ.get(HOOK_ENV), accept_partial)
+    coordinator = _start_coordinator(plan, no_progress_timeout_s, accept_partial)
+    report = functools.partial(_report_record, on_record=on_record, progress=progress, tracker=tracker)
     try:
-        records = ray.get(coordinator.completed_records.remote())
-        for record in records:
-            _report_record(record, on_record, progress, tracker)
-        waiting = None
-        for r in range(len(records), plan.num_rounds):
-            if records and "stopped" in records[-1]:  # a stopping criterion ended the run before its budget
-                break
-            outcome = _await(coordinator.run_round.remote(r), coordinator, progress)
-            if "waiting" in outcome:  # round r asked people for labels and waits for their answers
-                waiting = outcome
-                break
-            records.append(outcome)
-            _report_record(outcome, on_record, progress, tracker)
+        records, waiting = _rounds(plan, coordinator, progress, report)
         if waiting is not None:
             target_rounds = []
         elif target_rounds is None:
             target_rounds = [records[-1]["round"]] if config.train_target_at_end else []
-        targets = {}
-        for r in target_rounds:
-            targets[r] = _await(coordinator.train_target.remote(r), coordinator, progress)
-            if on_target:
-                on_target(targets[r])
-            if tracker:
-                tracker.log_target(targets[r])
+        targets = {r: _fit_target(r, coordinator, progress, on_target, tracker) for r in target_rounds}
         ray.get(coordinator.close.remote())
         if tracker:
             tracker.log_artifacts(_plots(plan, store, records, targets))
@@ -103,6 +83,42 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
         ray.kill(coordinator)
         if tracker:
             tracker.close()
+
+
+def _start_coordinator(plan: RunPlan, no_progress_timeout_s: float | None, accept_partial: bool):
+    # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return Coordinator.options(scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS,
+                               max_task_retries=COORDINATOR_RESTARTS).remote(
+        plan, no_progress_timeout_s, os.environ.get(HOOK_ENV), accept_partial)
+
+
+def _rounds(plan: RunPlan, coordinator, progress: Progress | None,
+            report: Callable[[dict], None]) -> tuple[list[dict], dict | None]:
+    """The committed rounds (reported again), then the rest of the budget, until a stopping criterion
+    holds or a round waits for people: (every record, the waiting round's outcome or None)."""
+    records = ray.get(coordinator.completed_records.remote())
+    for record in records:
+        report(record)
+    for r in range(len(records), plan.num_rounds):
+        if records and "stopped" in records[-1]:  # a stopping criterion ended the run before its budget
+            break
+        outcome = _await(coordinator.run_round.remote(r), coordinator, progress)
+        if "waiting" in outcome:  # round r asked people for labels and waits for their answers
+            return records, outcome
+        records.append(outcome)
+        report(outcome)
+    return records, None
+
+
+def _fit_target(r: int, coordinator, progress: Progress | None, on_target, tracker) -> dict:
+    """The target from scratch on the labels of round r."""
+    fit = _await(coordinator.train_target.remote(r), coordinator, progress)
+    if on_target:
+        on_target(fit)
+    if tracker:
+        tracker.log_target(fit)
+    return fit
 
 
 def _await(ref: ray.ObjectRef, coordinator, progress: Progress | None):

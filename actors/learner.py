@@ -15,7 +15,6 @@ an unbroken run would have made.
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -33,8 +32,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from actors.mailbox import Mailbox
 from actors.progress import Reporter, Sink
+from actors.ray_private import quiet_train_report_log
 from actors.resources import describe, gpu_has_cuda, gpus_available, learner_gpus
-from pipeline.config import RunConfig
+from pipeline.config import ModelConfig, RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.errors import ResourceError
 from pipeline.faults import Hook
@@ -51,7 +51,7 @@ def learner_loop(loop_config: dict) -> None:
     """Ray Train worker: serve jobs until the mailbox says stop (a None job)."""
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
-    config: RunConfig = loop_config["config"]
+    models: dict[str, ModelConfig] = loop_config["models"]  # by role: what the worker needs of the config
     data: PreparedData = loop_config["data"]
     mailbox = loop_config["mailbox"]
     if rank == 0:
@@ -60,7 +60,7 @@ def learner_loop(loop_config: dict) -> None:
     cuda = bool(ray.get_gpu_ids()) and torch.cuda.is_available()
     device = ray.train.torch.get_device() if cuda else torch.device("cpu")
     torch.set_num_threads(torch_threads(world_size))
-    _quiet_report_log()
+    quiet_train_report_log()
     test_images, test_labels = _tensors(ray.get(loop_config["test"][0]))
     live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}
     seq = ray.get(mailbox.first_unfinished.remote())
@@ -75,55 +75,58 @@ def learner_loop(loop_config: dict) -> None:
         read_s = time.perf_counter() - start
         start = time.perf_counter()
         if not plan.warm_start or plan.role not in live:
-            torch.manual_seed(job["seed"])
-            model = create_model(getattr(config, plan.role).name, data.image_shape[0], data.num_classes)
-            checkpoint = ray.get(job["resume_from"][0]) if plan.warm_start and job["resume_from"] else None
-            if checkpoint:
-                load_weights(model, checkpoint)
-            model = model.to(device)
-            optimizer = make_optimizer(model, getattr(config, plan.role), lr=plan.lr)
-            if checkpoint:
-                load_optimizer(optimizer, checkpoint)
-            if world_size > 1:
-                model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-            live[plan.role] = (model, optimizer)
+            live[plan.role] = _new_model(models[plan.role], data, plan, job, device, world_size)
         model, optimizer = live[plan.role]
         report = Reporter(job.get("progress") if rank == 0 else None, "train")
         trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
                               lr=plan.lr, mean=data.mean, std=data.std,
                               generator=torch.Generator().manual_seed(job["seed"]), device=device,
-                              rank=rank, world_size=world_size, augment=resolve_augment(config.data), on_step=report)
+                              rank=rank, world_size=world_size, augment=loop_config["augment"], on_step=report)
         report(trained["steps"], final=True)
         train_s = time.perf_counter() - start
         if rank == 0:
-            start = time.perf_counter()
             bare = model.module if hasattr(model, "module") else model
-            probs = predict(bare, test_images, mean=data.mean, std=data.std, device=device)
-            predicted = probs.argmax(axis=1)
-            correct, total = class_counts(predicted, test_labels.numpy(), data.num_classes)
-            test_acc = float(correct.sum() / total.sum()) if total.sum() else float("nan")
-            eval_s = time.perf_counter() - start
             ray.get(mailbox.put_result.remote(seq, {
-                **trained, "device": str(device), "test_acc": test_acc, "class_correct": correct.tolist(),
-                "class_total": total.tolist(), "read_s": read_s, "train_s": train_s, "eval_s": eval_s,
-                "peak_rss_mib": peak_rss_mib(),
-                "test_predictions": predicted.astype(np.int32),
+                **trained, **_evaluate(bare, test_images, test_labels, data, device), "device": str(device),
+                "read_s": read_s, "train_s": train_s, "peak_rss_mib": peak_rss_mib(),
                 "checkpoint": checkpoint_bytes(bare, optimizer)}))
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
+
+
+def _new_model(model_config: ModelConfig, data: PreparedData, plan: UpdatePlan, job: dict, device: torch.device,
+               world_size: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The plan's model and optimizer from the job's seed, or from its checkpoint when it resumes one."""
+    torch.manual_seed(job["seed"])
+    model = create_model(model_config.name, data.image_shape[0], data.num_classes)
+    checkpoint = ray.get(job["resume_from"][0]) if plan.warm_start and job["resume_from"] else None
+    if checkpoint:
+        load_weights(model, checkpoint)
+    model = model.to(device)
+    optimizer = make_optimizer(model, model_config, lr=plan.lr)
+    if checkpoint:
+        load_optimizer(optimizer, checkpoint)
+    if world_size > 1:
+        model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    return model, optimizer
+
+
+def _evaluate(model: torch.nn.Module, test_images: torch.Tensor, test_labels: torch.Tensor, data: PreparedData,
+              device: torch.device) -> dict:
+    """Test accuracy, per class too, and the predictions the stable-predictions criterion compares."""
+    start = time.perf_counter()
+    probs = predict(model, test_images, mean=data.mean, std=data.std, device=device)
+    predicted = probs.argmax(axis=1)
+    correct, total = class_counts(predicted, test_labels.numpy(), data.num_classes)
+    return {"test_acc": float(correct.sum() / total.sum()) if total.sum() else float("nan"),
+            "class_correct": correct.tolist(), "class_total": total.tolist(),
+            "test_predictions": predicted.astype(np.int32), "eval_s": time.perf_counter() - start}
 
 
 def _tensors(arrays) -> tuple[torch.Tensor, ...]:
     # Arrays from the object store are read-only views, and torch wants memory it may write: those are
     # copied. The update's rows (read_rows) are the worker's own: no second copy of gigabytes.
     return tuple(torch.from_numpy(a if a.flags.writeable else np.array(a)) for a in arrays)
-
-
-def _quiet_report_log() -> None:
-    # Ray Train logs every report at INFO under a logger named by its file path, which
-    # LoggingConfig does not reach; one line per round would bury the round table.
-    from ray.train.v2._internal.execution import context
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 # Ray Train's controller checks on its workers every 2 s by default, so a worker group that has
@@ -197,7 +200,8 @@ class Learner:
                                           resources_per_worker={"CPU": config.learner.cpus_per_worker,
                                                                 **({"GPU": gpus} if gpus else {}),
                                                                 **config.learner.resources})
-        loop_config = {"config": config, "data": data, "mailbox": self.mailbox, "test": [test_ref],
+        loop_config = {"models": {"proxy": config.proxy, "target": config.target},
+                       "augment": resolve_augment(config.data), "data": data, "mailbox": self.mailbox, "test": [test_ref],
                        "nccl": nccl, "hook": hook, "run_dir": store.location}
         # fit() runs in a thread of this process, as Ray Tune runs it in a trial, not in a task of its
         # own: one process (and its torch import, seconds on two cores) fewer per run.

@@ -30,7 +30,8 @@ from actors.pool_source import PoolShards
 from actors.progress import Reporter, Sink
 from actors.resources import describe, gpus_available, process_requests, read_args, scorer_resources
 from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
-                                  StreamingTopK, check_set_candidates, get_acquisition, in_sorted, min_sq_distances)
+                                  StreamingTopK, check_set_candidates, get_acquisition, min_sq_distances)
+from pipeline.ids import in_sorted
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files

@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
-from pipeline.acquisition import StreamingTopK, get_acquisition, in_sorted
+from pipeline.acquisition import StreamingTopK, get_acquisition
+from pipeline.ids import in_sorted
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData, source_for, images_from_arrow, prepare_dataset
 from pipeline.models import create_model

@@ -170,14 +170,6 @@ class KCenter(SetAcquisition):
         return k_center_from(candidate_emb, min_dist, k)
 
 
-def in_sorted(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """Boolean mask: which `values` (e.g. pool ids) occur in the ascending array `sorted_set`."""
-    if len(sorted_set) == 0:
-        return np.zeros(len(values), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_set, values), len(sorted_set) - 1)
-    return sorted_set[pos] == values
-
-
 def draw_candidates(unlabelled_ids: np.ndarray, count: int, seed: int) -> Optional[np.ndarray]:
     """`count` of the ascending `unlabelled_ids`, drawn uniformly at random without replacement with
     `seed`, ascending; None when `count` covers them all (score every unlabelled example).

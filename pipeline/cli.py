@@ -13,6 +13,7 @@ import sys
 from dataclasses import replace
 
 
+from actors.decode import ray_data_map
 from pipeline.config import load_config, validate
 from pipeline.data import prepare_data, source_names
 from pipeline.data.pool import split_files
@@ -173,7 +174,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config, args.overrides, strategy=args.strategy, acquisition=args.acquisition,
                              run_dir=args.run_dir, **{"data.dataset": args.dataset, "data.data_dir": args.data_dir})
-    plan = preflight(config, start_ray=lambda: connect(args.address, args.verbose))
+    plan = preflight(config, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data = plan.data
     if args.accept_partial and config.oracle != "external":
         raise ClactiveError(f"--accept-partial continues a round that waits for people's labels, but this run's "

@@ -34,21 +34,12 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from pipeline.acquisition import Margin
 from pipeline.errors import PoolExhaustedError
-
-
-def margin_of(probs: np.ndarray) -> np.ndarray:
-    """probs (n, K) softmax rows -> margins (n,) float64: top-1 minus top-2 probability, low = uncertain.
-
-    The negated score of the registered "margin" acquisition, so the two cannot drift apart."""
-    probs = np.asarray(probs)
-    return -Margin().score(probs, np.arange(probs.shape[0], dtype=np.int64), seed=0)
 
 
 def cluster_margin_select(margins: np.ndarray, embeddings: np.ndarray, k: int, seed: int,
                           margin_multiple: float = 10.0, clusters: Optional[int] = None) -> np.ndarray:
-    """margins (n,) (low = uncertain, see `margin_of`), embeddings (n, D) -> cand_pos (k,) int64:
+    """margins (n,) (top-1 minus top-2 probability: low = uncertain), embeddings (n, D) -> cand_pos (k,) int64:
     k distinct positions into the candidate arrays, in pick order.
 
     The shortlist is the k_m = min(n, ceil(margin_multiple * k)) lowest margins, ties broken toward
@@ -63,16 +54,7 @@ def cluster_margin_select(margins: np.ndarray, embeddings: np.ndarray, k: int, s
     """
     margins = np.asarray(margins, dtype=np.float64)
     n = margins.shape[0]
-    if margins.ndim != 1 or embeddings.ndim != 2 or embeddings.shape[0] != n:
-        raise ValueError(f"margins {margins.shape} and embeddings {embeddings.shape} do not match: "
-                         "expected (n,) and (n, D)")
-    if np.isnan(margins).any():
-        raise ValueError(f"{int(np.isnan(margins).sum())} of {n} margins are NaN; check the model's probabilities")
-    if margin_multiple < 1:
-        raise ValueError(f"margin_multiple must be >= 1 (the shortlist holds at least the batch), "
-                         f"got {margin_multiple}")
-    if clusters is not None and clusters < 1:
-        raise ValueError(f"clusters must be >= 1 or None (default: k), got {clusters}")
+    _check_inputs(margins, embeddings, margin_multiple, clusters)
     if k <= 0 or n == 0:
         return np.empty(0, dtype=np.int64)
     if k > n:
@@ -99,6 +81,27 @@ def cluster_margin_select(margins: np.ndarray, embeddings: np.ndarray, k: int, s
         warnings.simplefilter("ignore", ConvergenceWarning)
         cluster_of = kmeans.fit(short_emb).labels_.astype(np.int64)  # (k_m,) cluster of each short_pos
 
+    return short_cand_pos[_round_robin(cluster_of, n_clusters, k, seed)].astype(np.int64)
+
+
+def _check_inputs(margins: np.ndarray, embeddings: np.ndarray, margin_multiple: float,
+                  clusters: Optional[int]) -> None:
+    n = margins.shape[0]
+    if margins.ndim != 1 or embeddings.ndim != 2 or embeddings.shape[0] != n:
+        raise ValueError(f"margins {margins.shape} and embeddings {embeddings.shape} do not match: "
+                         "expected (n,) and (n, D)")
+    if np.isnan(margins).any():
+        raise ValueError(f"{int(np.isnan(margins).sum())} of {n} margins are NaN; check the model's probabilities")
+    if margin_multiple < 1:
+        raise ValueError(f"margin_multiple must be >= 1 (the shortlist holds at least the batch), "
+                         f"got {margin_multiple}")
+    if clusters is not None and clusters < 1:
+        raise ValueError(f"clusters must be >= 1 or None (default: k), got {clusters}")
+
+
+def _round_robin(cluster_of: np.ndarray, n_clusters: int, k: int, seed: int) -> np.ndarray:
+    """cluster_of (k_m,) cluster of each short_pos -> short_pos (k,): the round-robin picks."""
+    k_m = cluster_of.shape[0]
     sizes = np.bincount(cluster_of, minlength=n_clusters)  # (n_clusters,) shortlist members per cluster
     visit_order = np.lexsort((np.arange(n_clusters), sizes))  # cluster ids, smallest first, ties by id
     visit_rank = np.empty(n_clusters, dtype=np.int64)
@@ -114,5 +117,4 @@ def cluster_margin_select(margins: np.ndarray, embeddings: np.ndarray, k: int, s
 
     # Round-robin = order by (turn, cluster's place in the visit order): pass t takes the t-th
     # member of every cluster that still has one, smallest cluster first.
-    picks_short_pos = np.lexsort((visit_rank[cluster_of], turn))[:k]
-    return short_cand_pos[picks_short_pos].astype(np.int64)
+    return np.lexsort((visit_rank[cluster_of], turn))[:k]

@@ -20,7 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from pipeline.config import RunConfig, Size, build_section, check_size, config_from_raw, read_with_section
+from actors.decode import ray_data_map
+from pipeline.config import RunConfig, Size, check_size, config_from_raw, read_with_section
+from pipeline.sections import build_section
 from pipeline.schedule import to_count
 from pipeline.errors import ConfigError
 from pipeline.preflight import RunPlan, plan_run, preflight
@@ -95,7 +97,7 @@ def budget_rounds(section: CompareConfig, plan: RunPlan) -> dict[str, int]:
 def main(args: argparse.Namespace) -> int:
     base, section = load(args.config, args.overrides, args.quick, args.data_dir)
     from actors.cluster import connect  # Ray is imported only when a run starts
-    base_plan = preflight(base, start_ray=lambda: connect(args.address, args.verbose))
+    base_plan = preflight(base, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data, num_rounds = base_plan.data, base_plan.num_rounds
     budgets = budget_rounds(section, base_plan)
     plans = {name: plan_run(entry_config(base, section, name), data) for name in section.strategies}

@@ -6,15 +6,14 @@ round size for the memory ratio), an int >= 1 is an absolute count.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.sections import apply_overrides, build_section, read_yaml, set_path
 
 Size = Union[int, float]
 Auto = Union[str, float]  # "auto" or a number
@@ -160,22 +159,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), **top
     return config_from_raw(read_yaml(path), overrides, **top_level)
 
 
-def read_yaml(path: str | Path | None) -> dict[str, Any]:
-    """A config file's mapping ({} for no file), or a one-line ConfigError."""
-    if path is None:
-        return {}
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist: pass an existing YAML file to --config")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML ({_first_line(exc)}): fix the syntax") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys to values, not {type(raw).__name__}")
-    return raw
-
-
 def read_with_section(path: str | Path | None, overrides: list[str], section: str) -> tuple[dict[str, Any], Any]:
     """A config file plus `--set` overrides, split into the run config's mapping and one more section
     (`compare:`, `tune:`) that only its own command reads: (run config mapping, the section or None)."""
@@ -190,43 +173,14 @@ def config_from_raw(raw: dict[str, Any], overrides: list[str] = (), **top_level)
     for key, value in top_level.items():
         if value is not None:
             set_path(raw, key, value)
-    config = _build(RunConfig, raw, prefix="")
+    config = build_section(RunConfig, raw, "", REPLACED_KEYS)
     validate(config)
     return config
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override '{item}' is not key=value: write e.g. --set schedule.rounds=3")
-        set_path(raw, key.strip(), yaml.safe_load(text) if text.strip() else None)
-
-
-def build_section(cls, raw: Any, name: str):
-    """A typed dataclass from a mapping, with the same type checks and messages as the run config."""
-    return _build(cls, raw, prefix=f"{name}.")
-
-
 def config_from_dict(raw: dict[str, Any]) -> RunConfig:
     """Inverse of RunConfig.to_dict: how a Ray worker gets its typed config back."""
-    return _build(RunConfig, raw, prefix="")
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0]
-
-
-def set_path(raw: dict, dotted: str, value: Any) -> None:
-    """raw["a"]["b"]["c"] = value for dotted "a.b.c", creating sections; a ConfigError if "a.b" is a value."""
-    node = raw
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"cannot set '{dotted}': '{part}' is a value, not a section")
-        node = child
-    node[leaf] = value
+    return build_section(RunConfig, raw, "", REPLACED_KEYS)
 
 
 # Keys of earlier versions, and what to write instead.
@@ -234,64 +188,6 @@ REPLACED_KEYS = {
     "scoring.min_actors": "scorers now live for the whole run, so there is one count: set scoring.actors",
     "scoring.max_actors": "scorers now live for the whole run, so there is one count: set scoring.actors",
 }
-
-
-def _build(cls, raw: Any, prefix: str):
-    if not isinstance(raw, dict):
-        raise ConfigError(f"'{prefix.rstrip('.')}' must be a section of keys, not {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in fields(cls)]
-    unknown = sorted(set(raw) - set(names))
-    if unknown and prefix + unknown[0] in REPLACED_KEYS:
-        raise ConfigError(f"config key '{prefix}{unknown[0]}' is gone: {REPLACED_KEYS[prefix + unknown[0]]}")
-    if unknown:
-        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}': valid keys here are {', '.join(names)}")
-    values = {name: _convert(hints[name], raw[name], prefix + name) for name in names if name in raw}
-    return cls(**values)
-
-
-def _convert(hint, value, key: str):
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key + ".")
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _convert(option, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"'{key}' = {value!r} has the wrong type: expected {_describe(hint)}")
-    if origin is tuple:
-        # a list of sections (stopping) may be empty: none; a list of values (round_ends) may not
-        if not isinstance(value, (list, tuple)) or not (value or dataclasses.is_dataclass(args[0])):
-            raise ConfigError(f"'{key}' must be a non-empty list, got {value!r}")
-        return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"'{key}' must be a mapping of names to values, e.g. {{name: 1}}, got {value!r}")
-        return {_convert(args[0], k, f"{key} name {k!r}"): _convert(args[1], v, f"{key}.{k}") for k, v in value.items()}
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif hint is str:
-        if isinstance(value, str):
-            return value
-    raise ConfigError(f"'{key}' = {value!r} has the wrong type: expected {_describe(hint)}")
-
-
-def _describe(hint) -> str:
-    args = typing.get_args(hint)
-    if args:
-        return " or ".join(_describe(a) for a in args if a is not type(None))
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
 # --- validation ------------------------------------------------------------------------------

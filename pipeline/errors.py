@@ -27,3 +27,9 @@ class ResourceError(ClactiveError):
 
 class OracleError(ClactiveError):
     """Answers for a label request are wrong, or the run cannot take them or continue yet."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first message line, for one-line errors (its type's name when it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -41,7 +41,8 @@ import pyarrow as pa
 from pipeline.answer_files import read_answers
 from pipeline.config import RunConfig
 from pipeline.schedule import round_count
-from pipeline.data.base import image_array, images_from_arrow, pool_schema, positions_of, read_rows, shape_from_schema
+from pipeline.data.base import image_array, images_from_arrow, pool_schema, read_rows, shape_from_schema
+from pipeline.ids import positions_of
 from pipeline.errors import OracleError
 from pipeline.run_store import RunStore
 

@@ -9,11 +9,11 @@ before Ray starts; what it returns is all the driver, the coordinator and the wo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 from pipeline.config import RunConfig
 from pipeline.schedule import resolve_schedule, to_count
 from pipeline.data import PreparedData, prepare_data
+from pipeline.data.base import ParallelMap
 from pipeline.errors import ConfigError
 
 
@@ -34,11 +34,11 @@ class RunPlan:
         return len(self.round_sizes)
 
 
-def preflight(config: RunConfig, start_ray: Callable[[], None] | None = None) -> RunPlan:
+def preflight(config: RunConfig, parallel_map: ParallelMap | None = None) -> RunPlan:
     """Names first (a typo should not wait for data to be prepared), then the data, then the plan.
-    `start_ray`: see pipeline.data.prepare_data."""
+    `parallel_map`: see pipeline.data.prepare_data."""
     check_names(config)
-    return _plan(config, prepare_data(config.data, start_ray=start_ray))
+    return _plan(config, prepare_data(config.data, parallel_map=parallel_map))
 
 
 def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:

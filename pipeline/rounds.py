@@ -30,7 +30,8 @@ from typing import Callable, Protocol
 import numpy as np
 
 from pipeline.acquisition import draw_candidates
-from pipeline.data.base import parquet_dataset, positions_of
+from pipeline.data.base import parquet_dataset
+from pipeline.ids import positions_of
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.faults import Hook
 from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
@@ -137,10 +138,7 @@ class Rounds:
         """
         if r < self.round:
             return self.store.records()[r]
-        if self.stopped:
-            raise IndexError(f"round {r} asked for, but the run stopped after round {self.round - 1}")
-        if r != self.round or r >= self.plan.num_rounds:
-            raise IndexError(f"round {r} asked for, but the next of this run's {self.plan.num_rounds} rounds is {self.round}")
+        self._check_next(r)
         round_start = time.perf_counter()
 
         # [1/6] select. The worker group comes up meanwhile, unless the round may pause for people.
@@ -160,13 +158,7 @@ class Rounds:
         seconds = dict(chosen.seconds)
 
         # [3/6] label
-        start = time.perf_counter()
-        writer = self.store.begin_round(r)
-        writer.labels(answer.pool_ids, answer.labels)
-        labelled_ids = np.concatenate([self.labelled_ids, answer.pool_ids])
-        labels = np.concatenate([self.labels, answer.labels])
-        seconds["label"] = time.perf_counter() - start
-        Hook(self.hook, self.store.location, r).at("label")
+        writer, labelled_ids, labels, seconds["label"] = self._label(r, answer)
 
         # [4/6] plan
         plan = self.strategy.plan(r, answer.pool_ids, answer.labels, labelled_ids, self.rng)
@@ -196,6 +188,24 @@ class Rounds:
         self.admitted += chosen.admitted
         self.round += 1
         return record
+
+    def _check_next(self, r: int) -> None:
+        if self.stopped:
+            raise IndexError(f"round {r} asked for, but the run stopped after round {self.round - 1}")
+        if r != self.round or r >= self.plan.num_rounds:
+            raise IndexError(f"round {r} asked for, but the next of this run's {self.plan.num_rounds} rounds is {self.round}")
+
+    def _label(self, r: int, answer):
+        """Round r's answers into its (uncommitted) round directory: (writer, labelled_ids and labels
+        with the answers appended, seconds)."""
+        start = time.perf_counter()
+        writer = self.store.begin_round(r)
+        writer.labels(answer.pool_ids, answer.labels)
+        labelled_ids = np.concatenate([self.labelled_ids, answer.pool_ids])
+        labels = np.concatenate([self.labels, answer.labels])
+        seconds = time.perf_counter() - start
+        Hook(self.hook, self.store.location, r).at("label")
+        return writer, labelled_ids, labels, seconds
 
     def train_target(self, upto_round: int) -> dict:
         """The quality measure: the target, from scratch, on the labels acquired up to and including

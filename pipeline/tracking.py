@@ -33,7 +33,7 @@ import time
 from numbers import Real
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class Tracker:
         except Exception as error:  # tracking is a copy of what the run directory holds: never fatal
             self.on = False
             logger.warning("%s tracking failed and is off for the rest of this run (the run directory has "
-                           "everything): %s: %s", self.backend, type(error).__name__, _first_line(error))
+                           "everything): %s: %s", self.backend, type(error).__name__, first_line(error))
 
     def _metrics(self, metrics: dict[str, float], step: int) -> None:
         raise NotImplementedError
@@ -293,17 +293,13 @@ def _experiment_id(client, name: str, artifact_location: str | None) -> str:
 
 
 def _uri_problem(uri: str, saved: dict | None, error: Exception) -> str:
-    cause = f"{type(error).__name__}: {_first_line(error)}"
+    cause = f"{type(error).__name__}: {first_line(error)}"
     if saved is not None:
         return (f"MLflow run {saved.get('run_id')} named in tracking.json cannot be read from {uri} ({cause}): "
                 "restore that store, or remove tracking.json to start a new tracking run")
     return (f"tracking_uri {uri} cannot be used ({cause}): pass a sqlite:///path/mlflow.db or http(s) URI, "
             "or leave tracking_uri unset for a store in the run directory")
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no message"
 
 
 def _read_state(run_dir: str) -> dict | None:

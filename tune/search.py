@@ -16,6 +16,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from actors.decode import ray_data_map
 from pipeline.config import RunConfig, read_with_section
 from pipeline.data import PreparedData
 from pipeline.errors import ConfigError
@@ -71,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError("stopping: would end trials at budgets of their own, but tune compares them at the same "
                           "rounds (its scheduler stops the poor ones early): drop the stopping key")
     from actors.cluster import connect  # Ray is imported only when a search starts
-    base_plan = preflight(base, start_ray=lambda: connect(args.address, args.verbose))
+    base_plan = preflight(base, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data, num_rounds = base_plan.data, base_plan.num_rounds
 
     from ray import tune

@@ -16,7 +16,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import RunConfig, build_section, config_from_raw, set_path
+from pipeline.config import RunConfig, config_from_raw
+from pipeline.sections import build_section, set_path
 from pipeline.errors import ConfigError
 from pipeline.preflight import check_names
 

@@ -32,6 +32,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.config import DataConfig
+from pipeline.ids import positions_of
 from pipeline.errors import ConfigError, DataError
 from pipeline.storage import Storage, is_uri, join
 
@@ -83,6 +84,11 @@ def resolve_augment(data: DataConfig) -> str:
 Stat = Union[float, tuple[float, ...]]
 
 
+# A map a source may spread its decoding over: (columns, fn, fn_kwargs) -> fn's output batches, in
+# input order. The Ray side's runs on Ray Data (actors.decode.ray_data_map).
+ParallelMap = Callable[[dict, Callable, dict], Iterator[dict]]
+
+
 class Source(ABC):
     """A dataset on disk in its own format."""
     name: str
@@ -92,7 +98,8 @@ class Source(ABC):
     std: Stat                           # or one per channel
     default_augment: str = "none"       # what data.augment: auto means for this source
     feature_dtype: str = "uint8"        # a key of FEATURE_TYPES: what read_split yields as images
-    decodes_with_ray: bool = False      # read_split spreads its work over Ray Data when Ray is running
+    decodes_in_parallel: bool = False   # read_split spreads its decoding over a ParallelMap when given one
+    parallel_map: ParallelMap | None = None
     class_names: tuple[str, ...] | None = None  # the label each class index stands for, for a source
                                                 # that maps its own labels to 0..K-1 (text_csv)
 
@@ -206,18 +213,17 @@ def _write_splits(source: Source, shard_rows: int, write_shard: Callable[[str, p
     write_manifest(json.dumps(asdict(prepared), indent=1))
 
 
-def prepare_data(data: DataConfig, start_ray: Callable[[], None] | None = None) -> PreparedData:
+def prepare_data(data: DataConfig, parallel_map: ParallelMap | None = None) -> PreparedData:
     """The `data` section's source, checked, then written as Parquet shards once.
 
-    A source that decodes with Ray Data (imagefolder) calls `start_ray` (the CLI's: start a local
-    Ray or join the cluster the run was given) only after its layout passed the checks and only
-    when shards must be written; without it, it decodes on a Ray that is already running, or in
-    this process.
+    A source that decodes in parallel (imagefolder) is given `parallel_map` (the Ray side's starts
+    or joins the run's Ray at its first call) only after its layout passed the checks and only when
+    shards must be written; without one, it decodes in this process.
     """
     source = source_for(data)
     source.check()
-    if source.decodes_with_ray and start_ray is not None and not is_prepared(source, data.cache_dir):
-        start_ray()
+    if source.decodes_in_parallel and parallel_map is not None and not is_prepared(source, data.cache_dir):
+        source.parallel_map = parallel_map
     return prepare_dataset(source, data.cache_dir, data.shard_rows)
 
 
@@ -387,13 +393,6 @@ def parquet_dataset(source: str | list[str]) -> pads.Dataset:
         return pads.dataset(source, format="parquet")
     filesystem = pafs.FileSystem.from_uri(source[0])[0]
     return pads.dataset([pafs.FileSystem.from_uri(uri)[1] for uri in source], format="parquet", filesystem=filesystem)
-
-
-def positions_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Positions in `ids` (unique, in any order) of each of `wanted` (all of them in `ids`), in
-    `wanted`'s order: how rows read by id are put back in the order they were asked for."""
-    order = np.argsort(ids, kind="stable")
-    return order[np.searchsorted(ids[order], wanted)]
 
 
 def image_shape_of(split_dir: str) -> tuple[int, int, int]:

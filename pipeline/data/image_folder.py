@@ -9,9 +9,9 @@ image leaves every other id unchanged. Files whose suffix is not an image suffix
 
 Every image is decoded with torchvision to RGB, its short side resized to `data.image_size`, and
 centre-cropped to a square of that size: uint8 (3, S, S). `decode_batch` does that for a batch
-of paths and is a pure function; `read_split` applies it through Ray Data (`map_batches`) when
-Ray is running, so a large tree decodes on every core of the cluster, and in-process otherwise
-(small trees, tests). An undecodable image stops preparation with its path, unless
+of paths and is a pure function; `read_split` applies it through the ParallelMap a run gives it
+(the Ray side's is Ray Data's `map_batches`), so a large tree decodes on every core of the
+cluster, and in-process otherwise (small trees, tests). An undecodable image stops preparation with its path, unless
 `data.skip_corrupt: true`, which lists each skipped image on stderr.
 """
 from __future__ import annotations
@@ -30,7 +30,6 @@ from pipeline.errors import DataError
 SPLIT_DIRS = {"pool": "train", "test": "val"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
 CHUNK_ROWS = 1024          # images per chunk handed to the Parquet writer
-DECODE_BATCH_ROWS = 64     # images per Ray Data decode task batch
 
 
 def decode_image(path: str, size: int):
@@ -86,15 +85,10 @@ def decode_batch(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarra
     return {**batch, "image": images, "ok": ok, "error": np.array(errors, dtype=object)}
 
 
-def decode_map_args() -> dict[str, Any]:
-    """Keyword arguments of the decode `map_batches` (one place: that API keeps changing)."""
-    return {"batch_size": DECODE_BATCH_ROWS, "num_cpus": 1, "batch_format": "numpy"}
-
-
 @register_source("imagefolder")
 class ImageFolder(Source):
     default_augment = "resized_crop_flip"
-    decodes_with_ray = True
+    decodes_in_parallel = True
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # the usual ImageNet statistics
 
     def __init__(self, data_dir: Path, options=None):
@@ -182,32 +176,8 @@ class ImageFolder(Source):
     def _decoded(self, items: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         """Decoded chunks of `items`, in id order."""
         size = self.options.image_size
-        if not _ray_running():
-            for start in range(0, len(items["id"]), CHUNK_ROWS):
-                yield decode_batch({k: v[start:start + CHUNK_ROWS] for k, v in items.items()}, size)
+        if self.parallel_map is not None:
+            yield from self.parallel_map(items, decode_batch, {"size": size})
             return
-        import ray.data
-        rows = [{"id": int(i), "label": int(l), "path": p} for i, l, p in zip(items["id"], items["label"], items["path"])]
-        with _preserve_order():
-            ds = ray.data.from_items(rows).map_batches(decode_batch, fn_kwargs={"size": size}, **decode_map_args())
-            yield from ds.iter_batches(batch_size=CHUNK_ROWS, batch_format="numpy")
-
-
-def _ray_running() -> bool:
-    try:
-        import ray
-    except ImportError:
-        return False
-    return ray.is_initialized()
-
-
-@contextmanager
-def _preserve_order():
-    """Ray Data yields rows in input order within this block, so shards come out in id order."""
-    from ray.data import DataContext
-    options = DataContext.get_current().execution_options
-    before, options.preserve_order = options.preserve_order, True
-    try:
-        yield
-    finally:
-        options.preserve_order = before
+        for start in range(0, len(items["id"]), CHUNK_ROWS):
+            yield decode_batch({k: v[start:start + CHUNK_ROWS] for k, v in items.items()}, size)

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from actors.decode import ray_data_map
 from pipeline.config import DataConfig
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.data.image_folder import decode_batch
@@ -44,7 +45,8 @@ def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp
     (raw / "train" / "dog" / "dog_002.JPEG").write_bytes(b"\xff\xd8\xff not a jpeg")
     options = DataConfig(dataset="imagefolder", data_dir=str(raw), image_size=16, skip_corrupt=True)
     source = get_source("imagefolder", raw, options)
-    prepared = prepare_dataset(source, tmp_path / "cache", shard_rows=4)  # Ray is running: Ray Data decodes
+    source.parallel_map = ray_data_map()  # on the session's Ray
+    prepared = prepare_dataset(source, tmp_path / "cache", shard_rows=4)
     paths, labels = source.listing("pool")
     direct = decode_batch({"path": np.array([str(raw / p) for p in paths], dtype=object)}, size=16)
     table = pq.read_table(prepared.split_dir("pool"))

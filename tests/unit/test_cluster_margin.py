@@ -3,7 +3,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from pipeline.acquisition import get_acquisition
-from pipeline.cluster_margin import cluster_margin_select, margin_of
+from pipeline.cluster_margin import cluster_margin_select
 from pipeline.errors import PoolExhaustedError
 
 K = 10  # batch size; with margin_multiple=10 the shortlist is the 100 lowest margins
@@ -40,10 +40,12 @@ def make_blobs(seed: int = 0):
     return margins, embeddings, blob
 
 
-def test_margin_of_is_top_one_minus_top_two_and_matches_the_margin_acquisition():
+def test_cluster_margins_shortlist_ranks_by_the_margin_acquisitions_score_minus_top_one_minus_top_two():
     probs = np.array([[0.90, 0.05, 0.05], [0.40, 0.35, 0.25], [1 / 3, 1 / 3, 1 / 3]])
-    np.testing.assert_allclose(margin_of(probs), [0.85, 0.05, 0.0], atol=1e-12)
-    np.testing.assert_allclose(margin_of(probs), -get_acquisition("margin").score(probs, np.arange(3), seed=0))
+    np.testing.assert_allclose(get_acquisition("margin").score(probs, np.arange(3), seed=0), [-0.85, -0.05, 0.0],
+                               atol=1e-12)
+    np.testing.assert_array_equal(get_acquisition("cluster_margin").score(probs, np.arange(3), seed=0),
+                                  get_acquisition("margin").score(probs, np.arange(3), seed=0))
 
 
 @pytest.mark.parametrize("clusters", [None, 5, 37])

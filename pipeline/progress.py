@@ -20,12 +20,15 @@ time for it before it starts, and while it runs the run has what the fit has lef
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
 from tqdm import tqdm
+
+UNSIZED_COLUMNS, UNSIZED_ROWS = 120, 24  # the bar's screen on a terminal that reports no size
 
 
 @dataclass
@@ -186,8 +189,14 @@ class Progress:
             # smoothing=0: the mean rate since the stage began; counts polled once a second come in
             # lumps that make tqdm's moving average (and its ETA) jump.
             run_left = self.run_remaining()
+            # A terminal nobody gave a size (a pty under `script` or a CI runner's) reports 0 columns and 0
+            # rows, which tqdm takes for a screen too small to draw on: it prints nothing. Such a
+            # terminal gets a fixed size instead.
+            sized = _is_sized(self.stream)
             self.bar = tqdm(total=total, initial=done, file=self.stream, desc=self.describe(self.stage),
-                            unit=f" {unit}", leave=False, dynamic_ncols=True, smoothing=0,
+                            unit=f" {unit}", leave=False, dynamic_ncols=sized,
+                            ncols=None if sized else UNSIZED_COLUMNS, nrows=None if sized else UNSIZED_ROWS,
+                            smoothing=0,
                             postfix=None if run_left is None else f"run ~{duration(run_left)} left",
                             bar_format=f"{{desc}}: {bar}{counts}{{unit}} [{{elapsed}}{remaining}, {{rate_fmt}}{{postfix}}]")
 
@@ -241,3 +250,13 @@ def rate_text(rate: float) -> str:
 def _is_terminal(stream: TextIO) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def _is_sized(stream: TextIO) -> bool:
+    """False for a terminal that reports no size; True for a sized one and for a stream that is no
+    terminal (a test's buffer), which tqdm draws at any width."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return True
+    return size.columns > 0 and size.lines > 0

@@ -1,10 +1,15 @@
 """The progress line on a fake clock: what a piped log gets and when, the numbers it shows, the run's
 time left, the terminal bar, and --quiet."""
+import fcntl
 import io
+import os
+import select
+import struct
+import termios
 
 import pytest
 
-from pipeline.progress import NullProgress, Progress, duration
+from pipeline.progress import UNSIZED_COLUMNS, NullProgress, Progress, duration
 
 
 class FakeClock:
@@ -182,6 +187,33 @@ def test_interactive_draws_a_tqdm_bar_and_writes_rows_intact(clock):
     assert "run ~4m00s left" in out  # less the 10 s round 1 has spent (tqdm's own clock draws the rate)
     assert f"\r{row}\n" in out  # the bar is lifted before the row, so the row is whole on its own line
     assert "\r    1 (the next row)\n" in out
+
+
+def _bar_on_a_pty(clock, columns: int, rows: int) -> str:
+    """What a bar draws on a real pseudo-terminal of `columns` x `rows` (0 x 0: a pty nobody sized, as
+    under `script` without a terminal or on some CI runners)."""
+    reader, writer = os.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    stream = os.fdopen(writer, "w")
+    try:
+        p = Progress(6, stream=stream, out=io.StringIO(), clock=clock)
+        assert p.interactive
+        p.update(0, "scoring", 250, 1000, "examples")
+        stream.flush()
+        readable, _, _ = select.select([reader], [], [], 5)
+        return os.read(reader, 65536).decode() if readable else ""
+    finally:
+        p.close()
+        stream.close()
+        os.close(reader)
+
+
+@pytest.mark.parametrize("columns, rows", [(0, 0), (120, 40)])
+def test_a_terminal_draws_the_bar_even_when_it_reports_no_size(clock, columns, rows):
+    drawn = _bar_on_a_pty(clock, columns, rows)
+    assert "round 0/5 scoring:" in drawn and "250/1,000 examples" in drawn
+    widest = max(len(part) for part in drawn.replace("\n", "\r").split("\r"))
+    assert widest <= (columns or UNSIZED_COLUMNS)
 
 
 def test_quiet_prints_only_the_rows():

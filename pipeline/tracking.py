@@ -274,6 +274,9 @@ def _import_mlflow(default_store: bool):
     except ImportError as error:
         raise ConfigError(f"tracking: mlflow needs {error.name}: pip install mlflow-skinny sqlalchemy alembic, "
                           "or set tracking: null") from None
+    # MLflow's logger prints its store's set-up ("Creating initial MLflow database tables...") at INFO
+    # on the console, between the round table's lines; its warnings still show.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     return MlflowClient, Metric, Param
 
 

@@ -76,6 +76,16 @@ def test_mlflow_logs_the_config_every_round_the_target_and_the_plots_to_a_store_
     assert (tmp_path / "mlartifacts").is_dir()  # artifacts beside the store, not in the working directory
 
 
+def test_a_new_mlflow_store_prints_nothing_on_the_console(tmp_path):
+    """The console carries clactive's lines only: MLflow's INFO lines about creating its tables stay off."""
+    code = ("import sys; from pipeline.config import load_config; from pipeline.tracking import open_tracker; "
+            "open_tracker(load_config(None, ['tracking=mlflow']), sys.argv[1]).close()")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "mlflow.db").is_file()
+    assert done.stdout == "" and done.stderr == ""
+
+
 def test_a_resumed_mlflow_run_continues_the_same_run_and_logs_each_round_once(tmp_path):
     config = load_config(None, ["tracking=mlflow"])
     first = open_tracker(config, str(tmp_path))

@@ -14,7 +14,8 @@ MLflow or TensorBoard as well as to the run directory (which stays the source of
 
 Metrics, at step = the round index:
     labelled, acquired, candidates, steps, loss, selection_acc (and acc_seen, forgetting when
-    the pool grows by class), seconds_<stage> for every entry of the record's "seconds"
+    the pool grows by class), selection_score_mean, stop_set_kappa (from round 1), seconds_<stage>
+    for every entry of the record's "seconds"
     target_acc (and target_acc_seen), target_seconds_<stage>: a target fit from scratch on the
     labels of rounds 0..N, also at step N, so it lines up with that round's `labelled`
 
@@ -39,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "tracking.json"
 DEFAULT_EXPERIMENT = "clactive"
-ROUND_METRICS = ("labelled", "acquired", "candidates", "steps", "loss", "selection_acc", "acc_seen", "forgetting")
+# selection_score_mean and stop_set_kappa: what the uncertainty and stable_predictions criteria read
+ROUND_METRICS = ("labelled", "acquired", "candidates", "steps", "loss", "selection_acc", "acc_seen", "forgetting",
+                 "selection_score_mean", "stop_set_kappa")
 TARGET_METRICS = {"target_acc": "target_acc", "acc_seen": "target_acc_seen"}
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import replace
 
 
@@ -28,18 +30,25 @@ from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # the shells' code for a command ended by Ctrl-C (128 + SIGINT)
+TERMINATED = 143   # ... and by SIGTERM (128 + 15): `kill`, `ray job stop`
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that a run ends the same way."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["clactive", *(sys.argv[1:] if argv is None else argv)])  # for reports
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("clactive: interrupted: the rounds committed so far are kept; the same command continues after "
+    except KeyboardInterrupt as interrupt:
+        how = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+        print(f"clactive: {how}: the rounds committed so far are kept; the same command continues after "
               "them (for a run: clactive run --resume RUN_DIR)", file=sys.stderr)
-        return INTERRUPTED
+        return TERMINATED if isinstance(interrupt, Terminated) else INTERRUPTED
     except Exception as exc:
         # An error raised inside a Ray actor arrives wrapped, once per actor it passed through, in a
         # RayTaskError that may also be an instance of the error's own class (its text: a traceback).
@@ -50,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"clactive: error: {cause}", file=sys.stderr)
             return USAGE_ERROR
         raise
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, sigterm)  # a caller's own (the tests') handler is theirs again
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,6 +172,15 @@ def _label_simulate(args: argparse.Namespace) -> int:
 def connect(address: str | None, verbose: bool) -> None:
     from actors.cluster import connect as start_or_join  # Ray is imported only when a run starts
     start_or_join(address, verbose)
+    # ray.init's own SIGTERM handler raises SystemExit: a run stopped by `kill` or `ray job stop` then
+    # waited for its busy coordinator's graceful close and died in an abort of Ray's core worker.
+    # Ours ends it as Ctrl-C does: at once, in one line, the committed rounds kept.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def _run(args: argparse.Namespace) -> int:

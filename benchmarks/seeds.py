@@ -1,6 +1,6 @@
 """The Fashion-MNIST compare over several seeds and two scoring protocols, as mean ± std.
 
-    .venv/bin/python -m benchmarks.seeds run  [--seeds 0 1 2] [--protocol whole|candidates]  # hours; resumable
+    .venv/bin/python -m benchmarks.seeds run  [--seeds 0 1 2] [--protocol whole|candidates] [--strategies ...]  # hours; resumable
     .venv/bin/python -m benchmarks.seeds save                                                # keep what finished
     .venv/bin/python -m benchmarks.seeds gather                                              # writes seeds.json
 
@@ -169,6 +169,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument("--protocol", choices=("both", "whole", "candidates"), default="both")
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES),
+                        help="run or save only these (a sitting too short for a seed's full)")
     args = parser.parse_args()
     protocols = {"whole": None, "candidates": args.candidates}
     if args.protocol != "both" and args.action != "gather":  # seeds.json always holds both
@@ -176,7 +178,7 @@ def main() -> None:
     if args.action in ("run", "save"):
         for candidates in protocols.values():
             for seed in args.seeds:
-                for strategy in STRATEGIES:
+                for strategy in args.strategies:
                     if kept_path(seed, candidates, strategy).is_file():
                         continue
                     if args.action == "run":

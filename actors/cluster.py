@@ -18,6 +18,7 @@ import tempfile
 import time
 
 from actors.ray_private import replace_console_printer
+from pipeline import interrupts
 from pipeline.errors import ClactiveError, first_line
 
 REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
@@ -49,7 +50,13 @@ def connect(address: str | None = None, verbose: bool = False) -> None:
         _keep_raylet_messages_off_the_console()
     if address is None:
         _start_local(quiet)
-        return
+    else:
+        _join(address, quiet)
+    interrupts.raise_on_sigterm()  # in place of ray.init's own: pipeline/interrupts.py says why
+
+
+def _join(address: str, quiet: dict) -> None:
+    import ray
     if address == "auto":
         address = _latest_cluster()
     if not address.startswith("ray://"):

@@ -19,6 +19,7 @@ from actors.decode import ray_data_map
 from pipeline.config import load_config, validate
 from pipeline.data import prepare_data, source_names
 from pipeline.data.pool import split_files
+from pipeline import interrupts
 from pipeline.errors import ClactiveError
 from pipeline.faults import HOOK_ENV, check_hook
 from pipeline.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,
@@ -30,11 +31,7 @@ from pipeline.run_store import RunStore
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # the shells' code for a command ended by Ctrl-C (128 + SIGINT)
-TERMINATED = 143   # ... and by SIGTERM (128 + 15): `kill`, `ray job stop`
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt, so that a run ends the same way."""
+TERMINATED = 143   # ... and by SIGTERM (128 + 15): `kill`, `ray job stop` (pipeline.interrupts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,13 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.command_line = shlex.join(["clactive", *(sys.argv[1:] if argv is None else argv)])  # for reports
     sigterm = signal.getsignal(signal.SIGTERM)
+    interrupts.reset()
     try:
         return args.handler(args)
-    except KeyboardInterrupt as interrupt:
-        how = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+    except KeyboardInterrupt:
+        how = "terminated (SIGTERM)" if interrupts.terminated() else "interrupted"
         print(f"clactive: {how}: the rounds committed so far are kept; the same command continues after "
               "them (for a run: clactive run --resume RUN_DIR)", file=sys.stderr)
-        return TERMINATED if isinstance(interrupt, Terminated) else INTERRUPTED
+        return TERMINATED if interrupts.terminated() else INTERRUPTED
     except Exception as exc:
         # An error raised inside a Ray actor arrives wrapped, once per actor it passed through, in a
         # RayTaskError that may also be an instance of the error's own class (its text: a traceback).
@@ -172,15 +170,6 @@ def _label_simulate(args: argparse.Namespace) -> int:
 def connect(address: str | None, verbose: bool) -> None:
     from actors.cluster import connect as start_or_join  # Ray is imported only when a run starts
     start_or_join(address, verbose)
-    # ray.init's own SIGTERM handler raises SystemExit: a run stopped by `kill` or `ray job stop` then
-    # waited for its busy coordinator's graceful close and died in an abort of Ray's core worker.
-    # Ours ends it as Ctrl-C does: at once, in one line, the committed rounds kept.
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""SIGTERM (`kill`, `ray job stop`) ends a run as Ctrl-C does, whatever handler Ray installed in
-between: one line, the shells' exit code, and the caller's own handler back afterwards."""
+"""SIGTERM (`kill`, `ray job stop`) ends a run as Ctrl-C does, whatever handler Ray installed before:
+one line, the shells' exit code, and the caller's own handler back afterwards."""
 import os
 import signal
 import sys
@@ -7,22 +7,29 @@ import time
 
 import pytest
 
+import actors.cluster
 import pipeline.cli as cli
 
 
-def ray_like_connect(address, verbose):
+def ray_like_init(*args, **kwargs):
     """What ray.init does to SIGTERM: its own handler, raising SystemExit."""
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
 
 
 @pytest.fixture
 def run_until_terminated(monkeypatch):
-    monkeypatch.setattr("actors.cluster.connect", ray_like_connect)
+    """`clactive run` as far as connecting to Ray (a fake ray.init), then a round at work that SIGTERM
+    ends; Ray hands an interrupt that lands inside its calls on as a plain KeyboardInterrupt."""
+    monkeypatch.setattr(actors.cluster, "_start_local", ray_like_init)
+    monkeypatch.setattr("ray.is_initialized", lambda: False)
 
     def run(args):
-        cli.connect(None, False)
+        actors.cluster.connect(None, False)
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(10)  # a round at work: the signal lands during it
+        try:
+            time.sleep(10)  # the signal lands during it
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt from None  # as Ray's ray.get re-raises it
         raise AssertionError("SIGTERM did not end the run")
 
     monkeypatch.setattr(cli, "_run", run)
@@ -43,3 +50,13 @@ def test_sigterm_during_a_run_is_one_line_exit_143_and_the_callers_handler_is_re
         assert received == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_ctrl_c_after_a_sigterm_run_is_an_interrupt_again(monkeypatch, capsys):
+    def run(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_run", run)
+    from pipeline import interrupts
+    monkeypatch.setattr(interrupts, "_terminated", True)  # left over from an earlier run in this process
+    assert cli.main(["run"]) == cli.INTERRUPTED
+    assert capsys.readouterr().err.startswith("clactive: interrupted: ")

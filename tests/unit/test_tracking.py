@@ -21,7 +21,8 @@ def record(r: int) -> dict:
     """A round record as pipeline.rounds writes it, with fields tracking must skip."""
     return {"round": r, "labelled": 10 * (r + 1), "acquired": 10, "strategy": "clactive", "warm_start": r > 0,
             "steps": 50, "candidates": 100 - 10 * r, "selection_acc": 0.5 + 0.1 * r, "loss": 1.0 / (r + 1),
-            "selection_score_mean": 0.25, "stop_set_kappa": 0.9, "acc_seen": None, "seconds": {"score": 1.5 + r, "select": 0.25, "update": 3.0}}
+            "selection_score_mean": 0.25, "stop_set_kappa": 0.9, "acc_seen": None,
+            "seconds": {"score": 1.5 + r, "select": 0.25, "update": 3.0}}
 
 
 FIT = {"round": 1, "labelled": 20, "target": "small_cnn", "target_acc": 0.7, "steps": 80,

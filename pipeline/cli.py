@@ -16,10 +16,10 @@ from dataclasses import replace
 
 
 from actors.decode import ray_data_map
+from pipeline import interrupts
 from pipeline.config import load_config, validate
 from pipeline.data import prepare_data, source_names
 from pipeline.data.pool import split_files
-from pipeline import interrupts
 from pipeline.errors import ClactiveError
 from pipeline.faults import HOOK_ENV, check_hook
 from pipeline.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,

@@ -11,8 +11,8 @@ Every image is decoded with torchvision to RGB, its short side resized to `data.
 centre-cropped to a square of that size: uint8 (3, S, S). `decode_batch` does that for a batch
 of paths and is a pure function; `read_split` applies it through the ParallelMap a run gives it
 (the Ray side's is Ray Data's `map_batches`), so a large tree decodes on every core of the
-cluster, and in-process otherwise (small trees, tests). An undecodable image stops preparation with its path, unless
-`data.skip_corrupt: true`, which lists each skipped image on stderr.
+cluster, and in-process otherwise (small trees, tests). An undecodable image stops preparation
+with its path, unless `data.skip_corrupt: true`, which lists each skipped image on stderr.
 """
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from pipeline import interrupts
 from pipeline.errors import ClactiveError, first_line
 
 REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
+CONNECT_TIMEOUT_S = 5  # one try's: an address that drops packets instead of refusing them
 RAY_TEMP_DIR = "/tmp/ray"  # where `ray start` records the latest cluster's address (Ray's default)
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 # A raylet with more workers than CPUs (a run's actors count) kills a task worker after 1 s idle,
@@ -135,7 +136,7 @@ def _check_reachable(address: str) -> None:
     deadline = time.monotonic() + REACH_TIMEOUT_S
     while True:
         try:
-            with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
                 return
         except OSError as exc:
             if time.monotonic() >= deadline:

@@ -26,6 +26,7 @@ import ray.train
 import torch
 from ray import PlacementGroupID
 from ray.train.torch import TorchConfig, TorchTrainer
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer  # Ray Train V2's
 from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from torch.nn.parallel import DistributedDataParallel
@@ -145,11 +146,18 @@ def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str,
     # Its start attempts are counted as controller failures, so their limit bounds the whole wait.
     os.environ.setdefault(START_TIMEOUT_ENV, f"{min(placement_timeout_s, 60.0):g}")
     attempts = math.ceil(placement_timeout_s / max(float(os.environ[START_TIMEOUT_ENV]), 1.0))
-    backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
     failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)
-    TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
-                 run_config=ray.train.RunConfig(name="learner", storage_path=storage_path, failure_config=failures,
-                                                logging_config=ray.train.LoggingConfig(log_level="WARNING"))).fit()
+    run_config = ray.train.RunConfig(name="learner", storage_path=storage_path, failure_config=failures,
+                                     logging_config=ray.train.LoggingConfig(log_level="WARNING"))
+    if scaling.num_workers > 1:  # DistributedDataParallel: torch's process group over the workers
+        backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
+        TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
+                     run_config=run_config).fit()
+    else:
+        # A lone worker runs no collectives. Without TorchConfig, Ray Train's controller does not import
+        # torch to unpickle it, nor does the worker set up a process group: ~2 s off every run's start.
+        DataParallelTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling,
+                            backend_config=ray.train.BackendConfig(), run_config=run_config).fit()
 
 
 FIT_POLL_S = 0.5  # how often a waiting update checks that the worker group is still running

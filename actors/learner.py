@@ -1,10 +1,10 @@
-"""The Ray Train side: one long-lived TorchTrainer worker group serves every round's update.
+"""The Ray Train side: one long-lived Ray Train worker group serves every round's update.
 
 A job carries ids and labels only. Each worker reads its update's rows by id from the pool's
 Parquet files itself, so the pixels go from storage to the workers and never through the
 coordinator, which holds bytes per label, not per pixel, however many labels the run acquires.
 
-A `TorchTrainer.fit()` per round would pay the worker group's start-up (about 10-20 s here)
+A `fit()` per round would pay the worker group's start-up (about 10-20 s here)
 every round. Instead the train loop below takes one job per round from a small mailbox
 actor, trains, evaluates, hands the weights back and calls `ray.train.report` once per job.
 

@@ -1,7 +1,5 @@
 """Which Ray a run uses (actors/cluster.py): never a stale one, and an unreachable address in seconds."""
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -14,8 +12,6 @@ from actors import cluster
 from pipeline.errors import ClactiveError
 from tests.helpers import tiny_overrides, write_fashion_like
 from tests.ray_head import free_ports
-
-REPO = cluster.__file__.rsplit("/actors/", 1)[0]
 
 
 @pytest.fixture
@@ -77,9 +73,9 @@ def test_address_auto_reads_the_cluster_file_and_fails_fast_when_that_head_is_go
 
 
 def test_an_unreachable_address_is_one_line_exit_2_within_30_s_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    """Through the CLI's entry point, in this process: the address is refused before Ray is imported
-    or started. A user waits REACH_TIMEOUT_S plus one connect's timeout at most (the 30 s promised);
-    the test shortens the retries to 1 s, as a process would spend its 10 s sleeping."""
+    """Through the CLI's entry point, in this process: the address is refused before any Ray starts.
+    A user waits REACH_TIMEOUT_S plus one connect's timeout at most (the 30 s promised); the test
+    shortens the retries to 1 s, as the other 9 s would be spent asleep."""
     assert cluster.REACH_TIMEOUT_S + cluster.CONNECT_TIMEOUT_S < 30
     monkeypatch.setattr(cluster, "REACH_TIMEOUT_S", 1)
     import ray._private.worker as ray_worker  # the run quiets Ray's console printer: put back afterwards

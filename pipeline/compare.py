@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from actors.decode import ray_data_map
+from pipeline.acquisition import acquisition_names
 from pipeline.config import RunConfig, Size, check_size, config_from_raw, read_with_section
 from pipeline.sections import build_section
 from pipeline.schedule import to_count
@@ -32,10 +33,14 @@ from pipeline.round_table import RoundTable
 from pipeline.run_store import RunStore
 from pipeline.strategies import strategy_names
 
-RANDOM_CONTROL = "random"  # the clactive engine with random acquisition: selection without any model
 _READING_ORDER = ("full", "svp", "clactive", "finetune")  # baselines first; other strategies follow, by name
-KNOWN = tuple(sorted(strategy_names(), key=lambda name: (_READING_ORDER.index(name) if name in _READING_ORDER
-                                                         else len(_READING_ORDER), name))) + (RANDOM_CONTROL,)
+STRATEGY_ENTRIES = tuple(sorted(strategy_names(), key=lambda name: (
+    _READING_ORDER.index(name) if name in _READING_ORDER else len(_READING_ORDER), name)))
+# An entry named after an acquisition is the clactive engine selecting with it, beside the run's own
+# acquisition: `random` (selection without any model) is the control every compare runs by default.
+ACQUISITION_ENTRIES = tuple(name for name in acquisition_names() if name not in STRATEGY_ENTRIES)
+DEFAULT_ENTRIES = STRATEGY_ENTRIES + ("random",)
+KNOWN = STRATEGY_ENTRIES + ACQUISITION_ENTRIES
 # --quick: a smoke run on any dataset, minutes on 2 cores
 QUICK = ["schedule.initial=0.01", "schedule.round_ends=[0.02, 0.03]", "schedule.round_size=null",
          "schedule.rounds=null", "proxy.epochs=2", "target.epochs=1", "update.steps=50",
@@ -45,7 +50,7 @@ QUICK = ["schedule.initial=0.01", "schedule.round_ends=[0.02, 0.03]", "schedule.
 @dataclass(frozen=True)
 class CompareConfig:
     dir: str = "runs/compare"
-    strategies: tuple[str, ...] = KNOWN
+    strategies: tuple[str, ...] = DEFAULT_ENTRIES
     # labelled totals at which the target is fitted from scratch; each must end a round (null: none)
     budgets: Optional[tuple[Size, ...]] = (0.2, 0.5)
 
@@ -73,7 +78,7 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
 
 
 def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfig:
-    strategy, acquisition = ("clactive", "random") if name == RANDOM_CONTROL else (name, base.acquisition)
+    strategy, acquisition = (name, base.acquisition) if name in STRATEGY_ENTRIES else ("clactive", name)
     return replace(base, strategy=strategy, acquisition=acquisition, train_target_at_end=False,
                    run_dir=str(Path(section.dir) / name))
 

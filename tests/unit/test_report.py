@@ -1,7 +1,7 @@
 """The compare report's definitions, on hand-made records."""
 import pytest
 
-from pipeline.compare import CompareConfig, budget_rounds, load
+from pipeline.compare import CompareConfig, budget_rounds, entry_config, load
 from pipeline.config import RunConfig
 from pipeline.data import PreparedData
 from pipeline.errors import ConfigError
@@ -74,3 +74,14 @@ def test_a_proxy_only_compare_tables_each_strategys_last_round():
     assert "target acc" not in text                       # no budgets: no strategy x budget table
     assert "| svp | 1 | 20 | 0.9000 | 15.0 | 12.0 |" in text
     assert "| clactive | 1 | 20 | 0.8500 | 9.0 | 6.0 |" in text
+
+
+def test_an_entry_named_after_an_acquisition_is_clactive_selecting_with_it():
+    base, section = load(None, ["compare.strategies=[svp, random, cluster_margin]", "acquisition=entropy"],
+                         quick=False, data_dir=None)
+    configs = {name: entry_config(base, section, name) for name in section.strategies}
+    assert (configs["svp"].strategy, configs["svp"].acquisition) == ("svp", "entropy")
+    assert (configs["random"].strategy, configs["random"].acquisition) == ("clactive", "random")
+    assert (configs["cluster_margin"].strategy, configs["cluster_margin"].acquisition) == ("clactive", "cluster_margin")
+    assert configs["cluster_margin"].run_dir.endswith("cluster_margin")
+    assert load(None, [], quick=False, data_dir=None)[1].strategies[-1] == "random"  # the default control

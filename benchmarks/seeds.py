@@ -6,8 +6,9 @@
 
 `run` runs `clactive compare --config configs/fashion_mnist_compare.yaml` once per (protocol, seed,
 strategy), all strategies of a seed in one directory (runs/compare-fashion_mnist-s<seed>[-c<candidates>]):
-full, svp, clactive and random, first with every strategy scoring the whole unlabelled pool (the
-paper's protocol), then with every strategy scoring the same random `--candidates` of it
+full, svp, clactive and random, then the extras (cluster_margin: the clactive engine selecting with
+Cluster-Margin instead of least confidence), first with every strategy scoring the whole unlabelled
+pool (the paper's protocol), then with every strategy scoring the same random `--candidates` of it
 (scoring.candidates). Run it again after an interruption: an interrupted strategy resumes after its
 last committed round.
 
@@ -17,8 +18,9 @@ its round records and target fits, the machine and the date), and `run` skips wh
 `save` keeps what a `run` of an earlier version of this script finished. Each kept strategy lists
 the commits its run started from (`commits`; "+changes" when the code differed from it). `gather`
 reads the kept strategies and writes benchmarks/results/seeds.json: per protocol, every figure's per-seed values,
-mean and standard deviation, with pipeline.report's definitions. Seeds with a strategy missing are
-listed as missing, never filled in; a seed whose strategies ran in different sittings says so (its
+mean and standard deviation, with pipeline.report's definitions. Seeds with one of the four
+strategies missing are listed as missing, never filled in; an extra's figures are over the seeds
+where it ran (each figure lists its seeds); a seed whose strategies ran in different sittings says so (its
 speed-ups then compare times from different machines or days).
 """
 from __future__ import annotations
@@ -36,7 +38,8 @@ from pipeline.report import summarize
 from pipeline.run_store import RunStore
 
 CONFIG = "configs/fashion_mnist_compare.yaml"
-STRATEGIES = ("full", "svp", "clactive", "random")
+STRATEGIES = ("full", "svp", "clactive", "random")  # a seed is summarized when these four are kept
+EXTRAS = ("cluster_margin",)                        # compared where they ran (pipeline.compare's acquisition entries)
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_CANDIDATES = 10_000  # the random subsets of the active-learning literature
 BUDGETS = (0.2, 0.5)         # the config's compare.budgets ...
@@ -108,7 +111,7 @@ def keep(seed: int, candidates: int | None, strategy: str) -> bool:
 def kept(seed: int, candidates: int | None) -> dict[str, dict]:
     """The seed's kept strategies: name -> {"records", "targets" (keyed by round), "pool_size", ...}."""
     out = {}
-    for strategy in STRATEGIES:
+    for strategy in STRATEGIES + EXTRAS:
         path = kept_path(seed, candidates, strategy)
         if path.is_file():
             entry = json.loads(path.read_text())
@@ -141,6 +144,8 @@ def figures(results: dict) -> dict[str, float | None]:
         "clactive_scoring_share_at_50": fifty.get("clactive_scoring_share"),
         "target_acc_clactive_minus_full_at_50": minus("clactive", "full", "50%"),
         "target_acc_clactive_minus_random_at_20": minus("clactive", "random", "20%"),
+        "target_acc_cluster_margin_minus_clactive_at_20": minus("cluster_margin", "clactive", "20%"),
+        "target_acc_cluster_margin_minus_random_at_20": minus("cluster_margin", "random", "20%"),
     }
     for budget in ("20%", "50%"):
         for name, acc in at[budget].items():
@@ -169,7 +174,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument("--protocol", choices=("both", "whole", "candidates"), default="both")
-    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=list(STRATEGIES),
+    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES + EXTRAS, default=list(STRATEGIES + EXTRAS),
                         help="run or save only these (a sitting too short for a seed's full)")
     args = parser.parse_args()
     protocols = {"whole": None, "candidates": args.candidates}
@@ -190,16 +195,17 @@ def main() -> None:
                         print(f"kept {kept_path(seed, candidates, strategy)}", flush=True)
         return
     out = {"machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "config": CONFIG, "strategies": list(STRATEGIES), "protocols": {}}
+           "config": CONFIG, "strategies": list(STRATEGIES), "extras": list(EXTRAS), "protocols": {}}
     for name, candidates in protocols.items():
         per_seed, sittings, code = {}, {}, {}
         for seed in args.seeds:
             entries = kept(seed, candidates)
-            per_seed[seed] = summary_of(entries) if set(entries) == set(STRATEGIES) else None
+            per_seed[seed] = summary_of(entries) if set(STRATEGIES) <= set(entries) else None
             sittings[seed] = sorted({(e["machine"], e["date"][:10]) for e in entries.values()})
             code[seed] = {name: e.get("commits") or ["not noted"] for name, e in entries.items()}
         out["protocols"][name] = {"candidates": candidates,
-                                  "commands": [" ".join(compare_command(s, candidates)[1:]) for s in args.seeds],
+                                  "commands": [" ".join(compare_command(s, candidates, STRATEGIES + EXTRAS)[1:])
+                                               for s in args.seeds],
                                   "sittings": {seed: [f"{m}, {d}" for m, d in s] for seed, s in sittings.items()},
                                   "code": code,
                                   **gather(per_seed)}

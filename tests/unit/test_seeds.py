@@ -6,9 +6,12 @@ from pipeline.report import summarize
 from tests.unit.test_report import record
 
 
-def report(full_acc: float, clactive_acc: float, random_acc: float, clactive_score: float) -> dict:
+def report(full_acc: float, clactive_acc: float, random_acc: float, clactive_score: float,
+           cluster_margin_acc: float | None = None) -> dict:
     """A compare's results.json as pipeline.report.summarize writes it: two rounds, budgets 20% and 50%."""
     target = lambda acc: {1: {"target_acc": acc, "round": 1}, 0: {"target_acc": acc - 0.02, "round": 0}}  # noqa: E731
+    extras = {} if cluster_margin_acc is None else {"cluster_margin": {
+        "records": [record(0, 20, 0, 5, warm=False), record(1, 50, 1.0, 2)], "targets": target(cluster_margin_acc)}}
     return summarize({
         "full": {"records": [record(0, 20, 0, 100, model="target", warm=False, acc=full_acc),
                              record(1, 50, 4, 300, model="target", warm=False, acc=full_acc)],
@@ -16,6 +19,7 @@ def report(full_acc: float, clactive_acc: float, random_acc: float, clactive_sco
         "clactive": {"records": [record(0, 20, 0, 5, warm=False), record(1, 50, clactive_score, 2)],
                      "targets": target(clactive_acc)},
         "random": {"records": [record(0, 20, 0, 5, warm=False), record(1, 50, 0.0, 2)], "targets": target(random_acc)},
+        **extras,
     }, {"20%": 0, "50%": 1}, pool_size=100)
 
 
@@ -63,3 +67,14 @@ def test_a_seed_kept_in_the_repository_one_strategy_at_a_time_is_summarized_only
     assert summary["strategies"]["clactive"]["at"]["50%"]["target_acc"] == 0.85
     assert summary["strategies"]["full"]["at"]["20%"]["target_acc"] == 0.86  # full's own round-2 model
     assert gather({0: summary})["figures"]["target_acc_clactive_minus_full_at_50"]["mean"] == pytest.approx(-1.0)
+
+
+def test_cluster_margin_figures_are_over_the_seeds_where_it_ran_and_the_others_over_all():
+    out = gather({0: report(0.90, 0.91, 0.88, 1.0, cluster_margin_acc=0.93), 1: report(0.92, 0.91, 0.90, 3.0),
+                  2: report(0.92, 0.91, 0.90, 3.0, cluster_margin_acc=0.92)})
+    figures = out["figures"]
+    against_lc = figures["target_acc_cluster_margin_minus_clactive_at_20"]
+    assert against_lc["seeds"] == {0: pytest.approx(2.0), 1: None, 2: pytest.approx(1.0)}
+    assert against_lc["mean"] == pytest.approx(1.5)  # seed 1 has no cluster_margin: left out, not zero
+    assert figures["target_acc_cluster_margin_minus_random_at_20"]["mean"] == pytest.approx((5.0 + 2.0) / 2)
+    assert figures["target_acc_clactive_minus_random_at_20"]["seeds"].keys() == {0, 1, 2}

@@ -31,11 +31,11 @@ def prepared(config: RunConfig) -> PreparedData:
 
 
 def start_ray() -> None:
-    """A local Ray for this script, or the cluster at RAY_ADDRESS; never a stale `ray start` session."""
+    """The Ray a run would use (actors.cluster.connect): its own local one, or the cluster at RAY_ADDRESS;
+    never a stale `ray start` session. Measured under the same settings as `clactive run`."""
     import ray
-    from actors.cluster import IDLE_WORKER_ENV, IDLE_WORKER_MS
-    os.environ.setdefault(IDLE_WORKER_ENV, IDLE_WORKER_MS)  # as a run's own Ray (actors.cluster)
-    ray.init(address=os.environ.get("RAY_ADDRESS", "local"), logging_level="WARNING", log_to_driver=False)
+    from actors.cluster import connect
+    connect()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.execution_no_progress_timeout_s = 600  # a starved pipeline fails instead of hanging

@@ -7,6 +7,7 @@ Reads what the other scripts wrote, never a number of its own:
     whose figures go to benchmarks/results/class_incremental.json
   the tune directory (clactive tune --config configs/fashion_mnist_tune.yaml): trials, Pareto plot, best.yaml
   benchmarks/results/{scoring_throughput,round_costs,driver_rss,convergence_*}.json
+  benchmarks/results/scale.json (benchmarks/scale.py) and seeds.json (benchmarks/seeds.py gather)
 copies the compare and tune outputs (results.json, table.md, plots) under benchmarks/results/, marks each
 target met or missed, and rewrites the README between its results markers. A source that is
 missing leaves its figures null and its targets "not measured".
@@ -49,12 +50,19 @@ TARGETS = [
      "(points)", "within 0.3", lambda v: abs(v) <= 0.3),
     ("target_acc_clactive_minus_random_at_20", "target accuracy at 20%: least confidence - random (points)", ">= 1",
      lambda v: v >= 1),
+    ("target_acc_cluster_margin_minus_clactive_at_20", "target accuracy at 20%: Cluster-Margin - least confidence "
+     "(points)", "report", None),
+    ("target_acc_cluster_margin_minus_random_at_20", "target accuracy at 20%: Cluster-Margin - random (points)",
+     "report", None),
+    ("cluster_margin_scorer_rss_ratio", "scorer peak RSS on the 1.2M pool, Cluster-Margin / least confidence",
+     "report", None),
 ]
 # The compare's figures that benchmarks/seeds.py measures over several seeds: with seeds.json, these
 # keys hold the whole-pool protocol's means (and <key>_std its spread) instead of the one-seed compare's.
 SEEDED = ("speedup_vs_full_at_50", "speedup_vs_svp_at_50", "update_speedup_vs_svp_at_50",
           "clactive_scoring_share_at_50", "target_acc_clactive_minus_full_at_50",
-          "target_acc_clactive_minus_random_at_20")
+          "target_acc_clactive_minus_random_at_20", "target_acc_cluster_margin_minus_clactive_at_20",
+          "target_acc_cluster_margin_minus_random_at_20")
 
 TUNE_COPIED = ("trials.md", "trials.json", "pareto.png", "best.yaml")
 
@@ -94,7 +102,8 @@ def gather(compare_dir: Path, long_dir: Path) -> dict:
     compare = copy_outputs(compare_dir, "compare")
     horizon_results = copy_outputs(long_dir, "long_horizon")
     horizon = long_horizon(horizon_results)
-    throughput, rounds, rss = (read(RESULTS / f"{n}.json") for n in ("scoring_throughput", "round_costs", "driver_rss"))
+    throughput, rounds, rss, scale = (read(RESULTS / f"{n}.json")
+                                      for n in ("scoring_throughput", "round_costs", "driver_rss", "scale"))
     at50 = (compare or {}).get("speedups", {}).get("50%", {})
     figures = {
         "speedup_vs_full_at_50": at50.get("selection_vs_full"),
@@ -112,10 +121,11 @@ def gather(compare_dir: Path, long_dir: Path) -> dict:
         "scoring_throughput_ratio": (throughput or {}).get("throughput_ratio_at_config"),
         "driver_rss_ratio_600k_60k": (rss or {}).get("driver_rss_ratio"),
         "overhead_share": (rounds or {}).get("overhead_share"),
+        "cluster_margin_scorer_rss_ratio": (scale or {}).get("cluster_margin_scorer_rss_ratio"),
     }
     seeds = read(RESULTS / "seeds.json")
     figures.update(seeded(seeds))
-    sources = [x for x in (compare, horizon_results, throughput, rounds, rss) if x and x.get("command")]
+    sources = [x for x in (compare, horizon_results, throughput, rounds, rss, scale) if x and x.get("command")]
     measured = [{"command": x["command"], "date": str(x.get("date", ""))[:10]} for x in sources]
     if seeds:
         measured.append({"command": "python -m benchmarks.seeds run; python -m benchmarks.seeds gather",
@@ -216,7 +226,9 @@ SEED_ROWS = ["target_acc_full_at_20", "target_acc_svp_at_20", "target_acc_clacti
              "target_acc_full_at_50", "target_acc_svp_at_50", "target_acc_clactive_at_50", "target_acc_random_at_50",
              "target_acc_clactive_minus_full_at_50", "target_acc_clactive_minus_random_at_20",
              "speedup_vs_full_at_50", "speedup_vs_svp_at_50", "update_speedup_vs_svp_at_50",
-             "clactive_scoring_share_at_50"]
+             "clactive_scoring_share_at_50",
+             "target_acc_cluster_margin_at_20", "target_acc_cluster_margin_at_50",
+             "target_acc_cluster_margin_minus_clactive_at_20", "target_acc_cluster_margin_minus_random_at_20"]
 
 
 def seed_lines(seeds: dict) -> list[str]:
@@ -227,7 +239,11 @@ def seed_lines(seeds: dict) -> list[str]:
         value = protocol.get("figures", {}).get(key)
         if not value or value["mean"] is None:
             return "-"
-        return f"{value['mean']:.4g}" + ("" if value["std"] is None else f" ± {value['std']:.2g}")
+        text = f"{value['mean']:.4g}" + ("" if value["std"] is None else f" ± {value['std']:.2g}")
+        over = sorted(int(seed) for seed, v in value["seeds"].items() if v is not None)
+        if over != protocol["seeds_done"]:  # an extra that ran on some of the seeds only
+            text += f" (seeds {', '.join(map(str, over))})"
+        return text
 
     names = list(protocols)
     head = " | ".join(f"{name} (seeds {', '.join(map(str, p['seeds_done'])) or 'none yet'})"

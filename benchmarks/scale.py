@@ -19,11 +19,13 @@ largest scorer; the driver's own from here), and the object store's peak (polled
 
     .venv/bin/python -m benchmarks.scale --only pool-60k-28 pool-600k-28 pool-1200k-28
     .venv/bin/python -m benchmarks.scale --only labels-30k-64 labels-600k-64
+    .venv/bin/python -m benchmarks.scale --only pool-1200k-28 cluster-margin-1200k-28
 
 Results accumulate per configuration in benchmarks/results/scale.json (a re-run replaces its
 entries), with the two headline ratios once both of their configurations are in:
-coordinator_rss_ratio (600k labelled over 30k labelled, 3x64x64) and scoring_rate_ratio (images/s
-at 1.2M over 60k, 28x28).
+coordinator_rss_ratio (600k labelled over 30k labelled, 3x64x64), scoring_rate_ratio (images/s
+at 1.2M over 60k, 28x28) and cluster_margin_{scorer,coordinator}_rss_ratio (Cluster-Margin over least
+confidence on the whole 1.2M pool: its shortlist of embeddings, not the pool, is what it adds).
 """
 from __future__ import annotations
 
@@ -60,12 +62,14 @@ class Scale:
     size: int            # 28: the images as they are; 64: resized to 3x64x64
     labelled: int        # random labels of round 0
     candidates: int | None = None  # round 1 scores this random subset (None: the whole unlabelled pool)
+    acquisition: str = "least_confidence"  # the default job's
 
 
 CONFIGS = {c.name: c for c in [
     Scale("pool-60k-28", 60_000, 28, 600),
     Scale("pool-600k-28", 600_000, 28, 600),
     Scale("pool-1200k-28", 1_200_000, 28, 600),
+    Scale("cluster-margin-1200k-28", 1_200_000, 28, 600, acquisition="cluster_margin"),
     Scale("pool-60k-64", 60_000, 64, 600),
     Scale("pool-1200k-64", 1_200_000, 64, 600, candidates=100_000),
     Scale("labels-30k-64", 1_200_000, 64, 30_000, candidates=20_000),
@@ -152,7 +156,8 @@ def measure(scale: Scale, args) -> dict:
     run_dir = Path(args.run_root) / scale.name
     shutil.rmtree(run_dir, ignore_errors=True)  # every measurement starts fresh processes on a fresh run
     sets = [f"schedule.initial={scale.labelled}", f"schedule.round_ends=[{scale.labelled + args.k}]",
-            "train_target_at_end=false", "strategy=clactive", "proxy.epochs=1", f"update.steps={args.steps}"]
+            "train_target_at_end=false", "strategy=clactive", "proxy.epochs=1", f"update.steps={args.steps}",
+            f"acquisition={scale.acquisition}"]
     if scale.candidates is not None:
         sets.append(f"scoring.candidates={scale.candidates}")
     config = load_config(args.config, sets, run_dir=str(run_dir))
@@ -169,6 +174,7 @@ def measure(scale: Scale, args) -> dict:
     overhead = (s1["score"] - s1["score_compute"]) + s1["learner_overhead"]
     return {
         "rows": scale.rows, "image_shape": list(data.image_shape), "labelled_round_0": scale.labelled,
+        "acquisition": scale.acquisition,
         "candidates": scored["candidates"], "k": args.k, "update_steps": args.steps,
         "score_s": s1["score"], "score_compute_s": s1["score_compute"],
         "images_per_s": scored["candidates"] / s1["score"],
@@ -223,6 +229,11 @@ def main() -> None:
     if {"pool-60k-28", "pool-1200k-28"} <= set(by_config):
         figures["scoring_rate_ratio"] = (by_config["pool-1200k-28"]["images_per_s"]
                                          / by_config["pool-60k-28"]["images_per_s"])
+    if {"pool-1200k-28", "cluster-margin-1200k-28"} <= set(by_config):
+        for process in ("scorer", "coordinator"):
+            figures[f"cluster_margin_{process}_rss_ratio"] = (
+                by_config["cluster-margin-1200k-28"]["peak_rss_mib"][process]
+                / by_config["pool-1200k-28"]["peak_rss_mib"][process])
     written = write_result("scale", {"by_config": by_config, **figures})
     print(" ".join(f"{key} {value:.3f};" for key, value in figures.items()), f"wrote {written}")
 

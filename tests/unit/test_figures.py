@@ -36,6 +36,7 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
     write(tmp_path / "long" / "results.json", horizon)
     write(results_dir / "scoring_throughput.json", {"throughput_ratio_at_config": 0.95, "command": "a"})
     write(results_dir / "round_costs.json", {"update_time_ratio_last_first": 1.3, "overhead_share": 0.1})
+    write(results_dir / "scale.json", {"cluster_margin_scorer_rss_ratio": 1.02, "command": "python -m benchmarks.scale"})
 
     summary = figures.gather(tmp_path / "compare", tmp_path / "long")
 
@@ -60,7 +61,11 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
         "target_acc_candidates_minus_whole_at_20": "not measured",
         "target_acc_candidates_minus_whole_at_50": "not measured",
         "target_acc_clactive_minus_random_at_20": "not measured",
+        "target_acc_cluster_margin_minus_clactive_at_20": "not measured",
+        "target_acc_cluster_margin_minus_random_at_20": "not measured",
+        "cluster_margin_scorer_rss_ratio": "reported",
     }
+    assert "python -m benchmarks.scale" in summary["command"]
     assert (results_dir / "compare" / "results.json").is_file()  # the sources are copied beside the figures
     assert "| Ray Data scoring throughput / plain torch loop | >= 0.9 | 0.95 | met |" in figures.readme_section(summary)
 
@@ -119,15 +124,19 @@ def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, result
 
 def test_with_seeds_json_the_compare_figures_are_the_seeds_means_and_candidates_are_judged_against_whole(
         tmp_path, results_dir):
-    spread = lambda mean, std: {"seeds": {}, "mean": mean, "std": std}  # noqa: E731
+    def spread(mean, std, seeds=(0, 1, 2)):  # as seeds.json holds it: per-seed values keyed by the seed, as text
+        return {"seeds": {str(seed): mean for seed in seeds}, "mean": mean, "std": std}
+
     write(results_dir / "seeds.json", {"date": "2026-12-03T09:00:00+00:00", "protocols": {
         "whole": {"seeds_done": [0, 1, 2], "seeds_missing": [], "candidates": None, "figures": {
             "speedup_vs_full_at_50": spread(30.0, 2.0), "target_acc_clactive_at_20": spread(0.900, 0.001),
             "target_acc_clactive_at_50": spread(0.930, 0.002),
-            "target_acc_clactive_minus_random_at_20": spread(1.2, 0.3)}},
+            "target_acc_clactive_minus_random_at_20": spread(1.2, 0.3),
+            "target_acc_cluster_margin_minus_clactive_at_20": spread(0.4, 0.1, seeds=(0, 2))}},
         "candidates": {"seeds_done": [0], "seeds_missing": [1, 2], "candidates": 10000, "figures": {
-            "clactive_scoring_share_at_50": spread(0.15, None), "target_acc_clactive_at_20": spread(0.898, None),
-            "target_acc_clactive_at_50": spread(0.926, None)}}}})
+            "clactive_scoring_share_at_50": spread(0.15, None, (0,)),
+            "target_acc_clactive_at_20": spread(0.898, None, (0,)),
+            "target_acc_clactive_at_50": spread(0.926, None, (0,))}}}})
     summary = figures.gather(tmp_path / "no-compare", tmp_path / "no-long")
     assert (summary["seeds"], summary["seeds_candidates"]) == ([0, 1, 2], [0])
     assert (summary["speedup_vs_full_at_50"], summary["speedup_vs_full_at_50_std"]) == (30.0, 2.0)
@@ -141,3 +150,5 @@ def test_with_seeds_json_the_compare_figures_are_the_seeds_means_and_candidates_
     lines = figures.seed_lines(json.loads((results_dir / "seeds.json").read_text()))
     assert "| figure | whole (seeds 0, 1, 2) | candidates (seeds 0) |" in lines
     assert "| speedup_vs_full_at_50 | 30 ± 2 | - |" in lines and "missing: whole: none; candidates: 1, 2." in lines[0]
+    assert "| target_acc_cluster_margin_minus_clactive_at_20 | 0.4 ± 0.1 (seeds 0, 2) | - |" in lines
+    assert summary["target_acc_cluster_margin_minus_clactive_at_20"] == 0.4

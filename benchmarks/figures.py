@@ -7,7 +7,7 @@ Reads what the other scripts wrote, never a number of its own:
     whose figures go to benchmarks/results/class_incremental.json
   the tune directory (clactive tune --config configs/fashion_mnist_tune.yaml): trials, Pareto plot, best.yaml
   benchmarks/results/{scoring_throughput,round_costs,driver_rss,convergence_*}.json
-  benchmarks/results/scale.json (benchmarks/scale.py) and seeds.json (benchmarks/seeds.py gather)
+  benchmarks/results/{scale,plain_loop}.json and seeds.json (benchmarks/seeds.py gather)
 copies the compare and tune outputs (results.json, table.md, plots) under benchmarks/results/, marks each
 target met or missed, and rewrites the README between its results markers. A source that is
 missing leaves its figures null and its targets "not measured".
@@ -42,6 +42,8 @@ TARGETS = [
     ("scoring_throughput_ratio", "Ray Data scoring throughput / plain torch loop", ">= 0.9", lambda v: v >= 0.9),
     ("driver_rss_ratio_600k_60k", "driver peak RSS, 600k pool / 60k pool", "<= 1.2", lambda v: v <= 1.2),
     ("overhead_share", "framework overhead / round time (clactive, default config)", "<= 20%", lambda v: v <= 0.2),
+    ("selection_ratio_vs_plain", "clactive's selection time to 50% / a plain one-process torch loop's, same work",
+     "<= 1.3", lambda v: v <= 1.3),
     ("clactive_scoring_share_at_50_candidates", "clactive's scoring / its selection time at 50%, "
      "scoring.candidates", "<= 20%", lambda v: v <= 0.2),
     ("target_acc_candidates_minus_whole_at_20", "target accuracy at 20%: clactive with candidates - whole pool "
@@ -102,8 +104,8 @@ def gather(compare_dir: Path, long_dir: Path) -> dict:
     compare = copy_outputs(compare_dir, "compare")
     horizon_results = copy_outputs(long_dir, "long_horizon")
     horizon = long_horizon(horizon_results)
-    throughput, rounds, rss, scale = (read(RESULTS / f"{n}.json")
-                                      for n in ("scoring_throughput", "round_costs", "driver_rss", "scale"))
+    throughput, rounds, rss, scale, plain = (read(RESULTS / f"{n}.json") for n in (
+        "scoring_throughput", "round_costs", "driver_rss", "scale", "plain_loop"))
     at50 = (compare or {}).get("speedups", {}).get("50%", {})
     figures = {
         "speedup_vs_full_at_50": at50.get("selection_vs_full"),
@@ -122,10 +124,11 @@ def gather(compare_dir: Path, long_dir: Path) -> dict:
         "driver_rss_ratio_600k_60k": (rss or {}).get("driver_rss_ratio"),
         "overhead_share": (rounds or {}).get("overhead_share"),
         "cluster_margin_scorer_rss_ratio": (scale or {}).get("cluster_margin_scorer_rss_ratio"),
+        "selection_ratio_vs_plain": (plain or {}).get("selection_ratio_vs_plain"),
     }
     seeds = read(RESULTS / "seeds.json")
     figures.update(seeded(seeds))
-    sources = [x for x in (compare, horizon_results, throughput, rounds, rss, scale) if x and x.get("command")]
+    sources = [x for x in (compare, horizon_results, throughput, rounds, rss, scale, plain) if x and x.get("command")]
     measured = [{"command": x["command"], "date": str(x.get("date", ""))[:10]} for x in sources]
     if seeds:
         measured.append({"command": "python -m benchmarks.seeds run; python -m benchmarks.seeds gather",

@@ -17,6 +17,7 @@ from dataclasses import replace
 
 from actors.decode import ray_data_map
 from pipeline import interrupts
+from pipeline.acquisition import acquisition_names
 from pipeline.config import load_config, validate
 from pipeline.data import prepare_data, source_names
 from pipeline.data.pool import split_files
@@ -28,6 +29,7 @@ from pipeline.preflight import preflight
 from pipeline.progress import make_progress
 from pipeline.round_table import RoundTable
 from pipeline.run_store import RunStore
+from pipeline.strategies import strategy_names
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # the shells' code for a command ended by Ctrl-C (128 + SIGINT)
@@ -67,8 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run active learning rounds and report each as it completes")
     _config_options(run, "YAML config (default: built-in defaults)", "schedule.rounds=3")
-    run.add_argument("--strategy", help="full | svp | clactive | finetune")
-    run.add_argument("--acquisition", help="least_confidence | entropy | margin | random | k_center")
+    run.add_argument("--strategy", help=" | ".join(strategy_names()))
+    run.add_argument("--acquisition", help=" | ".join(acquisition_names()))
     run.add_argument("--run-dir", help="where the run writes its records (must be new or empty)")
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue the run in RUN_DIR after its last completed round, with its own config "

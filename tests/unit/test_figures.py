@@ -57,6 +57,7 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
         "scoring_throughput_ratio": "met",
         "driver_rss_ratio_600k_60k": "not measured",
         "overhead_share": "met",
+        "selection_ratio_vs_plain": "not measured",
         "clactive_scoring_share_at_50_candidates": "not measured",  # no seeds.json
         "target_acc_candidates_minus_whole_at_20": "not measured",
         "target_acc_candidates_minus_whole_at_50": "not measured",

@@ -1,0 +1,176 @@
+"""clactive's selection time against a plain one-process torch loop doing the same work.
+
+    .venv/bin/python -m benchmarks.plain_loop [--config configs/fashion_mnist_compare.yaml] [--repeats 1]
+
+The same rounds, twice in one sitting, alternating when --repeats > 1:
+
+  plain     pipeline.rounds.Rounds in this process, with no Ray: the scoring pass is
+            benchmarks.common.plain_select (the same shards, batch size, model, acquisition and
+            top-k as the scorers) and the update is pipeline.training.train_steps on the rows read
+            by id, as the Ray Train worker does; every torch call gets all the machine's cores
+  clactive  `clactive run` with the same config (strategy clactive, no target at the end): Ray Data
+            scorers, the Ray Train worker group, the coordinator actor
+
+Both run the config's schedule (Fashion-MNIST: 2% then rounds ending at 10..50%), the round loop's
+own selection, labels, replay memory and update plans, and are timed by the same definition
+(pipeline.report: score + select + update, less the update's test evaluation and the learner's
+one-time start-up), summed over every round to the last. The figure is clactive / plain; the
+issue's target is <= 1.3. Writes benchmarks/results/plain_loop.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+import torch
+
+from benchmarks.common import plain_select, prepared, print_table, spread, write_result
+from pipeline.config import load_config, RunConfig
+from pipeline.data import PreparedData, read_rows, resolve_augment
+from pipeline.data.pool import split_files
+from pipeline.growth import class_counts
+from pipeline.labelling import make_oracle
+from pipeline.models import create_model
+from pipeline.preflight import plan_run
+from pipeline.report import round_costs
+from pipeline.rounds import Rounds
+from pipeline.run_store import RunStore
+from pipeline.strategies import UpdatePlan
+from pipeline.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict,
+                               train_steps)
+
+SETS = ["strategy=clactive", "train_target_at_end=false"]
+
+
+class PlainScorers:
+    """The scoring pass in this process (benchmarks.common.plain_select); no set-based acquisitions."""
+
+    def __init__(self, config: RunConfig, data: PreparedData):
+        self.config, self.data = config, data
+
+    def start(self) -> None:
+        pass
+
+    def select(self, weights, labelled_ids, k, seed, hook=None, pool=None, candidate_ids=None):
+        chosen, seconds = plain_select(self.config, self.data, self.config.proxy.name, weights, labelled_ids, k, seed,
+                                       threads=os.cpu_count() or 1, candidate_ids=candidate_ids)
+        scored = len(candidate_ids) if candidate_ids is not None else self.data.pool_size - len(labelled_ids)
+        return chosen, {"score": seconds, "select": 0.0, "score_compute": seconds, "candidates": scored,
+                        "redone": 0, "score_mean": None}
+
+    def close(self) -> None:
+        pass
+
+
+class PlainLearner:
+    """actors.learner's train loop in this process: live models by role, rows read by id, one evaluation."""
+
+    def __init__(self, config: RunConfig, data: PreparedData):
+        self.config, self.data = config, data
+        self.augment = resolve_augment(config.data)
+        self.live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}
+        test_ids = pads.dataset(data.split_dir("test"), format="parquet").to_table(columns=["id"])
+        images, labels = read_rows(data.split_dir("test"), test_ids.column("id").to_numpy(), data.image_shape)
+        self.test_images, self.test_labels = torch.from_numpy(images), labels
+
+    def start(self) -> None:
+        pass
+
+    def update(self, plan: UpdatePlan, labels, rows_from, seed, resume_from, round_index) -> dict:
+        torch.set_num_threads(os.cpu_count() or 1)
+        start = time.perf_counter()
+        images = read_rows(rows_from or split_files(self.data.split_dir("pool")), plan.train_ids,
+                           self.data.image_shape)[0]
+        images, labels = torch.from_numpy(images), torch.from_numpy(np.asarray(labels))
+        read_s = time.perf_counter() - start
+        start = time.perf_counter()
+        if not plan.warm_start or plan.role not in self.live:
+            self.live[plan.role] = self._new_model(plan, seed, resume_from)
+        model, optimizer = self.live[plan.role]
+        trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
+                              lr=plan.lr, mean=self.data.mean, std=self.data.std,
+                              generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"),
+                              augment=self.augment)
+        train_s = time.perf_counter() - start
+        start = time.perf_counter()
+        predicted = predict(model, self.test_images, mean=self.data.mean, std=self.data.std,
+                            device=torch.device("cpu")).argmax(axis=1)
+        correct, total = class_counts(predicted, self.test_labels, self.data.num_classes)
+        return {**trained, "test_acc": float(correct.sum() / total.sum()), "class_correct": correct.tolist(),
+                "class_total": total.tolist(), "test_predictions": predicted.astype(np.int32),
+                "eval_s": time.perf_counter() - start, "read_s": read_s, "train_s": train_s, "device": "cpu",
+                "checkpoint": checkpoint_bytes(model, optimizer)}
+
+    def _new_model(self, plan: UpdatePlan, seed: int, resume_from: bytes | None):
+        model_config = self.config.proxy if plan.role == "proxy" else self.config.target
+        torch.manual_seed(seed)
+        model = create_model(model_config.name, self.data.image_shape[0], self.data.num_classes)
+        if plan.warm_start and resume_from:
+            load_weights(model, resume_from)
+        optimizer = make_optimizer(model, model_config, lr=plan.lr)
+        if plan.warm_start and resume_from:
+            load_optimizer(optimizer, resume_from)
+        return model, optimizer
+
+    def close(self) -> None:
+        pass
+
+
+def plain_run(config: RunConfig, data: PreparedData) -> list[dict]:
+    plan = plan_run(config, data)
+    store = RunStore.create(config.run_dir, config)
+    rounds = Rounds(plan, store, PlainScorers(config, data), PlainLearner(config, data), make_oracle(plan, store))
+    return [rounds.run_round(r) for r in range(plan.num_rounds)]
+
+
+def ray_run(args, run_dir: Path) -> list[dict]:
+    command = [sys.executable, "-m", "pipeline", "run", "--config", args.config, "--run-dir", str(run_dir), "--quiet",
+               *[arg for s in SETS for arg in ("--set", s)]]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return RunStore(run_dir).records()
+
+
+def costs(records: list[dict]) -> dict:
+    rounds = [round_costs(r) for r in records]
+    return {part: sum(c[part] for c in rounds) for part in ("score_s", "select_s", "update_s", "selection_s")} | {
+        "labelled": records[-1]["labelled"], "proxy_acc": records[-1]["selection_acc"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/fashion_mnist_compare.yaml")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--run-root", default="runs/bench-plain-loop")
+    args = parser.parse_args()
+    root = Path(args.run_root)
+    shutil.rmtree(root, ignore_errors=True)
+    data = prepared(load_config(args.config, SETS))
+    runs: dict[str, list[dict]] = {"plain": [], "clactive": []}
+    for i in range(args.repeats):
+        config = load_config(args.config, SETS, run_dir=str(root / f"plain-{i}"))
+        runs["plain"].append(costs(plain_run(config, data)))
+        runs["clactive"].append(costs(ray_run(args, root / f"clactive-{i}")))
+        print(f"repeat {i}: plain {runs['plain'][-1]['selection_s']:.1f} s, "
+              f"clactive {runs['clactive'][-1]['selection_s']:.1f} s", flush=True)
+    ratios = [c["selection_s"] / p["selection_s"] for p, c in zip(runs["plain"], runs["clactive"])]
+    summary = {name: {part: spread([r[part] for r in rs]) for part in ("score_s", "update_s", "selection_s")}
+               | {"labelled": rs[0]["labelled"], "proxy_acc": [r["proxy_acc"] for r in rs]}
+               for name, rs in runs.items()}
+    print_table(["run", "labelled", "score s", "update s", "selection s", "proxy acc"],
+                [[name, s["labelled"], s["score_s"]["median"], s["update_s"]["median"], s["selection_s"]["median"],
+                  " ".join(f"{a:.4f}" for a in s["proxy_acc"])] for name, s in summary.items()])
+    path = write_result("plain_loop", {"config": args.config, "sets": SETS, "repeats": args.repeats,
+                                       "by_run": summary, "selection_ratio": spread(ratios),
+                                       "selection_ratio_vs_plain": spread(ratios)["median"]})
+    print(f"clactive / plain selection time: {spread(ratios)['median']:.3f}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

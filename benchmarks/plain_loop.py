@@ -8,7 +8,7 @@ The same rounds, twice in one sitting, alternating when --repeats > 1:
             benchmarks.common.plain_select (the same shards, batch size, model, acquisition and
             top-k as the scorers) and the update is pipeline.training.train_steps on the rows read
             by id, as the Ray Train worker does; every torch call gets all the machine's cores
-  clactive  `clactive run` with the same config (strategy clactive, no target at the end): Ray Data
+  clactive  `clactive compare` with the same config, clactive alone and no target fits: Ray Data
             scorers, the Ray Train worker group, the coordinator actor
 
 Both run the config's schedule (Fashion-MNIST: 2% then rounds ending at 10..50%), the round loop's
@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ import pyarrow.dataset as pads
 import torch
 
 from benchmarks.common import plain_select, prepared, print_table, spread, write_result
-from pipeline.config import load_config, RunConfig
+from pipeline.compare import entry_config, load
+from pipeline.config import RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.data.pool import split_files
 from pipeline.growth import class_counts
@@ -46,7 +48,7 @@ from pipeline.strategies import UpdatePlan
 from pipeline.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict,
                                train_steps)
 
-SETS = ["strategy=clactive", "train_target_at_end=false"]
+SETS = ["compare.strategies=[clactive]", "compare.budgets=null"]  # the selection rounds alone: no target fits
 
 
 class PlainScorers:
@@ -130,11 +132,18 @@ def plain_run(config: RunConfig, data: PreparedData) -> list[dict]:
     return [rounds.run_round(r) for r in range(plan.num_rounds)]
 
 
-def ray_run(args, run_dir: Path) -> list[dict]:
-    command = [sys.executable, "-m", "pipeline", "run", "--config", args.config, "--run-dir", str(run_dir), "--quiet",
-               *[arg for s in SETS for arg in ("--set", s)]]
+def ray_run(path: str, compare_dir: Path) -> list[dict]:
+    sets = [*SETS, f"compare.dir={compare_dir}"]
+    command = [sys.executable, "-m", "pipeline", "compare", "--config", path, "--quiet",
+               *[arg for s in sets for arg in ("--set", s)]]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return RunStore(run_dir).records()
+    return RunStore(compare_dir / "clactive").records()
+
+
+def plain_config(path: str, run_dir: Path) -> RunConfig:
+    """The config the compare's clactive entry runs with, in `run_dir`."""
+    base, section = load(path, SETS, quick=False, data_dir=None)
+    return replace(entry_config(base, section, "clactive"), run_dir=str(run_dir))
 
 
 def costs(records: list[dict]) -> dict:
@@ -151,12 +160,11 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.run_root)
     shutil.rmtree(root, ignore_errors=True)
-    data = prepared(load_config(args.config, SETS))
+    data = prepared(plain_config(args.config, root))
     runs: dict[str, list[dict]] = {"plain": [], "clactive": []}
     for i in range(args.repeats):
-        config = load_config(args.config, SETS, run_dir=str(root / f"plain-{i}"))
-        runs["plain"].append(costs(plain_run(config, data)))
-        runs["clactive"].append(costs(ray_run(args, root / f"clactive-{i}")))
+        runs["plain"].append(costs(plain_run(plain_config(args.config, root / f"plain-{i}"), data)))
+        runs["clactive"].append(costs(ray_run(args.config, root / f"clactive-{i}")))
         print(f"repeat {i}: plain {runs['plain'][-1]['selection_s']:.1f} s, "
               f"clactive {runs['clactive'][-1]['selection_s']:.1f} s", flush=True)
     ratios = [c["selection_s"] / p["selection_s"] for p, c in zip(runs["plain"], runs["clactive"])]

@@ -1,11 +1,20 @@
 """The plain-loop benchmark's rounds (benchmarks/plain_loop.py): the round loop with no Ray, on tiny data."""
-from benchmarks.plain_loop import SETS, costs, plain_run
+from dataclasses import replace
+
+from benchmarks.plain_loop import costs, plain_config, plain_run
 from pipeline.data import get_source, prepare_dataset
 from tests.helpers import tiny_config, write_fashion_like
 
 
+def test_the_compare_configs_clactive_entry_is_what_the_plain_loop_runs():
+    config = plain_config("configs/fashion_mnist_compare.yaml", "runs/x")
+    assert (config.strategy, config.acquisition, config.train_target_at_end) == ("clactive", "least_confidence", False)
+    assert (config.update.steps, config.proxy.epochs, config.run_dir) == (200, 20, "runs/x")
+
+
 def test_the_plain_loop_runs_the_round_loops_own_schedule_memory_and_constant_steps(tmp_path):
-    config = tiny_config(write_fashion_like(tmp_path / "raw"), tmp_path, *SETS)
+    config = replace(tiny_config(write_fashion_like(tmp_path / "raw"), tmp_path), strategy="clactive",
+                     train_target_at_end=False)
     data = prepare_dataset(get_source("fashion_mnist", config.data.data_dir), config.data.cache_dir,
                            config.data.shard_rows)
     records = plain_run(config, data)

@@ -24,4 +24,5 @@ def test_the_plain_loop_runs_the_round_loops_own_schedule_memory_and_constant_st
     assert not records[0]["warm_start"] and records[0]["steps"] == 3 * 2                     # round 0: proxy.epochs of 40 labels, batch 32
     summed = costs(records)
     assert summed["selection_s"] == summed["score_s"] + summed["select_s"] + summed["update_s"] > 0
+    assert summed["score_compute_s"] == summed["score_s"] and summed["round_0_update_s"] < summed["update_s"]
     assert 0.0 <= summed["proxy_acc"] <= 1.0

@@ -141,6 +141,11 @@ def gather(compare_dir: Path, long_dir: Path) -> dict:
             "measured": measured, **figures, "targets": judge(figures, horizon)}
 
 
+def seeds_of(spread: dict) -> list[int]:
+    """The seeds a figure's mean is over (seeds.json keys them as text; None: not measured there)."""
+    return sorted(int(seed) for seed, value in spread.get("seeds", {}).items() if value is not None)
+
+
 def seeded(seeds: dict | None) -> dict:
     """The multi-seed figures (benchmarks/seeds.py's seeds.json): means of the seeds done, their
     spread, which seeds, and the candidates protocol against the whole pool. {} without seeds.json."""
@@ -149,9 +154,7 @@ def seeded(seeds: dict | None) -> dict:
     whole, subset = seeds["protocols"].get("whole", {}), seeds["protocols"].get("candidates", {})
     mean = lambda protocol, key: protocol.get("figures", {}).get(key, {}).get("mean")  # noqa: E731
 
-    def over(protocol: dict, key: str) -> list[int]:  # the seeds a figure's mean is over
-        values = protocol.get("figures", {}).get(key, {}).get("seeds", {})
-        return sorted(int(seed) for seed, value in values.items() if value is not None)
+    over = lambda protocol, key: seeds_of(protocol.get("figures", {}).get(key, {}))  # noqa: E731
 
     out = {"seeds": whole.get("seeds_done", []), "seeds_candidates": subset.get("seeds_done", []),
            "clactive_scoring_share_at_50_candidates": mean(subset, "clactive_scoring_share_at_50"),
@@ -264,7 +267,7 @@ def seed_lines(seeds: dict) -> list[str]:
         if not value or value["mean"] is None:
             return "-"
         text = f"{value['mean']:.4g}" + ("" if value["std"] is None else f" ± {value['std']:.2g}")
-        over = sorted(int(seed) for seed, v in value["seeds"].items() if v is not None)
+        over = seeds_of(value)
         if over != protocol["seeds_done"]:  # an extra that ran on some of the seeds only
             text += f" (seeds {', '.join(map(str, over))})"
         return text

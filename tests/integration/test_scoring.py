@@ -1,4 +1,5 @@
 """The scoring actors against a plain torch loop over the same pool."""
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,12 +103,15 @@ def assert_k_center_picks_the_plain_loops_ids(data, model, labelled, candidates,
 def assert_a_pass_with_no_room_to_read_ends_in_one_line(scorers, weights) -> None:
     """Every CPU the scorers left is taken (as by another job): the pass's read tasks fit nowhere,
     and Ray Data's no-progress guard ends it as one ResourceError naming the resource and the fix."""
+    # One blocker per quarter CPU of the whole cluster, more than fit: the ones left pending take any
+    # CPU a finishing task of an earlier pass still held when we looked (CI once saw that CPU freed
+    # after an exact count had been placed, and the pass then read).
     blocker = ray.remote(num_cpus=0.25)(Blocker)
-    blockers = [blocker.remote() for _ in range(int(ray.available_resources().get("CPU", 0) / 0.25 + 1e-9))]
+    blockers = [blocker.remote() for _ in range(int(ray.cluster_resources()["CPU"] / 0.25))]
     context = DataContext.get_current()
     timeout, context.execution_no_progress_timeout_s = context.execution_no_progress_timeout_s, 5
     try:
-        ray.get([b.ready.remote() for b in blockers])
+        wait_until_no_cpu_is_free()
         with pytest.raises(ResourceError, match=r"a scoring pass made no progress for 5 s: no node had room for a "
                                                 r"read task of the pool \(0.25 CPU\).*lower learner.cpus_per_worker"):
             scorers.select(weights, np.arange(0, 40), k=30, seed=0)
@@ -117,6 +121,19 @@ def assert_a_pass_with_no_room_to_read_ends_in_one_line(scorers, weights) -> Non
             ray.kill(b)
 
 
+def wait_until_no_cpu_is_free(timeout_s: float = 60) -> None:
+    """Until the cluster's free CPU stays under a quarter for a second (its resource view lags)."""
+    deadline, settled_since = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        if ray.available_resources().get("CPU", 0) >= 0.25:
+            settled_since = None
+        elif settled_since is None:
+            settled_since = time.monotonic()
+        elif time.monotonic() - settled_since >= 1:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the blockers never took every CPU: {ray.available_resources()}")
+
+
 class Blocker:
-    def ready(self) -> bool:
-        return True
+    """Holds its quarter CPU while it lives."""

@@ -57,8 +57,12 @@ TARGETS = [
      "(points), 10k candidates", "report", None),
     ("target_acc_cluster_margin_minus_random_at_20", "target accuracy at 20%: Cluster-Margin - random (points), "
      "10k candidates", "report", None),
+    # The memory bound: what Cluster-Margin adds (its shortlist's embeddings) must not grow with the
+    # pool; the same 1.2 as the driver's 600k / 60k bound.
     ("cluster_margin_scorer_rss_ratio", "scorer peak RSS on the 1.2M pool, Cluster-Margin / least confidence",
-     "report", None),
+     "<= 1.2", lambda v: v <= 1.2),
+    ("cluster_margin_coordinator_rss_ratio", "coordinator peak RSS on the 1.2M pool, Cluster-Margin / least "
+     "confidence", "<= 1.2", lambda v: v <= 1.2),
 ]
 # The compare's figures that benchmarks/seeds.py measures over several seeds: with seeds.json, these
 # keys hold the whole-pool protocol's means (<key>_std their spread, <key>_seeds the seeds they are over)
@@ -128,6 +132,7 @@ def gather(compare_dir: Path, long_dir: Path) -> dict:
         "driver_rss_ratio_600k_60k": (rss or {}).get("driver_rss_ratio"),
         "overhead_share": (rounds or {}).get("overhead_share"),
         "cluster_margin_scorer_rss_ratio": (scale or {}).get("cluster_margin_scorer_rss_ratio"),
+        "cluster_margin_coordinator_rss_ratio": (scale or {}).get("cluster_margin_coordinator_rss_ratio"),
         "selection_ratio_vs_plain": (plain or {}).get("selection_ratio_vs_plain"),
     }
     seeds = read(RESULTS / "seeds.json")

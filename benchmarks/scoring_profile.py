@@ -122,8 +122,9 @@ def parse_load(text: str) -> tuple[float, float]:
     return float(fraction), float(period_ms or 10) / 1000
 
 
-def pass_beside(load: str, threads: int, config, data, weights: bytes) -> float:
-    """Seconds of one plain scoring pass over the whole pool beside `load` (parse_load) kept busy."""
+def pass_beside(load: str, threads: int, config, data, weights: bytes) -> tuple[float, float]:
+    """Wall and CPU seconds (this process's) of one plain scoring pass over the whole pool beside `load`
+    (parse_load) kept busy."""
     fraction, period_s = parse_load(load)
     spawn = multiprocessing.get_context("spawn")
     stop = spawn.Event()
@@ -132,8 +133,10 @@ def pass_beside(load: str, threads: int, config, data, weights: bytes) -> float:
         child.start()
         time.sleep(1)  # its interpreter is up and spinning
     try:
-        return plain_select(config, data, config.proxy.name, weights, np.empty(0, np.int64), k=600, seed=0,
+        cpu_before = time.process_time()
+        wall = plain_select(config, data, config.proxy.name, weights, np.empty(0, np.int64), k=600, seed=0,
                             threads=threads)[1]
+        return wall, time.process_time() - cpu_before
     finally:
         if child:
             stop.set()
@@ -171,16 +174,29 @@ def main() -> None:
         for threads in (2, 1):
             for load in loads:
                 runs[threads, load].append(pass_beside(load, threads, config, data, weights))
-    passes = {threads: {load: statistics.median(runs[threads, load]) for load in loads} for threads in (2, 1)}
+    passes = {threads: {load: statistics.median(w for w, _ in runs[threads, load]) for load in loads}
+              for threads in (2, 1)}
     print(f"one plain pass over the {data.pool_size} pool, median seconds of {args.repeats}, beside a fraction of a "
           "core kept busy @ one burst every so many ms:")
     print_table(["torch threads", *(f"load {load}" for load in loads)],
                 [[t, *(passes[t][load] for load in loads)] for t in passes])
-    path = write_result("scoring_profile", {
+    # The run's compute against the plain pass's, split into CPU per image and cores had
+    images = sum(r["candidates"] for r in records if r["seconds"]["score_compute"] > 0)
+    plain_wall = passes[2][loads[0]]
+    plain_cpu = statistics.median(c for _, c in runs[2, loads[0]])
+    split = {"images_scored": images, "compute_ratio": compute_s / (images * plain_wall / data.pool_size),
+             "scorer_cpu_s_per_1000": 1000 * by_kind.get("scorer", 0.0) / images,
+             "plain_cpu_s_per_1000": 1000 * plain_cpu / data.pool_size,
+             "scorer_cores": by_kind.get("scorer", 0.0) / max(seconds, 1), "plain_cores": plain_cpu / plain_wall}
+    print(f"the run's scorer against the plain pass (2 threads, load {loads[0]}) over {images} images: "
+          f"compute {split['compute_ratio']:.2f}x = CPU per image {split['scorer_cpu_s_per_1000']:.3f} / "
+          f"{split['plain_cpu_s_per_1000']:.3f} s per 1000, on {split['scorer_cores']:.2f} / "
+          f"{split['plain_cores']:.2f} cores")
+    path = write_result("scoring_profile", {**split,
         "config": args.config, "scoring_seconds": seconds, "cpu_s_by_process_while_scoring": by_kind,
         "score_s": sum(r["seconds"]["score"] for r in records), "score_compute_s": compute_s,
         "plain_pass_s_by_threads_and_load": {str(t): p for t, p in passes.items()},
-        "plain_pass_s_runs": {f"{t} threads, load {load}": r for (t, load), r in runs.items()},
+        "plain_pass_s_runs": {f"{t} threads, load {load}": [w for w, _ in r] for (t, load), r in runs.items()},
     })
     print(f"wrote {path}")
 

@@ -76,9 +76,11 @@ class CpuSampler:
         before = cpu_seconds()
         while not self._stop.wait(self.interval_s):
             now = cpu_seconds()
-            # by pid: a Ray worker's title (its cmdline) changes with the method it runs
-            self.samples.append({(pid, cmdline): used - before.get(pid, (cmdline, 0.0))[1]
-                                 for pid, (cmdline, used) in now.items() if used > before.get(pid, (cmdline, 0.0))[1]})
+            # by pid: a Ray worker's title (its cmdline) changes with the method it runs; a new pid's
+            # CPU so far all falls in this second
+            used = {(pid, cmdline): total - before[pid][1] if pid in before else total
+                    for pid, (cmdline, total) in now.items()}
+            self.samples.append({key: seconds for key, seconds in used.items() if seconds > 0})
             before = now
 
 
@@ -147,7 +149,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/fashion_mnist_compare.yaml")
     parser.add_argument("--loads", default="0,0.15@10,0.15@1,0.05@1",
-                        help="beside the pass: a fraction of one core kept busy @ one burst every so many ms")
+                        help="beside the pass: a fraction of one core kept busy @ one burst every so many ms; "
+                             "the first is the plain pass the run is compared with")
     parser.add_argument("--repeats", type=int, default=3, help="passes per cell (the median is reported)")
     parser.add_argument("--run-root", default="runs/bench-scoring-profile")
     args = parser.parse_args()
@@ -156,49 +159,62 @@ def main() -> None:
     config = plain_config(args.config, root / "plain")
     data = prepared(config)
 
-    with CpuSampler() as sampler:
-        records = ray_run(args.config, root / "clactive")
-    seconds, by_kind = during_scoring(sampler.samples)
-    compute_s = sum(r["seconds"]["score_compute"] for r in records)
-    print(f"the run's scoring passes: {sum(r['seconds']['score'] for r in records):.1f} s, of which the scorer "
-          f"computed {compute_s:.1f} s; the {seconds} s the scorer was in {SCORING}, CPU seconds by process:")
-    print_table(["process", "CPU s", "cores"], [[k, v, v / max(seconds, 1)] for k, v in
-                                              sorted(by_kind.items(), key=lambda kv: -kv[1])])
-
-    weights = checkpoint_bytes(create_model(config.proxy.name, data.image_shape[0], data.num_classes))
-    loads = args.loads.split(",")
+    run = profile_run(args.config, root / "clactive")
     time.sleep(10)  # the run's Ray is gone before the passes start
-    pass_beside("0", 2, config, data, weights)  # warm: the first pass of a process pays its allocations
-    runs = collections.defaultdict(list)
-    for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits every cell
-        for threads in (2, 1):
-            for load in loads:
-                runs[threads, load].append(pass_beside(load, threads, config, data, weights))
-    passes = {threads: {load: statistics.median(w for w, _ in runs[threads, load]) for load in loads}
-              for threads in (2, 1)}
+    loads = args.loads.split(",")
+    runs = passes_beside_loads(loads, args.repeats, config, data)
+    walls = {threads: {load: statistics.median(w for w, _ in runs[threads, load]) for load in loads}
+             for threads in (2, 1)}
     print(f"one plain pass over the {data.pool_size} pool, median seconds of {args.repeats}, beside a fraction of a "
           "core kept busy @ one burst every so many ms:")
     print_table(["torch threads", *(f"load {load}" for load in loads)],
-                [[t, *(passes[t][load] for load in loads)] for t in passes])
+                [[t, *(walls[t][load] for load in loads)] for t in walls])
+
     # The run's compute against the plain pass's, split into CPU per image and cores had
-    images = sum(r["candidates"] for r in records if r["seconds"]["score_compute"] > 0)
-    plain_wall = passes[2][loads[0]]
-    plain_cpu = statistics.median(c for _, c in runs[2, loads[0]])
-    split = {"images_scored": images, "compute_ratio": compute_s / (images * plain_wall / data.pool_size),
-             "scorer_cpu_s_per_1000": 1000 * by_kind.get("scorer", 0.0) / images,
+    images, scorer_cpu = run["images_scored"], run["cpu_s_by_process_while_scoring"].get("scorer", 0.0)
+    plain_wall, plain_cpu = walls[2][loads[0]], statistics.median(c for _, c in runs[2, loads[0]])
+    split = {"compute_ratio": run["score_compute_s"] / (images * plain_wall / data.pool_size),
+             "scorer_cpu_s_per_1000": 1000 * scorer_cpu / images,
              "plain_cpu_s_per_1000": 1000 * plain_cpu / data.pool_size,
-             "scorer_cores": by_kind.get("scorer", 0.0) / max(seconds, 1), "plain_cores": plain_cpu / plain_wall}
+             "scorer_cores": scorer_cpu / max(run["scoring_seconds"], 1), "plain_cores": plain_cpu / plain_wall}
     print(f"the run's scorer against the plain pass (2 threads, load {loads[0]}) over {images} images: "
           f"compute {split['compute_ratio']:.2f}x = CPU per image {split['scorer_cpu_s_per_1000']:.3f} / "
           f"{split['plain_cpu_s_per_1000']:.3f} s per 1000, on {split['scorer_cores']:.2f} / "
           f"{split['plain_cores']:.2f} cores")
-    path = write_result("scoring_profile", {**split,
-        "config": args.config, "scoring_seconds": seconds, "cpu_s_by_process_while_scoring": by_kind,
-        "score_s": sum(r["seconds"]["score"] for r in records), "score_compute_s": compute_s,
-        "plain_pass_s_by_threads_and_load": {str(t): p for t, p in passes.items()},
-        "plain_pass_s_runs": {f"{t} threads, load {load}": [w for w, _ in r] for (t, load), r in runs.items()},
-    })
+    path = write_result("scoring_profile", {
+        "config": args.config, **run, **split,
+        "plain_pass_s_by_threads_and_load": {str(t): w for t, w in walls.items()},
+        "plain_pass_s_runs": {f"{t} threads, load {load}": [w for w, _ in r] for (t, load), r in runs.items()}})
     print(f"wrote {path}")
+
+
+def profile_run(config_path: str, run_dir: Path) -> dict:
+    """The plain-loop benchmark's Ray side, sampled: the cores each kind of process took while the scorer scored."""
+    with CpuSampler() as sampler:
+        records = ray_run(config_path, run_dir)
+    seconds, by_kind = during_scoring(sampler.samples)
+    scored = [r for r in records if r["seconds"]["score_compute"] > 0]
+    run = {"scoring_seconds": seconds, "cpu_s_by_process_while_scoring": by_kind,
+           "images_scored": sum(r["candidates"] for r in scored),
+           "score_s": sum(r["seconds"]["score"] for r in scored),
+           "score_compute_s": sum(r["seconds"]["score_compute"] for r in scored)}
+    print(f"the run's scoring passes: {run['score_s']:.1f} s, of which the scorer computed "
+          f"{run['score_compute_s']:.1f} s; the {seconds} s the scorer was in {SCORING}, CPU seconds by process:")
+    print_table(["process", "CPU s", "cores"], [[k, v, v / max(seconds, 1)] for k, v in
+                                              sorted(by_kind.items(), key=lambda kv: -kv[1])])
+    return run
+
+
+def passes_beside_loads(loads: list[str], repeats: int, config, data) -> dict[tuple[int, str], list]:
+    """{(torch threads, load): [(wall, CPU seconds) of each repeat]}, 2 and 1 threads."""
+    weights = checkpoint_bytes(create_model(config.proxy.name, data.image_shape[0], data.num_classes))
+    pass_beside("0", 2, config, data, weights)  # warm: the first pass of a process pays its allocations
+    runs = collections.defaultdict(list)
+    for _ in range(repeats):  # interleaved, so drift on a shared machine hits every cell
+        for threads in (2, 1):
+            for load in loads:
+                runs[threads, load].append(pass_beside(load, threads, config, data, weights))
+    return runs
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import plain_select, prepared, print_table, write_result
-from benchmarks.plain_loop import plain_config, ray_run
+from benchmarks.plain_loop import costs, plain_config, ray_run
 from pipeline.models import create_model
 from pipeline.training import checkpoint_bytes
 
@@ -193,11 +193,10 @@ def profile_run(config_path: str, run_dir: Path) -> dict:
     with CpuSampler() as sampler:
         records = ray_run(config_path, run_dir)
     seconds, by_kind = during_scoring(sampler.samples)
-    scored = [r for r in records if r["seconds"]["score_compute"] > 0]
+    summed = costs(records)  # the plain-loop benchmark's sums over the rounds
     run = {"scoring_seconds": seconds, "cpu_s_by_process_while_scoring": by_kind,
-           "images_scored": sum(r["candidates"] for r in scored),
-           "score_s": sum(r["seconds"]["score"] for r in scored),
-           "score_compute_s": sum(r["seconds"]["score_compute"] for r in scored)}
+           "images_scored": sum(r["candidates"] for r in records if r["seconds"]["score_compute"] > 0),
+           "score_s": summed["score_s"], "score_compute_s": summed["score_compute_s"]}
     print(f"the run's scoring passes: {run['score_s']:.1f} s, of which the scorer computed "
           f"{run['score_compute_s']:.1f} s; the {seconds} s the scorer was in {SCORING}, CPU seconds by process:")
     print_table(["process", "CPU s", "cores"], [[k, v, v / max(seconds, 1)] for k, v in

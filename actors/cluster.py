@@ -18,7 +18,7 @@ import tempfile
 import time
 
 from actors.ray_private import replace_console_printer
-from pipeline import interrupts
+from pipeline.loop import interrupts
 from pipeline.errors import ClactiveError, first_line
 
 REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
@@ -53,7 +53,7 @@ def connect(address: str | None = None, verbose: bool = False) -> None:
         _start_local(quiet)
     else:
         _join(address, quiet)
-    interrupts.raise_on_sigterm()  # in place of ray.init's own: pipeline/interrupts.py says why
+    interrupts.raise_on_sigterm()  # in place of ray.init's own: pipeline/loop/interrupts.py says why
 
 
 def _join(address: str, quiet: dict) -> None:

@@ -1,4 +1,4 @@
-"""The driver actor: a run's rounds (pipeline.rounds) on Ray, one call per round.
+"""The driver actor: a run's rounds (pipeline.loop.rounds) on Ray, one call per round.
 
 It owns the run's state and hands the round loop its Ray parts: the scoring actors
 (actors.scorer), the Ray Train worker group (actors.learner) and the oracle, each started on
@@ -22,14 +22,14 @@ from ray.data import DataContext
 
 from actors.progress import Sink, StageBoard
 from actors.resources import gpus_available, no_progress_timeout, process_requests
-from pipeline.config import RunConfig
+from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, read_rows
-from pipeline.faults import Hook
-from pipeline.labelling import make_oracle
-from pipeline.preflight import RunPlan
-from pipeline.rounds import Rounds
-from pipeline.run_store import RunStore
-from pipeline.strategies import UpdatePlan, selection_model
+from actors.faults import Hook, LabelHookStore
+from pipeline.labels.labelling import make_oracle
+from pipeline.loop.preflight import RunPlan
+from pipeline.loop.rounds import Rounds
+from pipeline.loop.run_store import RunStore
+from pipeline.update.strategies import UpdatePlan, selection_model
 
 
 # Threaded: the driver's progress polls and the workers' reports are answered while run_round runs.
@@ -39,15 +39,15 @@ class Coordinator:
                  accept_partial: bool = False):
         config, data = plan.config, plan.data
         Hook(hook, config.run_dir).starting("label")
-        store = RunStore(config.run_dir)
+        store = LabelHookStore(RunStore(config.run_dir), hook)
         _quiet_ray_data(no_progress_timeout_s)
         restarted = _restarted_by_ray()
         self.board = StageBoard()
         handle = ray.get_runtime_context().current_actor
         sink = lambda: Sink(handle, self.board.token)  # noqa: E731 - the running stage's, when a worker starts
-        self.rounds = Rounds(plan, store, RayScorers(config, data, Hook(hook, config.run_dir), sink),
+        self.rounds = Rounds(plan, store, RayScorers(config, data, hook, sink),
                              RayLearner(config, data, store, hook, restarted, sink),
-                             make_oracle(plan, store, accept_partial), hook, restarted, on_stage=self.board.stage)
+                             make_oracle(plan, store, accept_partial), restarted, on_stage=self.board.stage)
 
     def progress(self) -> dict | None:
         """The running stage and its count so far (actors.progress), for the driver's progress line."""
@@ -71,9 +71,9 @@ class Coordinator:
 
 
 class RayScorers:
-    """pipeline.rounds.Scorers on the run's scoring actors (actors.scorer.ScorerPool), started on first use."""
+    """pipeline.loop.rounds.Scorers on the run's scoring actors (actors.scorer.ScorerPool), started on first use."""
 
-    def __init__(self, config: RunConfig, data: PreparedData, hook: Hook, sink: Callable[[], Sink] | None = None):
+    def __init__(self, config: RunConfig, data: PreparedData, hook: str | None, sink: Callable[[], Sink] | None = None):
         self.config, self.data, self.hook, self.sink = config, data, hook, sink
         self.model_name = selection_model(config)
         self.pool = None
@@ -81,10 +81,11 @@ class RayScorers:
     def start(self) -> None:
         if self.pool is None:
             from actors.scorer import ScorerPool  # torch: imported where scoring happens
-            self.pool = ScorerPool(self.config, self.data, self.model_name, self.hook)
+            self.pool = ScorerPool(self.config, self.data, self.model_name, Hook(self.hook, self.config.run_dir))
 
-    def select(self, weights, labelled_ids, k, seed, hook, pool, candidate_ids):
+    def select(self, weights, labelled_ids, k, seed, round_index, pool, candidate_ids):
         self.start()
+        hook = Hook(self.hook, self.config.run_dir, round_index)  # the fault tests' hook: Ray's side alone knows it
         return self.pool.select(weights, labelled_ids, k, seed=seed, hook=hook, pool=pool, candidate_ids=candidate_ids,
                                 progress=self.sink() if self.sink else None)
 
@@ -98,7 +99,7 @@ class RayScorers:
 
 
 class RayLearner:
-    """pipeline.rounds.Learner on the run's Ray Train worker group (actors.learner.Learner), started on
+    """pipeline.loop.rounds.Learner on the run's Ray Train worker group (actors.learner.Learner), started on
     first use; its first update reports how long the start took and what the run asked Ray for."""
 
     def __init__(self, config: RunConfig, data: PreparedData, store: RunStore, hook: str | None, restarted: bool,

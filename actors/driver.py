@@ -15,11 +15,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from actors.cluster import connect
 from actors.coordinator import Coordinator
 from actors.resources import check_fits
-from pipeline.faults import HOOK_ENV
-from pipeline.preflight import RunPlan
-from pipeline.progress import Progress
-from pipeline.run_store import RunStore
-from pipeline.tracking import open_tracker
+from actors.faults import HOOK_ENV
+from pipeline.loop.preflight import RunPlan
+from pipeline.report.progress import Progress
+from pipeline.loop.run_store import RunStore
+from pipeline.report.tracking import open_tracker
 
 COORDINATOR_RESTARTS = 3  # a coordinator that dies is restarted and reloads the run directory
 CLOSE_TIMEOUT_S = 60  # a graceful stop of the learner's worker group, when a run is interrupted
@@ -36,7 +36,7 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
 
     `progress` gets the running stage's counts about once a second and each round's seconds;
     with `config.tracking`, every record and fit goes to the tracker too, and the run's plots
-    at the end (`tracking`: pipeline.tracking.open_tracker's experiment, run_name, store_dir).
+    at the end (`tracking`: pipeline.report.tracking.open_tracker's experiment, run_name, store_dir).
 
     Creates the run directory if `config.run_dir` holds no run yet, after the resource check,
     so a request the cluster can never satisfy leaves nothing behind.
@@ -146,7 +146,7 @@ def _report_record(record: dict, on_record, progress: Progress | None, tracker) 
 
 def _plots(plan: RunPlan, store: RunStore, records: list[dict], targets: dict) -> list:
     """The run's own plots (selection time, update per round, target accuracy), for the tracker."""
-    from pipeline.report import plot, summarize
+    from pipeline.report.summary import plot, summarize
     summary = summarize({plan.config.strategy: {"records": records, "targets": targets}},
                         {f"{100 * r['labelled'] / plan.data.pool_size:g}%": r["round"] for r in records
                          if r["round"] in targets}, plan.data.pool_size)

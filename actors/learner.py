@@ -35,16 +35,16 @@ from actors.mailbox import Mailbox
 from actors.progress import Reporter, Sink
 from actors.ray_private import quiet_train_report_log
 from actors.resources import describe, gpu_has_cuda, gpus_available, learner_gpus
-from pipeline.config import ModelConfig, RunConfig
+from pipeline.config.run_config import ModelConfig, RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.errors import ResourceError
-from pipeline.faults import Hook
-from pipeline.growth import class_counts
-from pipeline.models import create_model
-from pipeline.proc import peak_rss_mib
-from pipeline.run_store import RunStore
-from pipeline.strategies import UpdatePlan
-from pipeline.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict, torch_threads,
+from actors.faults import Hook
+from pipeline.data.growth import class_counts
+from pipeline.update.models import create_model
+from pipeline.loop.proc import peak_rss_mib
+from pipeline.loop.run_store import RunStore
+from pipeline.update.strategies import UpdatePlan
+from pipeline.update.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict, torch_threads,
                                train_steps)
 
 

@@ -1,5 +1,5 @@
 """A round's live progress: the processes doing a stage's work report counts to the coordinator,
-and the driver polls the coordinator for one snapshot a second (pipeline.progress draws it).
+and the driver polls the coordinator for one snapshot a second (pipeline.report.progress draws it).
 
     scorers (examples scored) ─┐
                                ├─> coordinator: StageBoard ─> driver: Progress line

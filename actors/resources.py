@@ -13,7 +13,7 @@ from pathlib import Path
 import ray
 import yaml
 
-from pipeline.config import LearnerConfig, RunConfig, ScoringConfig
+from pipeline.config.run_config import LearnerConfig, RunConfig, ScoringConfig
 from pipeline.errors import ConfigError
 from pipeline.storage import is_uri
 

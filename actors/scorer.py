@@ -29,17 +29,17 @@ from ray.data.exceptions import ExecutionTimeoutError
 from actors.pool_source import PoolShards
 from actors.progress import Reporter, Sink
 from actors.resources import describe, gpus_available, process_requests, read_args, scorer_resources
-from pipeline.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
+from pipeline.selection.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
                                   StreamingTopK, check_set_candidates, get_acquisition, min_sq_distances)
 from pipeline.ids import in_sorted
-from pipeline.config import RunConfig
+from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
 from pipeline.errors import ResourceError
-from pipeline.faults import Hook
-from pipeline.models import create_model
-from pipeline.proc import peak_rss_mib
-from pipeline.training import load_weights, predict, torch_threads
+from actors.faults import Hook
+from pipeline.update.models import create_model
+from pipeline.loop.proc import peak_rss_mib
+from pipeline.update.training import load_weights, predict, torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
-from pipeline.acquisition import StreamingTopK, get_acquisition
+from pipeline.selection.acquisition import StreamingTopK, get_acquisition
 from pipeline.ids import in_sorted
-from pipeline.config import RunConfig
+from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, source_for, images_from_arrow, prepare_dataset
-from pipeline.models import create_model
-from pipeline.training import load_weights, predict
+from pipeline.update.models import create_model
+from pipeline.update.training import load_weights, predict
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -27,9 +27,9 @@ import torch
 
 from pipeline.compare import load
 from pipeline.data import resolve_augment, source_for, images_from_arrow, prepare_dataset
-from pipeline.models import create_model
-from pipeline.strategies import steps_for_epochs
-from pipeline.training import accuracy, make_optimizer, torch_threads, train_steps
+from pipeline.update.models import create_model
+from pipeline.update.strategies import steps_for_epochs
+from pipeline.update.training import accuracy, make_optimizer, torch_threads, train_steps
 
 RESULTS = Path(__file__).parent / "results"
 

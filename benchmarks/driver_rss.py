@@ -26,10 +26,10 @@ import ray
 import torch
 
 from benchmarks.common import prepared, print_table, spread, start_ray, write_result
-from pipeline.config import RunConfig, load_config
+from pipeline.config.run_config import RunConfig, load_config
 from pipeline.data import PreparedData
-from pipeline.models import create_model
-from pipeline.training import checkpoint_bytes
+from pipeline.update.models import create_model
+from pipeline.update.training import checkpoint_bytes
 
 
 def replicated(data: PreparedData, copies: int, cache_dir: str) -> PreparedData:
@@ -62,7 +62,7 @@ class SelectionProbe:
 
     def select(self, config: dict, data: dict, model_name: str, weights: bytes, seed: int) -> dict:
         from actors.scorer import ScorerPool
-        from pipeline.config import config_from_dict
+        from pipeline.config.run_config import config_from_dict
 
         data = PreparedData(**data)
         rng = np.random.default_rng(seed)

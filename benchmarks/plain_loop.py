@@ -4,16 +4,16 @@
 
 The same rounds, twice in one sitting, alternating when --repeats > 1:
 
-  plain     pipeline.rounds.Rounds in this process, with no Ray: the scoring pass is
+  plain     pipeline.loop.rounds.Rounds in this process, with no Ray: the scoring pass is
             benchmarks.common.plain_select (the same shards, batch size, model, acquisition and
-            top-k as the scorers) and the update is pipeline.training.train_steps on the rows read
+            top-k as the scorers) and the update is pipeline.update.training.train_steps on the rows read
             by id, as the Ray Train worker does; every torch call gets all the machine's cores
   clactive  `clactive compare` with the same config, clactive alone and no target fits: Ray Data
             scorers, the Ray Train worker group, the coordinator actor
 
 Both run the config's schedule (Fashion-MNIST: 2% then rounds ending at 10..50%), the round loop's
 own selection, labels, replay memory and update plans, and are timed by the same definition
-(pipeline.report: score + select + update, less the update's test evaluation and the learner's
+(pipeline.report.summary: score + select + update, less the update's test evaluation and the learner's
 one-time start-up), summed over every round to the last. The figure is clactive / plain; the
 issue's target is <= 1.3. Writes benchmarks/results/plain_loop.json.
 """
@@ -34,18 +34,18 @@ import torch
 
 from benchmarks.common import plain_select, prepared, print_table, spread, write_result
 from pipeline.compare import entry_config, load
-from pipeline.config import RunConfig
+from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.data.pool import split_files
-from pipeline.growth import class_counts
-from pipeline.labelling import make_oracle
-from pipeline.models import create_model
-from pipeline.preflight import plan_run
-from pipeline.report import round_costs
-from pipeline.rounds import Rounds
-from pipeline.run_store import RunStore
-from pipeline.strategies import UpdatePlan
-from pipeline.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict,
+from pipeline.data.growth import class_counts
+from pipeline.labels.labelling import make_oracle
+from pipeline.update.models import create_model
+from pipeline.loop.preflight import plan_run
+from pipeline.report.summary import round_costs
+from pipeline.loop.rounds import Rounds
+from pipeline.loop.run_store import RunStore
+from pipeline.update.strategies import UpdatePlan
+from pipeline.update.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict,
                                train_steps)
 
 SETS = ["compare.strategies=[clactive]", "compare.budgets=null"]  # the selection rounds alone: no target fits
@@ -60,7 +60,7 @@ class PlainScorers:
     def start(self) -> None:
         pass
 
-    def select(self, weights, labelled_ids, k, seed, hook=None, pool=None, candidate_ids=None):
+    def select(self, weights, labelled_ids, k, seed, round_index=None, pool=None, candidate_ids=None):
         chosen, seconds = plain_select(self.config, self.data, self.config.proxy.name, weights, labelled_ids, k, seed,
                                        threads=os.cpu_count() or 1, candidate_ids=candidate_ids)
         scored = len(candidate_ids) if candidate_ids is not None else self.data.pool_size - len(labelled_ids)
@@ -150,7 +150,7 @@ PARTS = ("selection_s", "score_s", "score_compute_s", "update_s", "round_0_updat
 
 
 def costs(records: list[dict]) -> dict:
-    """Seconds summed over the rounds (pipeline.report's definitions), and where they went: the
+    """Seconds summed over the rounds (pipeline.report.summary's definitions), and where they went: the
     scoring passes' compute, the first round's update (a from-scratch fit, and the Ray Train worker
     group's start), the later updates' training steps."""
     rounds = [round_costs(r) for r in records]

@@ -25,10 +25,10 @@ import argparse
 
 from benchmarks.common import prepared, start_ray, print_table, spread, write_result
 from actors.driver import run_rounds
-from pipeline.preflight import plan_run
-from pipeline.config import load_config
-from pipeline.report import round_costs
-from pipeline.run_store import RunStore
+from pipeline.loop.preflight import plan_run
+from pipeline.config.run_config import load_config
+from pipeline.report.summary import round_costs
+from pipeline.loop.run_store import RunStore
 
 
 def overhead(record: dict) -> dict[str, float]:

@@ -48,7 +48,7 @@ import pyarrow.parquet as pq
 import torch
 
 from benchmarks.common import RESULTS, prepared, print_table, start_ray, write_result
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 from pipeline.data import PreparedData
 from pipeline.data.base import arrow_table, images_from_arrow, pool_schema
 
@@ -149,7 +149,7 @@ class ObjectStorePeak:
 def measure(scale: Scale, args) -> dict:
     """One configuration, in this process (a fresh one per configuration: its peak RSS is the driver's)."""
     from actors.driver import run_rounds
-    from pipeline.preflight import plan_run
+    from pipeline.loop.preflight import plan_run
 
     base_config = load_config(args.config)
     data = scaled_pool(prepared(base_config), scale.rows, scale.size, base_config.data.cache_dir)

@@ -34,8 +34,8 @@ import numpy as np
 
 from benchmarks.common import plain_select, prepared, print_table, write_result
 from benchmarks.plain_loop import costs, plain_config, ray_run
-from pipeline.models import create_model
-from pipeline.training import checkpoint_bytes
+from pipeline.update.models import create_model
+from pipeline.update.training import checkpoint_bytes
 
 SCORING = "ray::Scorer.score"  # a Ray worker's process title while it runs that method
 

@@ -28,10 +28,10 @@ import torch
 
 from actors.scorer import ScorerPool
 from benchmarks.common import plain_select, prepared, print_table, spread, start_ray, write_result
-from pipeline.acquisition import draw_candidates
-from pipeline.config import load_config
-from pipeline.models import create_model
-from pipeline.training import checkpoint_bytes, torch_threads
+from pipeline.selection.acquisition import draw_candidates
+from pipeline.config.run_config import load_config
+from pipeline.update.models import create_model
+from pipeline.update.training import checkpoint_bytes, torch_threads
 
 
 # a Ray pass's seconds, by where they went (the actors' share averaged over them): record key of each

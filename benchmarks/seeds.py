@@ -18,7 +18,7 @@ its round records and target fits, the machine and the date), and `run` skips wh
 `save` keeps what a `run` of an earlier version of this script finished. Each kept strategy lists
 the commits its run started from (`commits`; "+changes" when the code differed from it). `gather`
 reads the kept strategies and writes benchmarks/results/seeds.json: per protocol, every figure's per-seed values,
-mean and standard deviation, with pipeline.report's definitions. Seeds with one of the four
+mean and standard deviation, with pipeline.report.summary's definitions. Seeds with one of the four
 strategies missing are listed as missing, never filled in; an extra's figures are over the seeds
 where it ran (each figure lists its seeds); a seed whose strategies ran in different sittings says so (its
 speed-ups then compare times from different machines or days).
@@ -34,8 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine
-from pipeline.report import summarize
-from pipeline.run_store import RunStore
+from pipeline.report.summary import summarize
+from pipeline.loop.run_store import RunStore
 
 CONFIG = "configs/fashion_mnist_compare.yaml"
 STRATEGIES = ("full", "svp", "clactive", "random")  # a seed is summarized when these four are kept
@@ -120,14 +120,14 @@ def kept(seed: int, candidates: int | None) -> dict[str, dict]:
 
 
 def summary_of(entries: dict[str, dict]) -> dict:
-    """One seed's compare report (pipeline.report.summarize) from its kept strategies."""
+    """One seed's compare report (pipeline.report.summary.summarize) from its kept strategies."""
     budgets = {f"{100 * b:g}%": k for b, k in zip(BUDGETS, BUDGET_ROUNDS)}
     return summarize({name: {"records": e["records"], "targets": e["targets"]} for name, e in entries.items()},
                      budgets, POOL_SIZE)
 
 
 def figures(results: dict) -> dict[str, float | None]:
-    """One seed's figures from its compare report (pipeline.report.summarize's output)."""
+    """One seed's figures from its compare report (pipeline.report.summary.summarize's output)."""
     strategies, speedups = results["strategies"], results["speedups"]
     at = {budget: {name: s["at"].get(budget, {}).get("target_acc") for name, s in strategies.items()}
           for budget in ("20%", "50%")}

@@ -16,24 +16,24 @@ from dataclasses import replace
 
 
 from actors.decode import ray_data_map
-from pipeline import interrupts
-from pipeline.acquisition import acquisition_names
-from pipeline.config import load_config, validate
+from pipeline.loop import interrupts
+from pipeline.selection.acquisition import acquisition_names
+from pipeline.config.run_config import load_config, validate
 from pipeline.data import prepare_data, source_names
 from pipeline.data.pool import split_files
 from pipeline.errors import ClactiveError
-from pipeline.faults import HOOK_ENV, check_hook
-from pipeline.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,
+from actors.faults import HOOK_ENV, check_hook
+from pipeline.labels.oracle import (LabelRequests, check_continuable, import_answers, open_request, simulate_answers,
                              status_lines, waiting_message)
-from pipeline.preflight import preflight
-from pipeline.progress import make_progress
-from pipeline.round_table import RoundTable
-from pipeline.run_store import RunStore
-from pipeline.strategies import strategy_names
+from pipeline.loop.preflight import preflight
+from pipeline.report.progress import make_progress
+from pipeline.report.round_table import RoundTable
+from pipeline.loop.run_store import RunStore
+from pipeline.update.strategies import strategy_names
 
 USAGE_ERROR = 2
 INTERRUPTED = 130  # the shells' code for a command ended by Ctrl-C (128 + SIGINT)
-TERMINATED = 143   # ... and by SIGTERM (128 + 15): `kill`, `ray job stop` (pipeline.interrupts)
+TERMINATED = 143   # ... and by SIGTERM (128 + 15): `kill`, `ray job stop` (pipeline.loop.interrupts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Optional
 
 from actors.decode import ray_data_map
-from pipeline.acquisition import acquisition_names
-from pipeline.config import RunConfig, Size, check_size, config_from_raw, read_with_section
-from pipeline.sections import build_section
-from pipeline.schedule import to_count
+from pipeline.selection.acquisition import acquisition_names
+from pipeline.config.run_config import RunConfig, Size, check_size, config_from_raw, read_with_section
+from pipeline.config.sections import build_section
+from pipeline.config.schedule import to_count
 from pipeline.errors import ConfigError
-from pipeline.preflight import RunPlan, plan_run, preflight
-from pipeline.report import summarize, table, write
-from pipeline.progress import make_progress
-from pipeline.round_table import RoundTable
-from pipeline.run_store import RunStore
-from pipeline.strategies import strategy_names
+from pipeline.loop.preflight import RunPlan, plan_run, preflight
+from pipeline.report.summary import summarize, table, write
+from pipeline.report.progress import make_progress
+from pipeline.report.round_table import RoundTable
+from pipeline.loop.run_store import RunStore
+from pipeline.update.strategies import strategy_names
 
 _READING_ORDER = ("full", "svp", "clactive", "finetune")  # baselines first; other strategies follow, by name
 STRATEGY_ENTRIES = tuple(sorted(strategy_names(), key=lambda name: (

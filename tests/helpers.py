@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 
 IDX_NAMES = {
     "pool": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from actors.decode import ray_data_map
-from pipeline.config import RunConfig, read_with_section
+from pipeline.config.run_config import RunConfig, read_with_section
 from pipeline.data import PreparedData
 from pipeline.errors import ConfigError
-from pipeline.preflight import plan_run, preflight
-from pipeline.report import round_costs
+from pipeline.loop.preflight import plan_run, preflight
+from pipeline.report.summary import round_costs
 from tune.report import write
 from tune.space import TIME_METRIC, Param, TuneSection, apply, parse_section, parse_space
 

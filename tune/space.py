@@ -16,10 +16,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import RunConfig, config_from_raw
-from pipeline.sections import build_section, set_path
+from pipeline.config.run_config import RunConfig, config_from_raw
+from pipeline.config.sections import build_section, set_path
 from pipeline.errors import ConfigError
-from pipeline.preflight import check_names
+from pipeline.loop.preflight import check_names
 
 KINDS = ("uniform", "loguniform", "randint", "choice")
 # What every trial reports after every round; target_acc only after its last round.

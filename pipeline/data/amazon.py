@@ -6,7 +6,7 @@
 Each line is `"label","title","text"`: no header, every field quoted, quotes inside a field
 doubled, line breaks inside a review written as a literal backslash-n. Labels 1..K are stored as
 0..K-1. A review becomes data.max_tokens hashed word ids of its title then its text
-(pipeline.text); the pool stores them as a 1 x 1 x max_tokens int32 "image", so scoring, replay
+(pipeline.data.tokens); the pool stores them as a 1 x 1 x max_tokens int32 "image", so scoring, replay
 and the label store handle text exactly as they handle pixels.
 
 Pool ids are the line's position in train.csv, from 0 (test.csv likewise).
@@ -21,14 +21,14 @@ import numpy as np
 
 from pipeline.data.base import Source, register_source
 from pipeline.errors import DataError
-from pipeline.text import BUCKETS, Tokenizer
+from pipeline.data.tokens import BUCKETS, Tokenizer
 
 FILES = {"pool": "train.csv", "test": "test.csv"}
 READ_ROWS = 10_000
 
 
 class TokenSource(Source):
-    """Texts stored as data.max_tokens hashed word ids (pipeline.text) in a 1 x 1 x max_tokens int32
+    """Texts stored as data.max_tokens hashed word ids (pipeline.data.tokens) in a 1 x 1 x max_tokens int32
     "image". The Amazon Reviews and text_csv share it, so the same text models read both."""
     feature_dtype = "int32"
     mean, std = 0.0, 1.0      # token ids are not normalised

@@ -31,7 +31,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline.config import DataConfig
+from pipeline.config.run_config import DataConfig
 from pipeline.ids import positions_of
 from pipeline.errors import ConfigError, DataError
 from pipeline.storage import Storage, is_uri, join
@@ -77,7 +77,7 @@ def source_for(data: DataConfig) -> "Source":
 
 
 def resolve_augment(data: DataConfig) -> str:
-    """`data.augment`, with `auto` replaced by the source's default (see pipeline.augment)."""
+    """`data.augment`, with `auto` replaced by the source's default (see pipeline.update.augment)."""
     return source_class(data.dataset).default_augment if data.augment == "auto" else data.augment
 
 
@@ -152,7 +152,7 @@ class PreparedData:
 
     @property
     def holds(self) -> str:
-        """"pixels" or "tokens": which models can read this data (pipeline.models)."""
+        """"pixels" or "tokens": which models can read this data (pipeline.update.models)."""
         return HOLDS[self.feature_dtype]
 
     def split_dir(self, split: str) -> str:

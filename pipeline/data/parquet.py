@@ -35,7 +35,7 @@ import pyarrow.types as pat
 from pipeline.data.base import Source, register_source
 from pipeline.data.image_folder import decode_encoded, describe_error, quiet_decoders
 from pipeline.errors import DataError
-from pipeline.text import BUCKETS, Tokenizer
+from pipeline.data.tokens import BUCKETS, Tokenizer
 
 SPLIT_NAMES = {"pool": "train", "test": "test"}
 READ_ROWS = 1024

@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pipeline.config import RunConfig
-from pipeline.schedule import resolve_schedule
+from pipeline.config.run_config import RunConfig
+from pipeline.config.schedule import resolve_schedule
 from pipeline.data.base import PreparedData, parquet_dataset, pool_schema
 from pipeline.errors import ConfigError, DataError
-from pipeline.growth import check_class_order, classes_at
+from pipeline.data.growth import check_class_order, classes_at
 from pipeline.storage import Storage, is_uri, join
 
 BY_CLASS = "pool_by_class"
@@ -113,11 +113,9 @@ def _first_repeat(ids: np.ndarray) -> int:
 
 
 def check_against_data(config: RunConfig, data: PreparedData) -> None:
-    """Before Ray starts, the config against the prepared data: the proxy and target read the
-    dataset's rows, augmentation is for images, the class order names the dataset's classes, the
-    schedule fits the classes available at each round, the arrivals directory exists."""
-    from pipeline.models import check_models_read  # imports torch: only once the config is known good
-    check_models_read(config.proxy.name, config.target.name, data.dataset, data.holds)
+    """Before Ray starts, the config against the prepared data: augmentation is for images, the class
+    order names the dataset's classes, the schedule fits the classes available at each round, the
+    arrivals directory exists."""
     if data.holds != "pixels" and config.data.augment not in ("auto", "none"):
         raise ConfigError(f"data.augment = {config.data.augment} transforms images, but {data.dataset} holds text: "
                           "set data.augment to none")

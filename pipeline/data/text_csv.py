@@ -19,7 +19,7 @@ K >= 2 works; a test label that train.csv lacks is an error, not a new class. Cl
 written as `PreparedData.class_names[i]`, which the prepared directory's manifest.json keeps.
 
 Texts are tokenised as the Amazon Review sources tokenise theirs (pipeline.data.amazon,
-pipeline.text), so the same text models read them. Pool ids are the row's position below the
+pipeline.data.tokens), so the same text models read them. Pool ids are the row's position below the
 header of train.csv, from 0 (test.csv likewise). The files are read twice: once to learn the
 classes and check every row before anything is written, once to tokenise.
 """
@@ -35,7 +35,7 @@ import numpy as np
 from pipeline.data.amazon import READ_ROWS, TokenSource, check_utf8
 from pipeline.data.base import register_source
 from pipeline.errors import DataError
-from pipeline.text import Tokenizer
+from pipeline.data.tokens import Tokenizer
 
 FILES = {"pool": "train.csv", "test": "test.csv"}
 SHOWN_CLASSES = 10  # an unseen-label error lists at most this many classes

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_overrides
 from tests.integration.test_cli import REPO, with_sets
 from tests.ray_head import RAY

@@ -8,7 +8,7 @@ import ray
 from ray.util.state import list_actors
 
 from pipeline.errors import ConfigError
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_overrides
 from tests.integration.conftest import submit
 from tests.integration.test_cli import with_sets

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline.report import round_costs
-from pipeline.run_store import RunStore
+from pipeline.report.summary import round_costs
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_overrides
 from tests.integration.test_cli import in_process, with_sets
 

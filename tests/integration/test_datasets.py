@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from actors.decode import ray_data_map
-from pipeline.config import DataConfig
+from pipeline.config.run_config import DataConfig
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.data.image_folder import decode_batch
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_overrides, write_cifar10_like, write_image_folder
 from tests.integration.test_cli import in_process, with_sets
 from tests.unit.test_text_sources import GENRES, write_text_csv

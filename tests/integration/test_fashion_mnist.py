@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 from tests.integration.test_cli import REPO, in_process, with_sets
 
 DATA = Path("/usr/share/datasets/fashion-mnist")

@@ -9,9 +9,9 @@ from actors.driver import run_rounds
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.base import arrow_table, pool_schema
 from pipeline.errors import DataError
-from pipeline.growth import classes_at
-from pipeline.preflight import plan_run
-from pipeline.run_store import RunStore
+from pipeline.data.growth import classes_at
+from pipeline.loop.preflight import plan_run
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray

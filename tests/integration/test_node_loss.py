@@ -13,8 +13,8 @@ from contextlib import ExitStack
 import pytest
 import ray
 
-from pipeline.faults import HOOK_ENV, marker_name
-from pipeline.run_store import RunStore
+from actors.faults import HOOK_ENV, marker_name
+from pipeline.loop.run_store import RunStore
 from tests.integration.conftest import selection, two_round_args
 from tests.integration.test_cli import REPO
 from tests.ray_head import kill_node, ray_worker_node

@@ -9,7 +9,7 @@ import pytest
 
 import pipeline.cli
 from pipeline.data import get_source, prepare_dataset, read_rows
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config
 from tests.integration.test_cli import in_process
 from tests.integration.conftest import selection, two_round_args

@@ -13,9 +13,9 @@ import pytest
 from ray.util.state import list_actors, list_jobs
 
 import pipeline.cli
-from pipeline.config import load_config
-from pipeline.faults import HOOK_ENV, marker_name
-from pipeline.run_store import RunStore
+from pipeline.config.run_config import load_config
+from actors.faults import HOOK_ENV, marker_name
+from pipeline.loop.run_store import RunStore
 from pipeline.storage import Storage
 from tests.helpers import tiny_overrides
 from tests.integration.conftest import selection, two_round_args

@@ -9,8 +9,8 @@ import pytest
 from actors.driver import run_rounds
 from pipeline.data import get_source, prepare_dataset
 from pipeline.errors import ConfigError
-from pipeline.preflight import plan_run
-from pipeline.run_store import RunStore
+from pipeline.loop.preflight import plan_run
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray

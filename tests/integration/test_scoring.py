@@ -12,11 +12,11 @@ from ray.data import DataContext
 from ray.util.state import list_actors
 
 from actors.scorer import ScorerPool
-from pipeline.acquisition import draw_candidates, get_acquisition, k_center_greedy, top_k
+from pipeline.selection.acquisition import draw_candidates, get_acquisition, k_center_greedy, top_k
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.errors import ResourceError
-from pipeline.models import create_model
-from pipeline.training import predict, checkpoint_bytes
+from pipeline.update.models import create_model
+from pipeline.update.training import predict, checkpoint_bytes
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 from tests.helpers import tiny_overrides
 
 pytestmark = pytest.mark.ray

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-import pipeline.acquisition
-from pipeline.acquisition import (StreamingTopK, acquisition_names, draw_candidates, get_acquisition,
+import pipeline.selection.acquisition
+from pipeline.selection.acquisition import (StreamingTopK, acquisition_names, draw_candidates, get_acquisition,
                                   hashed_uniform, k_center_from, k_center_greedy, min_sq_distances, top_k)
 from pipeline.errors import ConfigError, PoolExhaustedError
 
@@ -129,12 +129,12 @@ def test_k_center_from_labelled_rows_folded_in_batch_by_batch_picks_what_the_all
 
 
 def test_set_based_selection_over_more_candidates_than_its_bound_is_one_line_naming_the_setting(monkeypatch):
-    monkeypatch.setattr(pipeline.acquisition, "MAX_SET_CANDIDATES", 1000)
-    pipeline.acquisition.check_set_candidates("k_center", 1000)
-    pipeline.acquisition.check_set_candidates("least_confidence", 10**9)  # streamed: no bound
+    monkeypatch.setattr(pipeline.selection.acquisition, "MAX_SET_CANDIDATES", 1000)
+    pipeline.selection.acquisition.check_set_candidates("k_center", 1000)
+    pipeline.selection.acquisition.check_set_candidates("least_confidence", 10**9)  # streamed: no bound
     with pytest.raises(ConfigError, match=r"k_center .* at most 1000 candidates a round, and this round has 1001: "
                                           r"set scoring.candidates \(e.g. 500\)"):
-        pipeline.acquisition.check_set_candidates("k_center", 1001)
+        pipeline.selection.acquisition.check_set_candidates("k_center", 1001)
 
 
 def test_k_center_never_repeats_and_checks_pool_size():
@@ -177,12 +177,12 @@ def test_a_streaming_top_k_keeps_each_kept_ids_payload_row_across_batches_and_me
 def test_preflight_refuses_k_center_over_the_whole_pool_above_the_bound_and_takes_a_candidate_subset(
         monkeypatch, tmp_path):
     from pipeline.data import get_source, prepare_dataset
-    from pipeline.preflight import plan_run
+    from pipeline.loop.preflight import plan_run
     from tests.helpers import tiny_config, write_fashion_like
     data_dir = write_fashion_like(tmp_path / "raw")
     config = tiny_config(data_dir, tmp_path, "acquisition=k_center")
     data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)
-    monkeypatch.setattr(pipeline.acquisition, "MAX_SET_CANDIDATES", 100)
+    monkeypatch.setattr(pipeline.selection.acquisition, "MAX_SET_CANDIDATES", 100)
     with pytest.raises(ConfigError, match=f"this round has {data.pool_size - 40}: set scoring.candidates"):
         plan_run(config, data)
     plan_run(tiny_config(data_dir, tmp_path, "acquisition=k_center", "scoring.candidates=60"), data)

@@ -14,8 +14,8 @@ import pytest
 
 import actors.driver
 import pipeline.cli
-from pipeline.config import load_config
-from pipeline.run_store import RunStore
+from pipeline.config.run_config import load_config
+from pipeline.loop.run_store import RunStore
 from tests.helpers import IDX_NAMES, idx_bytes, tiny_overrides, write_fashion_like
 
 POOL_IMAGES, POOL_LABELS = IDX_NAMES["pool"]

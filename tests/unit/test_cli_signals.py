@@ -56,7 +56,7 @@ def test_ctrl_c_after_a_sigterm_run_is_an_interrupt_again(monkeypatch, capsys):
     def run(args):
         raise KeyboardInterrupt
     monkeypatch.setattr(cli, "_run", run)
-    from pipeline import interrupts
+    from pipeline.loop import interrupts
     monkeypatch.setattr(interrupts, "_terminated", True)  # left over from an earlier run in this process
     assert cli.main(["run"]) == cli.INTERRUPTED
     assert capsys.readouterr().err.startswith("clactive: interrupted: ")

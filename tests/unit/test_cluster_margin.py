@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from pipeline.acquisition import get_acquisition
-from pipeline.cluster_margin import cluster_margin_select
+from pipeline.selection.acquisition import get_acquisition
+from pipeline.selection.cluster_margin import cluster_margin_select
 from pipeline.errors import PoolExhaustedError
 
 K = 10  # batch size; with margin_multiple=10 the shortlist is the 100 lowest margins

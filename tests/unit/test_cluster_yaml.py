@@ -9,7 +9,7 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 
 from actors.cluster import IDLE_WORKER_ENV, IDLE_WORKER_MS
 from actors.resources import process_requests, unplaceable
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_FILES = ["cluster.yaml", "cluster-gcp.yaml"]

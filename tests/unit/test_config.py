@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ModelConfig, RunConfig, config_from_dict, load_config
-from pipeline.schedule import resolve_schedule
+from pipeline.config.run_config import ModelConfig, RunConfig, config_from_dict, load_config
+from pipeline.config.schedule import resolve_schedule
 from pipeline.errors import ConfigError
-from pipeline.preflight import check_names
+from pipeline.loop.preflight import check_names
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ def test_config_round_trips_through_a_plain_dict():
     ("nonsense", "is not key=value"),
 ])
 def test_bad_values_are_named_in_one_line(override, message):
-    """Types and ranges fail at load (pipeline.config); names against the registries at preflight."""
+    """Types and ranges fail at load (pipeline.config.run_config); names against the registries at preflight."""
     with pytest.raises(ConfigError) as caught:
         check_names(load_config(None, [override]))
     assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -12,14 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.acquisition import (PerExampleAcquisition, SetAcquisition, ShortlistAcquisition, acquisition_names,
+from pipeline.selection.acquisition import (PerExampleAcquisition, SetAcquisition, ShortlistAcquisition, acquisition_names,
                                   get_acquisition, min_sq_distances)
-from pipeline.config import DataConfig, load_config
+from pipeline.config.run_config import DataConfig, load_config
 from pipeline.data import get_source, prepare_dataset, source_names
 from pipeline.data.base import FEATURE_TYPES
 from pipeline.errors import PoolExhaustedError
-from pipeline.memory import create_memory, memory_names
-from pipeline.strategies import create_strategy, steps_for_epochs, strategy_names
+from pipeline.update.memory import create_memory, memory_names
+from pipeline.update.strategies import create_strategy, steps_for_epochs, strategy_names
 from tests.helpers import (write_amazon_like, write_cifar100_like, write_cifar10_like, write_fashion_like,
                            write_image_folder)
 from tests.unit.test_sources import pixel_table

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from benchmarks import figures
-from pipeline.report import summarize
+from pipeline.report.summary import summarize
 from tests.unit.test_report import record
 
 
@@ -74,7 +74,7 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
 
 
 def test_class_incremental_figures_and_report(tmp_path):
-    from pipeline.report import table, write
+    from pipeline.report.summary import table, write
 
     def rounds(forgetting, acc_seen, model="proxy", warm=True):
         return [{**record(r, 10 * (r + 1), 1, 3, model=model, warm=warm if r else False),

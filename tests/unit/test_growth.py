@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.growth import (check_class_order, class_counts, classes_at, forgetting, per_class_accuracy,
+from pipeline.data.growth import (check_class_order, class_counts, classes_at, forgetting, per_class_accuracy,
                              rounds_until_complete, seen_accuracy)
 
 ORDER = (3, 1, 4, 0, 2)

@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.augment import augment_batch, make_augment
+from pipeline.update.augment import augment_batch, make_augment
 from pipeline.cli import main
-from pipeline.config import DataConfig, load_config
+from pipeline.config.run_config import DataConfig, load_config
 from pipeline.data import resolve_augment
 from pipeline.errors import ConfigError
-from pipeline.models import create_model, preact_resnet
-from pipeline.preflight import check_names
-from pipeline.training import make_optimizer, predict, to_input, train_steps
+from pipeline.update.models import create_model, preact_resnet
+from pipeline.loop.preflight import check_names
+from pipeline.update.training import make_optimizer, predict, to_input, train_steps
 
 
 @pytest.mark.parametrize("name, params, dim", [

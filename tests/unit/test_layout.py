@@ -99,7 +99,7 @@ def test_pipeline_imports_no_ray_outside_the_cli():
     assert offenders == []
 
 
-@pytest.mark.parametrize("module", ["pipeline.config", "pipeline.preflight"])
+@pytest.mark.parametrize("module", ["pipeline.config.run_config", "pipeline.loop.preflight"])
 def test_loading_and_checking_a_config_imports_neither_torch_nor_ray(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout

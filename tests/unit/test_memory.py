@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.memory import balanced_quota, create_memory, memory_names
+from pipeline.update.memory import balanced_quota, create_memory, memory_names
 
 
 def filled(policy, capacity=1000, n=100, classes=10, **kwargs):

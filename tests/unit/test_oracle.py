@@ -1,6 +1,6 @@
 """The external oracle without Ray: requests, answers, their checks, status, and the CLI's refusals.
 
-A request is written here as the coordinator writes it (pipeline.oracle.LabelRequests.create),
+A request is written here as the coordinator writes it (pipeline.labels.oracle.LabelRequests.create),
 on tiny generated data in the real formats; everything after that is what a person runs.
 """
 import csv
@@ -19,9 +19,9 @@ import pipeline.cli
 from pipeline.compare import load as load_compare
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.errors import ConfigError, OracleError
-from pipeline.answer_files import read_answers
-from pipeline.oracle import LabelRequests, check_answers, status_lines
-from pipeline.run_store import RunStore
+from pipeline.labels.answer_files import read_answers
+from pipeline.labels.oracle import LabelRequests, check_answers, status_lines
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config, write_fashion_like
 
 REQUESTED = 40  # the tiny schedule's initial set

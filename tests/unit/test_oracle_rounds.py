@@ -1,4 +1,4 @@
-"""The round loop (pipeline.rounds) with an external oracle, without Ray: the scoring pass and the
+"""The round loop (pipeline.loop.rounds) with an external oracle, without Ray: the scoring pass and the
 learner are deterministic stand-ins behind the loop's interfaces, and a new Rounds starts for every
 resume, as a new `clactive run --resume` process would.
 
@@ -10,14 +10,14 @@ import hashlib
 import numpy as np
 import pytest
 
-from pipeline.acquisition import hashed_uniform, top_k
+from pipeline.selection.acquisition import hashed_uniform, top_k
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.pool import split_files
-from pipeline.labelling import make_oracle
-from pipeline.oracle import LabelRequests, simulate_answers
-from pipeline.preflight import plan_run
-from pipeline.rounds import Rounds
-from pipeline.run_store import RunStore
+from pipeline.labels.labelling import make_oracle
+from pipeline.labels.oracle import LabelRequests, simulate_answers
+from pipeline.loop.preflight import plan_run
+from pipeline.loop.rounds import Rounds
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config, write_fashion_like
 
 
@@ -30,7 +30,7 @@ class Scorers:
     def start(self):
         pass
 
-    def select(self, weights, labelled_ids, k, seed, hook=None, pool=None, candidate_ids=None):
+    def select(self, weights, labelled_ids, k, seed, round_index=None, pool=None, candidate_ids=None):
         ids = np.arange(self.pool_size, dtype=np.int64)
         ids = ids[~np.isin(ids, labelled_ids)] if candidate_ids is None else candidate_ids
         salt = int.from_bytes(hashlib.sha256(weights).digest()[:4], "big")  # the choice depends on the weights

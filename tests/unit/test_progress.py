@@ -9,7 +9,7 @@ import termios
 
 import pytest
 
-from pipeline.progress import UNSIZED_COLUMNS, NullProgress, Progress, duration
+from pipeline.report.progress import UNSIZED_COLUMNS, NullProgress, Progress, duration
 
 
 class FakeClock:

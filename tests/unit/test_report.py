@@ -2,11 +2,11 @@
 import pytest
 
 from pipeline.compare import CompareConfig, budget_rounds, entry_config, load
-from pipeline.config import RunConfig
+from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData
 from pipeline.errors import ConfigError
-from pipeline.preflight import RunPlan
-from pipeline.report import round_costs, summarize, table
+from pipeline.loop.preflight import RunPlan
+from pipeline.report.summary import round_costs, summarize, table
 
 
 def record(r, labelled, score, update, eval_s=1.0, launch=None, model="proxy", warm=True, acc=0.5):

@@ -2,7 +2,7 @@
 import pytest
 
 from actors.resources import first_fit, process_requests, unplaceable
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 
 HALF = {"CPU": 0.5, "GPU": 0.0}
 

@@ -3,10 +3,10 @@ import pytest
 
 import pyarrow.parquet as pq
 
-from pipeline.config import RunConfig, load_config
+from pipeline.config.run_config import RunConfig, load_config
 from pipeline.data.base import arrow_table, pool_schema
 from pipeline.errors import RunDirError
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 
 
 @pytest.fixture(params=["path", "uri"])

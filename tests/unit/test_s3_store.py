@@ -9,9 +9,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import RunConfig
+from pipeline.config.run_config import RunConfig
 from pipeline.data.base import arrow_table, pool_schema, read_labels, read_rows
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 from tests.s3_server import S3Server, s3_server
 from tests.unit.test_run_store import commit_round
 

@@ -2,13 +2,13 @@
 import pytest
 
 from benchmarks.seeds import compare_command, gather
-from pipeline.report import summarize
+from pipeline.report.summary import summarize
 from tests.unit.test_report import record
 
 
 def report(full_acc: float, clactive_acc: float, random_acc: float, clactive_score: float,
            cluster_margin_acc: float | None = None) -> dict:
-    """A compare's results.json as pipeline.report.summarize writes it: two rounds, budgets 20% and 50%."""
+    """A compare's results.json as pipeline.report.summary.summarize writes it: two rounds, budgets 20% and 50%."""
     target = lambda acc: {1: {"target_acc": acc, "round": 1}, 0: {"target_acc": acc - 0.02, "round": 0}}  # noqa: E731
     extras = {} if cluster_margin_acc is None else {"cluster_margin": {
         "records": [record(0, 20, 0, 5, warm=False), record(1, 50, 1.0, 2)], "targets": target(cluster_margin_acc)}}

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import DataConfig
+from pipeline.config.run_config import DataConfig
 from pipeline.data import get_source, images_from_arrow, prepare_dataset, read_rows
 from pipeline.data.image_folder import decode_batch
 from pipeline.errors import DataError

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from pipeline.config import StopConfig
+from pipeline.config.run_config import StopConfig
 from pipeline.errors import ConfigError
-from pipeline.stopping import cohens_kappa, create_criteria, first_stop, stopping_names
+from pipeline.loop.stopping import cohens_kappa, create_criteria, first_stop, stopping_names
 
 
 def criterion(name, **kwargs):

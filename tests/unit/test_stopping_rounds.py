@@ -1,14 +1,14 @@
-"""Stopping criteria inside the round loop (pipeline.rounds with stand-ins, no Ray): the record that
+"""Stopping criteria inside the round loop (pipeline.loop.rounds with stand-ins, no Ray): the record that
 says why, a finished run that refuses more rounds, and a resumed run that knows it stopped.
 The criteria themselves on hand-made records: tests/unit/test_stopping.py."""
 import numpy as np
 import pytest
 
 from pipeline.data import get_source, prepare_dataset
-from pipeline.labelling import make_oracle
-from pipeline.preflight import plan_run
-from pipeline.rounds import Rounds
-from pipeline.run_store import RunStore
+from pipeline.labels.labelling import make_oracle
+from pipeline.loop.preflight import plan_run
+from pipeline.loop.rounds import Rounds
+from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config, write_fashion_like
 from tests.unit.test_oracle_rounds import Learner, Scorers
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 from pipeline.errors import ConfigError
-from pipeline.preflight import check_names
-from pipeline.strategies import create_strategy, steps_for_epochs, strategy_names
+from pipeline.loop.preflight import check_names
+from pipeline.update.strategies import create_strategy, steps_for_epochs, strategy_names
 
 ROUND = 50
 

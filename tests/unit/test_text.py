@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import load_config
-from pipeline.data.pool import check_against_data
+from pipeline.config.run_config import load_config
+from pipeline.loop.preflight import plan_run
 from pipeline.errors import ConfigError, DataError
-from pipeline.models import create_model
-from pipeline.text import BUCKETS, Tokenizer
-from pipeline.training import accuracy, train_steps
+from pipeline.update.models import create_model
+from pipeline.data.tokens import BUCKETS, Tokenizer
+from pipeline.update.training import accuracy, train_steps
 from tests.helpers import amazon_rows, write_amazon_like
 from tests.unit.test_sources import all_rows, expect_one_line, prepare
 
@@ -62,23 +62,26 @@ def test_a_missing_amazon_file_is_named(tmp_path):
     expect_one_line(DataError, r"missing data file .*test.csv", lambda: prepare("amazon_review_polarity", raw, tmp_path))
 
 
+TINY = ["schedule.initial=4", "schedule.rounds=1", "schedule.round_size=4"]  # fits the 20-row pool
+
+
 def test_image_models_and_augmentation_are_refused_on_text_and_text_models_on_images(tmp_path):
     raw = write_amazon_like(tmp_path / "raw", pool=20, test=4)
     text = prepare("amazon_review_polarity", raw, tmp_path)
-    config = load_config(None, ["data.dataset=amazon_review_polarity", "proxy.name=fasttext", "target.name=small_cnn"])
+    config = load_config(None, [*TINY, "data.dataset=amazon_review_polarity", "proxy.name=fasttext", "target.name=small_cnn"])
     expect_one_line(ConfigError, r"target.name small_cnn reads pixels, but amazon_review_polarity holds tokens: "
-                                 r"set target.name to one of fasttext, text_cnn", lambda: check_against_data(config, text))
-    config = load_config(None, ["data.dataset=amazon_review_polarity", "proxy.name=fasttext",
+                                 r"set target.name to one of fasttext, text_cnn", lambda: plan_run(config, text))
+    config = load_config(None, [*TINY, "data.dataset=amazon_review_polarity", "proxy.name=fasttext",
                                 "target.name=text_cnn", "data.augment=crop_flip"])
     expect_one_line(ConfigError, r"data.augment = crop_flip transforms images, but amazon_review_polarity holds text",
-                    lambda: check_against_data(config, text))
-    check_against_data(load_config(None, ["data.dataset=amazon_review_polarity", "proxy.name=fasttext",
+                    lambda: plan_run(config, text))
+    plan_run(load_config(None, [*TINY, "data.dataset=amazon_review_polarity", "proxy.name=fasttext",
                                           "target.name=text_cnn"]), text)
-    images = load_config(None, ["proxy.name=fasttext"])
+    images = load_config(None, [*TINY, "proxy.name=fasttext"])
     fashion = text.__class__(**{**text.__dict__, "dataset": "fashion_mnist", "image_shape": (1, 28, 28),
                                 "feature_dtype": "uint8"})
     expect_one_line(ConfigError, r"proxy.name fasttext reads tokens, but fashion_mnist holds pixels",
-                    lambda: check_against_data(images, fashion))
+                    lambda: plan_run(images, fashion))
 
 
 @pytest.mark.parametrize("name", ["fasttext", "text_cnn"])

@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.config import DataConfig
+from pipeline.config.run_config import DataConfig
 from pipeline.data import get_source, source_names
 from pipeline.errors import DataError
-from pipeline.text import Tokenizer
+from pipeline.data.tokens import Tokenizer
 from tests.unit.test_sources import all_rows, expect_one_line, prepare, write_pool
 
 GENRES = ("thriller", "poetry", "cooking", "history", "travel", "science", "sport", "music")  # 8 classes

@@ -7,9 +7,9 @@ import zlib
 
 import pytest
 
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 from pipeline.errors import ConfigError
-from pipeline.tracking import open_tracker
+from pipeline.report.tracking import open_tracker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -18,7 +18,7 @@ ROUND_NAMES = {"labelled", "acquired", "candidates", "steps", "loss", "selection
 
 
 def record(r: int) -> dict:
-    """A round record as pipeline.rounds writes it, with fields tracking must skip."""
+    """A round record as pipeline.loop.rounds writes it, with fields tracking must skip."""
     return {"round": r, "labelled": 10 * (r + 1), "acquired": 10, "strategy": "clactive", "warm_start": r > 0,
             "steps": 50, "candidates": 100 - 10 * r, "selection_acc": 0.5 + 0.1 * r, "loss": 1.0 / (r + 1),
             "selection_score_mean": 0.25, "stop_set_kappa": 0.9, "acc_seen": None,
@@ -79,7 +79,7 @@ def test_mlflow_logs_the_config_every_round_the_target_and_the_plots_to_a_store_
 
 def test_a_new_mlflow_store_prints_nothing_on_the_console(tmp_path):
     """The console carries clactive's lines only: MLflow's INFO lines about creating its tables stay off."""
-    code = ("import sys; from pipeline.config import load_config; from pipeline.tracking import open_tracker; "
+    code = ("import sys; from pipeline.config.run_config import load_config; from pipeline.report.tracking import open_tracker; "
             "open_tracker(load_config(None, ['tracking=mlflow']), sys.argv[1]).close()")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=100)
     assert done.returncode == 0, done.stderr
@@ -138,7 +138,7 @@ def test_tensorboard_writes_the_same_scalars_and_a_resumed_run_logs_each_round_o
 
 
 def test_no_tracking_returns_none_and_imports_neither_library(tmp_path):
-    code = ("import sys; from pipeline.config import load_config; from pipeline.tracking import open_tracker; "
+    code = ("import sys; from pipeline.config.run_config import load_config; from pipeline.report.tracking import open_tracker; "
             f"assert open_tracker(load_config(), {str(tmp_path)!r}) is None; "
             "print(sorted(m for m in ('mlflow', 'tensorboard', 'torch', 'ray') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -167,12 +167,12 @@ def test_a_failure_after_the_start_is_one_warning_and_tracking_stays_off(tmp_pat
     def broken(*args, **kwargs):
         raise OSError("disk full\nsecond line")
     monkeypatch.setattr(tracker.client, "log_batch", broken)
-    with caplog.at_level(logging.WARNING, logger="pipeline.tracking"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.report.tracking"):
         tracker.log_round(record(1))
         tracker.log_round(record(2))
         tracker.log_target(FIT)
         tracker.close()
-    assert [r.getMessage() for r in caplog.records if r.name == "pipeline.tracking"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "pipeline.report.tracking"] == [
         "mlflow tracking failed and is off for the rest of this run (the run directory has everything): "
         "OSError: disk full"]
     monkeypatch.undo()

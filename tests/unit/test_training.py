@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from pipeline.models import create_model, model_names, model_reads
-from pipeline.training import accuracy, load_weights, make_optimizer, predict, train_steps, checkpoint_bytes
-from pipeline.config import ModelConfig
+from pipeline.update.models import create_model, model_names, model_reads
+from pipeline.update.training import accuracy, load_weights, make_optimizer, predict, train_steps, checkpoint_bytes
+from pipeline.config.run_config import ModelConfig
 from tests.helpers import learnable_images
 
 
@@ -68,7 +68,7 @@ def test_weights_round_trip():
 
 
 def test_batches_are_always_full_and_cover_each_epoch():
-    from pipeline.training import full_batches
+    from pipeline.update.training import full_batches
     batches = full_batches(10, 4, torch.Generator().manual_seed(0))
     first = [next(batches) for _ in range(5)]  # 20 positions = two epochs of 10
     assert all(len(b) == 4 for b in first)

@@ -4,7 +4,7 @@ import json
 import pytest
 import yaml
 
-from pipeline.config import load_config
+from pipeline.config.run_config import load_config
 from pipeline.errors import ConfigError
 from tune.report import choose, pareto_front, table, write
 from tune.space import parse_section, parse_space
@@ -83,8 +83,8 @@ def test_written_best_config_loads_with_the_project_loader(tmp_path):
 ])
 def test_clactive_tune_refuses_bad_searches_in_one_line_before_any_work(monkeypatch, capsys, sets, message):
     import pipeline.cli
-    import pipeline.preflight
-    monkeypatch.setattr(pipeline.preflight, "prepare_data", lambda *a, **k: pytest.fail("a bad search reached the data"))
+    import pipeline.loop.preflight
+    monkeypatch.setattr(pipeline.loop.preflight, "prepare_data", lambda *a, **k: pytest.fail("a bad search reached the data"))
     assert pipeline.cli.main(["tune", *[arg for item in sets for arg in ("--set", item)]]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("clactive: error: ") and message in err

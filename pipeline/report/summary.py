@@ -12,7 +12,7 @@ Definitions (per round, from its record):
 Cumulative figures at a budget sum rounds 0..k, where round k is the one whose labelled total
 is the budget. A speed-up is a ratio of two cumulative figures from the same compare.
 With a class-incremental pool the records also carry the selection model's accuracy on the
-classes seen so far and its forgetting (pipeline.growth), and target fits their accuracy on
+classes seen so far and its forgetting (pipeline.data.growth), and target fits their accuracy on
 the classes seen by then.
 """
 from __future__ import annotations

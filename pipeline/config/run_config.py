@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from pipeline.errors import ConfigError
-from pipeline.sections import apply_overrides, build_section, read_yaml, set_path
+from pipeline.config.sections import apply_overrides, build_section, read_yaml, set_path
 
 Size = Union[int, float]
 Auto = Union[str, float]  # "auto" or a number
@@ -95,7 +95,7 @@ class LearnerConfig:
 
 @dataclass(frozen=True)
 class PoolConfig:
-    """How the pool grows between rounds (see pipeline.growth)."""
+    """How the pool grows between rounds (see pipeline.data.growth)."""
     growth: str = "static"                          # static | class_incremental | arrivals
     class_order: Optional[tuple[int, ...]] = None   # class_incremental: arrival order (default 0, 1, ..., K-1)
     initial_classes: int = 2                        # class_incremental: classes in the pool at round 0
@@ -105,7 +105,7 @@ class PoolConfig:
 
 @dataclass(frozen=True)
 class StopConfig:
-    """One stopping criterion (pipeline.stopping). The budget (the schedule's end) always stops a run;
+    """One stopping criterion (pipeline.loop.stopping). The budget (the schedule's end) always stops a run;
     these may stop it earlier: after the first round any one of them holds."""
     criterion: str = ""               # accuracy_plateau | uncertainty | stable_predictions
     rounds: int = 2                   # accuracy_plateau, stable_predictions: over the last n round-to-round changes
@@ -123,7 +123,7 @@ TRACKERS = ("mlflow", "tensorboard")
 class RunConfig:
     strategy: str = "clactive"        # full | svp | clactive | finetune
     acquisition: str = "least_confidence"
-    oracle: str = "simulated"         # simulated: reveal the label column | external: ask people (pipeline.oracle)
+    oracle: str = "simulated"         # simulated: reveal the label column | external: ask people (pipeline.labels.oracle)
     seed: int = 0
     run_dir: str = "runs/fashion_mnist"
     train_target_at_end: bool = True  # fit the target from scratch on the final labels
@@ -194,7 +194,7 @@ REPLACED_KEYS = {
 
 def validate(config: RunConfig) -> None:
     """Range checks that need no data and no registry. Names are checked against the registries that
-    own them by pipeline.preflight.check_names; pool-size checks live in pipeline.schedule."""
+    own them by pipeline.loop.preflight.check_names; pool-size checks live in pipeline.config.schedule."""
     _one_of("oracle", config.oracle, list(ORACLES))
     for role in ("proxy", "target"):
         model = getattr(config, role)

@@ -1,7 +1,7 @@
 """One preflight: a run's config checked against every registry and against its data, once,
 before Ray starts; what it returns is all the driver, the coordinator and the workers take.
 
-    pipeline.config   YAML and --set overrides, types and ranges: no registry, no data
+    pipeline.config.run_config   YAML and --set overrides, types and ranges: no registry, no data
     check_names       every name against the registry that owns it (sources, models, acquisitions,
                       memories, strategies, augmentations)
     plan_run          the schedule resolved against the pool, the config against the prepared data
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.config import RunConfig
-from pipeline.schedule import resolve_schedule, to_count
+from pipeline.config.run_config import RunConfig
+from pipeline.config.schedule import resolve_schedule, to_count
 from pipeline.data import PreparedData, prepare_data
 from pipeline.data.base import ParallelMap
 from pipeline.errors import ConfigError
@@ -48,9 +48,12 @@ def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:
 
 
 def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
-    from pipeline.acquisition import check_set_candidates
+    from pipeline.selection.acquisition import check_set_candidates
     from pipeline.data.pool import check_against_data
+    from pipeline.update.models import check_models_read  # imports torch: only once the config is known good
+
     initial, sizes = resolve_schedule(config.schedule, data.pool_size)
+    check_models_read(config.proxy.name, config.target.name, data.dataset, data.holds)
     check_against_data(config, data)
     if sizes:  # the first scored round's candidates; a growing pool is checked again as it grows
         unlabelled = data.pool_size - initial
@@ -62,13 +65,13 @@ def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
 
 def check_names(config: RunConfig) -> None:
     """Every name in `config` against its registry: one line naming the key and the choices."""
-    from pipeline.acquisition import acquisition_names
-    from pipeline.augment import augment_names
+    from pipeline.selection.acquisition import acquisition_names
+    from pipeline.update.augment import augment_names
     from pipeline.data import source_names
-    from pipeline.memory import memory_names
-    from pipeline.models import model_names  # torch: the registries hold the classes they name
-    from pipeline.stopping import stopping_names
-    from pipeline.strategies import strategy_names
+    from pipeline.update.memory import memory_names
+    from pipeline.update.models import model_names  # torch: the registries hold the classes they name
+    from pipeline.loop.stopping import stopping_names
+    from pipeline.update.strategies import strategy_names
 
     one_of("strategy", config.strategy, strategy_names())
     one_of("acquisition", config.acquisition, acquisition_names())

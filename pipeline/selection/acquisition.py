@@ -139,7 +139,7 @@ class Margin(PerExampleAcquisition):
 @register_acquisition("cluster_margin")
 class ClusterMargin(ShortlistAcquisition):
     """Cluster-Margin (Citovsky et al. 2021): the 10k lowest-margin examples, clustered, then the
-    batch filled round-robin over the clusters, smallest first (pipeline.cluster_margin)."""
+    batch filled round-robin over the clusters, smallest first (pipeline.selection.cluster_margin)."""
     MARGIN_MULTIPLE = 10  # the paper's k_m = 10 k
 
     def shortlist(self, k: int) -> int:
@@ -149,7 +149,7 @@ class ClusterMargin(ShortlistAcquisition):
         return Margin()._score(probs, pool_ids, seed)  # -margin: the smallest margins rank first
 
     def select(self, scores, embeddings, k, seed):
-        from pipeline.cluster_margin import cluster_margin_select  # scikit-learn: loaded when this runs
+        from pipeline.selection.cluster_margin import cluster_margin_select  # scikit-learn: loaded when this runs
         return cluster_margin_select(-scores, embeddings, k, seed, margin_multiple=self.MARGIN_MULTIPLE)
 
 

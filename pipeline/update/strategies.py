@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import RunConfig
+from pipeline.config.run_config import RunConfig
 from pipeline.errors import ConfigError
-from pipeline.memory import ReplayMemory, create_memory
+from pipeline.update.memory import ReplayMemory, create_memory
 
 _STRATEGIES: dict[str, type["UpdateStrategy"]] = {}
 

@@ -1,6 +1,6 @@
 """Typed sections from YAML: a frozen dataclass built from a plain mapping, every key's type
 checked, every mistake one ConfigError line naming the dotted key. Knows no section of its own:
-the run config (pipeline.config), `compare:` (pipeline.compare) and `tune:` (tune.space) are built
+the run config (pipeline.config.run_config), `compare:` (pipeline.compare) and `tune:` (tune.space) are built
 with it."""
 from __future__ import annotations
 

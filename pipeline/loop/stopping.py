@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from pipeline.config import StopConfig
+from pipeline.config.run_config import StopConfig
 from pipeline.errors import ConfigError
 
 _CRITERIA: dict[str, type["StoppingCriterion"]] = {}

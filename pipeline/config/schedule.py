@@ -2,7 +2,7 @@
 No Ray, no data: the pool's size is all it needs."""
 from __future__ import annotations
 
-from pipeline.config import ScheduleConfig, Size
+from pipeline.config.run_config import ScheduleConfig, Size
 from pipeline.errors import ConfigError
 
 

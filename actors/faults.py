@@ -74,3 +74,29 @@ class Hook:
                     and not storage.is_file(slept):
                 storage.write(slept, b"")
                 time.sleep(SLOW_RESTART_S)
+
+
+class LabelHookStore:
+    """A RunStore whose round writers fire the `label` hook once a round's labels are written and
+    before it commits: the coordinator hands this to the round loop, which never sees a hook."""
+
+    def __init__(self, store, spec: str | None):
+        self._store, self._spec = store, spec
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def begin_round(self, round_index: int):
+        return _LabelHookWriter(self._store.begin_round(round_index), Hook(self._spec, self._store.location, round_index))
+
+
+class _LabelHookWriter:
+    def __init__(self, writer, hook: Hook):
+        self._writer, self._hook = writer, hook
+
+    def __getattr__(self, name: str):
+        return getattr(self._writer, name)
+
+    def labels(self, *args, **kwargs) -> None:
+        self._writer.labels(*args, **kwargs)
+        self._hook.at("label")

@@ -1,6 +1,6 @@
 """Training-time augmentation, by name: torchvision v2 transforms on uint8 (C, H, W) tensors.
 
-Applied by `pipeline.training.train_steps` to each training batch before normalisation; scoring
+Applied by `pipeline.update.training.train_steps` to each training batch before normalisation; scoring
 and evaluation never augment. Each source names its default (`Source.default_augment`), which
 `data.augment: auto` picks.
 

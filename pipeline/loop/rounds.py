@@ -4,13 +4,13 @@
                    first) and the ids to label from it: a random initial set in round 0, the
                    scorers' top k after
     [2/6] ask      the oracle: the simulated one reveals the label column at once; an external one
-                   (people, see pipeline.oracle) writes a request and the round pauses until it
+                   (people, see pipeline.labels.oracle) writes a request and the round pauses until it
                    is answered; a request written earlier already holds this round's selection
     [3/6] label    the answered labels join the labelled set, written to the round's directory
     [4/6] plan     the strategy says what to train, from where, on which ids, how many steps
     [5/6] update   the learner trains and evaluates on the test split
     [6/6] commit   labels, strategy state, checkpoint, rng state, the model's predictions on the stop
-                   set and record, in one atomic step; a stopping criterion that holds (pipeline.stopping)
+                   set and record, in one atomic step; a stopping criterion that holds (pipeline.loop.stopping)
                    says so in the record, and the run is finished there
 
 The scorers, the learner and the oracle come in behind the small interfaces below; Ray's side
@@ -29,18 +29,17 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from pipeline.acquisition import draw_candidates
+from pipeline.selection.acquisition import draw_candidates
 from pipeline.data.base import parquet_dataset
 from pipeline.ids import positions_of
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
-from pipeline.faults import Hook
-from pipeline.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
-from pipeline.preflight import RunPlan
-from pipeline.proc import peak_rss_mib
-from pipeline.run_store import RunStore
-from pipeline.schedule import to_count
-from pipeline.stopping import cohens_kappa, create_criteria, first_stop
-from pipeline.strategies import UpdatePlan, create_strategy
+from pipeline.data.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
+from pipeline.loop.preflight import RunPlan
+from pipeline.loop.proc import peak_rss_mib
+from pipeline.loop.run_store import RunStore
+from pipeline.config.schedule import to_count
+from pipeline.loop.stopping import cohens_kappa, create_criteria, first_stop
+from pipeline.update.strategies import UpdatePlan, create_strategy
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class Scorers(Protocol):
     def start(self) -> None:
         """Start the scoring processes in the background, if they are not up yet."""
 
-    def select(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, hook: Hook,
+    def select(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, round_index: int,
                pool: list[str] | None, candidate_ids: np.ndarray | None) -> tuple[np.ndarray, dict]:
         """The top k pool ids under `weights` among `candidate_ids` (ascending; None: every unlabelled
         id), and {score, select, score_compute: seconds, candidates: unlabelled examples scored,
@@ -110,10 +109,10 @@ class Oracle(Protocol):
 
 class Rounds:
     def __init__(self, plan: RunPlan, store: RunStore, scorers: Scorers, learner: Learner, oracle: Oracle,
-                 hook: str | None = None, restarted: bool = False, on_stage: Callable | None = None):
+                 restarted: bool = False, on_stage: Callable | None = None):
         config, data = plan.config, plan.data
         self.plan, self.config, self.data, self.store = plan, config, data, store
-        self.scorers, self.learner, self.oracle, self.hook = scorers, learner, oracle, hook
+        self.scorers, self.learner, self.oracle = scorers, learner, oracle
         # on_stage(round, stage, total, unit): a long stage begins (scoring, update, target fit), for progress
         self.on_stage = on_stage or (lambda *stage: None)
         self.strategy = create_strategy(config, max(plan.round_sizes, default=plan.initial_size))
@@ -204,7 +203,6 @@ class Rounds:
         labelled_ids = np.concatenate([self.labelled_ids, answer.pool_ids])
         labels = np.concatenate([self.labels, answer.labels])
         seconds = time.perf_counter() - start
-        Hook(self.hook, self.store.location, r).at("label")
         return writer, labelled_ids, labels, seconds
 
     def train_target(self, upto_round: int) -> dict:
@@ -271,8 +269,7 @@ class Rounds:
         total = (len(candidate_ids) if candidate_ids is not None
                  else self.data.pool_size - len(self.labelled_ids) if pool is None else None)
         self.on_stage(r, "scoring", total, "examples")
-        chosen, stats = self.scorers.select(self.weights, self.labelled_ids, k, seed=self._seed(r),
-                                            hook=Hook(self.hook, self.store.location, r), pool=pool,
+        chosen, stats = self.scorers.select(self.weights, self.labelled_ids, k, seed=self._seed(r), round_index=r, pool=pool,
                                             candidate_ids=candidate_ids)
         candidates, redone, score_mean = stats.pop("candidates"), stats.pop("redone"), stats.pop("score_mean")
         scorer_rss = stats.pop("peak_rss_mib", None)

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.augment import augment_batch, make_augment
-from pipeline.config import ModelConfig
+from pipeline.update.augment import augment_batch, make_augment
+from pipeline.config.run_config import ModelConfig
 
 Stat = Union[float, Sequence[float]]  # one value for every channel, or one per channel
 
@@ -54,7 +54,7 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     generator seed on every worker gives the same batches), so the number of optimizer steps
     does not depend on the number of workers.
 
-    `augment` names a pipeline.augment transform applied to every training batch (on the CPU,
+    `augment` names a pipeline.update.augment transform applied to every training batch (on the CPU,
     before normalisation); its draws are seeded from `generator`'s seed, the step and `rank`.
     """
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)

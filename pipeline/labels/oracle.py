@@ -38,13 +38,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from pipeline.answer_files import read_answers
-from pipeline.config import RunConfig
-from pipeline.schedule import round_count
+from pipeline.labels.answer_files import read_answers
+from pipeline.config.run_config import RunConfig
+from pipeline.config.schedule import round_count
 from pipeline.data.base import image_array, images_from_arrow, pool_schema, read_rows, shape_from_schema
 from pipeline.ids import positions_of
 from pipeline.errors import OracleError
-from pipeline.run_store import RunStore
+from pipeline.loop.run_store import RunStore
 
 REQUESTS = "requests"
 TO_LABEL = "to_label"

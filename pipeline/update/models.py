@@ -2,7 +2,7 @@
 
 Every model maps a batch to logits (B, K) and exposes `embed(x) -> (B, D)`, the penultimate
 features k-center greedy works on. Image models read float pixels (B, C, H, W); text models
-(`reads="tokens"`) read int64 hashed word ids (B, 1, 1, L), 0 padding (pipeline.text).
+(`reads="tokens"`) read int64 hashed word ids (B, 1, 1, L), 0 padding (pipeline.data.tokens).
 No training logic lives here.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from pipeline.errors import ConfigError
-from pipeline.text import BUCKETS, PAD
+from pipeline.data.tokens import BUCKETS, PAD
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _READS: dict[str, str] = {}   # model name -> "pixels" | "tokens"

@@ -13,7 +13,7 @@
     rounds.jsonl                a readable view of every record, rewritten after each commit
     targets/NNNN.json           the target trained from scratch on the labels of rounds 0..N: its accuracy
     requests/NNNN/              oracle: external: round N's label request and its answers
-                                (pipeline.oracle); never removed with an uncommitted round
+                                (pipeline.labels.oracle); never removed with an uncommitted round
 
 A round is committed by one atomic single-file write (record.json), which local disks and
 object stores both provide; a round directory without it is the remains of a crash: it is
@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from pipeline.config import RunConfig, config_from_dict, save_config
+from pipeline.config.run_config import RunConfig, config_from_dict, save_config
 from pipeline.errors import RunDirError
 from pipeline.storage import Storage, join
 

@@ -1,0 +1,1 @@
+"""The run's configuration: typed sections from YAML, validated once, and the schedule they give."""

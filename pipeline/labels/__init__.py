@@ -1,0 +1,1 @@
+"""Who labels: the simulated oracle and people, through request and answer files."""

@@ -1,0 +1,1 @@
+"""The round loop and what it stands on: preflight, the run directory, stopping criteria."""

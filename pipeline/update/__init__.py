@@ -1,0 +1,1 @@
+"""How the selection model learns: update strategies, replay memories, models and the torch loop."""

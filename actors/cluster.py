@@ -7,6 +7,7 @@ own local Ray, and one with an address (`--address`, or RAY_ADDRESS, which `ray 
 sets) first checks that something listens there, and fails in seconds with one line if not.
 `--address auto` keeps Ray's own meaning, for people on a head node.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,8 +19,8 @@ import tempfile
 import time
 
 from actors.ray_private import replace_console_printer
-from pipeline.loop import interrupts
 from pipeline.errors import ClactiveError, first_line
+from pipeline.loop import interrupts
 
 REACH_TIMEOUT_S = 10  # how long a refused address is retried: a head that is just starting gets this long
 CONNECT_TIMEOUT_S = 5  # one try's: an address that drops packets instead of refusing them
@@ -43,6 +44,7 @@ def connect(address: str | None = None, verbose: bool = False) -> None:
     Raises ClactiveError (one line: the address, why, what to do) when `address` cannot be reached.
     """
     import ray
+
     if ray.is_initialized():
         return
     address = requested_address(address)
@@ -58,6 +60,7 @@ def connect(address: str | None = None, verbose: bool = False) -> None:
 
 def _join(address: str, quiet: dict) -> None:
     import ray
+
     if address == "auto":
         address = _latest_cluster()
     if not address.startswith("ray://"):
@@ -65,12 +68,13 @@ def _join(address: str, quiet: dict) -> None:
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, TimeoutError) as exc:
-        raise ClactiveError(f"cannot join the Ray cluster at {address} ({first_line(exc)}): "
-                            f"{_ADDRESS_FIX}") from None
+        raise ClactiveError(f"cannot join the Ray cluster at {address} ({first_line(exc)}): {_ADDRESS_FIX}") from None
 
 
-_ADDRESS_FIX = ("check --address / RAY_ADDRESS (the head's host:port, 6379 unless `ray start --port` said "
-                "otherwise), or leave both out to run on a Ray started for this run")
+_ADDRESS_FIX = (
+    "check --address / RAY_ADDRESS (the head's host:port, 6379 unless `ray start --port` said "
+    "otherwise), or leave both out to run on a Ray started for this run"
+)
 
 
 def _start_local(quiet: dict) -> None:
@@ -83,6 +87,7 @@ def _start_local(quiet: dict) -> None:
     write it. The directory holds Ray's logs, and is left for them when the run ends.
     """
     import ray
+
     # short: Ray puts its sockets in it
     temp_dir = os.path.join(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir(), f"clactive-{os.getpid()}")
     os.environ["RAY_TMPDIR"] = temp_dir  # before ray.init: every process Ray starts inherits it
@@ -104,12 +109,17 @@ def _keep_raylet_messages_off_the_console() -> None:
     a task killed, ...) on this process's stdout whatever `log_to_driver` says; each is also in the
     raylet's own log file. Off the console they go, but for the one a user must act on: a process
     killed because a node ran out of memory, said in clactive's words."""
+
     def rephrase(data: dict, ignore_prefix: bool) -> None:
         for line in data.get("lines", []):
             if OUT_OF_MEMORY.search(line):
-                print(f"clactive: warning: Ray killed a process because its node ran out of memory; it is "
-                      f"restarted up to its retry limit, but if this repeats lower scoring.batch_size or give the "
-                      f"nodes more memory (Ray's message: {line.strip()[:200]})", file=sys.stderr, flush=True)
+                print(
+                    f"clactive: warning: Ray killed a process because its node ran out of memory; it is "
+                    f"restarted up to its retry limit, but if this repeats lower scoring.batch_size or give the "
+                    f"nodes more memory (Ray's message: {line.strip()[:200]})",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     replace_console_printer(rephrase)
 
@@ -122,9 +132,11 @@ def _latest_cluster() -> str:
     except OSError:
         address = ""
     if not address:
-        raise ClactiveError(f"--address auto: no Ray cluster was started on this machine ({path} is missing): "
-                            "start one with `ray start --head`, or leave --address out to run on a Ray started "
-                            "for this run")
+        raise ClactiveError(
+            f"--address auto: no Ray cluster was started on this machine ({path} is missing): "
+            "start one with `ray start --head`, or leave --address out to run on a Ray started "
+            "for this run"
+        )
     return address
 
 
@@ -140,7 +152,7 @@ def _check_reachable(address: str) -> None:
                 return
         except OSError as exc:
             if time.monotonic() >= deadline:
-                raise ClactiveError(f"no Ray cluster answers at {address} ({exc.strerror or exc}): "
-                                    f"{_ADDRESS_FIX}") from None
+                raise ClactiveError(
+                    f"no Ray cluster answers at {address} ({exc.strerror or exc}): {_ADDRESS_FIX}"
+                ) from None
             time.sleep(1)
-

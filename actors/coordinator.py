@@ -9,22 +9,23 @@ the run directory, and the driver's retried `run_round(r)` redoes round r (or re
 committed). Its scorers and worker group died with it; the first thing the new one does before
 starting a worker group is remove the placement groups the dead one's left behind.
 """
+
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow.dataset as pads
 import ray
 from ray.data import DataContext
 
+from actors.faults import Hook, LabelHookStore
 from actors.progress import Sink, StageBoard
 from actors.resources import gpus_available, no_progress_timeout, process_requests
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, read_rows
-from actors.faults import Hook, LabelHookStore
 from pipeline.labels.labelling import make_oracle
 from pipeline.loop.preflight import RunPlan
 from pipeline.loop.rounds import Rounds
@@ -35,8 +36,13 @@ from pipeline.update.strategies import UpdatePlan, selection_model
 # Threaded: the driver's progress polls and the workers' reports are answered while run_round runs.
 @ray.remote(num_cpus=0, max_concurrency=4)
 class Coordinator:
-    def __init__(self, plan: RunPlan, no_progress_timeout_s: float | None = None, hook: str | None = None,
-                 accept_partial: bool = False):
+    def __init__(
+        self,
+        plan: RunPlan,
+        no_progress_timeout_s: float | None = None,
+        hook: str | None = None,
+        accept_partial: bool = False,
+    ):
         config, data = plan.config, plan.data
         Hook(hook, config.run_dir).starting("label")
         store = LabelHookStore(RunStore(config.run_dir), hook)
@@ -45,9 +51,15 @@ class Coordinator:
         self.board = StageBoard()
         handle = ray.get_runtime_context().current_actor
         sink = lambda: Sink(handle, self.board.token)  # noqa: E731 - the running stage's, when a worker starts
-        self.rounds = Rounds(plan, store, RayScorers(config, data, hook, sink),
-                             RayLearner(config, data, store, hook, restarted, sink),
-                             make_oracle(plan, store, accept_partial), restarted, on_stage=self.board.stage)
+        self.rounds = Rounds(
+            plan,
+            store,
+            RayScorers(config, data, hook, sink),
+            RayLearner(config, data, store, hook, restarted, sink),
+            make_oracle(plan, store, accept_partial),
+            restarted,
+            on_stage=self.board.stage,
+        )
 
     def progress(self) -> dict | None:
         """The running stage and its count so far (actors.progress), for the driver's progress line."""
@@ -81,16 +93,26 @@ class RayScorers:
     def start(self) -> None:
         if self.pool is None:
             from actors.scorer import ScorerPool  # torch: imported where scoring happens
+
             self.pool = ScorerPool(self.config, self.data, self.model_name, Hook(self.hook, self.config.run_dir))
 
     def select(self, weights, labelled_ids, k, seed, round_index, pool, candidate_ids):
         self.start()
         hook = Hook(self.hook, self.config.run_dir, round_index)  # the fault tests' hook: Ray's side alone knows it
-        return self.pool.select(weights, labelled_ids, k, seed=seed, hook=hook, pool=pool, candidate_ids=candidate_ids,
-                                progress=self.sink() if self.sink else None)
+        return self.pool.select(
+            weights,
+            labelled_ids,
+            k,
+            seed=seed,
+            hook=hook,
+            pool=pool,
+            candidate_ids=candidate_ids,
+            progress=self.sink() if self.sink else None,
+        )
 
     def hints(self, weights, pool_ids, images, seed):
         from actors.scorer import label_hints
+
         return label_hints(self.config, self.data, self.model_name, weights, pool_ids, images, seed=seed)
 
     def close(self) -> None:
@@ -102,8 +124,15 @@ class RayLearner:
     """pipeline.loop.rounds.Learner on the run's Ray Train worker group (actors.learner.Learner), started on
     first use; its first update reports how long the start took and what the run asked Ray for."""
 
-    def __init__(self, config: RunConfig, data: PreparedData, store: RunStore, hook: str | None, restarted: bool,
-                 sink: Callable[[], Sink] | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        data: PreparedData,
+        store: RunStore,
+        hook: str | None,
+        restarted: bool,
+        sink: Callable[[], Sink] | None = None,
+    ):
         self.config, self.data, self.store, self.hook, self.restarted = config, data, store, hook, restarted
         self.sink = sink
         self.learner = None
@@ -113,27 +142,43 @@ class RayLearner:
         if self.learner is not None:
             return
         from actors.learner import Learner, remove_orphaned_placement_groups  # torch, Ray Train
+
         start = time.perf_counter()
         if self.restarted:
             removed = remove_orphaned_placement_groups()
             if removed:
-                logging.getLogger(__name__).warning("removed %d placement group(s) the dead coordinator's "
-                                                    "worker group left behind", len(removed))
+                logging.getLogger(__name__).warning(
+                    "removed %d placement group(s) the dead coordinator's worker group left behind", len(removed)
+                )
         test_ids = pads.dataset(self.data.split_dir("test"), format="parquet").to_table(columns=["id"])
         test = read_rows(self.data.split_dir("test"), test_ids.column("id").to_numpy(), self.data.image_shape)
         self.learner = Learner(self.config, self.data, self.store, ray.put(test), self.hook)
         self.launch_s = time.perf_counter() - start
 
-    def update(self, plan: UpdatePlan, labels: np.ndarray, rows_from: list[str] | None, seed: int,
-               resume_from: bytes | None, round_index: int) -> dict:
+    def update(
+        self,
+        plan: UpdatePlan,
+        labels: np.ndarray,
+        rows_from: list[str] | None,
+        seed: int,
+        resume_from: bytes | None,
+        round_index: int,
+    ) -> dict:
         self.start()
-        result = self.learner.run(plan, labels, rows_from or self.data.split_dir("pool"), seed=seed,
-                                  resume_from=resume_from,
-                                  round_index=round_index, progress=self.sink() if self.sink else None)
+        result = self.learner.run(
+            plan,
+            labels,
+            rows_from or self.data.split_dir("pool"),
+            seed=seed,
+            resume_from=resume_from,
+            round_index=round_index,
+            progress=self.sink() if self.sink else None,
+        )
         if self.launch_s is not None:
-            result.update(learner_launch_s=self.launch_s,
-                          resources={**process_requests(self.config, gpus_available()),
-                                     "learner_device": result["device"]})
+            result.update(
+                learner_launch_s=self.launch_s,
+                resources={**process_requests(self.config, gpus_available()), "learner_device": result["device"]},
+            )
             self.launch_s = None
         return result
 

@@ -2,23 +2,24 @@
 
 `clactive run`, `clactive compare`, Tune trials and the benchmarks all run rounds through here.
 """
+
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors.cluster import connect
 from actors.coordinator import Coordinator
-from actors.resources import check_fits
 from actors.faults import HOOK_ENV
+from actors.resources import check_fits
 from pipeline.loop.preflight import RunPlan
-from pipeline.report.progress import Progress
 from pipeline.loop.run_store import RunStore
+from pipeline.report.progress import Progress
 from pipeline.report.tracking import open_tracker
 
 COORDINATOR_RESTARTS = 3  # a coordinator that dies is restarted and reloads the run directory
@@ -26,10 +27,16 @@ CLOSE_TIMEOUT_S = 60  # a graceful stop of the learner's worker group, when a ru
 PROGRESS_POLL_S = 1.0  # how often the driver asks the coordinator for the running stage's counts
 
 
-def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
-               on_target: Callable[[dict], None] | None = None, no_progress_timeout_s: float | None = None,
-               target_rounds: list[int] | None = None, accept_partial: bool = False,
-               progress: Progress | None = None, tracking: dict | None = None) -> dict:
+def run_rounds(
+    plan: RunPlan,
+    on_record: Callable[[dict], None] | None = None,
+    on_target: Callable[[dict], None] | None = None,
+    no_progress_timeout_s: float | None = None,
+    target_rounds: list[int] | None = None,
+    accept_partial: bool = False,
+    progress: Progress | None = None,
+    tracking: dict | None = None,
+) -> dict:
     """Every round of the run through the coordinator actor (`on_record` gets each record, the
     committed ones first), then the target from scratch on the labels of each of `target_rounds`
     (default: the last round, when `config.train_target_at_end`; `on_target` gets each fit).
@@ -64,8 +71,12 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
         ray.get(coordinator.close.remote())
         if tracker:
             tracker.log_artifacts(_plots(plan, store, records, targets))
-        return {"records": records, "targets": targets, "final": targets[target_rounds[-1]] if target_rounds else None,
-                "waiting": waiting}
+        return {
+            "records": records,
+            "targets": targets,
+            "final": targets[target_rounds[-1]] if target_rounds else None,
+            "waiting": waiting,
+        }
     except KeyboardInterrupt:
         # Ctrl-C lands mid-round, and the coordinator would take a close call only once the round is
         # over: it is killed below at once, and with the driver's end Ray ends the job's other actors.
@@ -88,13 +99,14 @@ def run_rounds(plan: RunPlan, on_record: Callable[[dict], None] | None = None,
 def _start_coordinator(plan: RunPlan, no_progress_timeout_s: float | None, accept_partial: bool):
     # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return Coordinator.options(scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS,
-                               max_task_retries=COORDINATOR_RESTARTS).remote(
-        plan, no_progress_timeout_s, os.environ.get(HOOK_ENV), accept_partial)
+    return Coordinator.options(
+        scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS, max_task_retries=COORDINATOR_RESTARTS
+    ).remote(plan, no_progress_timeout_s, os.environ.get(HOOK_ENV), accept_partial)
 
 
-def _rounds(plan: RunPlan, coordinator, progress: Progress | None,
-            report: Callable[[dict], None]) -> tuple[list[dict], dict | None]:
+def _rounds(
+    plan: RunPlan, coordinator, progress: Progress | None, report: Callable[[dict], None]
+) -> tuple[list[dict], dict | None]:
     """The committed rounds (reported again), then the rest of the budget, until a stopping criterion
     holds or a round waits for people: (every record, the waiting round's outcome or None)."""
     records = ray.get(coordinator.completed_records.remote())
@@ -147,9 +159,12 @@ def _report_record(record: dict, on_record, progress: Progress | None, tracker) 
 def _plots(plan: RunPlan, store: RunStore, records: list[dict], targets: dict) -> list:
     """The run's own plots (selection time, update per round, target accuracy), for the tracker."""
     from pipeline.report.summary import plot, summarize
-    summary = summarize({plan.config.strategy: {"records": records, "targets": targets}},
-                        {f"{100 * r['labelled'] / plan.data.pool_size:g}%": r["round"] for r in records
-                         if r["round"] in targets}, plan.data.pool_size)
+
+    summary = summarize(
+        {plan.config.strategy: {"records": records, "targets": targets}},
+        {f"{100 * r['labelled'] / plan.data.pool_size:g}%": r["round"] for r in records if r["round"] in targets},
+        plan.data.pool_size,
+    )
     out_dir = Path(store.storage.path("plots"))
     out_dir.mkdir(exist_ok=True)
     return plot(summary, out_dir)

@@ -15,6 +15,7 @@ Actions:
               serves: recovery must wait for a restart, however long it takes, not race it.
 Hooks come only from CLACTIVE_TEST_HOOK, read by the CLI; without it they do nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,15 +44,20 @@ def check_hook(specs: str) -> None:
 @dataclass(frozen=True)
 class Hook:
     """The hook of one round of one run; `at(stage)` fires it when it names this round and stage."""
+
     spec: str | None = None
     run_dir: str = ""
     round_index: int = -1
 
     def _specs(self) -> list[tuple[int, str, str]]:
-        return [(int(r), stage, action) for r, stage, action in (s.split(":") for s in (self.spec or "").split(",") if s)]
+        return [
+            (int(r), stage, action) for r, stage, action in (s.split(":") for s in (self.spec or "").split(",") if s)
+        ]
 
     def at(self, stage: str) -> None:
-        actions = [action for at_round, at_stage, action in self._specs() if (at_round, at_stage) == (self.round_index, stage)]
+        actions = [
+            action for at_round, at_stage, action in self._specs() if (at_round, at_stage) == (self.round_index, stage)
+        ]
         if not actions:
             return
         action, storage, marker = actions[0], Storage(self.run_dir), marker_name(self.round_index, stage)
@@ -70,8 +76,11 @@ class Hook:
         storage = Storage(self.run_dir)
         for at_round, at_stage, action in self._specs():
             slept = marker_name(at_round, stage) + "-slow"
-            if (at_stage, action) == (stage, "slow_crash") and storage.is_file(marker_name(at_round, stage)) \
-                    and not storage.is_file(slept):
+            if (
+                (at_stage, action) == (stage, "slow_crash")
+                and storage.is_file(marker_name(at_round, stage))
+                and not storage.is_file(slept)
+            ):
                 storage.write(slept, b"")
                 time.sleep(SLOW_RESTART_S)
 
@@ -87,7 +96,9 @@ class LabelHookStore:
         return getattr(self._store, name)
 
     def begin_round(self, round_index: int):
-        return _LabelHookWriter(self._store.begin_round(round_index), Hook(self._spec, self._store.location, round_index))
+        return _LabelHookWriter(
+            self._store.begin_round(round_index), Hook(self._spec, self._store.location, round_index)
+        )
 
 
 class _LabelHookWriter:

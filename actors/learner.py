@@ -13,6 +13,7 @@ the job that was in flight. Its live models are gone, so a warm-start job starts
 the weights of the last committed round that every job carries: the redone update is the one
 an unbroken run would have made.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,21 +32,28 @@ from ray.util.placement_group import PlacementGroup, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from torch.nn.parallel import DistributedDataParallel
 
+from actors.faults import Hook
 from actors.mailbox import Mailbox
 from actors.progress import Reporter, Sink
 from actors.ray_private import quiet_train_report_log
 from actors.resources import describe, gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config.run_config import ModelConfig, RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
-from pipeline.errors import ResourceError
-from actors.faults import Hook
 from pipeline.data.growth import class_counts
-from pipeline.update.models import create_model
+from pipeline.errors import ResourceError
 from pipeline.loop.proc import peak_rss_mib
 from pipeline.loop.run_store import RunStore
+from pipeline.update.models import create_model
 from pipeline.update.strategies import UpdatePlan
-from pipeline.update.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict, torch_threads,
-                               train_steps)
+from pipeline.update.training import (
+    checkpoint_bytes,
+    load_optimizer,
+    load_weights,
+    make_optimizer,
+    predict,
+    torch_threads,
+    train_steps,
+)
 
 
 def learner_loop(loop_config: dict) -> None:
@@ -79,24 +87,48 @@ def learner_loop(loop_config: dict) -> None:
             live[plan.role] = _new_model(models[plan.role], data, plan, job, device, world_size)
         model, optimizer = live[plan.role]
         report = Reporter(job.get("progress") if rank == 0 else None, "train")
-        trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
-                              lr=plan.lr, mean=data.mean, std=data.std,
-                              generator=torch.Generator().manual_seed(job["seed"]), device=device,
-                              rank=rank, world_size=world_size, augment=loop_config["augment"], on_step=report)
+        trained = train_steps(
+            model,
+            optimizer,
+            images,
+            labels,
+            steps=plan.steps,
+            batch_size=plan.batch_size,
+            lr=plan.lr,
+            mean=data.mean,
+            std=data.std,
+            generator=torch.Generator().manual_seed(job["seed"]),
+            device=device,
+            rank=rank,
+            world_size=world_size,
+            augment=loop_config["augment"],
+            on_step=report,
+        )
         report(trained["steps"], final=True)
         train_s = time.perf_counter() - start
         if rank == 0:
             bare = model.module if hasattr(model, "module") else model
-            ray.get(mailbox.put_result.remote(seq, {
-                **trained, **_evaluate(bare, test_images, test_labels, data, device), "device": str(device),
-                "read_s": read_s, "train_s": train_s, "peak_rss_mib": peak_rss_mib(),
-                "checkpoint": checkpoint_bytes(bare, optimizer)}))
+            ray.get(
+                mailbox.put_result.remote(
+                    seq,
+                    {
+                        **trained,
+                        **_evaluate(bare, test_images, test_labels, data, device),
+                        "device": str(device),
+                        "read_s": read_s,
+                        "train_s": train_s,
+                        "peak_rss_mib": peak_rss_mib(),
+                        "checkpoint": checkpoint_bytes(bare, optimizer),
+                    },
+                )
+            )
         ray.train.report({"job": seq, "role": plan.role, **trained})
         seq += 1
 
 
-def _new_model(model_config: ModelConfig, data: PreparedData, plan: UpdatePlan, job: dict, device: torch.device,
-               world_size: int) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def _new_model(
+    model_config: ModelConfig, data: PreparedData, plan: UpdatePlan, job: dict, device: torch.device, world_size: int
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     """The plan's model and optimizer from the job's seed, or from its checkpoint when it resumes one."""
     torch.manual_seed(job["seed"])
     model = create_model(model_config.name, data.image_shape[0], data.num_classes)
@@ -112,16 +144,25 @@ def _new_model(model_config: ModelConfig, data: PreparedData, plan: UpdatePlan, 
     return model, optimizer
 
 
-def _evaluate(model: torch.nn.Module, test_images: torch.Tensor, test_labels: torch.Tensor, data: PreparedData,
-              device: torch.device) -> dict:
+def _evaluate(
+    model: torch.nn.Module,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    data: PreparedData,
+    device: torch.device,
+) -> dict:
     """Test accuracy, per class too, and the predictions the stable-predictions criterion compares."""
     start = time.perf_counter()
     probs = predict(model, test_images, mean=data.mean, std=data.std, device=device)
     predicted = probs.argmax(axis=1)
     correct, total = class_counts(predicted, test_labels.numpy(), data.num_classes)
-    return {"test_acc": float(correct.sum() / total.sum()) if total.sum() else float("nan"),
-            "class_correct": correct.tolist(), "class_total": total.tolist(),
-            "test_predictions": predicted.astype(np.int32), "eval_s": time.perf_counter() - start}
+    return {
+        "test_acc": float(correct.sum() / total.sum()) if total.sum() else float("nan"),
+        "class_correct": correct.tolist(),
+        "class_total": total.tolist(),
+        "test_predictions": predicted.astype(np.int32),
+        "eval_s": time.perf_counter() - start,
+    }
 
 
 def _tensors(arrays) -> tuple[torch.Tensor, ...]:
@@ -137,8 +178,13 @@ HEALTH_CHECK_INTERVAL_S = "0.5"
 START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 
-def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str, max_failures: int,
-         placement_timeout_s: float) -> None:
+def _fit(
+    loop_config: dict,
+    scaling: ray.train.ScalingConfig,
+    storage_path: str,
+    max_failures: int,
+    placement_timeout_s: float,
+) -> None:
     # Ray Train hands these variables of the calling process on to its controller (a user's own value wins).
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", HEALTH_CHECK_INTERVAL_S)
     # Ray Train waits this long for a worker group's placement group, then tries again, by default
@@ -147,17 +193,31 @@ def _fit(loop_config: dict, scaling: ray.train.ScalingConfig, storage_path: str,
     os.environ.setdefault(START_TIMEOUT_ENV, f"{min(placement_timeout_s, 60.0):g}")
     attempts = math.ceil(placement_timeout_s / max(float(os.environ[START_TIMEOUT_ENV]), 1.0))
     failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)
-    run_config = ray.train.RunConfig(name="learner", storage_path=storage_path, failure_config=failures,
-                                     logging_config=ray.train.LoggingConfig(log_level="WARNING"))
+    run_config = ray.train.RunConfig(
+        name="learner",
+        storage_path=storage_path,
+        failure_config=failures,
+        logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+    )
     if scaling.num_workers > 1:  # DistributedDataParallel: torch's process group over the workers
         backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
-        TorchTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling, torch_config=backend,
-                     run_config=run_config).fit()
+        TorchTrainer(
+            learner_loop,
+            train_loop_config=loop_config,
+            scaling_config=scaling,
+            torch_config=backend,
+            run_config=run_config,
+        ).fit()
     else:
         # A lone worker runs no collectives. Without TorchConfig, Ray Train's controller does not import
         # torch to unpickle it, nor does the worker set up a process group: ~2 s off every run's start.
-        DataParallelTrainer(learner_loop, train_loop_config=loop_config, scaling_config=scaling,
-                            backend_config=ray.train.BackendConfig(), run_config=run_config).fit()
+        DataParallelTrainer(
+            learner_loop,
+            train_loop_config=loop_config,
+            scaling_config=scaling,
+            backend_config=ray.train.BackendConfig(),
+            run_config=run_config,
+        ).fit()
 
 
 FIT_POLL_S = 0.5  # how often a waiting update checks that the worker group is still running
@@ -180,11 +240,14 @@ def remove_orphaned_placement_groups() -> list[str]:
     from ray.util.state import list_actors, list_placement_groups
 
     job = ray.get_runtime_context().get_job_id()
-    used = {actor.placement_group_id for actor in list_actors(filters=[("state", "!=", "DEAD")], detail=True,
-                                                              limit=10_000)}
-    orphans = [group.placement_group_id
-               for group in list_placement_groups(filters=[("state", "=", "CREATED")], detail=True, limit=10_000)
-               if group.creator_job_id == job and group.placement_group_id not in used]
+    used = {
+        actor.placement_group_id for actor in list_actors(filters=[("state", "!=", "DEAD")], detail=True, limit=10_000)
+    }
+    orphans = [
+        group.placement_group_id
+        for group in list_placement_groups(filters=[("state", "=", "CREATED")], detail=True, limit=10_000)
+        if group.creator_job_id == job and group.placement_group_id not in used
+    ]
     for group_id in orphans:
         remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(group_id)))
     return orphans
@@ -193,8 +256,9 @@ def remove_orphaned_placement_groups() -> list[str]:
 class Learner:
     """Driver-side handle: submit one UpdatePlan, get back metrics and weights."""
 
-    def __init__(self, config: RunConfig, data: PreparedData, store: RunStore, test_ref: ray.ObjectRef,
-                 hook: str | None = None):
+    def __init__(
+        self, config: RunConfig, data: PreparedData, store: RunStore, test_ref: ray.ObjectRef, hook: str | None = None
+    ):
         # Beside the coordinator, on the driver's node, which outlives the workers' nodes: the jobs in
         # flight must survive a worker node that is lost, for the restarted worker group to pick them up.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
@@ -204,23 +268,48 @@ class Learner:
         # for its collective backend: a lone worker runs no collectives, and skips the probe (a GPU
         # process that imports torch: seconds at every run's start).
         nccl = gpus > 0 and config.learner.workers > 1 and gpu_has_cuda(gpus)
-        scaling = ray.train.ScalingConfig(num_workers=config.learner.workers, use_gpu=gpus > 0,
-                                          resources_per_worker={"CPU": config.learner.cpus_per_worker,
-                                                                **({"GPU": gpus} if gpus else {}),
-                                                                **config.learner.resources})
-        loop_config = {"models": {"proxy": config.proxy, "target": config.target},
-                       "augment": resolve_augment(config.data), "data": data, "mailbox": self.mailbox, "test": [test_ref],
-                       "nccl": nccl, "hook": hook, "run_dir": store.location}
+        scaling = ray.train.ScalingConfig(
+            num_workers=config.learner.workers,
+            use_gpu=gpus > 0,
+            resources_per_worker={
+                "CPU": config.learner.cpus_per_worker,
+                **({"GPU": gpus} if gpus else {}),
+                **config.learner.resources,
+            },
+        )
+        loop_config = {
+            "models": {"proxy": config.proxy, "target": config.target},
+            "augment": resolve_augment(config.data),
+            "data": data,
+            "mailbox": self.mailbox,
+            "test": [test_ref],
+            "nccl": nccl,
+            "hook": hook,
+            "run_dir": store.location,
+        }
         # fit() runs in a thread of this process, as Ray Tune runs it in a trial, not in a task of its
         # own: one process (and its torch import, seconds on two cores) fewer per run.
         self.fit = ThreadPoolExecutor(1, thread_name_prefix="ray-train-fit").submit(
-            _fit, loop_config, scaling, store.location_of("ray_train"), config.learner.max_failures,
-            config.learner.placement_timeout_s)
+            _fit,
+            loop_config,
+            scaling,
+            store.location_of("ray_train"),
+            config.learner.max_failures,
+            config.learner.placement_timeout_s,
+        )
         self.config, self.worker = config, scaling.resources_per_worker
         self.seq = 0
 
-    def run(self, plan: UpdatePlan, labels: np.ndarray, rows_from: str | list[str], seed: int,
-            resume_from: bytes | None = None, round_index: int = -1, progress: Sink | None = None) -> dict:
+    def run(
+        self,
+        plan: UpdatePlan,
+        labels: np.ndarray,
+        rows_from: str | list[str],
+        seed: int,
+        resume_from: bytes | None = None,
+        round_index: int = -1,
+        progress: Sink | None = None,
+    ) -> dict:
         """Blocks until the worker group finished `plan`; raises if the worker group died instead.
 
         `labels`: one per id of `plan.train_ids`; `rows_from`: the pool's directory or the Parquet
@@ -229,10 +318,18 @@ class Learner:
         first update after a resume, or after a worker failure).
         """
         train = ray.put((np.asarray(plan.train_ids, np.int64), np.asarray(labels, np.int64)))
-        self.mailbox.put_job.remote(self.seq, {"plan": plan, "train": [train], "rows_from": rows_from, "seed": seed,
-                                               "round": round_index,
-                                               "resume_from": [ray.put(resume_from)] if resume_from else None,
-                                               "progress": progress})
+        self.mailbox.put_job.remote(
+            self.seq,
+            {
+                "plan": plan,
+                "train": [train],
+                "rows_from": rows_from,
+                "seed": seed,
+                "round": round_index,
+                "resume_from": [ray.put(resume_from)] if resume_from else None,
+                "progress": progress,
+            },
+        )
         return self._result()
 
     def close(self) -> None:
@@ -258,7 +355,8 @@ class Learner:
                         f"({describe(self.worker)}) within "
                         f"{self.config.learner.placement_timeout_s:g} s (learner.placement_timeout_s): was a node "
                         "lost, or none added? The committed rounds are kept; once the cluster has such a node, "
-                        f"continue with clactive run --resume {self.config.run_dir}") from None
+                        f"continue with clactive run --resume {self.config.run_dir}"
+                    ) from None
                 raise LearnerStopped("the Ray Train worker group stopped before finishing its job")
         self.seq += 1
         return ray.get(result_ref)

@@ -3,6 +3,7 @@
 In a module of its own that does not import torch (the jobs it holds need only numpy): the mailbox
 is a process of its own, and on two cores a torch import costs every run seconds.
 """
+
 from __future__ import annotations
 
 import asyncio

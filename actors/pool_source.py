@@ -9,9 +9,10 @@ manifest and the growth code list them), so nothing needs listing: each read tas
 rows when a candidate subset is given (pyarrow skips row groups whose id statistics exclude
 every wanted id, and filters the rest before they become Ray blocks).
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -35,12 +36,17 @@ class PoolShards(Datasource):
     def estimate_inmemory_data_size(self) -> int | None:
         return None
 
-    def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
-                       data_context=None) -> list[ReadTask]:
-        return [ReadTask(lambda path=path, wanted=self.wanted_ids: _read_shard(path, wanted),
-                         BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=(path,)),
-                         per_task_row_limit=per_task_row_limit)
-                for path in self.files]
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context=None
+    ) -> list[ReadTask]:
+        return [
+            ReadTask(
+                lambda path=path, wanted=self.wanted_ids: _read_shard(path, wanted),
+                BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None, input_files=(path,)),
+                per_task_row_limit=per_task_row_limit,
+            )
+            for path in self.files
+        ]
 
 
 def _read_shard(path: str, wanted_ids: np.ndarray | None) -> Iterable[pa.Table]:

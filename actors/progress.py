@@ -9,6 +9,7 @@ Reports are fire-and-forget actor calls at most one a second per process, so a p
 of batches sends a handful; a report that arrives after its stage ended carries the old stage's
 token and is dropped.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Sink:
     """Where a worker sends its counts: the coordinator's handle and the stage they belong to."""
+
     coordinator: object  # a Ray actor handle with report_progress(token, part, done)
     token: int
 

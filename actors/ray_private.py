@@ -1,9 +1,10 @@
 """Every use of a private Ray API, in one place: what it is for, and what happens when a Ray
 release moves it. Each one degrades to Ray's own behaviour rather than failing a run."""
+
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 
 def replace_console_printer(printer: Callable[[dict, bool], None]) -> None:
@@ -11,6 +12,7 @@ def replace_console_printer(printer: Callable[[dict, bool], None]) -> None:
     says, through `ray._private.worker.print_to_stdstream`; `printer` takes its place. If it moves,
     Ray's lines come back to the console and nothing else changes."""
     import ray._private.worker as ray_worker
+
     if hasattr(ray_worker, "print_to_stdstream"):
         ray_worker.print_to_stdstream = printer
 

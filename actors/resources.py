@@ -5,6 +5,7 @@ asks for half of one. A round alternates scoring and training, so the learner an
 scorers can share a GPU without slowing each other; on a 1-GPU machine a whole-GPU learner
 would otherwise starve the scorers forever.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,8 @@ AUTOSCALER_CONFIG = Path("~/ray_bootstrap_config.yaml").expanduser()
 def gpus_available() -> bool:
     """The cluster has GPUs now, or its autoscaler can add nodes that have them."""
     return float(ray.cluster_resources().get("GPU", 0.0)) > 0 or any(
-        t.get("resources", {}).get("GPU", 0) > 0 for t in autoscaler_node_types().values())
+        t.get("resources", {}).get("GPU", 0) > 0 for t in autoscaler_node_types().values()
+    )
 
 
 def scoring_gpus(scoring: ScoringConfig, with_gpus: bool) -> float:
@@ -45,10 +47,16 @@ def learner_gpus(learner: LearnerConfig, with_gpus: bool) -> float:
 def process_requests(config: RunConfig, with_gpus: bool) -> dict[str, dict[str, float]]:
     """What one scoring actor and one learner worker ask Ray for: CPU, GPU and any custom resources."""
     return {
-        "scoring actor": {"CPU": config.scoring.cpus_per_actor, "GPU": scoring_gpus(config.scoring, with_gpus),
-                          **config.scoring.resources},
-        "learner worker": {"CPU": config.learner.cpus_per_worker, "GPU": learner_gpus(config.learner, with_gpus),
-                           **config.learner.resources},
+        "scoring actor": {
+            "CPU": config.scoring.cpus_per_actor,
+            "GPU": scoring_gpus(config.scoring, with_gpus),
+            **config.scoring.resources,
+        },
+        "learner worker": {
+            "CPU": config.learner.cpus_per_worker,
+            "GPU": learner_gpus(config.learner, with_gpus),
+            **config.learner.resources,
+        },
     }
 
 
@@ -65,6 +73,7 @@ def unplaceable(requests: dict[str, dict[str, float]], nodes: list[dict[str, flo
 @ray.remote(num_cpus=0)
 def _cuda_available() -> bool:
     import torch
+
     return torch.cuda.is_available()
 
 
@@ -96,6 +105,7 @@ def no_progress_timeout() -> float:
     if "RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S" in os.environ:
         return float(os.environ["RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S"])
     from ray.data.context import DEFAULT_EXECUTION_NO_PROGRESS_TIMEOUT_S
+
     return DEFAULT_EXECUTION_NO_PROGRESS_TIMEOUT_S if autoscaler_node_types() else FIXED_CLUSTER_NO_PROGRESS_S
 
 
@@ -115,32 +125,43 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
     requests = process_requests(config, gpus_available())
     node_types = autoscaler_node_types()
     # largest first, so the placement below and the messages do not depend on the order Ray lists nodes in
-    live = sorted((dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")),
-                  key=lambda node: (node.get("CPU", 0.0), node.get("GPU", 0.0)), reverse=True)
+    live = sorted(
+        (dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")),
+        key=lambda node: (node.get("CPU", 0.0), node.get("GPU", 0.0)),
+        reverse=True,
+    )
     cache_dir = config.data.cache_dir
     if (len(live) > 1 or node_types) and not os.path.isabs(cache_dir) and not is_uri(cache_dir):
-        raise ConfigError(f"data.cache_dir {cache_dir} is a relative path, and this cluster has "
-                          f"{'an autoscaler' if node_types else f'{len(live)} nodes'}: each node would look for "
-                          "the prepared pool in its own working directory; set data.cache_dir to a path every node "
-                          "shares (e.g. an NFS mount)")
+        raise ConfigError(
+            f"data.cache_dir {cache_dir} is a relative path, and this cluster has "
+            f"{'an autoscaler' if node_types else f'{len(live)} nodes'}: each node would look for "
+            "the prepared pool in its own working directory; set data.cache_dir to a path every node "
+            "shares (e.g. an NFS mount)"
+        )
     problems = unplaceable(requests, live + [t.get("resources", {}) for t in node_types.values()])
     if problems:
-        raise ConfigError(f"{problems[0]}: lower scoring.gpus_per_actor / learner.gpus_per_worker (or use auto), "
-                          "drop what no node has from scoring.resources / learner.resources, "
-                          "or add a node type that has it to the cluster")
+        raise ConfigError(
+            f"{problems[0]}: lower scoring.gpus_per_actor / learner.gpus_per_worker (or use auto), "
+            "drop what no node has from scoring.resources / learner.resources, "
+            "or add a node type that has it to the cluster"
+        )
     if node_types:
         return  # the autoscaler adds nodes for whatever does not fit now
     learner, scorer = requests["learner worker"], requests["scoring actor"]
     each = f" in each of {runs} concurrent trials" if runs > 1 else ""
     fewer = ", or tune.max_concurrent" if runs > 1 else ""
-    held = f"the learner ({config.learner.workers} x {describe(learner)}) and the scorers " \
-           f"({config.scoring.actors} x {describe(scorer)}){each}"
+    held = (
+        f"the learner ({config.learner.workers} x {describe(learner)}) and the scorers "
+        f"({config.scoring.actors} x {describe(scorer)}){each}"
+    )
     processes = runs * ([learner] * config.learner.workers + [scorer] * config.scoring.actors)
     free = first_fit(processes, live)
     shapes = ", ".join(f"{node.get('CPU', 0.0):g} CPU/{node.get('GPU', 0.0):g} GPU" for node in live)
     if free is None:
-        raise ConfigError(f"{held} do not all fit on the cluster's nodes ({shapes}): lower learner.workers, "
-                          f"scoring.actors or their CPU and GPU shares{fewer}")
+        raise ConfigError(
+            f"{held} do not all fit on the cluster's nodes ({shapes}): lower learner.workers, "
+            f"scoring.actors or their CPU and GPU shares{fewer}"
+        )
     read_cpus = read_args(config.scoring)["num_cpus"]
     if max(node.get("CPU", 0.0) for node in free) < read_cpus:
         reserved = sum(p["CPU"] for p in processes)
@@ -148,7 +169,8 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
         raise ConfigError(
             f"{held} reserve {reserved:g} of the cluster's {total:g} CPUs, leaving no node with the "
             f"{read_cpus:g} CPU a read task of the pool needs (nodes: {shapes}): lower learner.cpus_per_worker or "
-            f"scoring.cpus_per_actor{fewer}")
+            f"scoring.cpus_per_actor{fewer}"
+        )
 
 
 def describe(need: dict[str, float]) -> str:

@@ -13,6 +13,7 @@ A fresh Ray Data actor pool per pass (map_batches with ActorPoolStrategy) was th
 each pass then paid 4-5 s of actor start-up and model loading, a fixed cost that made scoring
 0.75 of a plain torch loop and 27% of a round's time framework overhead (issue 11's figures).
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,19 +27,27 @@ import torch
 from ray.data import DataContext
 from ray.data.exceptions import ExecutionTimeoutError
 
+from actors.faults import Hook
 from actors.pool_source import PoolShards
 from actors.progress import Reporter, Sink
 from actors.resources import describe, gpus_available, process_requests, read_args, scorer_resources
-from pipeline.selection.acquisition import (Acquisition, PerExampleAcquisition, SetAcquisition, ShortlistAcquisition,
-                                  StreamingTopK, check_set_candidates, get_acquisition, min_sq_distances)
-from pipeline.ids import in_sorted
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
 from pipeline.errors import ResourceError
-from actors.faults import Hook
-from pipeline.update.models import create_model
+from pipeline.ids import in_sorted
 from pipeline.loop.proc import peak_rss_mib
+from pipeline.selection.acquisition import (
+    Acquisition,
+    PerExampleAcquisition,
+    SetAcquisition,
+    ShortlistAcquisition,
+    StreamingTopK,
+    check_set_candidates,
+    get_acquisition,
+    min_sq_distances,
+)
+from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict, torch_threads
 
 log = logging.getLogger(__name__)
@@ -78,9 +87,19 @@ class Scorer:
     def ready(self) -> bool:
         return True
 
-    def score(self, shard, weights: bytes, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None,
-              acquisition_name: str, k: int, seed: int, batch_size: int, hook: Hook,
-              report: Reporter = Reporter(None, "")) -> dict:
+    def score(
+        self,
+        shard,
+        weights: bytes,
+        labelled_ids: np.ndarray,
+        candidate_ids: np.ndarray | None,
+        acquisition_name: str,
+        k: int,
+        seed: int,
+        batch_size: int,
+        hook: Hook,
+        report: Reporter = Reporter(None, ""),
+    ) -> dict:
         """Scores the candidates in `shard` (a Ray Data dataset; None: no file) with `weights`: the rows in
         `candidate_ids`, or (None) every row not in `labelled_ids` (both ascending). Per-example acquisitions
         return {"top": StreamingTopK of the shard}; set-based ones return {"rows": "id" and "embedding" of
@@ -109,8 +128,12 @@ class Scorer:
             busy_s += time.perf_counter() - start
             report(scored_count)
         report(scored_count, final=True)
-        stats = {"busy_s": busy_s, "first_batch_s": first_batch_s or 0.0, "pass_s": time.perf_counter() - called,
-                 "peak_rss_mib": peak_rss_mib()}
+        stats = {
+            "busy_s": busy_s,
+            "first_batch_s": first_batch_s or 0.0,
+            "pass_s": time.perf_counter() - called,
+            "peak_rss_mib": peak_rss_mib(),
+        }
         if streamed:
             return {"top": top, **stats}
         if not parts:  # a scorer with no file of the pool, or no candidate in it
@@ -128,14 +151,22 @@ class Scorer:
             start = time.perf_counter()
             hook.at("scorer")
             images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape))
-            embeddings = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
-                                 output="embeddings")
+            embeddings = predict(
+                self.model, images, mean=self.data.mean, std=self.data.std, device=self.device, output="embeddings"
+            )
             min_dist = min_sq_distances(candidate_emb, embeddings, min_dist)
             busy_s += time.perf_counter() - start
         return {"min_dist": min_dist, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
 
-    def _score_batch(self, batch: pa.Table, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None,
-                     acquisition: Acquisition, streamed: bool, seed: int) -> dict[str, np.ndarray] | None:
+    def _score_batch(
+        self,
+        batch: pa.Table,
+        labelled_ids: np.ndarray,
+        candidate_ids: np.ndarray | None,
+        acquisition: Acquisition,
+        streamed: bool,
+        seed: int,
+    ) -> dict[str, np.ndarray] | None:
         """`streamed` (per_example(acquisition)): {"id", "score"} of the batch's candidates (and their
         "embedding" for a shortlist); otherwise {"id", "embedding"} of its candidates. None: nothing to score."""
         pool_ids = batch.column("id").to_numpy()
@@ -145,12 +176,16 @@ class Scorer:
         out = None
         if acquisition.needs is not None:  # None: the score uses no model output, so skip the forward pass
             images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[to_score])
-            out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device,
-                          output=acquisition.needs)
+            out = predict(
+                self.model, images, mean=self.data.mean, std=self.data.std, device=self.device, output=acquisition.needs
+            )
         if isinstance(acquisition, ShortlistAcquisition):
             probs, embeddings = out
-            return {"id": pool_ids[to_score], "score": acquisition.score(probs, pool_ids[to_score], seed),
-                    "embedding": embeddings}
+            return {
+                "id": pool_ids[to_score],
+                "score": acquisition.score(probs, pool_ids[to_score], seed),
+                "embedding": embeddings,
+            }
         if streamed:
             return {"id": pool_ids[to_score], "score": acquisition.score(out, pool_ids[to_score], seed)}
         return {"id": pool_ids[to_score], "embedding": out}
@@ -167,9 +202,17 @@ class ScorerPool:
         actor = ray.remote(Scorer).options(**scorer_resources(config), max_restarts=PASS_ATTEMPTS)
         self.actors = [actor.remote(model_name, asdict(data), torch_threads(count), hook) for _ in range(count)]
 
-    def select(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, hook: Hook = Hook(),
-               pool: str | list[str] | None = None, candidate_ids: np.ndarray | None = None,
-               progress: Sink | None = None) -> tuple[np.ndarray, dict]:
+    def select(
+        self,
+        weights: bytes,
+        labelled_ids: np.ndarray,
+        k: int,
+        seed: int,
+        hook: Hook = Hook(),
+        pool: str | list[str] | None = None,
+        candidate_ids: np.ndarray | None = None,
+        progress: Sink | None = None,
+    ) -> tuple[np.ndarray, dict]:
         """The k ids to label next from `pool` (Parquet files or a directory; default: the prepared pool),
         among `candidate_ids` (ascending; None: every unlabelled id).
 
@@ -186,8 +229,10 @@ class ScorerPool:
             except ray.exceptions.RayActorError as error:
                 if attempt == PASS_ATTEMPTS:
                     raise
-                log.warning("a scoring actor died (%s); the pass starts again once the scorers are back",
-                            str(error).splitlines()[0])
+                log.warning(
+                    "a scoring actor died (%s); the pass starts again once the scorers are back",
+                    str(error).splitlines()[0],
+                )
                 self._wait_for_restarts()
 
     def _wait_for_restarts(self) -> None:
@@ -199,20 +244,41 @@ class ScorerPool:
             raise ResourceError(
                 f"a scoring actor died and no node had room to restart it ({describe(need)}) within {timeout_s:g} s "
                 "(scoring.placement_timeout_s): was its node lost? The committed rounds are kept; once the cluster "
-                f"has such a node, continue with clactive run --resume {self.config.run_dir}") from None
+                f"has such a node, continue with clactive run --resume {self.config.run_dir}"
+            ) from None
 
-    def _select_once(self, weights: bytes, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None, k: int,
-                     seed: int, hook: Hook, pool: str | list[str] | None, progress: Sink | None
-                     ) -> tuple[np.ndarray, dict]:
+    def _select_once(
+        self,
+        weights: bytes,
+        labelled_ids: np.ndarray,
+        candidate_ids: np.ndarray | None,
+        k: int,
+        seed: int,
+        hook: Hook,
+        pool: str | list[str] | None,
+        progress: Sink | None,
+    ) -> tuple[np.ndarray, dict]:
         start = time.perf_counter()
         labelled_ids = np.sort(labelled_ids)
         weights_ref, labelled_ref, candidates_ref = ray.put(weights), ray.put(labelled_ids), ray.put(candidate_ids)
         acquisition = get_acquisition(self.config.acquisition)
         scoring = self.config.scoring
         pool = pool or self.data.split_dir("pool")
-        refs = [actor.score.remote(shard, weights_ref, labelled_ref, candidates_ref, self.config.acquisition, k, seed,
-                                   scoring.batch_size, hook, Reporter(progress, f"scorer {i}"))
-                for i, (actor, shard) in enumerate(zip(self.actors, self._shards(pool, candidate_ids)))]
+        refs = [
+            actor.score.remote(
+                shard,
+                weights_ref,
+                labelled_ref,
+                candidates_ref,
+                self.config.acquisition,
+                k,
+                seed,
+                scoring.batch_size,
+                hook,
+                Reporter(progress, f"scorer {i}"),
+            )
+            for i, (actor, shard) in enumerate(zip(self.actors, self._shards(pool, candidate_ids)))
+        ]
         parts = self._gather(refs)
         busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
         # where a pass's time goes besides compute, averaged over the actors: before the first batch
@@ -243,23 +309,36 @@ class ScorerPool:
             candidates, score_mean = top.seen, float(scores.mean()) if len(scores) else None
         else:
             chosen, candidates = scored_ids[acquisition.select(emb, min_dist, k)], len(scored_ids)
-        return chosen, {"score": score_s, "select": time.perf_counter() - start, "score_compute": busy_s,
-                        "score_first_batch": first_batch_s, "score_starved": starved_s,
-                        "candidates": candidates, "score_mean": score_mean, "peak_rss_mib": scorer_rss}
+        return chosen, {
+            "score": score_s,
+            "select": time.perf_counter() - start,
+            "score_compute": busy_s,
+            "score_first_batch": first_batch_s,
+            "score_starved": starved_s,
+            "candidates": candidates,
+            "score_mean": score_mean,
+            "peak_rss_mib": scorer_rss,
+        }
 
-    def _min_distances(self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray,
-                       pool: str | list[str], hook: Hook) -> tuple[np.ndarray, float, float]:
+    def _min_distances(
+        self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray, pool: str | list[str], hook: Hook
+    ) -> tuple[np.ndarray, float, float]:
         """Each candidate's squared distance to its nearest labelled example (inf: none labelled),
         from a second pass over the labelled rows: every scorer folds its share of them into its own
         (N,) minimum, and the minima meet here. The compute seconds and the scorers' peak memory too."""
         if len(labelled_ids) == 0 or len(candidate_emb) == 0:
             return np.full(len(candidate_emb), np.inf, dtype=np.float32), 0.0, 0.0
         emb_ref = ray.put(candidate_emb)
-        refs = [actor.min_distances.remote(shard, weights_ref, emb_ref, self.config.scoring.batch_size, hook)
-                for actor, shard in zip(self.actors, self._shards(pool, labelled_ids))]
+        refs = [
+            actor.min_distances.remote(shard, weights_ref, emb_ref, self.config.scoring.batch_size, hook)
+            for actor, shard in zip(self.actors, self._shards(pool, labelled_ids))
+        ]
         parts = self._gather(refs)
-        return (np.minimum.reduce([part["min_dist"] for part in parts]),
-                sum(part["busy_s"] for part in parts) / len(self.actors), max(part["peak_rss_mib"] for part in parts))
+        return (
+            np.minimum.reduce([part["min_dist"] for part in parts]),
+            sum(part["busy_s"] for part in parts) / len(self.actors),
+            max(part["peak_rss_mib"] for part in parts),
+        )
 
     def _gather(self, refs: list) -> list:
         """The scorers' results; a dead scorer's error surfaces at once (the pass is redone by
@@ -282,7 +361,8 @@ class ScorerPool:
                     f"a scoring pass made no progress for {DataContext.get_current().execution_no_progress_timeout_s:g} s:"
                     f" no node had room for a read task of the pool ({read_args(self.config.scoring)['num_cpus']:g} "
                     "CPU) beside the learner's and the scorers' processes: lower learner.cpus_per_worker or "
-                    "scoring.cpus_per_actor, or add a node") from None
+                    "scoring.cpus_per_actor, or add a node"
+                ) from None
             raise
         return ray.get(refs)
 
@@ -296,9 +376,11 @@ class ScorerPool:
         (a candidate subset, the labelled rows), so the others' pixels never reach the object store
         or the scorer."""
         files = pool if isinstance(pool, list) else split_files(pool)
-        shares = [files[i::len(self.actors)] for i in range(len(self.actors))]
-        return [ray.data.read_datasource(PoolShards(share, wanted_ids), **read_args(self.config.scoring))
-                if share else None for share in shares]
+        shares = [files[i :: len(self.actors)] for i in range(len(self.actors))]
+        return [
+            ray.data.read_datasource(PoolShards(share, wanted_ids), **read_args(self.config.scoring)) if share else None
+            for share in shares
+        ]
 
     def close(self) -> None:
         for actor in self.actors:
@@ -329,8 +411,15 @@ def wait_until_ready(actors: list, deadline_s: float, first_backoff_s: float = 0
                 raise TimeoutError(f"a restarted scoring actor did not come back within {deadline_s:g} s") from None
 
 
-def label_hints(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, pool_ids: np.ndarray,
-                images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+def label_hints(
+    config: RunConfig,
+    data: PreparedData,
+    model_name: str,
+    weights: bytes,
+    pool_ids: np.ndarray,
+    images: np.ndarray,
+    seed: int,
+) -> dict[str, np.ndarray]:
     """For annotators, per requested example: the selection model's predicted label, its
     probability, and the acquisition score (NaN where the acquisition scores sets, not examples:
     k_center). Recomputed in this process on the requested images only, with the weights and seed
@@ -339,10 +428,13 @@ def label_hints(config: RunConfig, data: PreparedData, model_name: str, weights:
     pool_ids (n,), images (n, C, H, W) uint8 pixels or int32 token ids -> {name: (n,)}.
     """
     model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights)
-    probs = predict(model, torch.from_numpy(np.ascontiguousarray(images)), mean=data.mean, std=data.std,
-                    device=torch.device("cpu"))  # (n, K)
+    probs = predict(
+        model, torch.from_numpy(np.ascontiguousarray(images)), mean=data.mean, std=data.std, device=torch.device("cpu")
+    )  # (n, K)
     acquisition = get_acquisition(config.acquisition)
-    score = (acquisition.score(probs, pool_ids, seed) if per_example(acquisition)
-             else np.full(len(pool_ids), np.nan))
-    return {"predicted_label": probs.argmax(axis=1), "predicted_prob": probs.max(axis=1).astype(np.float64),
-            "score": score}
+    score = acquisition.score(probs, pool_ids, seed) if per_example(acquisition) else np.full(len(pool_ids), np.nan)
+    return {
+        "predicted_label": probs.argmax(axis=1),
+        "predicted_prob": probs.max(axis=1).astype(np.float64),
+        "score": score,
+    }

@@ -1,4 +1,5 @@
 """What the benchmark scripts share: the prepared data, a plain torch scoring loop, spreads, tables, JSON."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,10 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
-from pipeline.selection.acquisition import StreamingTopK, get_acquisition
-from pipeline.ids import in_sorted
 from pipeline.config.run_config import RunConfig
-from pipeline.data import PreparedData, source_for, images_from_arrow, prepare_dataset
+from pipeline.data import PreparedData, images_from_arrow, prepare_dataset, source_for
+from pipeline.ids import in_sorted
+from pipeline.selection.acquisition import StreamingTopK, get_acquisition
 from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict
 
@@ -26,15 +27,16 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def prepared(config: RunConfig) -> PreparedData:
-    return prepare_dataset(source_for(config.data), config.data.cache_dir,
-                           config.data.shard_rows)
+    return prepare_dataset(source_for(config.data), config.data.cache_dir, config.data.shard_rows)
 
 
 def start_ray() -> None:
     """The Ray a run would use (actors.cluster.connect): its own local one, or the cluster at RAY_ADDRESS;
     never a stale `ray start` session. Measured under the same settings as `clactive run`."""
     import ray
+
     from actors.cluster import connect
+
     connect()
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
@@ -44,8 +46,10 @@ def start_ray() -> None:
 def machine() -> str:
     memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, {gpu}, " \
-           f"{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {memory_gib:.0f} GiB RAM, {gpu}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}"
+    )
 
 
 def spread(values: list[float]) -> dict:
@@ -55,8 +59,11 @@ def spread(values: list[float]) -> dict:
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    meta = {"date": date.today().isoformat(), "machine": machine(),
-            "command": f"python -m {sys.modules['__main__'].__spec__.name}" + "".join(f" {a}" for a in sys.argv[1:])}
+    meta = {
+        "date": date.today().isoformat(),
+        "machine": machine(),
+        "command": f"python -m {sys.modules['__main__'].__spec__.name}" + "".join(f" {a}" for a in sys.argv[1:]),
+    }
     path.write_text(json.dumps({**meta, **payload}, indent=1) + "\n")
     return path
 
@@ -69,8 +76,17 @@ def print_table(headers: list[str], rows: list[list]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)), flush=True)
 
 
-def plain_select(config: RunConfig, data: PreparedData, model_name: str, weights: bytes, labelled_ids: np.ndarray,
-                 k: int, seed: int, threads: int, candidate_ids: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+def plain_select(
+    config: RunConfig,
+    data: PreparedData,
+    model_name: str,
+    weights: bytes,
+    labelled_ids: np.ndarray,
+    k: int,
+    seed: int,
+    threads: int,
+    candidate_ids: np.ndarray | None = None,
+) -> tuple[np.ndarray, float]:
     """The scoring pass of `actors.scorer.select` in one process with no Ray: the same shards, batch
     size, model, acquisition and top-k, over `candidate_ids` (ascending) or every unlabelled row.
     Returns (chosen ids, wall seconds including the model load). Rows are dropped before decoding
@@ -91,8 +107,7 @@ def plain_select(config: RunConfig, data: PreparedData, model_name: str, weights
     for batch in table.to_batches(max_chunksize=config.scoring.batch_size):
         pool_ids = batch.column("id").to_numpy()
         images = torch.from_numpy(images_from_arrow(batch.column("image"), data.image_shape))
-        out = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"),
-                      output=acquisition.needs)
+        out = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"), output=acquisition.needs)
         topk.push(pool_ids, acquisition.score(out, pool_ids, seed))
     chosen, _ = topk.result()
     return chosen, time.perf_counter() - start

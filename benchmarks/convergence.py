@@ -11,6 +11,7 @@ point, and a re-run with the same model and labels skips the (epochs, seed) poin
 
     .venv/bin/python -m benchmarks.convergence --config configs/fashion_mnist_compare.yaml --model preact_resnet20 --labels 12000 --epochs 2,4,6,8,12,16 --seeds 0,1,2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ import pyarrow.dataset as pads
 import torch
 
 from pipeline.compare import load
-from pipeline.data import resolve_augment, source_for, images_from_arrow, prepare_dataset
+from pipeline.data import images_from_arrow, prepare_dataset, resolve_augment, source_for
 from pipeline.update.models import create_model
 from pipeline.update.strategies import steps_for_epochs
 from pipeline.update.training import accuracy, make_optimizer, torch_threads, train_steps
@@ -36,15 +37,21 @@ RESULTS = Path(__file__).parent / "results"
 
 def load_split(split_dir: str, shape) -> tuple[torch.Tensor, torch.Tensor]:
     table = pads.dataset(split_dir, format="parquet").to_table(columns=["image", "label"])
-    return (torch.from_numpy(images_from_arrow(table.column("image"), shape).copy()),
-            torch.from_numpy(table.column("label").to_numpy().copy()))
+    return (
+        torch.from_numpy(images_from_arrow(table.column("image"), shape).copy()),
+        torch.from_numpy(table.column("label").to_numpy().copy()),
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/fashion_mnist_compare.yaml")
-    parser.add_argument("--model", default="preact_resnet20", help="a model name; its role's settings come from "
-                        "the config's target section if it names this model, else its proxy section")
+    parser.add_argument(
+        "--model",
+        default="preact_resnet20",
+        help="a model name; its role's settings come from "
+        "the config's target section if it names this model, else its proxy section",
+    )
     parser.add_argument("--labels", type=int, default=12000, help="size of the random labelled subset")
     parser.add_argument("--epochs", default="2,4,6,8,12,16")
     parser.add_argument("--tolerance", type=float, default=0.3, help="points of accuracy")
@@ -54,8 +61,7 @@ def main() -> None:
 
     config, _ = load(args.config, [], quick=False, data_dir=None)  # a compare config or a run config
     settings = config.target if config.target.name == args.model else config.proxy
-    data = prepare_dataset(source_for(config.data), config.data.cache_dir,
-                           config.data.shard_rows)
+    data = prepare_dataset(source_for(config.data), config.data.cache_dir, config.data.shard_rows)
     pool_x, pool_y = load_split(data.split_dir("pool"), data.image_shape)
     test_x, test_y = load_split(data.split_dir("test"), data.image_shape)
     torch.set_num_threads(torch_threads(1))
@@ -66,9 +72,15 @@ def main() -> None:
     for point in previous.get("curve", []):
         point.setdefault("seed", previous.get("seed", 0))  # curves written before --seeds: one seed
     same = {k: previous.get(k) for k in ("model", "labels", "batch_size", "lr")} == {
-        "model": args.model, "labels": args.labels, "batch_size": settings.batch_size, "lr": settings.lr}
+        "model": args.model,
+        "labels": args.labels,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+    }
     curve = previous.get("curve", []) if same else []
-    command = "python -m benchmarks.convergence " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None)
+    command = "python -m benchmarks.convergence " + " ".join(
+        f"--{k} {v}" for k, v in vars(args).items() if v is not None
+    )
     commands = [c for c in (previous.get("commands", []) if same else []) if c != command] + [command]
     print(f"{args.model} from scratch on {args.labels} labels, batch {settings.batch_size}, peak lr {settings.lr}")
     print(f"{'epochs':>6}  {'seed':>4}  {'steps':>6}  {'test acc':>8}  {'train s':>8}", flush=True)
@@ -82,21 +94,36 @@ def main() -> None:
             model = create_model(args.model, data.image_shape[0], data.num_classes)
             steps = steps_for_epochs(args.labels, epochs, settings.batch_size)
             start = time.perf_counter()
-            train_steps(model, make_optimizer(model, settings, lr=settings.lr), x, y, steps=steps, batch_size=settings.batch_size,
-                        lr=settings.lr, mean=data.mean, std=data.std, generator=torch.Generator().manual_seed(seed),
-                        device=torch.device("cpu"), augment=resolve_augment(config.data))
+            train_steps(
+                model,
+                make_optimizer(model, settings, lr=settings.lr),
+                x,
+                y,
+                steps=steps,
+                batch_size=settings.batch_size,
+                lr=settings.lr,
+                mean=data.mean,
+                std=data.std,
+                generator=torch.Generator().manual_seed(seed),
+                device=torch.device("cpu"),
+                augment=resolve_augment(config.data),
+            )
             seconds = time.perf_counter() - start
             acc = accuracy(model, test_x, test_y, mean=data.mean, std=data.std, device=torch.device("cpu"))
             curve.append({"epochs": epochs, "seed": seed, "steps": steps, "test_acc": acc, "train_s": seconds})
             curve.sort(key=lambda point: (point["epochs"], point["seed"]))
             print(f"{epochs:>6}  {seed:>4}  {steps:>6}  {acc:>8.4f}  {seconds:>8.1f}", flush=True)
-            write(out, args, settings, curve, commands)  # after every point: an interrupted curve keeps what it measured
+            write(
+                out, args, settings, curve, commands
+            )  # after every point: an interrupted curve keeps what it measured
     summary = write(out, args, settings, curve, commands)
     print(f"{'epochs':>6}  {'seeds':>5}  {'mean acc':>8}")
     for point in summary["by_epochs"]:
         print(f"{point['epochs']:>6}  {point['seeds']:>5}  {point['mean_acc']:>8.4f}")
-    print(f"best mean over {summary['seeds_compared']} seeds {summary['best_mean_acc']:.4f}; shortest within {args.tolerance} pt: "
-          f"{summary['chosen_epochs']} epochs; wrote {out}")
+    print(
+        f"best mean over {summary['seeds_compared']} seeds {summary['best_mean_acc']:.4f}; shortest within {args.tolerance} pt: "
+        f"{summary['chosen_epochs']} epochs; wrote {out}"
+    )
 
 
 def by_epochs(curve: list[dict]) -> list[dict]:
@@ -104,8 +131,15 @@ def by_epochs(curve: list[dict]) -> list[dict]:
     out = []
     for epochs in sorted({p["epochs"] for p in curve}):
         accs = [p["test_acc"] for p in curve if p["epochs"] == epochs]
-        out.append({"epochs": epochs, "seeds": len(accs), "mean_acc": sum(accs) / len(accs),
-                    "min_acc": min(accs), "max_acc": max(accs)})
+        out.append(
+            {
+                "epochs": epochs,
+                "seeds": len(accs),
+                "mean_acc": sum(accs) / len(accs),
+                "min_acc": min(accs),
+                "max_acc": max(accs),
+            }
+        )
     return out
 
 
@@ -117,9 +151,17 @@ def write(out: Path, args: argparse.Namespace, settings, curve: list[dict], comm
     best = max(point["mean_acc"] for point in eligible)
     chosen = min((p for p in eligible if p["mean_acc"] >= best - args.tolerance / 100), key=lambda p: p["epochs"])
     summary = {
-        "model": args.model, "labels": args.labels, "batch_size": settings.batch_size,
-        "lr": settings.lr, "tolerance_pt": args.tolerance, "curve": curve, "by_epochs": means,
-        "seeds_compared": most, "best_mean_acc": best, "chosen_epochs": chosen["epochs"], "date": date.today().isoformat(),
+        "model": args.model,
+        "labels": args.labels,
+        "batch_size": settings.batch_size,
+        "lr": settings.lr,
+        "tolerance_pt": args.tolerance,
+        "curve": curve,
+        "by_epochs": means,
+        "seeds_compared": most,
+        "best_mean_acc": best,
+        "chosen_epochs": chosen["epochs"],
+        "date": date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads",
         "commands": commands,
     }

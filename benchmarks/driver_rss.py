@@ -8,6 +8,7 @@ resident set (`ru_maxrss`). Scoring streams, so the peak should not grow with th
 
     .venv/bin/python -m benchmarks.driver_rss --copies 10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,12 @@ class SelectionProbe:
             chosen, seconds = scorers.select(weights, labelled, k=data.pool_size // 100, seed=seed)
         finally:
             scorers.close()
-        return {"peak_rss_mib": self.peak_rss_mib(), "before_mib": before, "chosen": len(chosen),
-                "score_s": seconds["score"]}
+        return {
+            "peak_rss_mib": self.peak_rss_mib(),
+            "before_mib": before,
+            "chosen": len(chosen),
+            "score_s": seconds["score"],
+        }
 
 
 def measure(config: RunConfig, data: PreparedData, weights: bytes) -> dict:
@@ -106,17 +111,41 @@ def main() -> None:
     ray.shutdown()
 
     sizes = {"small": small.pool_size, "large": large.pool_size}
-    summary = {name: {"pool_size": sizes[name], "peak_rss_mib": spread([r["peak_rss_mib"] for r in rs]),
-                      "rss_before_scoring_mib": spread([r["before_mib"] for r in rs]),
-                      "score_s": spread([r["score_s"] for r in rs])} for name, rs in runs.items()}
+    summary = {
+        name: {
+            "pool_size": sizes[name],
+            "peak_rss_mib": spread([r["peak_rss_mib"] for r in rs]),
+            "rss_before_scoring_mib": spread([r["before_mib"] for r in rs]),
+            "score_s": spread([r["score_s"] for r in rs]),
+        }
+        for name, rs in runs.items()
+    }
     ratio = summary["large"]["peak_rss_mib"]["median"] / summary["small"]["peak_rss_mib"]["median"]
     growth = {name: s["peak_rss_mib"]["median"] - s["rss_before_scoring_mib"]["median"] for name, s in summary.items()}
     print(f"peak RSS of the selecting process, median of {args.repeats} fresh processes per pool size")
-    print_table(["pool", "peak RSS MiB", "before scoring MiB", "growth in pass MiB", "score s"],
-                [[sizes[n], s["peak_rss_mib"]["median"], s["rss_before_scoring_mib"]["median"], growth[n],
-                  s["score_s"]["median"]] for n, s in summary.items()])
-    path = write_result("driver_rss", {"copies": args.copies, "repeats": args.repeats, "by_pool": summary,
-                                       "growth_in_pass_mib": growth, "driver_rss_ratio": ratio})
+    print_table(
+        ["pool", "peak RSS MiB", "before scoring MiB", "growth in pass MiB", "score s"],
+        [
+            [
+                sizes[n],
+                s["peak_rss_mib"]["median"],
+                s["rss_before_scoring_mib"]["median"],
+                growth[n],
+                s["score_s"]["median"],
+            ]
+            for n, s in summary.items()
+        ],
+    )
+    path = write_result(
+        "driver_rss",
+        {
+            "copies": args.copies,
+            "repeats": args.repeats,
+            "by_pool": summary,
+            "growth_in_pass_mib": growth,
+            "driver_rss_ratio": ratio,
+        },
+    )
     print(f"peak RSS {large.pool_size} / {small.pool_size} pool: {ratio:.3f}; wrote {path}")
 
 

@@ -17,6 +17,7 @@ own selection, labels, replay memory and update plans, and are timed by the same
 one-time start-up), summed over every round to the last. The figure is clactive / plain; the
 issue's target is <= 1.3. Writes benchmarks/results/plain_loop.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,17 +37,23 @@ from benchmarks.common import plain_select, prepared, print_table, spread, write
 from pipeline.compare import entry_config, load
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
-from pipeline.data.pool import split_files
 from pipeline.data.growth import class_counts
+from pipeline.data.pool import split_files
 from pipeline.labels.labelling import make_oracle
-from pipeline.update.models import create_model
 from pipeline.loop.preflight import plan_run
-from pipeline.report.summary import round_costs
 from pipeline.loop.rounds import Rounds
 from pipeline.loop.run_store import RunStore
+from pipeline.report.summary import round_costs
+from pipeline.update.models import create_model
 from pipeline.update.strategies import UpdatePlan
-from pipeline.update.training import (checkpoint_bytes, load_optimizer, load_weights, make_optimizer, predict,
-                               train_steps)
+from pipeline.update.training import (
+    checkpoint_bytes,
+    load_optimizer,
+    load_weights,
+    make_optimizer,
+    predict,
+    train_steps,
+)
 
 SETS = ["compare.strategies=[clactive]", "compare.budgets=null"]  # the selection rounds alone: no target fits
 
@@ -61,11 +68,26 @@ class PlainScorers:
         pass
 
     def select(self, weights, labelled_ids, k, seed, round_index=None, pool=None, candidate_ids=None):
-        chosen, seconds = plain_select(self.config, self.data, self.config.proxy.name, weights, labelled_ids, k, seed,
-                                       threads=os.cpu_count() or 1, candidate_ids=candidate_ids)
+        chosen, seconds = plain_select(
+            self.config,
+            self.data,
+            self.config.proxy.name,
+            weights,
+            labelled_ids,
+            k,
+            seed,
+            threads=os.cpu_count() or 1,
+            candidate_ids=candidate_ids,
+        )
         scored = len(candidate_ids) if candidate_ids is not None else self.data.pool_size - len(labelled_ids)
-        return chosen, {"score": seconds, "select": 0.0, "score_compute": seconds, "candidates": scored,
-                        "redone": 0, "score_mean": None}
+        return chosen, {
+            "score": seconds,
+            "select": 0.0,
+            "score_compute": seconds,
+            "candidates": scored,
+            "redone": 0,
+            "score_mean": None,
+        }
 
     def close(self) -> None:
         pass
@@ -88,27 +110,47 @@ class PlainLearner:
     def update(self, plan: UpdatePlan, labels, rows_from, seed, resume_from, round_index) -> dict:
         torch.set_num_threads(os.cpu_count() or 1)
         start = time.perf_counter()
-        images = read_rows(rows_from or split_files(self.data.split_dir("pool")), plan.train_ids,
-                           self.data.image_shape)[0]
+        images = read_rows(
+            rows_from or split_files(self.data.split_dir("pool")), plan.train_ids, self.data.image_shape
+        )[0]
         images, labels = torch.from_numpy(images), torch.from_numpy(np.asarray(labels))
         read_s = time.perf_counter() - start
         start = time.perf_counter()
         if not plan.warm_start or plan.role not in self.live:
             self.live[plan.role] = self._new_model(plan, seed, resume_from)
         model, optimizer = self.live[plan.role]
-        trained = train_steps(model, optimizer, images, labels, steps=plan.steps, batch_size=plan.batch_size,
-                              lr=plan.lr, mean=self.data.mean, std=self.data.std,
-                              generator=torch.Generator().manual_seed(seed), device=torch.device("cpu"),
-                              augment=self.augment)
+        trained = train_steps(
+            model,
+            optimizer,
+            images,
+            labels,
+            steps=plan.steps,
+            batch_size=plan.batch_size,
+            lr=plan.lr,
+            mean=self.data.mean,
+            std=self.data.std,
+            generator=torch.Generator().manual_seed(seed),
+            device=torch.device("cpu"),
+            augment=self.augment,
+        )
         train_s = time.perf_counter() - start
         start = time.perf_counter()
-        predicted = predict(model, self.test_images, mean=self.data.mean, std=self.data.std,
-                            device=torch.device("cpu")).argmax(axis=1)
+        predicted = predict(
+            model, self.test_images, mean=self.data.mean, std=self.data.std, device=torch.device("cpu")
+        ).argmax(axis=1)
         correct, total = class_counts(predicted, self.test_labels, self.data.num_classes)
-        return {**trained, "test_acc": float(correct.sum() / total.sum()), "class_correct": correct.tolist(),
-                "class_total": total.tolist(), "test_predictions": predicted.astype(np.int32),
-                "eval_s": time.perf_counter() - start, "read_s": read_s, "train_s": train_s, "device": "cpu",
-                "checkpoint": checkpoint_bytes(model, optimizer)}
+        return {
+            **trained,
+            "test_acc": float(correct.sum() / total.sum()),
+            "class_correct": correct.tolist(),
+            "class_total": total.tolist(),
+            "test_predictions": predicted.astype(np.int32),
+            "eval_s": time.perf_counter() - start,
+            "read_s": read_s,
+            "train_s": train_s,
+            "device": "cpu",
+            "checkpoint": checkpoint_bytes(model, optimizer),
+        }
 
     def _new_model(self, plan: UpdatePlan, seed: int, resume_from: bytes | None):
         model_config = self.config.proxy if plan.role == "proxy" else self.config.target
@@ -134,8 +176,16 @@ def plain_run(config: RunConfig, data: PreparedData) -> list[dict]:
 
 def ray_run(path: str, compare_dir: Path) -> list[dict]:
     sets = [*SETS, f"compare.dir={compare_dir}"]
-    command = [sys.executable, "-m", "pipeline", "compare", "--config", path, "--quiet",
-               *[arg for s in sets for arg in ("--set", s)]]
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "compare",
+        "--config",
+        path,
+        "--quiet",
+        *[arg for s in sets for arg in ("--set", s)],
+    ]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     return RunStore(compare_dir / "clactive").records()
 
@@ -155,9 +205,13 @@ def costs(records: list[dict]) -> dict:
     group's start), the later updates' training steps."""
     rounds = [round_costs(r) for r in records]
     out = {part: sum(c[part] for c in rounds) for part in ("score_s", "select_s", "update_s", "selection_s")}
-    return out | {"score_compute_s": sum(r["seconds"]["score_compute"] for r in records),
-                  "round_0_update_s": rounds[0]["update_s"], "train_s": sum(r["seconds"]["train"] for r in records[1:]),
-                  "labelled": records[-1]["labelled"], "proxy_acc": records[-1]["selection_acc"]}
+    return out | {
+        "score_compute_s": sum(r["seconds"]["score_compute"] for r in records),
+        "round_0_update_s": rounds[0]["update_s"],
+        "train_s": sum(r["seconds"]["train"] for r in records[1:]),
+        "labelled": records[-1]["labelled"],
+        "proxy_acc": records[-1]["selection_acc"],
+    }
 
 
 def main() -> None:
@@ -173,19 +227,45 @@ def main() -> None:
     for i in range(args.repeats):
         runs["plain"].append(costs(plain_run(plain_config(args.config, root / f"plain-{i}"), data)))
         runs["clactive"].append(costs(ray_run(args.config, root / f"clactive-{i}")))
-        print(f"repeat {i}: plain {runs['plain'][-1]['selection_s']:.1f} s, "
-              f"clactive {runs['clactive'][-1]['selection_s']:.1f} s", flush=True)
+        print(
+            f"repeat {i}: plain {runs['plain'][-1]['selection_s']:.1f} s, "
+            f"clactive {runs['clactive'][-1]['selection_s']:.1f} s",
+            flush=True,
+        )
     ratios = [c["selection_s"] / p["selection_s"] for p, c in zip(runs["plain"], runs["clactive"])]
-    summary = {name: {part: spread([r[part] for r in rs]) for part in PARTS}
-               | {"labelled": rs[0]["labelled"], "proxy_acc": [r["proxy_acc"] for r in rs]}
-               for name, rs in runs.items()}
-    print_table(["run", "labelled", "selection s", "score s", "of which compute s", "update s", "round 0 update s",
-                 "later rounds' training s", "proxy acc"],
-                [[name, s["labelled"], *(s[part]["median"] for part in PARTS), " ".join(f"{a:.4f}" for a in s["proxy_acc"])]
-                 for name, s in summary.items()])
-    path = write_result("plain_loop", {"config": args.config, "sets": SETS, "repeats": args.repeats,
-                                       "by_run": summary, "selection_ratio": spread(ratios),
-                                       "selection_ratio_vs_plain": spread(ratios)["median"]})
+    summary = {
+        name: {part: spread([r[part] for r in rs]) for part in PARTS}
+        | {"labelled": rs[0]["labelled"], "proxy_acc": [r["proxy_acc"] for r in rs]}
+        for name, rs in runs.items()
+    }
+    print_table(
+        [
+            "run",
+            "labelled",
+            "selection s",
+            "score s",
+            "of which compute s",
+            "update s",
+            "round 0 update s",
+            "later rounds' training s",
+            "proxy acc",
+        ],
+        [
+            [name, s["labelled"], *(s[part]["median"] for part in PARTS), " ".join(f"{a:.4f}" for a in s["proxy_acc"])]
+            for name, s in summary.items()
+        ],
+    )
+    path = write_result(
+        "plain_loop",
+        {
+            "config": args.config,
+            "sets": SETS,
+            "repeats": args.repeats,
+            "by_run": summary,
+            "selection_ratio": spread(ratios),
+            "selection_ratio_vs_plain": spread(ratios)["median"],
+        },
+    )
     print(f"clactive / plain selection time: {spread(ratios)['median']:.3f}; wrote {path}")
 
 

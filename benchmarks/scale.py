@@ -27,6 +27,7 @@ coordinator_rss_ratio (600k labelled over 30k labelled, 3x64x64), scoring_rate_r
 at 1.2M over 60k, 28x28) and cluster_margin_{scorer,coordinator}_rss_ratio (Cluster-Margin over least
 confidence on the whole 1.2M pool: its shortlist of embeddings, not the pool, is what it adds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,23 +59,26 @@ BASE_ROWS = 60_000
 @dataclass(frozen=True)
 class Scale:
     name: str
-    rows: int            # pool rows
-    size: int            # 28: the images as they are; 64: resized to 3x64x64
-    labelled: int        # random labels of round 0
+    rows: int  # pool rows
+    size: int  # 28: the images as they are; 64: resized to 3x64x64
+    labelled: int  # random labels of round 0
     candidates: int | None = None  # round 1 scores this random subset (None: the whole unlabelled pool)
     acquisition: str = "least_confidence"  # the default job's
 
 
-CONFIGS = {c.name: c for c in [
-    Scale("pool-60k-28", 60_000, 28, 600),
-    Scale("pool-600k-28", 600_000, 28, 600),
-    Scale("pool-1200k-28", 1_200_000, 28, 600),
-    Scale("cluster-margin-1200k-28", 1_200_000, 28, 600, acquisition="cluster_margin"),
-    Scale("pool-60k-64", 60_000, 64, 600),
-    Scale("pool-1200k-64", 1_200_000, 64, 600, candidates=100_000),
-    Scale("labels-30k-64", 1_200_000, 64, 30_000, candidates=20_000),
-    Scale("labels-600k-64", 1_200_000, 64, 600_000, candidates=20_000),
-]}
+CONFIGS = {
+    c.name: c
+    for c in [
+        Scale("pool-60k-28", 60_000, 28, 600),
+        Scale("pool-600k-28", 600_000, 28, 600),
+        Scale("pool-1200k-28", 1_200_000, 28, 600),
+        Scale("cluster-margin-1200k-28", 1_200_000, 28, 600, acquisition="cluster_margin"),
+        Scale("pool-60k-64", 60_000, 64, 600),
+        Scale("pool-1200k-64", 1_200_000, 64, 600, candidates=100_000),
+        Scale("labels-30k-64", 1_200_000, 64, 30_000, candidates=20_000),
+        Scale("labels-600k-64", 1_200_000, 64, 600_000, candidates=20_000),
+    ]
+}
 
 
 def scaled_pool(base: PreparedData, rows: int, size: int, cache_dir: str) -> PreparedData:
@@ -99,15 +103,16 @@ def scaled_pool(base: PreparedData, rows: int, size: int, cache_dir: str) -> Pre
                         pixels = images_from_arrow(table.column("image"), base.image_shape)[:take]
                         images = transform(pixels, copy, shape)
                         labels = table.column("label").to_numpy()[:take]
-                        pq.write_table(arrow_table(ids, images, labels, pool_schema(shape)),
-                                       tmp / split / f"copy-{copy:03d}-{shard.name}")
+                        pq.write_table(
+                            arrow_table(ids, images, labels, pool_schema(shape)),
+                            tmp / split / f"copy-{copy:03d}-{shard.name}",
+                        )
                         written += take
             (tmp / "manifest.json").write_text(json.dumps({"rows": rows, "shape": list(shape)}))
             os.replace(tmp, root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return replace(base, root=str(root), image_shape=shape,
-                   sizes={"pool": rows, "test": base.sizes["test"]})
+    return replace(base, root=str(root), image_shape=shape, sizes={"pool": rows, "test": base.sizes["test"]})
 
 
 def transform(images: np.ndarray, copy: int, shape: tuple[int, int, int]) -> np.ndarray:
@@ -115,8 +120,9 @@ def transform(images: np.ndarray, copy: int, shape: tuple[int, int, int]) -> np.
     images = np.roll(images, copy % 7, axis=3)
     if shape[1:] == images.shape[2:]:
         return images
-    out = torch.nn.functional.interpolate(torch.from_numpy(images).float(), size=shape[1:], mode="bilinear",
-                                          align_corners=False)
+    out = torch.nn.functional.interpolate(
+        torch.from_numpy(images).float(), size=shape[1:], mode="bilinear", align_corners=False
+    )
     return out.round().clamp(0, 255).to(torch.uint8).expand(-1, shape[0], -1, -1).contiguous().numpy()
 
 
@@ -131,6 +137,7 @@ class ObjectStorePeak:
     def _poll(self) -> None:
         import ray
         from ray._private.internal_api import memory_summary
+
         address = ray.get_runtime_context().gcs_address
         while not self.stop.wait(1.0):
             try:
@@ -155,9 +162,15 @@ def measure(scale: Scale, args) -> dict:
     data = scaled_pool(prepared(base_config), scale.rows, scale.size, base_config.data.cache_dir)
     run_dir = Path(args.run_root) / scale.name
     shutil.rmtree(run_dir, ignore_errors=True)  # every measurement starts fresh processes on a fresh run
-    sets = [f"schedule.initial={scale.labelled}", f"schedule.round_ends=[{scale.labelled + args.k}]",
-            "train_target_at_end=false", "strategy=clactive", "proxy.epochs=1", f"update.steps={args.steps}",
-            f"acquisition={scale.acquisition}"]
+    sets = [
+        f"schedule.initial={scale.labelled}",
+        f"schedule.round_ends=[{scale.labelled + args.k}]",
+        "train_target_at_end=false",
+        "strategy=clactive",
+        "proxy.epochs=1",
+        f"update.steps={args.steps}",
+        f"acquisition={scale.acquisition}",
+    ]
     if scale.candidates is not None:
         sets.append(f"scoring.candidates={scale.candidates}")
     config = load_config(args.config, sets, run_dir=str(run_dir))
@@ -173,19 +186,32 @@ def measure(scale: Scale, args) -> dict:
     s0, s1 = first["seconds"], scored["seconds"]
     overhead = (s1["score"] - s1["score_compute"]) + s1["learner_overhead"]
     return {
-        "rows": scale.rows, "image_shape": list(data.image_shape), "labelled_round_0": scale.labelled,
+        "rows": scale.rows,
+        "image_shape": list(data.image_shape),
+        "labelled_round_0": scale.labelled,
         "acquisition": scale.acquisition,
-        "candidates": scored["candidates"], "k": args.k, "update_steps": args.steps,
-        "score_s": s1["score"], "score_compute_s": s1["score_compute"],
+        "candidates": scored["candidates"],
+        "k": args.k,
+        "update_steps": args.steps,
+        "score_s": s1["score"],
+        "score_compute_s": s1["score_compute"],
         "images_per_s": scored["candidates"] / s1["score"],
-        "round_0_update_s": s0["update"], "round_0_steps": first["steps"], "round_0_read_rows_s": s0["read_rows"],
-        "update_s": s1["update"], "read_rows_s": s1["read_rows"], "round_s": s1["round"],
-        "overhead_s": overhead, "overhead_share": overhead / s1["round"],
-        "peak_rss_mib": {"driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                         "coordinator": scored["peak_rss_mib"]["coordinator"],
-                         "learner": max(first["peak_rss_mib"]["learner"], scored["peak_rss_mib"]["learner"]),
-                         "scorer": scored["peak_rss_mib"]["scorers"]},
-        "object_store_peak_mib": object_store_mib, "wall_s": wall_s,
+        "round_0_update_s": s0["update"],
+        "round_0_steps": first["steps"],
+        "round_0_read_rows_s": s0["read_rows"],
+        "update_s": s1["update"],
+        "read_rows_s": s1["read_rows"],
+        "round_s": s1["round"],
+        "overhead_s": overhead,
+        "overhead_share": overhead / s1["round"],
+        "peak_rss_mib": {
+            "driver": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "coordinator": scored["peak_rss_mib"]["coordinator"],
+            "learner": max(first["peak_rss_mib"]["learner"], scored["peak_rss_mib"]["learner"]),
+            "scorer": scored["peak_rss_mib"]["scorers"],
+        },
+        "object_store_peak_mib": object_store_mib,
+        "wall_s": wall_s,
     }
 
 
@@ -208,32 +234,83 @@ def main() -> None:
     for name in args.only:
         scale = CONFIGS[name]
         scaled_pool(prepared(base_config), scale.rows, scale.size, base_config.data.cache_dir)  # here, not in the child
-        child = [sys.executable, "-m", "benchmarks.scale", "--measure", name, "--config", args.config,
-                 "--k", str(args.k), "--steps", str(args.steps), "--run-root", args.run_root]
+        child = [
+            sys.executable,
+            "-m",
+            "benchmarks.scale",
+            "--measure",
+            name,
+            "--config",
+            args.config,
+            "--k",
+            str(args.k),
+            "--steps",
+            str(args.steps),
+            "--run-root",
+            args.run_root,
+        ]
         done = subprocess.run(child, stdout=subprocess.PIPE, text=True)
         if done.returncode != 0:
             raise SystemExit(f"{name} failed ({done.returncode}); its output:\n{done.stdout[-3000:]}")
         by_config[name] = json.loads(done.stdout.strip().splitlines()[-1])
         print(f"{name}: {json.dumps(by_config[name])}", flush=True)
 
-    rows = [[name, m["rows"], "x".join(map(str, m["image_shape"])), m["labelled_round_0"], m["candidates"],
-             m["score_s"], m["images_per_s"], m["round_0_update_s"], m["update_s"], m["overhead_s"],
-             m["peak_rss_mib"]["driver"], m["peak_rss_mib"]["coordinator"], m["peak_rss_mib"]["scorer"],
-             m["peak_rss_mib"]["learner"], m["object_store_peak_mib"]] for name, m in sorted(by_config.items())]
-    print_table(["config", "pool", "image", "labelled", "scored", "score s", "images/s", "round 0 update s",
-                 "update s", "overhead s", "driver MiB", "coord MiB", "scorer MiB", "worker MiB", "store MiB"], rows)
+    rows = [
+        [
+            name,
+            m["rows"],
+            "x".join(map(str, m["image_shape"])),
+            m["labelled_round_0"],
+            m["candidates"],
+            m["score_s"],
+            m["images_per_s"],
+            m["round_0_update_s"],
+            m["update_s"],
+            m["overhead_s"],
+            m["peak_rss_mib"]["driver"],
+            m["peak_rss_mib"]["coordinator"],
+            m["peak_rss_mib"]["scorer"],
+            m["peak_rss_mib"]["learner"],
+            m["object_store_peak_mib"],
+        ]
+        for name, m in sorted(by_config.items())
+    ]
+    print_table(
+        [
+            "config",
+            "pool",
+            "image",
+            "labelled",
+            "scored",
+            "score s",
+            "images/s",
+            "round 0 update s",
+            "update s",
+            "overhead s",
+            "driver MiB",
+            "coord MiB",
+            "scorer MiB",
+            "worker MiB",
+            "store MiB",
+        ],
+        rows,
+    )
     figures = {}
     if {"labels-30k-64", "labels-600k-64"} <= set(by_config):
-        figures["coordinator_rss_ratio"] = (by_config["labels-600k-64"]["peak_rss_mib"]["coordinator"]
-                                            / by_config["labels-30k-64"]["peak_rss_mib"]["coordinator"])
+        figures["coordinator_rss_ratio"] = (
+            by_config["labels-600k-64"]["peak_rss_mib"]["coordinator"]
+            / by_config["labels-30k-64"]["peak_rss_mib"]["coordinator"]
+        )
     if {"pool-60k-28", "pool-1200k-28"} <= set(by_config):
-        figures["scoring_rate_ratio"] = (by_config["pool-1200k-28"]["images_per_s"]
-                                         / by_config["pool-60k-28"]["images_per_s"])
+        figures["scoring_rate_ratio"] = (
+            by_config["pool-1200k-28"]["images_per_s"] / by_config["pool-60k-28"]["images_per_s"]
+        )
     if {"pool-1200k-28", "cluster-margin-1200k-28"} <= set(by_config):
         for process in ("scorer", "coordinator"):
             figures[f"cluster_margin_{process}_rss_ratio"] = (
                 by_config["cluster-margin-1200k-28"]["peak_rss_mib"][process]
-                / by_config["pool-1200k-28"]["peak_rss_mib"][process])
+                / by_config["pool-1200k-28"]["peak_rss_mib"][process]
+            )
     written = write_result("scale", {"by_config": by_config, **figures})
     print(" ".join(f"{key} {value:.3f};" for key, value in figures.items()), f"wrote {written}")
 

@@ -17,6 +17,7 @@ Two measurements in one sitting (Linux: it reads /proc; every process of the run
 
 Writes benchmarks/results/scoring_profile.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,8 @@ def kind(cmdline: str) -> str:
         if name in ("DashboardAgent", "RuntimeEnvAgent"):
             return "Ray daemons"
         return {"Scorer": "scorer", "RayTrainWorker": "Train worker", "Coordinator": "coordinator"}.get(
-            name, "other Ray actors")
+            name, "other Ray actors"
+        )
     for daemon in ("raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py"):
         if daemon in cmdline:
             return "Ray daemons"
@@ -78,8 +80,10 @@ class CpuSampler:
             now = cpu_seconds()
             # by pid: a Ray worker's title (its cmdline) changes with the method it runs; a new pid's
             # CPU so far all falls in this second
-            used = {(pid, cmdline): total - before[pid][1] if pid in before else total
-                    for pid, (cmdline, total) in now.items()}
+            used = {
+                (pid, cmdline): total - before[pid][1] if pid in before else total
+                for pid, (cmdline, total) in now.items()
+            }
             self.samples.append({key: seconds for key, seconds in used.items() if seconds > 0})
             before = now
 
@@ -119,7 +123,7 @@ def busy(load: float, period_s: float, stop) -> None:
 
 
 def parse_load(text: str) -> tuple[float, float]:
-    """"0.15@1" -> (0.15 of a core, a burst every 0.001 s); "0" -> no load."""
+    """ "0.15@1" -> (0.15 of a core, a burst every 0.001 s); "0" -> no load."""
     fraction, _, period_ms = text.partition("@")
     return float(fraction), float(period_ms or 10) / 1000
 
@@ -136,8 +140,9 @@ def pass_beside(load: str, threads: int, config, data, weights: bytes) -> tuple[
         time.sleep(1)  # its interpreter is up and spinning
     try:
         cpu_before = time.process_time()
-        wall = plain_select(config, data, config.proxy.name, weights, np.empty(0, np.int64), k=600, seed=0,
-                            threads=threads)[1]
+        wall = plain_select(
+            config, data, config.proxy.name, weights, np.empty(0, np.int64), k=600, seed=0, threads=threads
+        )[1]
         return wall, time.process_time() - cpu_before
     finally:
         if child:
@@ -148,9 +153,12 @@ def pass_beside(load: str, threads: int, config, data, weights: bytes) -> tuple[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/fashion_mnist_compare.yaml")
-    parser.add_argument("--loads", default="0,0.15@10,0.15@1,0.05@1",
-                        help="beside the pass: a fraction of one core kept busy @ one burst every so many ms; "
-                             "the first is the plain pass the run is compared with")
+    parser.add_argument(
+        "--loads",
+        default="0,0.15@10,0.15@1,0.05@1",
+        help="beside the pass: a fraction of one core kept busy @ one burst every so many ms; "
+        "the first is the plain pass the run is compared with",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="passes per cell (the median is reported)")
     parser.add_argument("--run-root", default="runs/bench-scoring-profile")
     args = parser.parse_args()
@@ -163,28 +171,44 @@ def main() -> None:
     time.sleep(10)  # the run's Ray is gone before the passes start
     loads = args.loads.split(",")
     runs = passes_beside_loads(loads, args.repeats, config, data)
-    walls = {threads: {load: statistics.median(w for w, _ in runs[threads, load]) for load in loads}
-             for threads in (2, 1)}
-    print(f"one plain pass over the {data.pool_size} pool, median seconds of {args.repeats}, beside a fraction of a "
-          "core kept busy @ one burst every so many ms:")
-    print_table(["torch threads", *(f"load {load}" for load in loads)],
-                [[t, *(walls[t][load] for load in loads)] for t in walls])
+    walls = {
+        threads: {load: statistics.median(w for w, _ in runs[threads, load]) for load in loads} for threads in (2, 1)
+    }
+    print(
+        f"one plain pass over the {data.pool_size} pool, median seconds of {args.repeats}, beside a fraction of a "
+        "core kept busy @ one burst every so many ms:"
+    )
+    print_table(
+        ["torch threads", *(f"load {load}" for load in loads)],
+        [[t, *(walls[t][load] for load in loads)] for t in walls],
+    )
 
     # The run's compute against the plain pass's, split into CPU per image and cores had
     images, scorer_cpu = run["images_scored"], run["cpu_s_by_process_while_scoring"].get("scorer", 0.0)
     plain_wall, plain_cpu = walls[2][loads[0]], statistics.median(c for _, c in runs[2, loads[0]])
-    split = {"compute_ratio": run["score_compute_s"] / (images * plain_wall / data.pool_size),
-             "scorer_cpu_s_per_1000": 1000 * scorer_cpu / images,
-             "plain_cpu_s_per_1000": 1000 * plain_cpu / data.pool_size,
-             "scorer_cores": scorer_cpu / max(run["scoring_seconds"], 1), "plain_cores": plain_cpu / plain_wall}
-    print(f"the run's scorer against the plain pass (2 threads, load {loads[0]}) over {images} images: "
-          f"compute {split['compute_ratio']:.2f}x = CPU per image {split['scorer_cpu_s_per_1000']:.3f} / "
-          f"{split['plain_cpu_s_per_1000']:.3f} s per 1000, on {split['scorer_cores']:.2f} / "
-          f"{split['plain_cores']:.2f} cores")
-    path = write_result("scoring_profile", {
-        "config": args.config, **run, **split,
-        "plain_pass_s_by_threads_and_load": {str(t): w for t, w in walls.items()},
-        "plain_pass_s_runs": {f"{t} threads, load {load}": [w for w, _ in r] for (t, load), r in runs.items()}})
+    split = {
+        "compute_ratio": run["score_compute_s"] / (images * plain_wall / data.pool_size),
+        "scorer_cpu_s_per_1000": 1000 * scorer_cpu / images,
+        "plain_cpu_s_per_1000": 1000 * plain_cpu / data.pool_size,
+        "scorer_cores": scorer_cpu / max(run["scoring_seconds"], 1),
+        "plain_cores": plain_cpu / plain_wall,
+    }
+    print(
+        f"the run's scorer against the plain pass (2 threads, load {loads[0]}) over {images} images: "
+        f"compute {split['compute_ratio']:.2f}x = CPU per image {split['scorer_cpu_s_per_1000']:.3f} / "
+        f"{split['plain_cpu_s_per_1000']:.3f} s per 1000, on {split['scorer_cores']:.2f} / "
+        f"{split['plain_cores']:.2f} cores"
+    )
+    path = write_result(
+        "scoring_profile",
+        {
+            "config": args.config,
+            **run,
+            **split,
+            "plain_pass_s_by_threads_and_load": {str(t): w for t, w in walls.items()},
+            "plain_pass_s_runs": {f"{t} threads, load {load}": [w for w, _ in r] for (t, load), r in runs.items()},
+        },
+    )
     print(f"wrote {path}")
 
 
@@ -194,13 +218,21 @@ def profile_run(config_path: str, run_dir: Path) -> dict:
         records = ray_run(config_path, run_dir)
     seconds, by_kind = during_scoring(sampler.samples)
     summed = costs(records)  # the plain-loop benchmark's sums over the rounds
-    run = {"scoring_seconds": seconds, "cpu_s_by_process_while_scoring": by_kind,
-           "images_scored": sum(r["candidates"] for r in records if r["seconds"]["score_compute"] > 0),
-           "score_s": summed["score_s"], "score_compute_s": summed["score_compute_s"]}
-    print(f"the run's scoring passes: {run['score_s']:.1f} s, of which the scorer computed "
-          f"{run['score_compute_s']:.1f} s; the {seconds} s the scorer was in {SCORING}, CPU seconds by process:")
-    print_table(["process", "CPU s", "cores"], [[k, v, v / max(seconds, 1)] for k, v in
-                                              sorted(by_kind.items(), key=lambda kv: -kv[1])])
+    run = {
+        "scoring_seconds": seconds,
+        "cpu_s_by_process_while_scoring": by_kind,
+        "images_scored": sum(r["candidates"] for r in records if r["seconds"]["score_compute"] > 0),
+        "score_s": summed["score_s"],
+        "score_compute_s": summed["score_compute_s"],
+    }
+    print(
+        f"the run's scoring passes: {run['score_s']:.1f} s, of which the scorer computed "
+        f"{run['score_compute_s']:.1f} s; the {seconds} s the scorer was in {SCORING}, CPU seconds by process:"
+    )
+    print_table(
+        ["process", "CPU s", "cores"],
+        [[k, v, v / max(seconds, 1)] for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])],
+    )
     return run
 
 

@@ -17,6 +17,7 @@ the calls, the merge).
     .venv/bin/python -m benchmarks.scoring_throughput --batch-sizes 256,1024,4096
     .venv/bin/python -m benchmarks.scoring_throughput --batch-sizes 256 --candidates 10000 --repeats 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,15 +29,18 @@ import torch
 
 from actors.scorer import ScorerPool
 from benchmarks.common import plain_select, prepared, print_table, spread, start_ray, write_result
-from pipeline.selection.acquisition import draw_candidates
 from pipeline.config.run_config import load_config
+from pipeline.selection.acquisition import draw_candidates
 from pipeline.update.models import create_model
 from pipeline.update.training import checkpoint_bytes, torch_threads
 
-
 # a Ray pass's seconds, by where they went (the actors' share averaged over them): record key of each
-PARTS = {"before first batch": "score_first_batch", "compute": "score_compute", "waiting for blocks": "score_starved",
-         "driver": None}
+PARTS = {
+    "before first batch": "score_first_batch",
+    "compute": "score_compute",
+    "waiting for blocks": "score_starved",
+    "driver": None,
+}
 
 
 def main() -> None:
@@ -75,8 +79,9 @@ def main() -> None:
             in_actors = {part: seconds[key] for part, key in PARTS.items() if key}
             for part, value in {**in_actors, "driver": ray_s[-1] - sum(in_actors.values())}.items():
                 parts[part].append(value)
-            plain_ids, seconds = plain_select(run, data, model_name, weights, labelled, k, config.seed, threads,
-                                              candidate_ids)
+            plain_ids, seconds = plain_select(
+                run, data, model_name, weights, labelled, k, config.seed, threads, candidate_ids
+            )
             plain_s.append(seconds)
             if not np.array_equal(np.sort(ray_ids), np.sort(plain_ids)):
                 raise SystemExit(f"batch {batch_size}: the Ray and plain paths chose different ids")
@@ -84,30 +89,69 @@ def main() -> None:
         ray_spread, plain_spread = spread(ray_s), spread(plain_s)
         ratios = spread([p / r for p, r in zip(plain_s, ray_s)])
         pass_parts = {part: spread(values) for part, values in parts.items()}
-        results.append({"batch_size": batch_size, "ray_first_pass_s": first_s, "ray_s": ray_spread, "plain_s": plain_spread,
-                        "ray_per_s": scored / ray_spread["median"], "plain_per_s": scored / plain_spread["median"],
-                        "throughput_ratio": ratios, "ray_pass_parts_s": pass_parts})
-        rows.append([batch_size, f"{first_s:.2f}", f"{ray_spread['median']:.2f} [{ray_spread['min']:.2f}-{ray_spread['max']:.2f}]",
-                     f"{plain_spread['median']:.2f} [{plain_spread['min']:.2f}-{plain_spread['max']:.2f}]",
-                     f"{scored / ray_spread['median']:.0f}", f"{scored / plain_spread['median']:.0f}",
-                     f"{ratios['median']:.3f} [{ratios['min']:.3f}-{ratios['max']:.3f}]",
-                     *(f"{pass_parts[part]['median']:.2f}" for part in PARTS)])
+        results.append(
+            {
+                "batch_size": batch_size,
+                "ray_first_pass_s": first_s,
+                "ray_s": ray_spread,
+                "plain_s": plain_spread,
+                "ray_per_s": scored / ray_spread["median"],
+                "plain_per_s": scored / plain_spread["median"],
+                "throughput_ratio": ratios,
+                "ray_pass_parts_s": pass_parts,
+            }
+        )
+        rows.append(
+            [
+                batch_size,
+                f"{first_s:.2f}",
+                f"{ray_spread['median']:.2f} [{ray_spread['min']:.2f}-{ray_spread['max']:.2f}]",
+                f"{plain_spread['median']:.2f} [{plain_spread['min']:.2f}-{plain_spread['max']:.2f}]",
+                f"{scored / ray_spread['median']:.0f}",
+                f"{scored / plain_spread['median']:.0f}",
+                f"{ratios['median']:.3f} [{ratios['min']:.3f}-{ratios['max']:.3f}]",
+                *(f"{pass_parts[part]['median']:.2f}" for part in PARTS),
+            ]
+        )
     ray.shutdown()
 
-    print(f"{model_name} scoring {scored} of {data.pool_size} pool images ({data.dataset}), "
-          f"{config.scoring.actors} actor(s), {threads} torch threads in all; median [range] of {args.repeats}")
-    print_table(["batch", "ray 1st pass s", "ray s", "plain s", "ray img/s", "plain img/s", "ray/plain throughput",
-                 *(f"ray {part} s" for part in PARTS)], rows)
+    print(
+        f"{model_name} scoring {scored} of {data.pool_size} pool images ({data.dataset}), "
+        f"{config.scoring.actors} actor(s), {threads} torch threads in all; median [range] of {args.repeats}"
+    )
+    print_table(
+        [
+            "batch",
+            "ray 1st pass s",
+            "ray s",
+            "plain s",
+            "ray img/s",
+            "plain img/s",
+            "ray/plain throughput",
+            *(f"ray {part} s" for part in PARTS),
+        ],
+        rows,
+    )
     at_config = next((r for r in results if r["batch_size"] == config.scoring.batch_size), None)
     best = max(results, key=lambda r: r["ray_per_s"])
     name = "scoring_throughput" if args.candidates is None else f"scoring_throughput_c{args.candidates}"
-    path = write_result(name, {
-        "model": model_name, "dataset": data.dataset, "pool_size": data.pool_size, "scored": scored,
-        "candidates": args.candidates,
-        "actors": config.scoring.actors, "threads": threads, "repeats": args.repeats,
-        "config_batch_size": config.scoring.batch_size, "results": results,
-        "best_batch_size": best["batch_size"],
-        "throughput_ratio_at_config": at_config["throughput_ratio"]["median"] if at_config else None})
+    path = write_result(
+        name,
+        {
+            "model": model_name,
+            "dataset": data.dataset,
+            "pool_size": data.pool_size,
+            "scored": scored,
+            "candidates": args.candidates,
+            "actors": config.scoring.actors,
+            "threads": threads,
+            "repeats": args.repeats,
+            "config_batch_size": config.scoring.batch_size,
+            "results": results,
+            "best_batch_size": best["batch_size"],
+            "throughput_ratio_at_config": at_config["throughput_ratio"]["median"] if at_config else None,
+        },
+    )
     print(f"fastest Ray batch size {best['batch_size']}; wrote {path}")
 
 

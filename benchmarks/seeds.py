@@ -23,6 +23,7 @@ strategies missing are listed as missing, never filled in; an extra's figures ar
 where it ran (each figure lists its seeds); a seed whose strategies ran in different sittings says so (its
 speed-ups then compare times from different machines or days).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,18 +35,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine
-from pipeline.report.summary import summarize
 from pipeline.loop.run_store import RunStore
+from pipeline.report.summary import summarize
 
 CONFIG = "configs/fashion_mnist_compare.yaml"
 STRATEGIES = ("full", "svp", "clactive", "random")  # a seed is summarized when these four are kept
-EXTRAS = ("cluster_margin",)                        # compared where they ran (pipeline.compare's acquisition entries)
+EXTRAS = ("cluster_margin",)  # compared where they ran (pipeline.compare's acquisition entries)
 DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_CANDIDATES = 10_000  # the random subsets of the active-learning literature
-BUDGETS = (0.2, 0.5)         # the config's compare.budgets ...
-BUDGET_ROUNDS = (2, 5)       # ... end these rounds of its schedule (2% initial, then 10, 20, 30, 40, 50%)
+BUDGETS = (0.2, 0.5)  # the config's compare.budgets ...
+BUDGET_ROUNDS = (2, 5)  # ... end these rounds of its schedule (2% initial, then 10, 20, 30, 40, 50%)
 ROUNDS = 6
-POOL_SIZE = 60_000           # Fashion-MNIST's training split: the pool
+POOL_SIZE = 60_000  # Fashion-MNIST's training split: the pool
 KEPT = RESULTS / "seeds"
 
 
@@ -54,8 +55,11 @@ def protocol_name(candidates: int | None) -> str:
 
 
 def compare_dir(seed: int, candidates: int | None) -> Path:
-    return Path("runs") / f"compare-fashion_mnist-s{seed}" if candidates is None else \
-        Path("runs") / f"compare-fashion_mnist-s{seed}-c{candidates}"
+    return (
+        Path("runs") / f"compare-fashion_mnist-s{seed}"
+        if candidates is None
+        else Path("runs") / f"compare-fashion_mnist-s{seed}-c{candidates}"
+    )
 
 
 def kept_path(seed: int, candidates: int | None, strategy: str) -> Path:
@@ -63,12 +67,23 @@ def kept_path(seed: int, candidates: int | None, strategy: str) -> Path:
 
 
 def compare_command(seed: int, candidates: int | None, strategies: tuple[str, ...] = STRATEGIES) -> list[str]:
-    sets = [f"seed={seed}", f"compare.dir={compare_dir(seed, candidates)}",
-            f"compare.strategies=[{','.join(strategies)}]"]
+    sets = [
+        f"seed={seed}",
+        f"compare.dir={compare_dir(seed, candidates)}",
+        f"compare.strategies=[{','.join(strategies)}]",
+    ]
     if candidates is not None:
         sets.append(f"scoring.candidates={candidates}")
-    return [sys.executable, "-m", "pipeline", "compare", "--config", CONFIG, "--quiet",
-            *[arg for s in sets for arg in ("--set", s)]]
+    return [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "compare",
+        "--config",
+        CONFIG,
+        "--quiet",
+        *[arg for s in sets for arg in ("--set", s)],
+    ]
 
 
 def code_path(seed: int, candidates: int | None, strategy: str) -> Path:
@@ -79,8 +94,9 @@ def note_code(seed: int, candidates: int | None, strategy: str) -> None:
     """Append the commit the strategy's run (or its resumption) starts from, "+changes" when the
     code it runs differs from it: a kept result says which code measured it."""
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    changed = subprocess.run(["git", "status", "--porcelain", "--", "pipeline", "actors", "configs"],
-                             capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run(
+        ["git", "status", "--porcelain", "--", "pipeline", "actors", "configs"], capture_output=True, text=True
+    ).stdout.strip()
     path = code_path(seed, candidates, strategy)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
@@ -102,9 +118,23 @@ def keep(seed: int, candidates: int | None, strategy: str) -> bool:
     commits = code.read_text().split() if code.is_file() else []  # empty: run before commits were noted
     path = kept_path(seed, candidates, strategy)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"strategy": strategy, "seed": seed, "candidates": candidates, "pool_size": POOL_SIZE,
-                                "machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                "commits": commits, "records": records, "targets": targets}, indent=1) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "strategy": strategy,
+                "seed": seed,
+                "candidates": candidates,
+                "pool_size": POOL_SIZE,
+                "machine": machine(),
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "commits": commits,
+                "records": records,
+                "targets": targets,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return True
 
 
@@ -122,15 +152,18 @@ def kept(seed: int, candidates: int | None) -> dict[str, dict]:
 def summary_of(entries: dict[str, dict]) -> dict:
     """One seed's compare report (pipeline.report.summary.summarize) from its kept strategies."""
     budgets = {f"{100 * b:g}%": k for b, k in zip(BUDGETS, BUDGET_ROUNDS)}
-    return summarize({name: {"records": e["records"], "targets": e["targets"]} for name, e in entries.items()},
-                     budgets, POOL_SIZE)
+    return summarize(
+        {name: {"records": e["records"], "targets": e["targets"]} for name, e in entries.items()}, budgets, POOL_SIZE
+    )
 
 
 def figures(results: dict) -> dict[str, float | None]:
     """One seed's figures from its compare report (pipeline.report.summary.summarize's output)."""
     strategies, speedups = results["strategies"], results["speedups"]
-    at = {budget: {name: s["at"].get(budget, {}).get("target_acc") for name, s in strategies.items()}
-          for budget in ("20%", "50%")}
+    at = {
+        budget: {name: s["at"].get(budget, {}).get("target_acc") for name, s in strategies.items()}
+        for budget in ("20%", "50%")
+    }
     fifty = speedups.get("50%", {})
 
     def minus(a: str, b: str, budget: str) -> float | None:
@@ -156,16 +189,22 @@ def figures(results: dict) -> dict[str, float | None]:
 def spread(values: dict[int, float | None]) -> dict:
     """{"seeds": {seed: value}, "mean", "std"} over the seeds that have the figure (std: sample, n - 1)."""
     present = [v for v in values.values() if v is not None]
-    return {"seeds": values, "mean": statistics.fmean(present) if present else None,
-            "std": statistics.stdev(present) if len(present) > 1 else None}
+    return {
+        "seeds": values,
+        "mean": statistics.fmean(present) if present else None,
+        "std": statistics.stdev(present) if len(present) > 1 else None,
+    }
 
 
 def gather(per_seed: dict[int, dict | None]) -> dict:
     """{seed: results.json or None} of one protocol -> its figures as spreads, and the seeds missing."""
     done = {seed: figures(results) for seed, results in per_seed.items() if results is not None}
     keys = sorted({key for f in done.values() for key in f})
-    return {"seeds_done": sorted(done), "seeds_missing": sorted(s for s, r in per_seed.items() if r is None),
-            "figures": {key: spread({seed: f.get(key) for seed, f in done.items()}) for key in keys}}
+    return {
+        "seeds_done": sorted(done),
+        "seeds_missing": sorted(s for s, r in per_seed.items() if r is None),
+        "figures": {key: spread({seed: f.get(key) for seed, f in done.items()}) for key in keys},
+    }
 
 
 def main() -> None:
@@ -174,8 +213,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument("--protocol", choices=("both", "whole", "candidates"), default="both")
-    parser.add_argument("--strategies", nargs="+", choices=STRATEGIES + EXTRAS, default=list(STRATEGIES + EXTRAS),
-                        help="run or save only these (a sitting too short for a seed's full)")
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=STRATEGIES + EXTRAS,
+        default=list(STRATEGIES + EXTRAS),
+        help="run or save only these (a sitting too short for a seed's full)",
+    )
     args = parser.parse_args()
     protocols = {"whole": None, "candidates": args.candidates}
     if args.protocol != "both" and args.action != "gather":  # seeds.json always holds both
@@ -187,15 +231,24 @@ def main() -> None:
                     if kept_path(seed, candidates, strategy).is_file():
                         continue
                     if args.action == "run":
-                        print(f"== seed {seed}, {'whole pool' if candidates is None else f'{candidates} candidates'},"
-                              f" {strategy}", flush=True)
+                        print(
+                            f"== seed {seed}, {'whole pool' if candidates is None else f'{candidates} candidates'},"
+                            f" {strategy}",
+                            flush=True,
+                        )
                         note_code(seed, candidates, strategy)
                         subprocess.run(compare_command(seed, candidates, (strategy,)), check=True)
                     if keep(seed, candidates, strategy):
                         print(f"kept {kept_path(seed, candidates, strategy)}", flush=True)
         return
-    out = {"machine": machine(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "config": CONFIG, "strategies": list(STRATEGIES), "extras": list(EXTRAS), "protocols": {}}
+    out = {
+        "machine": machine(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": CONFIG,
+        "strategies": list(STRATEGIES),
+        "extras": list(EXTRAS),
+        "protocols": {},
+    }
     for name, candidates in protocols.items():
         per_seed, sittings, code = {}, {}, {}
         for seed in args.seeds:
@@ -203,12 +256,13 @@ def main() -> None:
             per_seed[seed] = summary_of(entries) if set(STRATEGIES) <= set(entries) else None
             sittings[seed] = sorted({(e["machine"], e["date"][:10]) for e in entries.values()})
             code[seed] = {name: e.get("commits") or ["not noted"] for name, e in entries.items()}
-        out["protocols"][name] = {"candidates": candidates,
-                                  "commands": [" ".join(compare_command(s, candidates, STRATEGIES + EXTRAS)[1:])
-                                               for s in args.seeds],
-                                  "sittings": {seed: [f"{m}, {d}" for m, d in s] for seed, s in sittings.items()},
-                                  "code": code,
-                                  **gather(per_seed)}
+        out["protocols"][name] = {
+            "candidates": candidates,
+            "commands": [" ".join(compare_command(s, candidates, STRATEGIES + EXTRAS)[1:]) for s in args.seeds],
+            "sittings": {seed: [f"{m}, {d}" for m, d in s] for seed, s in sittings.items()},
+            "code": code,
+            **gather(per_seed),
+        }
     path = RESULTS / "seeds.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     for name, protocol in out["protocols"].items():

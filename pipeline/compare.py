@@ -10,6 +10,7 @@ protocol, in one run; then the target from scratch on each strategy's labels at 
 Re-running the same command continues: finished strategies are read back, not run again; an
 interrupted one resumes after its last committed round; finished target fits are reused.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,33 +19,43 @@ import platform
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
 
 from actors.decode import ray_data_map
-from pipeline.selection.acquisition import acquisition_names
 from pipeline.config.run_config import RunConfig, Size, check_size, config_from_raw, read_with_section
-from pipeline.config.sections import build_section
 from pipeline.config.schedule import to_count
+from pipeline.config.sections import build_section
 from pipeline.errors import ConfigError
 from pipeline.loop.preflight import RunPlan, plan_run, preflight
-from pipeline.report.summary import summarize, table, write
+from pipeline.loop.run_store import RunStore
 from pipeline.report.progress import make_progress
 from pipeline.report.round_table import RoundTable
-from pipeline.loop.run_store import RunStore
-from pipeline.update.strategies import strategy_names
+from pipeline.report.summary import summarize, table, write
+from pipeline.selection.acquisition import ACQUISITIONS
+from pipeline.update.strategies import STRATEGIES
 
 _READING_ORDER = ("full", "svp", "clactive", "finetune")  # baselines first; other strategies follow, by name
-STRATEGY_ENTRIES = tuple(sorted(strategy_names(), key=lambda name: (
-    _READING_ORDER.index(name) if name in _READING_ORDER else len(_READING_ORDER), name)))
+STRATEGY_ENTRIES = tuple(
+    sorted(
+        STRATEGIES.names(),
+        key=lambda name: (_READING_ORDER.index(name) if name in _READING_ORDER else len(_READING_ORDER), name),
+    )
+)
 # An entry named after an acquisition is the clactive engine selecting with it, beside the run's own
 # acquisition: `random` (selection without any model) is the control every compare runs by default.
-ACQUISITION_ENTRIES = tuple(name for name in acquisition_names() if name not in STRATEGY_ENTRIES)
+ACQUISITION_ENTRIES = tuple(name for name in ACQUISITIONS.names() if name not in STRATEGY_ENTRIES)
 DEFAULT_ENTRIES = STRATEGY_ENTRIES + ("random",)
 KNOWN = STRATEGY_ENTRIES + ACQUISITION_ENTRIES
 # --quick: a smoke run on any dataset, minutes on 2 cores
-QUICK = ["schedule.initial=0.01", "schedule.round_ends=[0.02, 0.03]", "schedule.round_size=null",
-         "schedule.rounds=null", "proxy.epochs=2", "target.epochs=1", "update.steps=50",
-         "compare.budgets=[0.02, 0.03]"]
+QUICK = [
+    "schedule.initial=0.01",
+    "schedule.round_ends=[0.02, 0.03]",
+    "schedule.round_size=null",
+    "schedule.rounds=null",
+    "proxy.epochs=2",
+    "target.epochs=1",
+    "update.steps=50",
+    "compare.budgets=[0.02, 0.03]",
+]
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,7 @@ class CompareConfig:
     dir: str = "runs/compare"
     strategies: tuple[str, ...] = DEFAULT_ENTRIES
     # labelled totals at which the target is fitted from scratch; each must end a round (null: none)
-    budgets: Optional[tuple[Size, ...]] = (0.2, 0.5)
+    budgets: tuple[Size, ...] | None = (0.2, 0.5)
 
 
 def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | None) -> tuple[RunConfig, CompareConfig]:
@@ -69,18 +80,27 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
         section = replace(section, dir=section.dir.rstrip("/") + "-quick")
     base = config_from_raw(raw, **{"data.data_dir": data_dir})
     if base.oracle != "simulated":
-        raise ConfigError(f"oracle = {base.oracle}: compare runs every strategy unattended, with the simulated "
-                          "oracle; drop the oracle key (people label one run at a time, with clactive run)")
+        raise ConfigError(
+            f"oracle = {base.oracle}: compare runs every strategy unattended, with the simulated "
+            "oracle; drop the oracle key (people label one run at a time, with clactive run)"
+        )
     if base.stopping:
-        raise ConfigError("stopping: would end each strategy at a budget of its own, but compare measures them all at "
-                          "the same budgets: drop the stopping key (it is for clactive run)")
+        raise ConfigError(
+            "stopping: would end each strategy at a budget of its own, but compare measures them all at "
+            "the same budgets: drop the stopping key (it is for clactive run)"
+        )
     return base, section
 
 
 def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfig:
     strategy, acquisition = (name, base.acquisition) if name in STRATEGY_ENTRIES else ("clactive", name)
-    return replace(base, strategy=strategy, acquisition=acquisition, train_target_at_end=False,
-                   run_dir=str(Path(section.dir) / name))
+    return replace(
+        base,
+        strategy=strategy,
+        acquisition=acquisition,
+        train_target_at_end=False,
+        run_dir=str(Path(section.dir) / name),
+    )
 
 
 def budget_rounds(section: CompareConfig, plan: RunPlan) -> dict[str, int]:
@@ -93,8 +113,10 @@ def budget_rounds(section: CompareConfig, plan: RunPlan) -> dict[str, int]:
     for budget in section.budgets or ():
         count = to_count(budget, pool_size)
         if count not in ends:
-            raise ConfigError(f"compare.budgets {budget} is {count} labels, which no round ends at (rounds end at "
-                              f"{', '.join(map(str, ends))}): pick budgets from the schedule's round ends")
+            raise ConfigError(
+                f"compare.budgets {budget} is {count} labels, which no round ends at (rounds end at "
+                f"{', '.join(map(str, ends))}): pick budgets from the schedule's round ends"
+            )
         out[f"{100 * count / pool_size:g}%"] = ends.index(count)
     return out
 
@@ -102,6 +124,7 @@ def budget_rounds(section: CompareConfig, plan: RunPlan) -> dict[str, int]:
 def main(args: argparse.Namespace) -> int:
     base, section = load(args.config, args.overrides, args.quick, args.data_dir)
     from actors.cluster import connect  # Ray is imported only when a run starts
+
     base_plan = preflight(base, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data, num_rounds = base_plan.data, base_plan.num_rounds
     budgets = budget_rounds(section, base_plan)
@@ -111,13 +134,20 @@ def main(args: argparse.Namespace) -> int:
             RunStore.open(config.run_dir, config)
         else:
             RunStore.check_new(config.run_dir)
-    print(f"clactive compare: {', '.join(section.strategies)} on {data.dataset} ({data.pool_size} pool), "
-          f"{num_rounds} rounds, target at {', '.join(budgets) or 'no budget'} -> {section.dir}", flush=True)
-    print(f"every strategy scores {scored(base)} each round: batch {base.scoring.batch_size}, "
-          f"{base.scoring.actors} actor(s)", flush=True)
+    print(
+        f"clactive compare: {', '.join(section.strategies)} on {data.dataset} ({data.pool_size} pool), "
+        f"{num_rounds} rounds, target at {', '.join(budgets) or 'no budget'} -> {section.dir}",
+        flush=True,
+    )
+    print(
+        f"every strategy scores {scored(base)} each round: batch {base.scoring.batch_size}, "
+        f"{base.scoring.actors} actor(s)",
+        flush=True,
+    )
 
     connect(args.address, args.verbose)
     from actors.driver import run_rounds
+
     entries = {}
     for name, plan in plans.items():
         config = plan.config
@@ -131,22 +161,44 @@ def main(args: argparse.Namespace) -> int:
         progress = make_progress(num_rounds, args.quiet)
         printed = RoundTable(progress.write)
         # one MLflow experiment per compare, a run per strategy, one store in the compare's directory
-        tracking = {"experiment": Path(section.dir).name, "run_name": name, "store_dir": str(Path(section.dir).absolute())}
+        tracking = {
+            "experiment": Path(section.dir).name,
+            "run_name": name,
+            "store_dir": str(Path(section.dir).absolute()),
+        }
         try:
-            result = run_rounds(plan, on_record=printed.row, on_target=printed.target, target_rounds=fits,
-                                progress=progress, tracking=tracking)
+            result = run_rounds(
+                plan,
+                on_record=printed.row,
+                on_target=printed.target,
+                target_rounds=fits,
+                progress=progress,
+                tracking=tracking,
+            )
         finally:
             progress.close()
         entries[name] = {"records": result["records"], "targets": result["targets"]}
 
     summary = summarize(entries, budgets, data.pool_size)
-    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-            "command": args.command_line,
-            "dataset": data.dataset, "pool_size": data.pool_size, "rounds": num_rounds,
-            "scoring_protocol": {"candidates": scored(base), "batch_size": base.scoring.batch_size,
-                                 "actors": base.scoring.actors},
-            "schedules": {"proxy_epochs": base.proxy.epochs, "target_epochs": base.target.epochs,
-                          "update_steps": base.update.steps, "memory_ratio": base.memory.ratio}}
+    meta = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "command": args.command_line,
+        "dataset": data.dataset,
+        "pool_size": data.pool_size,
+        "rounds": num_rounds,
+        "scoring_protocol": {
+            "candidates": scored(base),
+            "batch_size": base.scoring.batch_size,
+            "actors": base.scoring.actors,
+        },
+        "schedules": {
+            "proxy_epochs": base.proxy.epochs,
+            "target_epochs": base.target.epochs,
+            "update_steps": base.update.steps,
+            "memory_ratio": base.memory.ratio,
+        },
+    }
     paths = write(summary, Path(section.dir), meta)
     print(table(summary), end="")
     print("wrote " + ", ".join(str(p) for p in paths), flush=True)
@@ -175,5 +227,7 @@ def finished(config: RunConfig, num_rounds: int, fits: list[int]) -> dict | None
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )

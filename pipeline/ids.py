@@ -1,5 +1,6 @@
 """Ids and positions. A pool id is an example's stable int64 name; a position is an index into one
 particular array of ids, and the name of a position says which (label_pos, cand_pos, batch_pos)."""
+
 from __future__ import annotations
 
 import numpy as np

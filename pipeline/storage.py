@@ -5,6 +5,7 @@ Every write replaces a whole file in one step, so a reader never sees half of on
 - URIs: one output stream, which object stores publish whole when it closes.
 Nothing here renames directories: object stores cannot do that atomically.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,10 @@ class Storage:
             try:
                 self.fs, self.root = pafs.FileSystem.from_uri(location)
             except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-                raise RunDirError(f"cannot open {location} ({exc}); use a local path or a URI pyarrow supports "
-                                  "(s3://, gs://, hdfs://, file://) with its credentials configured") from None
+                raise RunDirError(
+                    f"cannot open {location} ({exc}); use a local path or a URI pyarrow supports "
+                    "(s3://, gs://, hdfs://, file://) with its credentials configured"
+                ) from None
             self.root = self.root.rstrip("/")
         self.location = location
 

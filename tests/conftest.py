@@ -8,7 +8,6 @@ import pytest  # noqa: E402
 
 from tests.helpers import write_fashion_like  # noqa: E402
 
-
 NODE_START_TIMEOUT_S = 90
 
 
@@ -32,6 +31,7 @@ def ray_cluster(ray_head_node):
     """The session's driver connection to the head, once both nodes are up; yields the address
     other drivers may use."""
     import ray
+
     assert not ray.is_initialized(), "a test before the integration tests left a Ray running in this process"
     address, _ = ray_head_node
     ray.init(address=address, logging_level="WARNING", log_to_driver=False)

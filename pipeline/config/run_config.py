@@ -3,17 +3,18 @@
 Sizes follow one rule everywhere: a float in (0, 1] is a fraction (of the pool, or of the
 round size for the memory ratio), an int >= 1 is an absolute count.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import yaml
 
-from pipeline.errors import ConfigError
 from pipeline.config.sections import apply_overrides, build_section, read_yaml, set_path
+from pipeline.errors import ConfigError
 
 Size = Union[int, float]
 Auto = Union[str, float]  # "auto" or a number
@@ -21,63 +22,64 @@ Auto = Union[str, float]  # "auto" or a number
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "fashion_mnist"                     # a registered source, see pipeline.data
+    dataset: str = "fashion_mnist"  # a registered source, see pipeline.data
     data_dir: str = "/usr/share/datasets/fashion-mnist"
-    cache_dir: str = ".cache/clactive"                  # Parquet shards are written here once
-    shard_rows: int = 10_000                            # rows per Parquet shard (one Ray Data block each)
-    augment: str = "auto"             # in training only: auto (the source's default) | none | flip | crop_flip |
-                                      # resized_crop_flip; scoring and evaluation never augment
-    image_size: int = 224             # imagefolder, encoded Parquet images: short side resized, centre-cropped square
-    skip_corrupt: bool = False        # imagefolder, Parquet: skip (and list) undecodable images instead of stopping
-    feature_column: str = "image"     # parquet: encoded image bytes, or C*H*W uint8 pixels with data.image_shape
-    label_column: str = "label"       # parquet: integer class labels in [0, K); text_csv: integers or strings
-    text_column: Optional[str] = None # text_csv: the text column (default "text"); parquet: a string column of text
-    id_column: Optional[str] = None   # parquet: stable non-negative int64 ids (default: row positions)
-    image_shape: Optional[tuple[int, ...]] = None  # parquet pixel lists: (C, H, W)
-    max_tokens: int = 128             # amazon_review_*: hashed words kept per review (title, then text)
+    cache_dir: str = ".cache/clactive"  # Parquet shards are written here once
+    shard_rows: int = 10_000  # rows per Parquet shard (one Ray Data block each)
+    augment: str = "auto"  # in training only: auto (the source's default) | none | flip | crop_flip |
+    # resized_crop_flip; scoring and evaluation never augment
+    image_size: int = 224  # imagefolder, encoded Parquet images: short side resized, centre-cropped square
+    skip_corrupt: bool = False  # imagefolder, Parquet: skip (and list) undecodable images instead of stopping
+    feature_column: str = "image"  # parquet: encoded image bytes, or C*H*W uint8 pixels with data.image_shape
+    label_column: str = "label"  # parquet: integer class labels in [0, K); text_csv: integers or strings
+    text_column: str | None = None  # text_csv: the text column (default "text"); parquet: a string column of text
+    id_column: str | None = None  # parquet: stable non-negative int64 ids (default: row positions)
+    image_shape: tuple[int, ...] | None = None  # parquet pixel lists: (C, H, W)
+    max_tokens: int = 128  # amazon_review_*: hashed words kept per review (title, then text)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = "small_cnn"
-    epochs: int = 10             # from-scratch schedule: epochs over the whole training set
+    epochs: int = 10  # from-scratch schedule: epochs over the whole training set
     batch_size: int = 128
-    lr: float = 0.1              # peak of the one-cycle learning-rate schedule
+    lr: float = 0.1  # peak of the one-cycle learning-rate schedule
     momentum: float = 0.9
     weight_decay: float = 5e-4
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    initial: Size = 0.02                                 # random initial labelled set
-    round_ends: tuple[Size, ...] = (0.04, 0.06, 0.08)   # labelled total after each round
-    round_size: Optional[Size] = None                    # or: `rounds` rounds of this size
-    rounds: Optional[int] = None
+    initial: Size = 0.02  # random initial labelled set
+    round_ends: tuple[Size, ...] = (0.04, 0.06, 0.08)  # labelled total after each round
+    round_size: Size | None = None  # or: `rounds` rounds of this size
+    rounds: int | None = None
 
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    policy: str = "random"            # random | class_balanced | reservoir
-    ratio: float = 1.0                # replay size as a multiple of the round size (paper: 1)
-    count: Optional[int] = None       # or a fixed replay size; overrides ratio
-    with_replacement: bool = False    # the authors' code draws with replacement
+    policy: str = "random"  # random | class_balanced | reservoir
+    ratio: float = 1.0  # replay size as a multiple of the round size (paper: 1)
+    count: int | None = None  # or a fixed replay size; overrides ratio
+    with_replacement: bool = False  # the authors' code draws with replacement
 
 
 @dataclass(frozen=True)
 class UpdateConfig:
     """The warm-start update of `clactive` and `finetune`: the same step count every round."""
+
     steps: int = 200
-    lr: float = 0.05                  # one-cycle peak, restarted every round
+    lr: float = 0.05  # one-cycle peak, restarted every round
 
 
 @dataclass(frozen=True)
 class ScoringConfig:
     batch_size: int = 256
-    actors: int = 1                   # scoring actors, started once and kept for the whole run
+    actors: int = 1  # scoring actors, started once and kept for the whole run
     cpus_per_actor: float = 0.5
-    gpus_per_actor: Auto = "auto"     # auto: half a GPU when the cluster has GPUs (shared with the learner)
-    candidates: Optional[Size] = None # score a seeded random subset of the unlabelled pool each round (a count,
-                                      # or a fraction of the unlabelled pool); None: all of it (the paper)
+    gpus_per_actor: Auto = "auto"  # auto: half a GPU when the cluster has GPUs (shared with the learner)
+    candidates: Size | None = None  # score a seeded random subset of the unlabelled pool each round (a count,
+    # or a fraction of the unlabelled pool); None: all of it (the paper)
     resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per actor (pins to node types)
     placement_timeout_s: float = 600.0  # how long a scorer lost with its node waits for a node with room again
 
@@ -86,9 +88,9 @@ class ScoringConfig:
 class LearnerConfig:
     workers: int = 1
     cpus_per_worker: float = 0.5
-    use_gpu: Union[str, bool] = "auto"   # auto: half a GPU per worker when the cluster has GPUs
-    gpus_per_worker: float = 1.0         # when use_gpu is true
-    max_failures: int = 3                # worker-group restarts Ray Train may make during a run
+    use_gpu: str | bool = "auto"  # auto: half a GPU per worker when the cluster has GPUs
+    gpus_per_worker: float = 1.0  # when use_gpu is true
+    max_failures: int = 3  # worker-group restarts Ray Train may make during a run
     resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per worker (pins to node types)
     placement_timeout_s: float = 600.0  # how long the worker group waits for nodes with room (at start, after a loss)
 
@@ -96,22 +98,24 @@ class LearnerConfig:
 @dataclass(frozen=True)
 class PoolConfig:
     """How the pool grows between rounds (see pipeline.data.growth)."""
-    growth: str = "static"                          # static | class_incremental | arrivals
-    class_order: Optional[tuple[int, ...]] = None   # class_incremental: arrival order (default 0, 1, ..., K-1)
-    initial_classes: int = 2                        # class_incremental: classes in the pool at round 0
-    classes_per_round: int = 2                      # class_incremental: classes that join every round
-    arrivals_dir: Optional[str] = None              # arrivals: new Parquet shards here join before each round
+
+    growth: str = "static"  # static | class_incremental | arrivals
+    class_order: tuple[int, ...] | None = None  # class_incremental: arrival order (default 0, 1, ..., K-1)
+    initial_classes: int = 2  # class_incremental: classes in the pool at round 0
+    classes_per_round: int = 2  # class_incremental: classes that join every round
+    arrivals_dir: str | None = None  # arrivals: new Parquet shards here join before each round
 
 
 @dataclass(frozen=True)
 class StopConfig:
     """One stopping criterion (pipeline.loop.stopping). The budget (the schedule's end) always stops a run;
     these may stop it earlier: after the first round any one of them holds."""
-    criterion: str = ""               # accuracy_plateau | uncertainty | stable_predictions
-    rounds: int = 2                   # accuracy_plateau, stable_predictions: over the last n round-to-round changes
-    epsilon: float = 0.005            # accuracy_plateau: the largest change in selection accuracy that counts as flat
-    threshold: float = 0.05           # uncertainty: the chosen batch's mean acquisition score below this stops
-    kappa: float = 0.99               # stable_predictions: Cohen's kappa of successive models on the stop set
+
+    criterion: str = ""  # accuracy_plateau | uncertainty | stable_predictions
+    rounds: int = 2  # accuracy_plateau, stable_predictions: over the last n round-to-round changes
+    epsilon: float = 0.005  # accuracy_plateau: the largest change in selection accuracy that counts as flat
+    threshold: float = 0.05  # uncertainty: the chosen batch's mean acquisition score below this stops
+    kappa: float = 0.99  # stable_predictions: Cohen's kappa of successive models on the stop set
 
 
 GROWTH = ("static", "class_incremental", "arrivals")
@@ -121,9 +125,9 @@ TRACKERS = ("mlflow", "tensorboard")
 
 @dataclass(frozen=True)
 class RunConfig:
-    strategy: str = "clactive"        # full | svp | clactive | finetune
+    strategy: str = "clactive"  # full | svp | clactive | finetune
     acquisition: str = "least_confidence"
-    oracle: str = "simulated"         # simulated: reveal the label column | external: ask people (pipeline.labels.oracle)
+    oracle: str = "simulated"  # simulated: reveal the label column | external: ask people (pipeline.labels.oracle)
     seed: int = 0
     run_dir: str = "runs/fashion_mnist"
     train_target_at_end: bool = True  # fit the target from scratch on the final labels
@@ -137,8 +141,8 @@ class RunConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     stopping: tuple[StopConfig, ...] = ()  # more reasons to stop before the budget; any one stops the run
-    tracking: Optional[str] = None    # mlflow | tensorboard: log params, every round's record and the plots
-    tracking_uri: Optional[str] = None  # mlflow: a tracking URI (default: a file store inside the run directory)
+    tracking: str | None = None  # mlflow | tensorboard: log params, every round's record and the plots
+    tracking_uri: str | None = None  # mlflow: a tracking URI (default: a file store inside the run directory)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -153,6 +157,7 @@ def _plain(value):
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), **top_level) -> RunConfig:
     """YAML file (or the defaults) + `key.sub=value` overrides + keyword overrides, validated."""
@@ -191,6 +196,7 @@ REPLACED_KEYS = {
 
 
 # --- validation ------------------------------------------------------------------------------
+
 
 def validate(config: RunConfig) -> None:
     """Range checks that need no data and no registry. Names are checked against the registries that
@@ -240,8 +246,10 @@ def validate(config: RunConfig) -> None:
     if config.tracking is not None:
         _one_of("tracking", config.tracking, list(TRACKERS))
         if "://" in config.run_dir:
-            raise ConfigError(f"tracking keeps its state (and MLflow's default store) in the run directory, so "
-                              f"run_dir {config.run_dir} must be a local path: use one, or drop tracking")
+            raise ConfigError(
+                f"tracking keeps its state (and MLflow's default store) in the run directory, so "
+                f"run_dir {config.run_dir} must be a local path: use one, or drop tracking"
+            )
 
 
 def _check_data(data: DataConfig) -> None:
@@ -250,8 +258,9 @@ def _check_data(data: DataConfig) -> None:
     _positive("data.max_tokens", data.max_tokens)
     if data.image_shape is not None:
         if len(data.image_shape) != 3 or min(data.image_shape) < 1:
-            raise ConfigError(f"data.image_shape = {list(data.image_shape)}: write [channels, height, width], "
-                              "each at least 1")
+            raise ConfigError(
+                f"data.image_shape = {list(data.image_shape)}: write [channels, height, width], each at least 1"
+            )
     for key in ("feature_column", "label_column", "id_column"):
         if getattr(data, key) == "":
             raise ConfigError(f"data.{key} is empty: name a column of the Parquet table")
@@ -264,8 +273,10 @@ BUILTIN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
 def _check_resources(key: str, resources: dict[str, float]) -> None:
     for name, amount in resources.items():
         if name in BUILTIN_RESOURCES:
-            raise ConfigError(f"{key}.{name}: {name} has keys of its own (cpus_per_actor / cpus_per_worker, "
-                              f"gpus_per_actor / gpus_per_worker); {key} is for custom resources that pin a node type")
+            raise ConfigError(
+                f"{key}.{name}: {name} has keys of its own (cpus_per_actor / cpus_per_worker, "
+                f"gpus_per_actor / gpus_per_worker); {key} is for custom resources that pin a node type"
+            )
         _positive(f"{key}.{name}", amount)
 
 
@@ -274,7 +285,9 @@ def _check_schedule_shape(schedule: ScheduleConfig) -> None:
     fixed = schedule.round_size is not None or schedule.rounds is not None
     if fixed:
         if schedule.round_size is None or schedule.rounds is None:
-            raise ConfigError("schedule.round_size and schedule.rounds go together: set both, or use schedule.round_ends")
+            raise ConfigError(
+                "schedule.round_size and schedule.rounds go together: set both, or use schedule.round_ends"
+            )
         check_size("schedule.round_size", schedule.round_size)
         _positive("schedule.rounds", schedule.rounds)
     else:

@@ -1,5 +1,6 @@
 """A run's schedule against its pool: the config's sizes (fractions or counts) as label counts.
 No Ray, no data: the pool's size is all it needs."""
+
 from __future__ import annotations
 
 from pipeline.config.run_config import ScheduleConfig, Size
@@ -29,11 +30,15 @@ def resolve_schedule(schedule: ScheduleConfig, pool_size: int) -> tuple[int, lis
     sizes = []
     for i, end in enumerate(ends):
         if end <= previous:
-            raise ConfigError(f"schedule round {i + 1} ends at {end} labels, not above {previous}: "
-                              "make schedule.round_ends strictly increasing and above schedule.initial")
+            raise ConfigError(
+                f"schedule round {i + 1} ends at {end} labels, not above {previous}: "
+                "make schedule.round_ends strictly increasing and above schedule.initial"
+            )
         sizes.append(end - previous)
         previous = end
     if previous > pool_size:
-        raise ConfigError(f"schedule asks for {previous} labels in total but the pool holds {pool_size}: "
-                          "lower schedule.round_ends (or round_size x rounds)")
+        raise ConfigError(
+            f"schedule asks for {previous} labels in total but the pool holds {pool_size}: "
+            "lower schedule.round_ends (or round_size x rounds)"
+        )
     return initial, sizes

@@ -2,6 +2,7 @@
 checked, every mistake one ConfigError line naming the dotted key. Knows no section of its own:
 the run config (pipeline.config.run_config), `compare:` (pipeline.compare) and `tune:` (tune.space) are built
 with it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -94,8 +95,10 @@ def _convert(hint, value, key: str, replaced: dict[str, str]):
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"'{key}' must be a mapping of names to values, e.g. {{name: 1}}, got {value!r}")
-        return {_convert(args[0], k, f"{key} name {k!r}", replaced): _convert(args[1], v, f"{key}.{k}", replaced)
-                for k, v in value.items()}
+        return {
+            _convert(args[0], k, f"{key} name {k!r}", replaced): _convert(args[1], v, f"{key}.{k}", replaced)
+            for k, v in value.items()
+        }
     return _scalar(hint, value, key)
 
 

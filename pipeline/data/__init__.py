@@ -1,9 +1,33 @@
 """Dataset sources and the common Parquet pool format."""
-from pipeline.data.base import (PreparedData, Source, get_source, images_from_arrow, is_prepared, prepare_data,
-                                prepare_dataset, read_labels, read_rows, register_source, resolve_augment, source_for,
-                                source_names)
-from pipeline.data import amazon, cifar, fashion_mnist, image_folder, parquet, text_csv  # noqa: F401  (register)
 
-__all__ = ["PreparedData", "Source", "get_source", "images_from_arrow", "is_prepared", "prepare_data",
-           "prepare_dataset", "read_labels", "read_rows", "register_source", "resolve_augment", "source_for",
-           "source_names"]
+from pipeline.data import amazon, cifar, fashion_mnist, image_folder, parquet, text_csv  # noqa: F401  register
+from pipeline.data.base import (
+    SOURCES,
+    PreparedData,
+    Source,
+    get_source,
+    images_from_arrow,
+    is_prepared,
+    prepare_data,
+    prepare_dataset,
+    read_labels,
+    read_rows,
+    resolve_augment,
+    source_for,
+)
+
+__all__ = [
+    "PreparedData",
+    "Source",
+    "get_source",
+    "images_from_arrow",
+    "is_prepared",
+    "prepare_data",
+    "prepare_dataset",
+    "read_labels",
+    "read_rows",
+    "register_source",
+    "resolve_augment",
+    "source_for",
+    "source_names",
+]

@@ -11,17 +11,19 @@ and the label store handle text exactly as they handle pixels.
 
 Pool ids are the line's position in train.csv, from 0 (test.csv likewise).
 """
+
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from pipeline.data.base import Source, register_source
-from pipeline.errors import DataError
+from pipeline.data.base import SOURCES, Source
 from pipeline.data.tokens import BUCKETS, Tokenizer
+from pipeline.errors import DataError
 
 FILES = {"pool": "train.csv", "test": "test.csv"}
 READ_ROWS = 10_000
@@ -30,8 +32,9 @@ READ_ROWS = 10_000
 class TokenSource(Source):
     """Texts stored as data.max_tokens hashed word ids (pipeline.data.tokens) in a 1 x 1 x max_tokens int32
     "image". The Amazon Reviews and text_csv share it, so the same text models read both."""
+
     feature_dtype = "int32"
-    mean, std = 0.0, 1.0      # token ids are not normalised
+    mean, std = 0.0, 1.0  # token ids are not normalised
     default_augment = "none"
 
     @property
@@ -66,15 +69,18 @@ class _AmazonReviews(TokenSource):
                         yield tokenize.batch(texts)[:, None, None, :], np.asarray(labels, dtype=np.int64)
                         texts, labels = [], []
         except csv.Error as exc:
-            raise DataError(f"{path} line {reader.line_num}: {exc}; the file is not the quoted CSV of the "
-                            "Amazon Review datasets") from None
+            raise DataError(
+                f"{path} line {reader.line_num}: {exc}; the file is not the quoted CSV of the Amazon Review datasets"
+            ) from None
         if texts:
             yield tokenize.batch(texts)[:, None, None, :], np.asarray(labels, dtype=np.int64)
 
     def _label(self, row: list[str], path: Path, line: int) -> int:
         if len(row) != 3:
-            raise DataError(f"{path} line {line} has {len(row)} fields, expected 3 (\"label\",\"title\",\"text\"); "
-                            "fix or remove that line")
+            raise DataError(
+                f'{path} line {line} has {len(row)} fields, expected 3 ("label","title","text"); '
+                "fix or remove that line"
+            )
         k = self.num_classes
         try:
             label = int(row[0])
@@ -93,11 +99,11 @@ def check_utf8(text: str, path: Path, line: int) -> None:
         raise DataError(f"{path} line {line} is not UTF-8 text; re-copy the original CSV") from None
 
 
-@register_source("amazon_review_polarity")
+@SOURCES.register("amazon_review_polarity")
 class AmazonReviewPolarity(_AmazonReviews):
     num_classes = 2
 
 
-@register_source("amazon_review_full")
+@SOURCES.register("amazon_review_full")
 class AmazonReviewFull(_AmazonReviews):
     num_classes = 5

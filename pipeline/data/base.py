@@ -12,6 +12,7 @@ the oracle's requests) moves it as an opaque fixed-size row, and only the model 
 A source's options (image size, column names, ...) come from the `data` section of the config;
 those that change the written rows are part of the cache key (`Source.params`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,9 +21,10 @@ import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Union
 
 import numpy as np
 import pyarrow as pa
@@ -32,8 +34,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline.config.run_config import DataConfig
+from pipeline.errors import DataError
 from pipeline.ids import positions_of
-from pipeline.errors import ConfigError, DataError
+from pipeline.registry import Registry
 from pipeline.storage import Storage, is_uri, join
 
 SPLITS = ("pool", "test")
@@ -46,39 +49,21 @@ FEATURE_TYPES = {"uint8": pa.uint8(), "int32": pa.int32()}
 POOL_FORMAT = 2
 HOLDS = {"uint8": "pixels", "int32": "tokens"}  # what a pool of each feature dtype holds
 
-_SOURCES: dict[str, type["Source"]] = {}
+SOURCES: Registry[type[Source]] = Registry("data.dataset")
 
 
-def register_source(name: str):
-    def wrap(cls):
-        cls.name = name
-        _SOURCES[name] = cls
-        return cls
-    return wrap
+def get_source(name: str, data_dir: str | Path, options: DataConfig | None = None) -> Source:
+    return SOURCES.get(name)(Path(data_dir), options)
 
 
-def source_names() -> list[str]:
-    return sorted(_SOURCES)
-
-
-def source_class(name: str) -> type["Source"]:
-    if name not in _SOURCES:
-        raise ConfigError(f"unknown data.dataset '{name}': choose one of {', '.join(source_names())}")
-    return _SOURCES[name]
-
-
-def get_source(name: str, data_dir: str | Path, options: DataConfig | None = None) -> "Source":
-    return source_class(name)(Path(data_dir), options)
-
-
-def source_for(data: DataConfig) -> "Source":
+def source_for(data: DataConfig) -> Source:
     """The source the `data` section of a config names, with its options."""
     return get_source(data.dataset, data.data_dir, data)
 
 
 def resolve_augment(data: DataConfig) -> str:
     """`data.augment`, with `auto` replaced by the source's default (see pipeline.update.augment)."""
-    return source_class(data.dataset).default_augment if data.augment == "auto" else data.augment
+    return SOURCES.get(data.dataset).default_augment if data.augment == "auto" else data.augment
 
 
 Stat = Union[float, tuple[float, ...]]
@@ -91,17 +76,18 @@ ParallelMap = Callable[[dict, Callable, dict], Iterator[dict]]
 
 class Source(ABC):
     """A dataset on disk in its own format."""
+
     name: str
     num_classes: int
-    image_shape: tuple[int, int, int]   # (C, H, W)
-    mean: Stat                          # pixel statistics in [0, 1], for normalisation: one value,
-    std: Stat                           # or one per channel
-    default_augment: str = "none"       # what data.augment: auto means for this source
-    feature_dtype: str = "uint8"        # a key of FEATURE_TYPES: what read_split yields as images
-    decodes_in_parallel: bool = False   # read_split spreads its decoding over a ParallelMap when given one
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    mean: Stat  # pixel statistics in [0, 1], for normalisation: one value,
+    std: Stat  # or one per channel
+    default_augment: str = "none"  # what data.augment: auto means for this source
+    feature_dtype: str = "uint8"  # a key of FEATURE_TYPES: what read_split yields as images
+    decodes_in_parallel: bool = False  # read_split spreads its decoding over a ParallelMap when given one
     parallel_map: ParallelMap | None = None
     class_names: tuple[str, ...] | None = None  # the label each class index stands for, for a source
-                                                # that maps its own labels to 0..K-1 (text_csv)
+    # that maps its own labels to 0..K-1 (text_csv)
 
     def __init__(self, data_dir: Path, options: DataConfig | None = None):
         self.data_dir = data_dir
@@ -124,8 +110,10 @@ class Source(ABC):
         """Fail fast, before any Ray work, when a file is missing."""
         for path in self.files():
             if not path.is_file():
-                raise DataError(f"{self.name}: missing data file {path}; pass the directory that holds "
-                                f"{', '.join(p.name for p in self.files())} with --data-dir")
+                raise DataError(
+                    f"{self.name}: missing data file {path}; pass the directory that holds "
+                    f"{', '.join(p.name for p in self.files())} with --data-dir"
+                )
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256(f"{self.name}:format{POOL_FORMAT}".encode())
@@ -139,6 +127,7 @@ class Source(ABC):
 @dataclass(frozen=True)
 class PreparedData:
     """Where a prepared dataset lives and what it holds."""
+
     root: str
     dataset: str
     num_classes: int
@@ -146,13 +135,13 @@ class PreparedData:
     mean: Stat
     std: Stat
     sizes: dict[str, int]
-    feature_dtype: str = "uint8"   # manifests written before text sources existed hold pixels
+    feature_dtype: str = "uint8"  # manifests written before text sources existed hold pixels
     class_names: tuple[str, ...] | None = None  # class i was labelled class_names[i] in the source's
-                                                # files; None: the files' labels are the classes
+    # files; None: the files' labels are the classes
 
     @property
     def holds(self) -> str:
-        """"pixels" or "tokens": which models can read this data (pipeline.update.models)."""
+        """ "pixels" or "tokens": which models can read this data (pipeline.update.models)."""
         return HOLDS[self.feature_dtype]
 
     def split_dir(self, split: str) -> str:
@@ -179,15 +168,20 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
     if storage.is_file(MANIFEST):
         return _load_manifest(root)
     if not storage.local:
-        _write_splits(source, shard_rows, lambda name, table: storage.write_table(name, table),
-                      lambda text: storage.write(MANIFEST, text.encode()))
+        _write_splits(
+            source,
+            shard_rows,
+            lambda name, table: storage.write_table(name, table),
+            lambda text: storage.write(MANIFEST, text.encode()),
+        )
         return _load_manifest(root)
     tmp = Path(root).with_name(f".{Path(root).name}.{uuid.uuid4().hex[:8]}.tmp")
     for split in SPLITS:  # an empty split is an empty directory
         (tmp / split).mkdir(parents=True)
     try:
-        _write_splits(source, shard_rows, lambda name, table: pq.write_table(table, tmp / name),
-                      (tmp / MANIFEST).write_text)
+        _write_splits(
+            source, shard_rows, lambda name, table: pq.write_table(table, tmp / name), (tmp / MANIFEST).write_text
+        )
         try:
             os.replace(tmp, root)
         except OSError:
@@ -199,17 +193,30 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
     return _load_manifest(root)
 
 
-def _write_splits(source: Source, shard_rows: int, write_shard: Callable[[str, pa.Table], None],
-                  write_manifest: Callable[[str], object]) -> None:
+def _write_splits(
+    source: Source,
+    shard_rows: int,
+    write_shard: Callable[[str, pa.Table], None],
+    write_manifest: Callable[[str], object],
+) -> None:
     sizes = {split: _write_split(source, split, write_shard, shard_rows) for split in SPLITS}
     if sizes["pool"] == 0:
-        raise DataError(f"{source.name}: the pool split in {source.data_dir} holds no examples; "
-                        "point --data-dir at a non-empty dataset")
+        raise DataError(
+            f"{source.name}: the pool split in {source.data_dir} holds no examples; "
+            "point --data-dir at a non-empty dataset"
+        )
     # read after the splits: a source may learn its classes or statistics while reading them
-    prepared = PreparedData(root="", dataset=source.name, num_classes=source.num_classes,
-                            image_shape=tuple(source.image_shape), mean=_stat(source.mean),
-                            std=_stat(source.std), sizes=sizes, feature_dtype=source.feature_dtype,
-                            class_names=source.class_names)
+    prepared = PreparedData(
+        root="",
+        dataset=source.name,
+        num_classes=source.num_classes,
+        image_shape=tuple(source.image_shape),
+        mean=_stat(source.mean),
+        std=_stat(source.std),
+        sizes=sizes,
+        feature_dtype=source.feature_dtype,
+        class_names=source.class_names,
+    )
     write_manifest(json.dumps(asdict(prepared), indent=1))
 
 
@@ -263,8 +270,11 @@ def _write_split(source: Source, split: str, write_shard: Callable[[str, pa.Tabl
         shard += 1
 
     for images, labels, *given in source.read_split(split):
-        ids = np.arange(next_id, next_id + len(labels), dtype=np.int64) if not given else \
-            np.asarray(given[0], dtype=np.int64)
+        ids = (
+            np.arange(next_id, next_id + len(labels), dtype=np.int64)
+            if not given
+            else np.asarray(given[0], dtype=np.int64)
+        )
         if given:
             own_ids.append(ids)
         table = arrow_table(ids, images, labels, schema)
@@ -291,8 +301,10 @@ def _check_unique(pool_ids: np.ndarray, what: str) -> None:
 
 def pool_schema(image_shape: tuple[int, int, int], feature_dtype: str = "uint8") -> pa.Schema:
     width = int(np.prod(image_shape)) * FEATURE_TYPES[feature_dtype].byte_width
-    return pa.schema([("id", pa.int64()), ("image", pa.binary(width)), ("label", pa.int64())],
-                     metadata={SHAPE_KEY: ",".join(map(str, image_shape)).encode()})
+    return pa.schema(
+        [("id", pa.int64()), ("image", pa.binary(width)), ("label", pa.int64())],
+        metadata={SHAPE_KEY: ",".join(map(str, image_shape)).encode()},
+    )
 
 
 def image_array(images: np.ndarray) -> pa.FixedSizeBinaryArray:
@@ -315,8 +327,10 @@ def shape_from_schema(schema: pa.Schema) -> tuple[int, int, int]:
 
 
 def arrow_table(pool_ids: np.ndarray, images: np.ndarray, labels: np.ndarray, schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_arrays([pa.array(pool_ids, pa.int64()), image_array(images),
-                                 pa.array(np.asarray(labels, dtype=np.int64))], schema=schema)
+    return pa.Table.from_arrays(
+        [pa.array(pool_ids, pa.int64()), image_array(images), pa.array(np.asarray(labels, dtype=np.int64))],
+        schema=schema,
+    )
 
 
 def images_from_arrow(column: pa.ChunkedArray | pa.Array, image_shape) -> np.ndarray:
@@ -331,8 +345,9 @@ def images_from_arrow(column: pa.ChunkedArray | pa.Array, image_shape) -> np.nda
     dtype = {1: np.uint8, 4: np.int32}[column.type.byte_width // size]
     if len(column) == 0:
         return np.empty((0, *image_shape), dtype=dtype)
-    values = np.frombuffer(column.buffers()[1], dtype=dtype, count=len(column) * size,
-                           offset=column.offset * column.type.byte_width)
+    values = np.frombuffer(
+        column.buffers()[1], dtype=dtype, count=len(column) * size, offset=column.offset * column.type.byte_width
+    )
     return values.reshape((len(column), *image_shape))
 
 
@@ -347,8 +362,9 @@ def read_rows(source: str | list[str], pool_ids: np.ndarray, image_shape) -> tup
     unique = np.unique(sorted_ids)
     images, labels = None, np.empty(len(pool_ids), dtype=np.int64)
     found = []
-    for batch in parquet_dataset(source).to_batches(columns=["id", "image", "label"],
-                                             filter=pc.field("id").isin(pa.array(unique))):
+    for batch in parquet_dataset(source).to_batches(
+        columns=["id", "image", "label"], filter=pc.field("id").isin(pa.array(unique))
+    ):
         ids = batch.column("id").to_numpy()
         found.append(ids)
         # every position that asked for each of the batch's ids (an id may be asked for more than once)
@@ -382,8 +398,9 @@ def _check_found(source: str | list[str], unique: np.ndarray, found: np.ndarray)
     if len(found) != len(unique):
         missing = np.setdiff1d(unique, found)[:5]
         where = source if isinstance(source, str) else f"the pool's {len(source)} files"
-        raise DataError(f"ids {missing.tolist()} are not in {where}; the data changed under the run: "
-                        "start a new run directory")
+        raise DataError(
+            f"ids {missing.tolist()} are not in {where}; the data changed under the run: start a new run directory"
+        )
 
 
 def parquet_dataset(source: str | list[str]) -> pads.Dataset:

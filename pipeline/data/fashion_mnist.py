@@ -1,25 +1,26 @@
 """Fashion-MNIST (and MNIST-layout) IDX files, gzip-compressed or plain."""
+
 from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from pipeline.data.base import Source, register_source
+from pipeline.data.base import SOURCES, Source
 from pipeline.errors import DataError
 
-IMAGES_MAGIC = 2051   # 0x00000803: unsigned bytes, 3 dimensions
-LABELS_MAGIC = 2049   # 0x00000801: unsigned bytes, 1 dimension
+IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 FILES = {
     "pool": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 
 
-@register_source("fashion_mnist")
+@SOURCES.register("fashion_mnist")
 class FashionMNIST(Source):
     num_classes = 10
     image_shape = (1, 28, 28)
@@ -38,14 +39,20 @@ class FashionMNIST(Source):
         images = read_idx(self._path(images_name), IMAGES_MAGIC)
         labels = read_idx(self._path(labels_name), LABELS_MAGIC)
         if images.shape[1:] != self.image_shape[1:]:
-            raise DataError(f"{self._path(images_name)}: images are {images.shape[1]}x{images.shape[2]}, "
-                            f"expected {self.image_shape[1]}x{self.image_shape[2]}; use the Fashion-MNIST files")
+            raise DataError(
+                f"{self._path(images_name)}: images are {images.shape[1]}x{images.shape[2]}, "
+                f"expected {self.image_shape[1]}x{self.image_shape[2]}; use the Fashion-MNIST files"
+            )
         if len(images) != len(labels):
-            raise DataError(f"{self._path(images_name)} holds {len(images)} images but {self._path(labels_name)} "
-                            f"holds {len(labels)} labels; use matching files")
+            raise DataError(
+                f"{self._path(images_name)} holds {len(images)} images but {self._path(labels_name)} "
+                f"holds {len(labels)} labels; use matching files"
+            )
         if len(labels) and labels.max() >= self.num_classes:
-            raise DataError(f"{self._path(labels_name)}: label {labels.max()} is outside 0..{self.num_classes - 1}; "
-                            "use the Fashion-MNIST label file")
+            raise DataError(
+                f"{self._path(labels_name)}: label {labels.max()} is outside 0..{self.num_classes - 1}; "
+                "use the Fashion-MNIST label file"
+            )
         yield images[:, None, :, :], labels.astype(np.int64)
 
 
@@ -56,19 +63,24 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"missing data file {path}; pass the directory holding it with --data-dir") from None
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{path} is not a readable gzip file ({exc}); it may be truncated: reinstall or re-copy it") \
-            from None
+        raise DataError(
+            f"{path} is not a readable gzip file ({exc}); it may be truncated: reinstall or re-copy it"
+        ) from None
     if len(raw) < 4:
         raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes); re-copy it")
     found = int.from_bytes(raw[:4], "big")
     if found != magic:
-        raise DataError(f"{path} has IDX magic {found}, expected {magic}: it is not the "
-                        f"{'image' if magic == IMAGES_MAGIC else 'label'} file this name promises")
+        raise DataError(
+            f"{path} has IDX magic {found}, expected {magic}: it is not the "
+            f"{'image' if magic == IMAGES_MAGIC else 'label'} file this name promises"
+        )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise DataError(f"{path} holds {len(raw)} bytes but its header {shape} promises {expected}; "
-                        "the file is truncated or corrupt: re-copy it")
+        raise DataError(
+            f"{path} holds {len(raw)} bytes but its header {shape} promises {expected}; "
+            "the file is truncated or corrupt: re-copy it"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)

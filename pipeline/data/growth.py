@@ -6,6 +6,7 @@ Evaluation there is on the classes seen so far; forgetting of a class is its bes
 in any round so far minus its accuracy now, averaged over the classes seen before the current
 round (a class that arrived this round cannot have been forgotten yet).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,10 @@ from pipeline.errors import ConfigError
 def check_class_order(order: tuple[int, ...], num_classes: int) -> None:
     unknown = [c for c in order if not 0 <= c < num_classes]
     if unknown:
-        raise ConfigError(f"pool.class_order names class {unknown[0]}, but the dataset's classes are "
-                          f"0..{num_classes - 1}: list each of them once")
+        raise ConfigError(
+            f"pool.class_order names class {unknown[0]}, but the dataset's classes are "
+            f"0..{num_classes - 1}: list each of them once"
+        )
     if len(set(order)) != len(order):
         repeated = next(c for c in order if order.count(c) > 1)
         raise ConfigError(f"pool.class_order lists class {repeated} twice: list each class once")
@@ -28,7 +31,7 @@ def check_class_order(order: tuple[int, ...], num_classes: int) -> None:
 
 def classes_at(order: tuple[int, ...], initial: int, per_round: int, round_index: int) -> tuple[int, ...]:
     """The classes whose examples are in the pool at `round_index`."""
-    return tuple(order[:initial + per_round * round_index])
+    return tuple(order[: initial + per_round * round_index])
 
 
 def rounds_until_complete(num_classes: int, initial: int, per_round: int) -> int:

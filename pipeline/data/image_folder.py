@@ -14,40 +14,44 @@ of paths and is a pure function; `read_split` applies it through the ParallelMap
 cluster, and in-process otherwise (small trees, tests). An undecodable image stops preparation
 with its path, unless `data.skip_corrupt: true`, which lists each skipped image on stderr.
 """
+
 from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
-from pipeline.data.base import Source, register_source
+from pipeline.data.base import SOURCES, Source
 from pipeline.errors import DataError
 
 SPLIT_DIRS = {"pool": "train", "test": "val"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif"}
-CHUNK_ROWS = 1024          # images per chunk handed to the Parquet writer
+CHUNK_ROWS = 1024  # images per chunk handed to the Parquet writer
 
 
 def decode_image(path: str, size: int):
     """One file -> uint8 tensor (3, size, size): RGB, short side resized to `size`, centre crop."""
     from torchvision.io import read_file
+
     return decode_encoded(read_file(path), size)
 
 
 def decode_encoded(encoded, size: int):
     """Encoded image bytes (a uint8 tensor) -> uint8 tensor (3, size, size), as decode_image."""
     import torch
-    from torchvision.io import ImageReadMode, decode_image as tv_decode
+    from torchvision.io import ImageReadMode
+    from torchvision.io import decode_image as tv_decode
     from torchvision.transforms.v2 import functional as TF
 
     image = tv_decode(encoded, mode=ImageReadMode.RGB)  # (3, H, W) uint8
     if image.ndim == 4:  # an animated GIF: its first frame
         image = image[0]
-    image = TF.resize(image, size, antialias=True)      # short side -> size
+    image = TF.resize(image, size, antialias=True)  # short side -> size
     return TF.center_crop(image, [size, size]).to(torch.uint8)
 
 
@@ -56,8 +60,9 @@ def quiet_decoders():
     """torchvision 0.29 deprecates its decoders in favour of torchcodec, which this project does
     not install; they work, and one warning per image would drown the output."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
-                                category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
+        )
         yield
 
 
@@ -85,7 +90,7 @@ def decode_batch(batch: dict[str, np.ndarray], size: int) -> dict[str, np.ndarra
     return {**batch, "image": images, "ok": ok, "error": np.array(errors, dtype=object)}
 
 
-@register_source("imagefolder")
+@SOURCES.register("imagefolder")
 class ImageFolder(Source):
     default_augment = "resized_crop_flip"
     decodes_in_parallel = True
@@ -117,12 +122,13 @@ class ImageFolder(Source):
     def _class_dirs(self, split: str) -> list[Path]:
         root = self.data_dir / SPLIT_DIRS[split]
         if not root.is_dir():
-            raise DataError(f"imagefolder: missing directory {root}; --data-dir must hold "
-                            f"{SPLIT_DIRS['pool']}/<class>/ and {SPLIT_DIRS['test']}/<class>/ folders of images")
+            raise DataError(
+                f"imagefolder: missing directory {root}; --data-dir must hold "
+                f"{SPLIT_DIRS['pool']}/<class>/ and {SPLIT_DIRS['test']}/<class>/ folders of images"
+            )
         dirs = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: d.name)
         if not dirs:
-            raise DataError(f"imagefolder: {root} holds no class folders; put each class's images in "
-                            f"{root}/<class>/")
+            raise DataError(f"imagefolder: {root} holds no class folders; put each class's images in {root}/<class>/")
         return dirs
 
     def listing(self, split: str) -> tuple[list[str], np.ndarray]:
@@ -133,14 +139,21 @@ class ImageFolder(Source):
             paths, labels = [], []
             for folder in self._class_dirs(split):
                 if folder.name not in index:
-                    raise DataError(f"imagefolder: class folder {folder} is not among the "
-                                    f"{len(index)} class folders of {self.data_dir / SPLIT_DIRS['pool']}; "
-                                    "remove it or add the class to train/")
-                images = sorted(p.relative_to(self.data_dir).as_posix() for p in folder.rglob("*")
-                                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+                    raise DataError(
+                        f"imagefolder: class folder {folder} is not among the "
+                        f"{len(index)} class folders of {self.data_dir / SPLIT_DIRS['pool']}; "
+                        "remove it or add the class to train/"
+                    )
+                images = sorted(
+                    p.relative_to(self.data_dir).as_posix()
+                    for p in folder.rglob("*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+                )
                 if not images:
-                    raise DataError(f"imagefolder: class folder {folder} holds no images "
-                                    f"({', '.join(sorted(IMAGE_SUFFIXES))}); add its images or remove it")
+                    raise DataError(
+                        f"imagefolder: class folder {folder} holds no images "
+                        f"({', '.join(sorted(IMAGE_SUFFIXES))}); add its images or remove it"
+                    )
                 paths += images
                 labels += [index[folder.name]] * len(images)
             order = np.argsort(np.array(paths, dtype=object), kind="stable")
@@ -154,24 +167,35 @@ class ImageFolder(Source):
 
     def read_split(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         paths, labels = self.listing(split)
-        items = {"id": np.arange(len(paths), dtype=np.int64), "label": labels,
-                 "path": np.array([str(self.data_dir / p) for p in paths], dtype=object)}
+        items = {
+            "id": np.arange(len(paths), dtype=np.int64),
+            "label": labels,
+            "path": np.array([str(self.data_dir / p) for p in paths], dtype=object),
+        }
         skipped = 0
         for batch in self._decoded(items):
             bad = np.flatnonzero(~batch["ok"])
             if len(bad) and not self.options.skip_corrupt:
                 i = bad[0]
-                raise DataError(f"imagefolder: cannot decode image {batch['path'][i]} ({batch['error'][i]}); "
-                                "remove or replace it, or set data.skip_corrupt: true to skip such images")
+                raise DataError(
+                    f"imagefolder: cannot decode image {batch['path'][i]} ({batch['error'][i]}); "
+                    "remove or replace it, or set data.skip_corrupt: true to skip such images"
+                )
             for i in bad:
-                print(f"clactive: skipped corrupt image {batch['path'][i]} ({batch['error'][i]})",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"clactive: skipped corrupt image {batch['path'][i]} ({batch['error'][i]})",
+                    file=sys.stderr,
+                    flush=True,
+                )
             skipped += len(bad)
             keep = batch["ok"]
             yield batch["image"][keep], batch["label"][keep].astype(np.int64), batch["id"][keep].astype(np.int64)
         if skipped:
-            print(f"clactive: imagefolder {SPLIT_DIRS[split]}/: skipped {skipped} of {len(paths)} images",
-                  file=sys.stderr, flush=True)
+            print(
+                f"clactive: imagefolder {SPLIT_DIRS[split]}/: skipped {skipped} of {len(paths)} images",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def _decoded(self, items: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         """Decoded chunks of `items`, in id order."""
@@ -180,4 +204,4 @@ class ImageFolder(Source):
             yield from self.parallel_map(items, decode_batch, {"size": size})
             return
         for start in range(0, len(items["id"]), CHUNK_ROWS):
-            yield decode_batch({k: v[start:start + CHUNK_ROWS] for k, v in items.items()}, size)
+            yield decode_batch({k: v[start : start + CHUNK_ROWS] for k, v in items.items()}, size)

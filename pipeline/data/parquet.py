@@ -20,11 +20,13 @@ data.id_column        optional stable non-negative int64 ids, unique within a sp
 
 Normalisation statistics of images are measured per channel on the pool while it is written.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,16 +34,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.types as pat
 
-from pipeline.data.base import Source, register_source
+from pipeline.data.base import SOURCES, Source
 from pipeline.data.image_folder import decode_encoded, describe_error, quiet_decoders
-from pipeline.errors import DataError
 from pipeline.data.tokens import BUCKETS, Tokenizer
+from pipeline.errors import DataError
 
 SPLIT_NAMES = {"pool": "train", "test": "test"}
 READ_ROWS = 1024
 
 
-@register_source("parquet")
+@SOURCES.register("parquet")
 class ParquetTable(Source):
     default_augment = "none"
 
@@ -51,7 +53,7 @@ class ParquetTable(Source):
         if self.options.text_column is None:
             self.mean, self.std = 0.5, 0.25  # replaced by the pool's statistics once it is read
         else:
-            self.mean, self.std = 0.0, 1.0   # token ids are not normalised
+            self.mean, self.std = 0.0, 1.0  # token ids are not normalised
 
     # --- the layout ------------------------------------------------------------------------
 
@@ -65,20 +67,30 @@ class ParquetTable(Source):
             if files:
                 return files
             raise DataError(f"parquet: {folder} holds no .parquet files; put the {name} table there")
-        raise DataError(f"parquet: missing {single} (or a {folder}/ directory of .parquet files); "
-                        "pass the directory that holds them with --data-dir")
+        raise DataError(
+            f"parquet: missing {single} (or a {folder}/ directory of .parquet files); "
+            "pass the directory that holds them with --data-dir"
+        )
 
     def files(self) -> list[Path]:
         return [f for split in SPLIT_NAMES for f in self.split_files(split)]
 
     def params(self) -> dict[str, Any]:
         o = self.options
-        return {"feature_column": o.feature_column, "label_column": o.label_column, "id_column": o.id_column,
-                "image_shape": list(o.image_shape) if o.image_shape else None, "image_size": o.image_size,
-                "skip_corrupt": o.skip_corrupt,
-                # only for texts, so the cache key of a table of images is what it was before texts
-                **({} if o.text_column is None else
-                   {"text_column": o.text_column, "max_tokens": o.max_tokens, "buckets": BUCKETS})}
+        return {
+            "feature_column": o.feature_column,
+            "label_column": o.label_column,
+            "id_column": o.id_column,
+            "image_shape": list(o.image_shape) if o.image_shape else None,
+            "image_size": o.image_size,
+            "skip_corrupt": o.skip_corrupt,
+            # only for texts, so the cache key of a table of images is what it was before texts
+            **(
+                {}
+                if o.text_column is None
+                else {"text_column": o.text_column, "max_tokens": o.max_tokens, "buckets": BUCKETS}
+            ),
+        }
 
     @property
     def feature_dtype(self) -> str:
@@ -95,8 +107,10 @@ class ParquetTable(Source):
         try:
             return pads.dataset([str(f) for f in files], format="parquet")
         except (pa.ArrowInvalid, OSError) as exc:
-            raise DataError(f"parquet: {', '.join(map(str, files))} is not a readable Parquet table "
-                            f"({describe_error(exc)}); re-write or re-copy it") from None
+            raise DataError(
+                f"parquet: {', '.join(map(str, files))} is not a readable Parquet table "
+                f"({describe_error(exc)}); re-write or re-copy it"
+            ) from None
 
     def check(self) -> None:
         """Every named column exists with a usable type, and the labels give the class count."""
@@ -112,22 +126,29 @@ class ParquetTable(Source):
                 if role == "id" and split == "test":
                     continue
                 if column is not None and column not in schema.names:
-                    raise DataError(f"parquet: {where} has no column '{column}' (data.{role}_column); its columns "
-                                    f"are {', '.join(schema.names)}")
+                    raise DataError(
+                        f"parquet: {where} has no column '{column}' (data.{role}_column); its columns "
+                        f"are {', '.join(schema.names)}"
+                    )
             for role, column in (("label", o.label_column), ("id", o.id_column)):
                 if column is not None and column in schema.names and not pat.is_integer(schema.field(column).type):
-                    raise DataError(f"parquet: column '{column}' of {where} is {schema.field(column).type}, "
-                                    f"not integers; write the {role}s as integers")
+                    raise DataError(
+                        f"parquet: column '{column}' of {where} is {schema.field(column).type}, "
+                        f"not integers; write the {role}s as integers"
+                    )
             self._feature_kind(schema.field(self._column).type, where)
             labels = dataset.to_table(columns=[o.label_column]).column(0)
             if labels.null_count:
-                raise DataError(f"parquet: column '{o.label_column}' of {where} has {labels.null_count} missing "
-                                "labels; fill or drop those rows")
+                raise DataError(
+                    f"parquet: column '{o.label_column}' of {where} has {labels.null_count} missing "
+                    "labels; fill or drop those rows"
+                )
             if len(labels):
                 low, high = pc.min(labels).as_py(), pc.max(labels).as_py()
                 if low < 0:
-                    raise DataError(f"parquet: column '{o.label_column}' of {where} holds label {low}; "
-                                    "labels must be 0..K-1")
+                    raise DataError(
+                        f"parquet: column '{o.label_column}' of {where} holds label {low}; labels must be 0..K-1"
+                    )
                 largest = max(largest, high)
         self._num_classes = largest + 1
 
@@ -137,20 +158,27 @@ class ParquetTable(Source):
         if o.text_column is not None:
             if pat.is_string(type_) or pat.is_large_string(type_):
                 return "text"
-            raise DataError(f"parquet: column '{o.text_column}' of {where} is {type_}, not text; write the texts "
-                            "as strings, or set data.text_column to a column of strings")
+            raise DataError(
+                f"parquet: column '{o.text_column}' of {where} is {type_}, not text; write the texts "
+                "as strings, or set data.text_column to a column of strings"
+            )
         if pat.is_binary(type_) or pat.is_large_binary(type_):
             return "encoded"
         if pat.is_struct(type_) and type_.get_field_index("bytes") >= 0:
             return "encoded"
-        if (pat.is_list(type_) or pat.is_large_list(type_) or pat.is_fixed_size_list(type_)) \
-                and pat.is_integer(type_.value_type):
+        if (pat.is_list(type_) or pat.is_large_list(type_) or pat.is_fixed_size_list(type_)) and pat.is_integer(
+            type_.value_type
+        ):
             if o.image_shape is None:
-                raise DataError(f"parquet: column '{o.feature_column}' of {where} holds pixel lists; "
-                                "give their shape with data.image_shape: [C, H, W]")
+                raise DataError(
+                    f"parquet: column '{o.feature_column}' of {where} holds pixel lists; "
+                    "give their shape with data.image_shape: [C, H, W]"
+                )
             return "pixels"
-        raise DataError(f"parquet: column '{o.feature_column}' of {where} is {type_}; it must hold encoded image "
-                        "bytes or lists of C*H*W uint8 pixels")
+        raise DataError(
+            f"parquet: column '{o.feature_column}' of {where} is {type_}; it must hold encoded image "
+            "bytes or lists of C*H*W uint8 pixels"
+        )
 
     @property
     def num_classes(self) -> int:
@@ -187,8 +215,7 @@ class ParquetTable(Source):
             if with_ids:
                 id_column = record_batch.column(2)
                 if id_column.null_count:
-                    raise DataError(f"parquet: column '{o.id_column}' of {where} has missing ids; "
-                                    "give every row an id")
+                    raise DataError(f"parquet: column '{o.id_column}' of {where} has missing ids; give every row an id")
                 ids = id_column.to_numpy(zero_copy_only=False).astype(np.int64)
             else:
                 ids = np.arange(position, position + n, dtype=np.int64)
@@ -207,40 +234,49 @@ class ParquetTable(Source):
                     histogram[c] += np.bincount(images[:, c].reshape(-1), minlength=256)
             yield images, labels, ids
         if skipped:
-            print(f"clactive: parquet {SPLIT_NAMES[split]}: skipped {skipped} of {position} images",
-                  file=sys.stderr, flush=True)
+            print(
+                f"clactive: parquet {SPLIT_NAMES[split]}: skipped {skipped} of {position} images",
+                file=sys.stderr,
+                flush=True,
+            )
         if split == "pool" and histogram.sum():
             values = np.arange(256) / 255.0
             counts = histogram / histogram.sum(axis=1, keepdims=True)
             mean = counts @ values
-            std = np.sqrt(np.maximum(counts @ values ** 2 - mean ** 2, 0.0))
+            std = np.sqrt(np.maximum(counts @ values**2 - mean**2, 0.0))
             self.mean, self.std = tuple(float(m) for m in mean), tuple(float(max(s, 1e-3)) for s in std)
 
-    def _tokens(self, texts: pa.Array, ids: np.ndarray, with_ids: bool, where: str,
-                tokenize: Tokenizer) -> np.ndarray:
+    def _tokens(self, texts: pa.Array, ids: np.ndarray, with_ids: bool, where: str, tokenize: Tokenizer) -> np.ndarray:
         """A string column -> int32 (n, 1, 1, max_tokens) hashed word ids."""
         values = texts.to_pylist()
         for i, text in enumerate(values):
             if text is None or not text.strip():
                 row = f"the row with {self.options.id_column} {ids[i]}" if with_ids else f"row {ids[i]} (from 0)"
-                raise DataError(f"parquet: column '{self.options.text_column}' of {where} has no text in {row}; "
-                                "write the text or drop that row")
+                raise DataError(
+                    f"parquet: column '{self.options.text_column}' of {where} has no text in {row}; "
+                    "write the text or drop that row"
+                )
         return tokenize.batch(values)[:, None, None, :]
 
     def _pixels(self, feature: pa.Array, shape: tuple[int, int, int], where: str) -> np.ndarray:
         size = int(np.prod(shape))
         if feature.null_count:
-            raise DataError(f"parquet: column '{self.options.feature_column}' of {where} has missing images; "
-                            "drop those rows")
+            raise DataError(
+                f"parquet: column '{self.options.feature_column}' of {where} has missing images; drop those rows"
+            )
         lengths = pc.list_value_length(feature).to_numpy(zero_copy_only=False)
         if (lengths != size).any():
             bad = int(lengths[lengths != size][0])
-            raise DataError(f"parquet: column '{self.options.feature_column}' of {where} has a row of {bad} "
-                            f"values, but data.image_shape {list(shape)} needs {size}; fix data.image_shape")
+            raise DataError(
+                f"parquet: column '{self.options.feature_column}' of {where} has a row of {bad} "
+                f"values, but data.image_shape {list(shape)} needs {size}; fix data.image_shape"
+            )
         values = feature.flatten().to_numpy(zero_copy_only=False)
         if len(values) and (values.min() < 0 or values.max() > 255):
-            raise DataError(f"parquet: column '{self.options.feature_column}' of {where} holds pixel values "
-                            f"outside 0..255 ({values.min()}..{values.max()}); write uint8 pixels")
+            raise DataError(
+                f"parquet: column '{self.options.feature_column}' of {where} holds pixel values "
+                f"outside 0..255 ({values.min()}..{values.max()}); write uint8 pixels"
+            )
         return values.astype(np.uint8).reshape((len(feature), *shape))
 
     def _decode(self, feature: pa.Array, ids: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -259,10 +295,15 @@ class ParquetTable(Source):
                     images[i] = decode_encoded(torch.frombuffer(bytearray(raw), dtype=torch.uint8), size).numpy()
             except Exception as exc:  # torchvision raises several types for a bad image
                 if not self.options.skip_corrupt:
-                    raise DataError(f"parquet: cannot decode the image of id {ids[i]} in {where} "
-                                    f"({describe_error(exc)}); replace it, or set data.skip_corrupt: true "
-                                    "to skip such images") from None
-                print(f"clactive: skipped corrupt image id {ids[i]} in {where} ({describe_error(exc)})",
-                      file=sys.stderr, flush=True)
+                    raise DataError(
+                        f"parquet: cannot decode the image of id {ids[i]} in {where} "
+                        f"({describe_error(exc)}); replace it, or set data.skip_corrupt: true "
+                        "to skip such images"
+                    ) from None
+                print(
+                    f"clactive: skipped corrupt image id {ids[i]} in {where} ({describe_error(exc)})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 ok[i] = False
         return images, ok

@@ -7,6 +7,7 @@ arrivals           the prepared pool plus every shard admitted from a watched di
                    pool sound: the pool schema (and image shape), at least one row, ids unique
                    within it and new to the pool. A shard that fails stops the run with its name.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,8 @@ import pyarrow.parquet as pq
 from pipeline.config.run_config import RunConfig
 from pipeline.config.schedule import resolve_schedule
 from pipeline.data.base import PreparedData, parquet_dataset, pool_schema
-from pipeline.errors import ConfigError, DataError
 from pipeline.data.growth import check_class_order, classes_at
+from pipeline.errors import ConfigError, DataError
 from pipeline.storage import Storage, is_uri, join
 
 BY_CLASS = "pool_by_class"
@@ -32,8 +33,10 @@ BY_CLASS = "pool_by_class"
 def class_shards(data: PreparedData) -> dict[int, list[str]]:
     """class -> its shard files; written beside the prepared pool on first use, atomically."""
     if is_uri(data.root):
-        raise ConfigError(f"pool.growth = class_incremental rewrites the pool by class beside it, on a disk; "
-                          f"the pool is prepared at {data.root}: set data.cache_dir to a path every node shares")
+        raise ConfigError(
+            f"pool.growth = class_incremental rewrites the pool by class beside it, on a disk; "
+            f"the pool is prepared at {data.root}: set data.cache_dir to a path every node shares"
+        )
     root = Path(data.root) / BY_CLASS
     if not root.is_dir():
         tmp = root.with_name(f".{BY_CLASS}.{uuid.uuid4().hex[:8]}.tmp")
@@ -84,11 +87,17 @@ def admit_arrivals(directory: str, admitted: list[str], known_ids: np.ndarray, d
             schema = pq.read_schema(path)
             rows = pq.read_metadata(path).num_rows
         except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise DataError(f"arrival shard {path} is not a readable Parquet file ({exc}); remove or replace it") from None
-        if not schema.remove_metadata().equals(expected.remove_metadata()) or \
-                (schema.metadata or {}).get(b"clactive.image_shape") != expected.metadata[b"clactive.image_shape"]:
-            raise DataError(f"arrival shard {path} has schema {_describe(schema)}, not the pool's "
-                            f"{_describe(expected)}; rewrite it with pipeline.data.base.arrow_table")
+            raise DataError(
+                f"arrival shard {path} is not a readable Parquet file ({exc}); remove or replace it"
+            ) from None
+        if (
+            not schema.remove_metadata().equals(expected.remove_metadata())
+            or (schema.metadata or {}).get(b"clactive.image_shape") != expected.metadata[b"clactive.image_shape"]
+        ):
+            raise DataError(
+                f"arrival shard {path} has schema {_describe(schema)}, not the pool's "
+                f"{_describe(expected)}; rewrite it with pipeline.data.base.arrow_table"
+            )
         if rows == 0:
             raise DataError(f"arrival shard {path} holds no rows; remove it")
         ids = pq.read_table(path, columns=["id"]).column("id").to_numpy()
@@ -117,8 +126,10 @@ def check_against_data(config: RunConfig, data: PreparedData) -> None:
     order names the dataset's classes, the schedule fits the classes available at each round, the
     arrivals directory exists."""
     if data.holds != "pixels" and config.data.augment not in ("auto", "none"):
-        raise ConfigError(f"data.augment = {config.data.augment} transforms images, but {data.dataset} holds text: "
-                          "set data.augment to none")
+        raise ConfigError(
+            f"data.augment = {config.data.augment} transforms images, but {data.dataset} holds text: "
+            "set data.augment to none"
+        )
     pool = config.pool
     if pool.growth == "arrivals" and not os.path.isdir(pool.arrivals_dir):
         raise DataError(f"pool.arrivals_dir {pool.arrivals_dir} is not a directory: create it or fix the path")
@@ -134,6 +145,8 @@ def check_against_data(config: RunConfig, data: PreparedData) -> None:
         classes = classes_at(order, pool.initial_classes, pool.classes_per_round, r)
         available = sum(rows[c] for c in classes)
         if labelled > available:
-            raise ConfigError(f"by round {r} the schedule asks for {labelled} labels, but only {available} examples "
-                              f"(classes {', '.join(map(str, classes))}) have arrived by then: lower the schedule or "
-                              "raise pool.initial_classes / pool.classes_per_round")
+            raise ConfigError(
+                f"by round {r} the schedule asks for {labelled} labels, but only {available} examples "
+                f"(classes {', '.join(map(str, classes))}) have arrived by then: lower the schedule or "
+                "raise pool.initial_classes / pool.classes_per_round"
+            )

@@ -23,26 +23,28 @@ pipeline.data.tokens), so the same text models read them. Pool ids are the row's
 header of train.csv, from 0 (test.csv likewise). The files are read twice: once to learn the
 classes and check every row before anything is written, once to tokenise.
 """
+
 from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from pipeline.data.amazon import READ_ROWS, TokenSource, check_utf8
-from pipeline.data.base import register_source
-from pipeline.errors import DataError
+from pipeline.data.base import SOURCES
 from pipeline.data.tokens import Tokenizer
+from pipeline.errors import DataError
 
 FILES = {"pool": "train.csv", "test": "test.csv"}
 SHOWN_CLASSES = 10  # an unseen-label error lists at most this many classes
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
-@register_source("text_csv")
+@SOURCES.register("text_csv")
 class TextCsv(TokenSource):
     def __init__(self, data_dir: Path, options=None):
         super().__init__(data_dir, options)
@@ -92,17 +94,21 @@ class TextCsv(TokenSource):
         self._integers = all(_INTEGER.fullmatch(label) for label in labels)
         keys = sorted({self._key(label) for label in labels})
         if len(keys) < 2:
-            raise DataError(f"{train}: every row has label {labels.pop()!r} in column '{self.options.label_column}'; "
-                            "a classifier needs at least 2 classes: add examples of another class, or check "
-                            "data.label_column")
+            raise DataError(
+                f"{train}: every row has label {labels.pop()!r} in column '{self.options.label_column}'; "
+                "a classifier needs at least 2 classes: add examples of another class, or check "
+                "data.label_column"
+            )
         classes = {key: i for i, key in enumerate(keys)}
         test = self.data_dir / FILES["test"]
         for line, _, label in self._rows(test):
             if self._key(label) not in classes:
                 shown = ", ".join(str(key) for key in keys[:SHOWN_CLASSES])
                 shown += ", ..." if len(keys) > SHOWN_CLASSES else ""
-                raise DataError(f"{test} line {line}: label {label!r} is not one of the {len(keys)} classes of "
-                                f"{train.name} ({shown}); remove that line, or add examples of it to {train.name}")
+                raise DataError(
+                    f"{test} line {line}: label {label!r} is not one of the {len(keys)} classes of "
+                    f"{train.name} ({shown}); remove that line, or add examples of it to {train.name}"
+                )
         self._classes = classes
         return classes
 
@@ -136,23 +142,31 @@ class TextCsv(TokenSource):
                     if not row:
                         continue
                     if len(row) != len(header):
-                        raise DataError(f"{path} line {line} has {len(row)} fields, expected {len(header)} as in the "
-                                        f"header ({','.join(header)}); quote fields that hold commas, or fix or "
-                                        "remove that line")
+                        raise DataError(
+                            f"{path} line {line} has {len(row)} fields, expected {len(header)} as in the "
+                            f"header ({','.join(header)}); quote fields that hold commas, or fix or "
+                            "remove that line"
+                        )
                     text, label = row[text_at], row[label_at].strip()
                     if not text.strip():
-                        raise DataError(f"{path} line {line}: the text (column '{self.text_column}') is empty; "
-                                        "write the text or remove that line")
+                        raise DataError(
+                            f"{path} line {line}: the text (column '{self.text_column}') is empty; "
+                            "write the text or remove that line"
+                        )
                     if not label:
-                        raise DataError(f"{path} line {line}: the label (column '{self.options.label_column}') "
-                                        "is empty; label that row or remove it")
+                        raise DataError(
+                            f"{path} line {line}: the label (column '{self.options.label_column}') "
+                            "is empty; label that row or remove it"
+                        )
                     for field in (text, label):
                         if not field.isascii():
                             check_utf8(field, path, line)
                     yield line, text, label
             except csv.Error as exc:
-                raise DataError(f"{path} line {reader.line_num}: {exc}; look for a quote left open, and quote "
-                                "fields that hold quotes, commas or line breaks") from None
+                raise DataError(
+                    f"{path} line {reader.line_num}: {exc}; look for a quote left open, and quote "
+                    "fields that hold quotes, commas or line breaks"
+                ) from None
 
     def _columns(self, header: list[str] | None, path: Path) -> tuple[int, int]:
         """Positions of the text and label columns in `header`, the first row of `path`."""
@@ -165,8 +179,10 @@ class TextCsv(TokenSource):
         for role, column in (("text", self.text_column), ("label", self.options.label_column)):
             if column not in names:
                 found = ", ".join(repr(name) for name in names)
-                raise DataError(f"{path} line 1 (the header) has no column '{column}' (data.{role}_column), only "
-                                f"{found}; add a header row naming the columns, or set data.{role}_column")
+                raise DataError(
+                    f"{path} line 1 (the header) has no column '{column}' (data.{role}_column), only "
+                    f"{found}; add a header row naming the columns, or set data.{role}_column"
+                )
         return names.index(self.text_column), names.index(self.options.label_column)
 
 

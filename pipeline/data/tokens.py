@@ -6,6 +6,7 @@ ids feed the fastText proxy (which adds hashed bigrams itself) and the convoluti
 the pool stores one int32 column whatever model reads it. CRC-32 rather than Python's `hash`,
 which is salted per process and would give every Ray worker different ids.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,7 +14,7 @@ import zlib
 
 import numpy as np
 
-BUCKETS = 2 ** 17          # hashed word ids are 1..BUCKETS-1; models size their embeddings by it
+BUCKETS = 2**17  # hashed word ids are 1..BUCKETS-1; models size their embeddings by it
 PAD = 0
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 

@@ -4,6 +4,7 @@ Only the file's own form is checked here (columns, integers, empty labels); whet
 fit a request is pipeline.labels.oracle's business. Every problem is a one-line OracleError naming the
 file and the line or row.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,9 @@ def read_answers(name: str, data: bytes) -> tuple[np.ndarray, np.ndarray, list[s
     answers file, CSV or Parquet with columns id and label (others are ignored)."""
     ext = os.path.splitext(name)[1].lower()
     if ext not in FORMATS:
-        raise OracleError(f"{name}: unknown answers format '{ext or name}': give a .csv or .parquet file "
-                          "with columns id,label")
+        raise OracleError(
+            f"{name}: unknown answers format '{ext or name}': give a .csv or .parquet file with columns id,label"
+        )
     ids, labels, where, skipped = (_read_csv if ext == ".csv" else _read_parquet)(name, data)
     if not ids:
         hint = f" ({skipped} rows have an empty label: fill it in)" if skipped else ""
@@ -37,8 +39,9 @@ def _read_csv(name: str, data: bytes):
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise OracleError(f"{name} is not a UTF-8 text file: give a CSV with columns id,label "
-                          "or a .parquet file") from None
+        raise OracleError(
+            f"{name} is not a UTF-8 text file: give a CSV with columns id,label or a .parquet file"
+        ) from None
     rows = csv.reader(io.StringIO(text))
     try:
         header = [cell.strip() for cell in next(rows, [])]
@@ -64,8 +67,10 @@ def _read_parquet(name: str, data: bytes):
     try:
         table = pq.read_table(pa.BufferReader(data))
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise OracleError(f"{name} is not a readable Parquet file ({str(exc).splitlines()[0]}): "
-                          "give a Parquet file with columns id,label, or a .csv") from None
+        raise OracleError(
+            f"{name} is not a readable Parquet file ({str(exc).splitlines()[0]}): "
+            "give a Parquet file with columns id,label, or a .csv"
+        ) from None
     columns = _columns(name, table.column_names)
     for column in columns:
         kind = table.schema.field(column).type
@@ -82,8 +87,10 @@ def _columns(name: str, header: list[str]) -> dict[str, int]:
     missing = [column for column in ("id", "label") if column not in header]
     if missing:
         found = ", ".join(h for h in header if h) or "nothing"
-        raise OracleError(f"{name} has no {' or '.join(missing)} column (found: {found}): "
-                          "the first line must name the columns, e.g. id,label")
+        raise OracleError(
+            f"{name} has no {' or '.join(missing)} column (found: {found}): "
+            "the first line must name the columns, e.g. id,label"
+        )
     return {column: header.index(column) for column in ("id", "label")}
 
 

@@ -25,6 +25,7 @@ A request is open while its round is not committed. Answers are final once store
 never changes one. Importing the same answer again is allowed (a labelling tool may export
 everything so far each time) and counted as already stored.
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,12 +39,12 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from pipeline.labels.answer_files import read_answers
 from pipeline.config.run_config import RunConfig
 from pipeline.config.schedule import round_count
 from pipeline.data.base import image_array, images_from_arrow, pool_schema, read_rows, shape_from_schema
-from pipeline.ids import positions_of
 from pipeline.errors import OracleError
+from pipeline.ids import positions_of
+from pipeline.labels.answer_files import read_answers
 from pipeline.loop.run_store import RunStore
 
 REQUESTS = "requests"
@@ -60,10 +61,11 @@ def request_dir(round_index: int) -> str:
 @dataclass(frozen=True)
 class Request:
     """One round's label request and every answer stored for it so far."""
+
     round: int
-    pool_ids: np.ndarray      # requested ids, in selection order
-    answers: dict[int, int]   # pool id -> label
-    meta: dict                # request.json
+    pool_ids: np.ndarray  # requested ids, in selection order
+    answers: dict[int, int]  # pool id -> label
+    meta: dict  # request.json
 
     @property
     def requested(self) -> int:
@@ -89,18 +91,22 @@ class Request:
 
 @dataclass(frozen=True)
 class ImportReport:
-    request: Request          # after the import
+    request: Request  # after the import
     source: str
-    stored: int               # new answers
-    repeated: int             # answers already stored, with the same label
-    skipped: int              # rows with an empty label
+    stored: int  # new answers
+    repeated: int  # answers already stored, with the same label
+    skipped: int  # rows with an empty label
 
     def describe(self, location: str) -> str:
         r = self.request
-        extra = [f"{n} {what}" for n, what in ((self.repeated, "already stored"),
-                                               (self.skipped, "rows without a label")) if n]
-        head = (f"round {r.round}: stored {self.stored} answers from {self.source}"
-                + (f" ({', '.join(extra)})" if extra else ""))
+        extra = [
+            f"{n} {what}"
+            for n, what in ((self.repeated, "already stored"), (self.skipped, "rows without a label"))
+            if n
+        ]
+        head = f"round {r.round}: stored {self.stored} answers from {self.source}" + (
+            f" ({', '.join(extra)})" if extra else ""
+        )
         return f"{head}; {progress(r, location)}"
 
 
@@ -113,8 +119,11 @@ class LabelRequests:
 
     def rounds(self) -> list[int]:
         """Rounds with a written request."""
-        return [int(name) for name in self.storage.names(REQUESTS)
-                if name.isdigit() and self.storage.is_file(f"{request_dir(int(name))}/{REQUEST_FILE}")]
+        return [
+            int(name)
+            for name in self.storage.names(REQUESTS)
+            if name.isdigit() and self.storage.is_file(f"{request_dir(int(name))}/{REQUEST_FILE}")
+        ]
 
     def get(self, round_index: int) -> Request | None:
         base = request_dir(round_index)
@@ -135,14 +144,21 @@ class LabelRequests:
             return None
         return self.get(rounds[-1])
 
-    def create(self, round_index: int, pool_ids: np.ndarray, images: np.ndarray, hints: dict[str, np.ndarray] | None,
-               meta: dict) -> Request:
+    def create(
+        self,
+        round_index: int,
+        pool_ids: np.ndarray,
+        images: np.ndarray,
+        hints: dict[str, np.ndarray] | None,
+        meta: dict,
+    ) -> Request:
         """Write round `round_index`'s request: images (n, C, H, W) of `pool_ids`, in selection
         order; hints {name: (n,)} for every name in HINTS, or None (round 0)."""
         base = request_dir(round_index)
         if self.storage.is_file(f"{base}/{REQUEST_FILE}"):
-            raise OracleError(f"round {round_index} already has a label request in {self.store.location}; "
-                              "it is never rewritten")
+            raise OracleError(
+                f"round {round_index} already has a label request in {self.store.location}; it is never rewritten"
+            )
         self.storage.delete_dir(base)  # what a crash while writing an earlier attempt left
         table = request_table(pool_ids, images, hints)
         self.storage.write_table(f"{base}/{TO_LABEL}.parquet", table)
@@ -162,12 +178,14 @@ class LabelRequests:
     def add_answers(self, request: Request, pool_ids: np.ndarray, labels: np.ndarray, source: str) -> Request:
         """Store checked new answers as one more file, written whole."""
         table = pa.table({"id": pa.array(pool_ids, pa.int64()), "label": pa.array(labels, pa.int64())})
-        table = table.replace_schema_metadata({SOURCE_KEY: source.encode(),
-                                               b"clactive.imported": str(time.time()).encode()})
+        table = table.replace_schema_metadata(
+            {SOURCE_KEY: source.encode(), b"clactive.imported": str(time.time()).encode()}
+        )
         number = len(self._answer_files(request.round)) + 1
         # the tag keeps two imports racing for one number from replacing each other's file
-        self.storage.write_table(f"{request_dir(request.round)}/answers/{number:04d}-{uuid.uuid4().hex[:8]}.parquet",
-                                 table)
+        self.storage.write_table(
+            f"{request_dir(request.round)}/answers/{number:04d}-{uuid.uuid4().hex[:8]}.parquet", table
+        )
         answers = {**request.answers, **dict(zip(pool_ids.tolist(), labels.tolist()))}
         return Request(request.round, request.pool_ids, answers, request.meta)
 
@@ -175,18 +193,24 @@ class LabelRequests:
         return self.store.location_of(f"{request_dir(round_index)}/{name}")
 
     def _answer_files(self, round_index: int) -> list[str]:
-        return [name for name in self.storage.names(f"{request_dir(round_index)}/answers")
-                if name.endswith(".parquet") and not name.startswith(".")]
+        return [
+            name
+            for name in self.storage.names(f"{request_dir(round_index)}/answers")
+            if name.endswith(".parquet") and not name.startswith(".")
+        ]
 
 
 # --- the request's files ---------------------------------------------------------------------
+
 
 def request_table(pool_ids: np.ndarray, images: np.ndarray, hints: dict[str, np.ndarray] | None) -> pa.Table:
     """to_label.parquet: id, image, then the hint columns (all null without hints)."""
     n = len(pool_ids)
     columns = {"id": pa.array(np.asarray(pool_ids, dtype=np.int64)), "image": image_array(images)}
     for name, kind in HINTS.items():
-        columns[name] = pa.nulls(n, kind) if hints is None else pa.array(np.asarray(hints[name]), kind, from_pandas=True)
+        columns[name] = (
+            pa.nulls(n, kind) if hints is None else pa.array(np.asarray(hints[name]), kind, from_pandas=True)
+        )
     table = pa.table(columns)
     return table.replace_schema_metadata(pool_schema(images.shape[1:]).metadata)
 
@@ -199,15 +223,30 @@ def request_csv(table: pa.Table) -> bytes:
     hints = [table.column(name).to_pylist() for name in HINTS]
     for i, pool_id in enumerate(table.column("id").to_pylist()):
         label, prob, score = (column[i] for column in hints)
-        writer.writerow([pool_id, "", "" if label is None else label, "" if prob is None else f"{prob:.4f}",
-                         "" if score is None else f"{score:.6g}"])
+        writer.writerow(
+            [
+                pool_id,
+                "",
+                "" if label is None else label,
+                "" if prob is None else f"{prob:.4f}",
+                "" if score is None else f"{score:.6g}",
+            ]
+        )
     return out.getvalue().encode()
 
 
 # --- answers: check, store ---------------------------------------------------------------
 
-def check_answers(request: Request, pool_ids: np.ndarray, labels: np.ndarray, where: list[str], num_classes: int,
-                  name: str, csv_location: str) -> tuple[np.ndarray, np.ndarray, int]:
+
+def check_answers(
+    request: Request,
+    pool_ids: np.ndarray,
+    labels: np.ndarray,
+    where: list[str],
+    num_classes: int,
+    name: str,
+    csv_location: str,
+) -> tuple[np.ndarray, np.ndarray, int]:
     """The answers of one file that are new: (pool_ids, labels, how many were already stored).
 
     Refuses the whole file, naming the first bad answer, when an id was not requested, a label is
@@ -215,27 +254,34 @@ def check_answers(request: Request, pool_ids: np.ndarray, labels: np.ndarray, wh
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if len(bad):
         i = bad[0]
-        raise OracleError(f"{name} {where[i]}: label {labels[i]} for id {pool_ids[i]} is outside 0..{num_classes - 1}: "
-                          "labels are class indices")
+        raise OracleError(
+            f"{name} {where[i]}: label {labels[i]} for id {pool_ids[i]} is outside 0..{num_classes - 1}: "
+            "labels are class indices"
+        )
     requested = set(request.pool_ids.tolist())
     stray = [i for i, pool_id in enumerate(pool_ids.tolist()) if pool_id not in requested]
     if stray:
         i = stray[0]
         more = f" (and {len(stray) - 1} more)" if len(stray) > 1 else ""
-        raise OracleError(f"{name} {where[i]}: id {pool_ids[i]}{more} was not requested in round {request.round}: "
-                          f"answer only the {request.requested} ids in {csv_location}")
+        raise OracleError(
+            f"{name} {where[i]}: id {pool_ids[i]}{more} was not requested in round {request.round}: "
+            f"answer only the {request.requested} ids in {csv_location}"
+        )
     first: dict[int, int] = {}
     for i, pool_id in enumerate(pool_ids.tolist()):
         if pool_id in first:
-            raise OracleError(f"{name}: id {pool_id} is answered twice ({where[first[pool_id]]} and {where[i]}): "
-                              "keep one")
+            raise OracleError(
+                f"{name}: id {pool_id} is answered twice ({where[first[pool_id]]} and {where[i]}): keep one"
+            )
         first[pool_id] = i
     new = np.ones(len(pool_ids), dtype=bool)
     for i, (pool_id, label) in enumerate(zip(pool_ids.tolist(), labels.tolist())):
         stored = request.answers.get(pool_id)
         if stored is not None and stored != label:
-            raise OracleError(f"{name} {where[i]}: id {pool_id} is already answered {stored}, this file says {label}: "
-                              "stored answers are final; drop the line")
+            raise OracleError(
+                f"{name} {where[i]}: id {pool_id} is already answered {stored}, this file says {label}: "
+                "stored answers are final; drop the line"
+            )
         new[i] = stored is None
     return pool_ids[new], labels[new], int((~new).sum())
 
@@ -249,18 +295,25 @@ def open_request(store: RunStore) -> Request:
     config = store.saved_config()
     location = store.location
     if config.oracle != "external":
-        raise OracleError(f"{location} runs with oracle: {config.oracle}: its labels come from the data's label column, "
-                          "not from imports; start a run with --set oracle=external")
+        raise OracleError(
+            f"{location} runs with oracle: {config.oracle}: its labels come from the data's label column, "
+            "not from imports; start a run with --set oracle=external"
+        )
     done = len(store.committed_rounds())
     if done == round_count(config.schedule):
-        raise OracleError(f"the run in {location} has finished all {done} rounds: every round's labels are final "
-                          "and no request is open")
+        raise OracleError(
+            f"the run in {location} has finished all {done} rounds: every round's labels are final "
+            "and no request is open"
+        )
     rounds = requests.rounds()
     if rounds and rounds[-1] == done - 1:
-        raise OracleError(f"round {rounds[-1]} of {location} is already committed: its labels are final; "
-                          f"`clactive run --resume {location}` asks for the labels of round {done}")
-    raise OracleError(f"{location} has no open label request: `clactive run --resume {location}` writes "
-                      f"the one of round {done}")
+        raise OracleError(
+            f"round {rounds[-1]} of {location} is already committed: its labels are final; "
+            f"`clactive run --resume {location}` asks for the labels of round {done}"
+        )
+    raise OracleError(
+        f"{location} has no open label request: `clactive run --resume {location}` writes the one of round {done}"
+    )
 
 
 def import_answers(store: RunStore, path: str) -> ImportReport:
@@ -285,11 +338,25 @@ def simulate_answers(store: RunStore, pool_files: list[str], image_shape, count:
     return _store(store, request, pool_ids, labels, where, "the pool's label column (simulated)", 0)
 
 
-def _store(store: RunStore, request: Request, pool_ids: np.ndarray, labels: np.ndarray, where: list[str],
-           source: str, skipped: int) -> ImportReport:
+def _store(
+    store: RunStore,
+    request: Request,
+    pool_ids: np.ndarray,
+    labels: np.ndarray,
+    where: list[str],
+    source: str,
+    skipped: int,
+) -> ImportReport:
     requests = LabelRequests(store)
-    new_ids, new_labels, repeated = check_answers(request, pool_ids, labels, where, request.meta["num_classes"],
-                                                  source, requests.location_of(request.round, f"{TO_LABEL}.csv"))
+    new_ids, new_labels, repeated = check_answers(
+        request,
+        pool_ids,
+        labels,
+        where,
+        request.meta["num_classes"],
+        source,
+        requests.location_of(request.round, f"{TO_LABEL}.csv"),
+    )
     if len(new_ids):
         request = requests.add_answers(request, new_ids, new_labels, source)
     return ImportReport(request, source, int(len(new_ids)), repeated, skipped)
@@ -297,11 +364,14 @@ def _store(store: RunStore, request: Request, pool_ids: np.ndarray, labels: np.n
 
 # --- what a person reads -----------------------------------------------------------------------
 
+
 def progress(request: Request, location: str) -> str:
     """How far the request is answered, and the next command."""
     if request.missing == 0:
         return f"all {request.requested} answered: {next_step(request, location)}"
-    return f"{request.answered} of {request.requested} answered, {request.missing} missing: {next_step(request, location)}"
+    return (
+        f"{request.answered} of {request.requested} answered, {request.missing} missing: {next_step(request, location)}"
+    )
 
 
 def next_step(request: Request, location: str) -> str:
@@ -317,10 +387,12 @@ def waiting_message(store: RunStore, request: Request) -> str:
     """What `clactive run` prints when a round pauses for labels."""
     location = store.location
     requests = LabelRequests(store)
-    return (f"round {request.round} waits for {request.missing} labels: {requests.location_of(request.round, TO_LABEL + '.csv')} "
-            f"(ids and the model's hints; images in {TO_LABEL}.parquet)\n"
-            f"answer with `clactive label import {location} FILE` (CSV or Parquet with columns id,label), "
-            f"then `clactive run --resume {location}`")
+    return (
+        f"round {request.round} waits for {request.missing} labels: {requests.location_of(request.round, TO_LABEL + '.csv')} "
+        f"(ids and the model's hints; images in {TO_LABEL}.parquet)\n"
+        f"answer with `clactive label import {location} FILE` (CSV or Parquet with columns id,label), "
+        f"then `clactive run --resume {location}`"
+    )
 
 
 def check_continuable(store: RunStore, accept_partial: bool) -> None:
@@ -330,13 +402,17 @@ def check_continuable(store: RunStore, accept_partial: bool) -> None:
         return
     location = store.location
     if request.answered == 0:
-        raise OracleError(f"round {request.round} waits for the {request.requested} labels it asked for and none is "
-                          f"answered yet: label {LabelRequests(store).location_of(request.round, TO_LABEL + '.csv')} "
-                          f"and import it with `clactive label import {location} FILE`")
+        raise OracleError(
+            f"round {request.round} waits for the {request.requested} labels it asked for and none is "
+            f"answered yet: label {LabelRequests(store).location_of(request.round, TO_LABEL + '.csv')} "
+            f"and import it with `clactive label import {location} FILE`"
+        )
     if not accept_partial:
-        raise OracleError(f"round {request.round} waits for {request.missing} of its {request.requested} labels: "
-                          f"import them with `clactive label import {location} FILE`, or continue with the "
-                          f"{request.answered} answered: `clactive run --resume {location} --accept-partial`")
+        raise OracleError(
+            f"round {request.round} waits for {request.missing} of its {request.requested} labels: "
+            f"import them with `clactive label import {location} FILE`, or continue with the "
+            f"{request.answered} answered: `clactive run --resume {location} --accept-partial`"
+        )
 
 
 def status_lines(store: RunStore) -> list[str]:
@@ -345,25 +421,40 @@ def status_lines(store: RunStore) -> list[str]:
     location = store.location
     records = store.records()
     total = round_count(config.schedule)
-    lines = [f"run {location}: {config.strategy} / {config.acquisition}, oracle {config.oracle}, seed {config.seed}",
-             f"rounds done: {len(records)} of {total}; labels acquired: {records[-1]['labelled'] if records else 0}"]
+    lines = [
+        f"run {location}: {config.strategy} / {config.acquisition}, oracle {config.oracle}, seed {config.seed}",
+        f"rounds done: {len(records)} of {total}; labels acquired: {records[-1]['labelled'] if records else 0}",
+    ]
     for record in records:
         if "requested" in record and record["answered"] < record["requested"]:
-            lines.append(f"  round {record['round']} continued with {record['answered']} of its "
-                         f"{record['requested']} requested labels")
+            lines.append(
+                f"  round {record['round']} continued with {record['answered']} of its "
+                f"{record['requested']} requested labels"
+            )
     requests = LabelRequests(store)
     request = requests.open()
     if request is not None:
-        lines.append(f"open request: round {request.round} asks for {request.requested} labels: "
-                     f"{request.answered} answered, {request.missing} missing")
-        lines.append(f"  to label: {requests.location_of(request.round, TO_LABEL + '.csv')} "
-                     f"(images in {TO_LABEL}.parquet)")
+        lines.append(
+            f"open request: round {request.round} asks for {request.requested} labels: "
+            f"{request.answered} answered, {request.missing} missing"
+        )
+        lines.append(
+            f"  to label: {requests.location_of(request.round, TO_LABEL + '.csv')} (images in {TO_LABEL}.parquet)"
+        )
         lines.append(f"  next: {next_step(request, location)}")
     elif len(records) < total:
-        lines.append(f"no open request; next: `clactive run --resume {location}`"
-                     + (" asks for the labels of round %d" % len(records) if config.oracle == "external" else ""))
+        lines.append(
+            f"no open request; next: `clactive run --resume {location}`"
+            + (" asks for the labels of round %d" % len(records) if config.oracle == "external" else "")
+        )
     else:
         target = store.read_json(f"targets/{total - 1:04d}.json")
-        lines.append("finished" + (f": target {target['target']} on {target['labelled']} labels, test accuracy "
-                                   f"{target['target_acc']:.4f}" if target else ""))
+        lines.append(
+            "finished"
+            + (
+                f": target {target['target']} on {target['labelled']} labels, test accuracy {target['target_acc']:.4f}"
+                if target
+                else ""
+            )
+        )
     return lines

@@ -6,6 +6,7 @@ coordinator's graceful close, and a compare died in an abort of Ray's core worke
 KeyboardInterrupt, which every layer already ends a run on. Ray turns an interrupt that arrives
 inside one of its calls into a plain KeyboardInterrupt, so whether it was SIGTERM is kept here.
 """
+
 from __future__ import annotations
 
 import signal

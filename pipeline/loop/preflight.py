@@ -6,6 +6,7 @@ before Ray starts; what it returns is all the driver, the coordinator and the wo
                       memories, strategies, augmentations)
     plan_run          the schedule resolved against the pool, the config against the prepared data
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ from pipeline.errors import ConfigError
 @dataclass(frozen=True)
 class RunPlan:
     """A checked run: its config, its prepared data, and its schedule in labels."""
+
     config: RunConfig
     data: PreparedData
-    initial_size: int              # the random initial set
-    round_sizes: tuple[int, ...]   # labels acquired in each round after round 0
+    initial_size: int  # the random initial set
+    round_sizes: tuple[int, ...]  # labels acquired in each round after round 0
 
     @property
     def num_rounds(self) -> int:
@@ -48,8 +50,8 @@ def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:
 
 
 def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
-    from pipeline.selection.acquisition import check_set_candidates
     from pipeline.data.pool import check_against_data
+    from pipeline.selection.acquisition import check_set_candidates
     from pipeline.update.models import check_models_read  # imports torch: only once the config is known good
 
     initial, sizes = resolve_schedule(config.schedule, data.pool_size)
@@ -58,30 +60,31 @@ def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
     if sizes:  # the first scored round's candidates; a growing pool is checked again as it grows
         unlabelled = data.pool_size - initial
         size = config.scoring.candidates
-        check_set_candidates(config.acquisition,
-                             unlabelled if size is None else max(to_count(size, unlabelled), sizes[0]))
+        check_set_candidates(
+            config.acquisition, unlabelled if size is None else max(to_count(size, unlabelled), sizes[0])
+        )
     return RunPlan(config, data, initial, tuple(sizes))
 
 
 def check_names(config: RunConfig) -> None:
     """Every name in `config` against its registry: one line naming the key and the choices."""
-    from pipeline.selection.acquisition import acquisition_names
-    from pipeline.update.augment import augment_names
-    from pipeline.data import source_names
-    from pipeline.update.memory import memory_names
-    from pipeline.update.models import model_names  # torch: the registries hold the classes they name
-    from pipeline.loop.stopping import stopping_names
-    from pipeline.update.strategies import strategy_names
+    from pipeline.data import SOURCES
+    from pipeline.loop.stopping import CRITERIA
+    from pipeline.selection.acquisition import ACQUISITIONS
+    from pipeline.update.augment import AUGMENTS
+    from pipeline.update.memory import MEMORIES
+    from pipeline.update.models import MODELS  # torch: the registries hold the classes they name
+    from pipeline.update.strategies import STRATEGIES
 
-    one_of("strategy", config.strategy, strategy_names())
-    one_of("acquisition", config.acquisition, acquisition_names())
-    one_of("data.dataset", config.data.dataset, source_names())
-    one_of("memory.policy", config.memory.policy, memory_names())
-    one_of("data.augment", config.data.augment, ["auto", *augment_names()])
+    one_of("strategy", config.strategy, STRATEGIES.names())
+    one_of("acquisition", config.acquisition, ACQUISITIONS.names())
+    one_of("data.dataset", config.data.dataset, SOURCES.names())
+    one_of("memory.policy", config.memory.policy, MEMORIES.names())
+    one_of("data.augment", config.data.augment, ["auto", *AUGMENTS.names()])
     for role in ("proxy", "target"):
-        one_of(f"{role}.name", getattr(config, role).name, model_names())
+        one_of(f"{role}.name", getattr(config, role).name, MODELS.names())
     for i, stop in enumerate(config.stopping):
-        one_of(f"stopping[{i}].criterion", stop.criterion, stopping_names())
+        one_of(f"stopping[{i}].criterion", stop.criterion, CRITERIA.names())
 
 
 def one_of(key: str, value: str, valid: list[str]) -> None:

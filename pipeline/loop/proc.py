@@ -1,4 +1,5 @@
 """Facts about the running process, for the round records (no Ray, no torch)."""
+
 from __future__ import annotations
 
 import resource

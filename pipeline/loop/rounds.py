@@ -21,37 +21,40 @@ behind and is redone from its start. A round paused for an external oracle keeps
 and the random state selection left in its request, so the round resumed days later labels
 exactly those ids and the run makes the choices an unbroken run with the simulated oracle would.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from pipeline.selection.acquisition import draw_candidates
+from pipeline.config.schedule import to_count
 from pipeline.data.base import parquet_dataset
-from pipeline.ids import positions_of
-from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.data.growth import classes_at, forgetting, per_class_accuracy, seen_accuracy
+from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
+from pipeline.ids import positions_of
 from pipeline.loop.preflight import RunPlan
 from pipeline.loop.proc import peak_rss_mib
 from pipeline.loop.run_store import RunStore
-from pipeline.config.schedule import to_count
 from pipeline.loop.stopping import cohens_kappa, create_criteria, first_stop
+from pipeline.selection.acquisition import draw_candidates
 from pipeline.update.strategies import UpdatePlan, create_strategy
 
 
 @dataclass(frozen=True)
 class Selection:
     """What step [1/6] chose, and from which pool."""
-    pool_ids: np.ndarray          # to label, in selection order
-    pool: list[str] | None        # the pool's Parquet files this round (None: the prepared pool)
-    admitted: list[str]           # arrival shards that joined the pool this round
-    candidates: int               # unlabelled examples considered
-    seconds: dict[str, float]     # score, select, score_compute (and where the rest of the pass went)
-    rng_state: dict               # the run's random state once selection was done
-    redone_passes: int = 0        # scoring passes redone because a scorer died
+
+    pool_ids: np.ndarray  # to label, in selection order
+    pool: list[str] | None  # the pool's Parquet files this round (None: the prepared pool)
+    admitted: list[str]  # arrival shards that joined the pool this round
+    candidates: int  # unlabelled examples considered
+    seconds: dict[str, float]  # score, select, score_compute (and where the rest of the pass went)
+    rng_state: dict  # the run's random state once selection was done
+    redone_passes: int = 0  # scoring passes redone because a scorer died
     score_mean: float | None = None  # the chosen batch's mean acquisition score (None: round 0, set-based)
     scorer_rss_mib: float | None = None  # the largest scorer's peak resident memory (None: no scoring)
 
@@ -59,19 +62,28 @@ class Selection:
 @dataclass(frozen=True)
 class Answer:
     """What step [2/6] got back: labels for (some of) the selection, or nothing yet."""
-    pool_ids: np.ndarray | None = None   # answered ids, in selection order (None: waiting)
+
+    pool_ids: np.ndarray | None = None  # answered ids, in selection order (None: waiting)
     labels: np.ndarray | None = None
-    waiting: dict | None = None          # {"round", "waiting": labels missing, "requested"} while people label
+    waiting: dict | None = None  # {"round", "waiting": labels missing, "requested"} while people label
     record: dict = field(default_factory=dict)  # what the oracle adds to the round's record
-    seconds_before: float = 0.0          # the round's time before it paused for people (their wait excluded)
+    seconds_before: float = 0.0  # the round's time before it paused for people (their wait excluded)
 
 
 class Scorers(Protocol):
     def start(self) -> None:
         """Start the scoring processes in the background, if they are not up yet."""
 
-    def select(self, weights: bytes, labelled_ids: np.ndarray, k: int, seed: int, round_index: int,
-               pool: list[str] | None, candidate_ids: np.ndarray | None) -> tuple[np.ndarray, dict]:
+    def select(
+        self,
+        weights: bytes,
+        labelled_ids: np.ndarray,
+        k: int,
+        seed: int,
+        round_index: int,
+        pool: list[str] | None,
+        candidate_ids: np.ndarray | None,
+    ) -> tuple[np.ndarray, dict]:
         """The top k pool ids under `weights` among `candidate_ids` (ascending; None: every unlabelled
         id), and {score, select, score_compute: seconds, candidates: unlabelled examples scored,
         redone: passes redone, score_mean: the chosen ids' mean score, None for set-based selection}."""
@@ -86,8 +98,15 @@ class Learner(Protocol):
     def start(self) -> None:
         """Start the worker group in the background, if it is not up yet."""
 
-    def update(self, plan: UpdatePlan, labels: np.ndarray, rows_from: list[str] | None, seed: int,
-               resume_from: bytes | None, round_index: int) -> dict:
+    def update(
+        self,
+        plan: UpdatePlan,
+        labels: np.ndarray,
+        rows_from: list[str] | None,
+        seed: int,
+        resume_from: bytes | None,
+        round_index: int,
+    ) -> dict:
         """Train as `plan` says on its train_ids with `labels` (aligned), the rows read by id from the
         Parquet files `rows_from` (None: the prepared pool), evaluate on the test split: {checkpoint, steps,
         loss, test_acc, class_correct, class_total, test_predictions, read_s, train_s, eval_s, device}; the
@@ -108,8 +127,16 @@ class Oracle(Protocol):
 
 
 class Rounds:
-    def __init__(self, plan: RunPlan, store: RunStore, scorers: Scorers, learner: Learner, oracle: Oracle,
-                 restarted: bool = False, on_stage: Callable | None = None):
+    def __init__(
+        self,
+        plan: RunPlan,
+        store: RunStore,
+        scorers: Scorers,
+        learner: Learner,
+        oracle: Oracle,
+        restarted: bool = False,
+        on_stage: Callable | None = None,
+    ):
         config, data = plan.config, plan.data
         self.plan, self.config, self.data, self.store = plan, config, data, store
         self.scorers, self.learner, self.oracle = scorers, learner, oracle
@@ -121,7 +148,7 @@ class Rounds:
         self.labelled_ids = np.empty(0, dtype=np.int64)
         self.labels = np.empty(0, dtype=np.int64)  # ids and labels only: the pixels stay in the pool
         self.weights: bytes | None = None  # the selection model's latest checkpoint
-        self.admitted: list[str] = []      # arrival shards in the pool, in the order committed rounds admitted them
+        self.admitted: list[str] = []  # arrival shards in the pool, in the order committed rounds admitted them
         self._class_files: dict[int, list[str]] | None = None
         self.restart_unreported = restarted  # the next committed round's record says the coordinator restarted
         self.criteria = create_criteria(config.stopping)
@@ -167,11 +194,16 @@ class Rounds:
         if r + 1 < self.plan.num_rounds:
             self.scorers.start()
         self.on_stage(r, "update", plan.steps, "steps")
-        result, seconds["update"] = self._update(plan, labelled_ids, labels, self._rows_from(chosen.admitted),
-                                                 seed=self._seed(r))
+        result, seconds["update"] = self._update(
+            plan, labelled_ids, labels, self._rows_from(chosen.admitted), seed=self._seed(r)
+        )
         # learner_overhead keeps the workers' read of their rows: it replaced shipping them from here
-        seconds.update(train=result["train_s"], eval=result["eval_s"], read_rows=result["read_s"],
-                       learner_overhead=seconds["update"] - result["train_s"] - result["eval_s"])
+        seconds.update(
+            train=result["train_s"],
+            eval=result["eval_s"],
+            read_rows=result["read_s"],
+            learner_overhead=seconds["update"] - result["train_s"] - result["eval_s"],
+        )
 
         # [6/6] commit: until the rename inside, a crash leaves the previous round as the last one
         writer.state(self.strategy.state_dict(), self.rng.bit_generator.state, result["checkpoint"])
@@ -192,7 +224,9 @@ class Rounds:
         if self.stopped:
             raise IndexError(f"round {r} asked for, but the run stopped after round {self.round - 1}")
         if r != self.round or r >= self.plan.num_rounds:
-            raise IndexError(f"round {r} asked for, but the next of this run's {self.plan.num_rounds} rounds is {self.round}")
+            raise IndexError(
+                f"round {r} asked for, but the next of this run's {self.plan.num_rounds} rounds is {self.round}"
+            )
 
     def _label(self, r: int, answer):
         """Round r's answers into its (uncommitted) round directory: (writer, labelled_ids and labels
@@ -219,10 +253,15 @@ class Rounds:
         plan = self.strategy.from_scratch("target", ids)
         self.on_stage(upto_round, "target fit", plan.steps, "steps")
         result, update_s = self._update(plan, ids, labels, self._rows_from([]), seed=self._seed(10_000 + upto_round))
-        fit = {"round": upto_round, "labelled": int(count), "target": self.config.target.name,
-               "target_acc": result["test_acc"], "steps": result["steps"],
-               **{k: v for k, v in self._class_figures(upto_round, result).items() if k != "forgetting"},
-               "seconds": {"train": result["train_s"], "eval": result["eval_s"], "update": update_s}}
+        fit = {
+            "round": upto_round,
+            "labelled": int(count),
+            "target": self.config.target.name,
+            "target_acc": result["test_acc"],
+            "steps": result["steps"],
+            **{k: v for k, v in self._class_figures(upto_round, result).items() if k != "forgetting"},
+            "seconds": {"train": result["train_s"], "eval": result["eval_s"], "update": update_s},
+        }
         self.store.write_json(name, fit)
         return fit
 
@@ -259,23 +298,41 @@ class Rounds:
             ids = parquet_dataset(pool or self.data.split_dir("pool")).to_table(columns=["id"])
             ids = ids.column("id").to_numpy()
             chosen = self.rng.choice(ids, size=self.plan.initial_size, replace=False)
-            return Selection(chosen, pool, admitted, len(ids),
-                             dict(score=0.0, select=time.perf_counter() - start, score_compute=0.0),
-                             self.rng.bit_generator.state)
+            return Selection(
+                chosen,
+                pool,
+                admitted,
+                len(ids),
+                dict(score=0.0, select=time.perf_counter() - start, score_compute=0.0),
+                self.rng.bit_generator.state,
+            )
         k = self.plan.round_sizes[r - 1]
         start = time.perf_counter()
         candidate_ids = self._candidates(r, pool, k)
         draw_s = time.perf_counter() - start
-        total = (len(candidate_ids) if candidate_ids is not None
-                 else self.data.pool_size - len(self.labelled_ids) if pool is None else None)
+        total = (
+            len(candidate_ids)
+            if candidate_ids is not None
+            else self.data.pool_size - len(self.labelled_ids)
+            if pool is None
+            else None
+        )
         self.on_stage(r, "scoring", total, "examples")
-        chosen, stats = self.scorers.select(self.weights, self.labelled_ids, k, seed=self._seed(r), round_index=r, pool=pool,
-                                            candidate_ids=candidate_ids)
+        chosen, stats = self.scorers.select(
+            self.weights,
+            self.labelled_ids,
+            k,
+            seed=self._seed(r),
+            round_index=r,
+            pool=pool,
+            candidate_ids=candidate_ids,
+        )
         candidates, redone, score_mean = stats.pop("candidates"), stats.pop("redone"), stats.pop("score_mean")
         scorer_rss = stats.pop("peak_rss_mib", None)
         stats["select"] += draw_s
-        return Selection(chosen, pool, admitted, candidates, stats, self.rng.bit_generator.state, redone, score_mean,
-                         scorer_rss)
+        return Selection(
+            chosen, pool, admitted, candidates, stats, self.rng.bit_generator.state, redone, score_mean, scorer_rss
+        )
 
     def _candidates(self, r: int, pool: list[str] | None, k: int) -> np.ndarray | None:
         """scoring.candidates: the seeded random subset of round r's unlabelled pool that the scorers
@@ -283,19 +340,22 @@ class Rounds:
         size = self.config.scoring.candidates
         if size is None:
             return None
-        unlabelled = np.setdiff1d(pool_ids(pool or split_files(self.data.split_dir("pool"))), self.labelled_ids,
-                                  assume_unique=True)
+        unlabelled = np.setdiff1d(
+            pool_ids(pool or split_files(self.data.split_dir("pool"))), self.labelled_ids, assume_unique=True
+        )
         return draw_candidates(unlabelled, max(to_count(size, len(unlabelled)), k), seed=self._seed(r))
 
-    def _update(self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, rows_from: list[str] | None,
-                seed: int) -> tuple[dict, float]:
+    def _update(
+        self, plan: UpdatePlan, labelled_ids: np.ndarray, labels: np.ndarray, rows_from: list[str] | None, seed: int
+    ) -> tuple[dict, float]:
         start = time.perf_counter()
         positions = positions_of(labelled_ids, plan.train_ids)  # into the labelled arrays (ids may repeat in the plan)
         # A warm start continues from the last committed weights whenever the worker group holds no
         # live model: the first update after a resume, or one redone after a worker failure.
         resume_from = self.weights if plan.warm_start else None
-        result = self.learner.update(plan, labels[positions], rows_from, seed=seed, resume_from=resume_from,
-                                     round_index=self.round)
+        result = self.learner.update(
+            plan, labels[positions], rows_from, seed=seed, resume_from=resume_from, round_index=self.round
+        )
         return result, time.perf_counter() - start
 
     def _rows_from(self, admitted: list[str]) -> list[str] | None:
@@ -305,19 +365,39 @@ class Rounds:
             return None  # a class-incremental pool is a part of the prepared one
         return split_files(self.data.split_dir("pool")) + self.admitted + admitted
 
-    def _record(self, r: int, chosen: Selection, answer: Answer, plan: UpdatePlan, result: dict,
-                seconds: dict, labelled_ids: np.ndarray) -> dict:
+    def _record(
+        self,
+        r: int,
+        chosen: Selection,
+        answer: Answer,
+        plan: UpdatePlan,
+        result: dict,
+        seconds: dict,
+        labelled_ids: np.ndarray,
+    ) -> dict:
         record = {
-            "round": r, "labelled": int(len(labelled_ids)), "acquired": int(len(answer.pool_ids)),
-            "strategy": self.config.strategy, "acquisition": "random_initial" if r == 0 else self.config.acquisition,
-            "selection_model": plan.role, "warm_start": plan.warm_start, "steps": result["steps"],
-            "train_examples": int(len(plan.train_ids)), "candidates": int(chosen.candidates),
-            "selection_acc": result["test_acc"], "loss": result["loss"], "seconds": seconds,
-            **self._class_figures(r, result), **answer.record,
+            "round": r,
+            "labelled": int(len(labelled_ids)),
+            "acquired": int(len(answer.pool_ids)),
+            "strategy": self.config.strategy,
+            "acquisition": "random_initial" if r == 0 else self.config.acquisition,
+            "selection_model": plan.role,
+            "warm_start": plan.warm_start,
+            "steps": result["steps"],
+            "train_examples": int(len(plan.train_ids)),
+            "candidates": int(chosen.candidates),
+            "selection_acc": result["test_acc"],
+            "loss": result["loss"],
+            "seconds": seconds,
+            **self._class_figures(r, result),
+            **answer.record,
         }
         # peak resident memory per process: what must not grow with the labels (coordinator) or the pool (scorers)
-        record["peak_rss_mib"] = {"coordinator": peak_rss_mib(), "learner": result.get("peak_rss_mib"),
-                                  "scorers": chosen.scorer_rss_mib}
+        record["peak_rss_mib"] = {
+            "coordinator": peak_rss_mib(),
+            "learner": result.get("peak_rss_mib"),
+            "scorers": chosen.scorer_rss_mib,
+        }
         if "learner_launch_s" in result:  # the first update of this process's worker group
             seconds["learner_launch"] = result["learner_launch_s"]
             record["resources"] = result["resources"]
@@ -370,8 +450,11 @@ class Rounds:
             earlier = self.store.records()[:r]
             history = [np.array([np.nan if a is None else a for a in rec["per_class_acc"]]) for rec in earlier]
             history.append(per_class_accuracy(correct, total))
-            figures.update(classes=list(seen), acc_seen=seen_accuracy(correct, total, seen),
-                           forgetting=forgetting(history, [self._classes(i) for i in range(r + 1)]))
+            figures.update(
+                classes=list(seen),
+                acc_seen=seen_accuracy(correct, total, seen),
+                forgetting=forgetting(history, [self._classes(i) for i in range(r + 1)]),
+            )
         return figures
 
     def _seed(self, round_index: int) -> int:

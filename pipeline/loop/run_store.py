@@ -19,6 +19,7 @@ A round is committed by one atomic single-file write (record.json), which local 
 object stores both provide; a round directory without it is the remains of a crash: it is
 invisible to readers and removed before the round is redone.
 """
+
 from __future__ import annotations
 
 import io
@@ -43,7 +44,7 @@ class RunStore:
         self.location = str(run_dir)
 
     @classmethod
-    def check_new(cls, run_dir: str | os.PathLike) -> "RunStore":
+    def check_new(cls, run_dir: str | os.PathLike) -> RunStore:
         """Refuse a location that cannot hold a new run, before anything is written."""
         store = cls(run_dir)
         if store.storage.is_file(""):
@@ -53,8 +54,9 @@ class RunStore:
         return store
 
     @classmethod
-    def create(cls, run_dir: str | os.PathLike, config: RunConfig,
-               class_names: tuple[str, ...] | None = None) -> "RunStore":
+    def create(
+        cls, run_dir: str | os.PathLike, config: RunConfig, class_names: tuple[str, ...] | None = None
+    ) -> RunStore:
         """A new run directory. `class_names`: what each class index stood for in the user's data
         (text_csv's labels), kept as classes.json beside the config so the labels stay readable."""
         store = cls.check_new(run_dir)
@@ -64,14 +66,16 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, run_dir: str | os.PathLike, config: RunConfig | None = None) -> "RunStore":
+    def open(cls, run_dir: str | os.PathLike, config: RunConfig | None = None) -> RunStore:
         """An existing run, to resume; refuses one whose saved config differs from `config`."""
         store = cls(run_dir)
         saved = store.saved_config()
         if config is not None and saved != config:
             key, was, now = _first_difference(saved.to_dict(), config.to_dict())
-            raise RunDirError(f"run directory {run_dir} holds a run with {key} = {was!r}, not {now!r}; resume it "
-                              "with its own config (clactive run --resume DIR) or pass a new --run-dir")
+            raise RunDirError(
+                f"run directory {run_dir} holds a run with {key} = {was!r}, not {now!r}; resume it "
+                "with its own config (clactive run --resume DIR) or pass a new --run-dir"
+            )
         store.check_rounds()
         return store
 
@@ -93,13 +97,18 @@ class RunStore:
             present = set(self.storage.names(_round_dir(r)))
             missing = [name for name in ROUND_FILES if name not in present]
             if missing:
-                raise RunDirError(f"round {r} in {self.location} is missing {missing[0]}: the run directory was "
-                                  "damaged after it was written; restore it from a copy or start a new --run-dir")
+                raise RunDirError(
+                    f"round {r} in {self.location} is missing {missing[0]}: the run directory was "
+                    "damaged after it was written; restore it from a copy or start a new --run-dir"
+                )
 
     # --- rounds ---------------------------------------------------------------------------------
     def committed_rounds(self) -> list[int]:
-        return [int(name) for name in self.storage.names("rounds")
-                if name.isdigit() and self.storage.is_file(f"{_round_dir(int(name))}/{COMMIT_FILE}")]
+        return [
+            int(name)
+            for name in self.storage.names("rounds")
+            if name.isdigit() and self.storage.is_file(f"{_round_dir(int(name))}/{COMMIT_FILE}")
+        ]
 
     def discard_uncommitted(self) -> list[str]:
         """Remove rounds a crash left half-built; returns their names."""
@@ -109,10 +118,12 @@ class RunStore:
             self.storage.delete_dir(f"rounds/{name}")
         return stale
 
-    def begin_round(self, round_index: int) -> "RoundWriter":
+    def begin_round(self, round_index: int) -> RoundWriter:
         if round_index in self.committed_rounds():
-            raise RunDirError(f"round {round_index} is already committed in {self.location}; the label store is "
-                              "append-only: resume the run instead of repeating a round")
+            raise RunDirError(
+                f"round {round_index} is already committed in {self.location}; the label store is "
+                "append-only: resume the run instead of repeating a round"
+            )
         return RoundWriter(self, round_index)
 
     def load_labels(self) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +132,9 @@ class RunStore:
         rounds = self.committed_rounds()
         if not rounds:
             raise RunDirError(f"{self.location} holds no committed round yet")
-        table = pa.concat_tables(self.storage.read_table(f"{_round_dir(r)}/labels.parquet", columns=["id", "label"])
-                                 for r in rounds)
+        table = pa.concat_tables(
+            self.storage.read_table(f"{_round_dir(r)}/labels.parquet", columns=["id", "label"]) for r in rounds
+        )
         return table.column("id").to_numpy(), table.column("label").to_numpy()
 
     def load_round_state(self, round_index: int) -> dict:
@@ -130,9 +142,12 @@ class RunStore:
         base = _round_dir(round_index)
         with np.load(io.BytesIO(self.storage.read(f"{base}/state.npz"))) as state:
             strategy_state = {k: state[k] for k in state.files}
-        return {"strategy": strategy_state, "checkpoint": self.storage.read(f"{base}/checkpoint.pt"),
-                "rng": json.loads(self.storage.read(f"{base}/rng.json")),
-                "record": json.loads(self.storage.read(f"{base}/{COMMIT_FILE}"))}
+        return {
+            "strategy": strategy_state,
+            "checkpoint": self.storage.read(f"{base}/checkpoint.pt"),
+            "rng": json.loads(self.storage.read(f"{base}/rng.json")),
+            "record": json.loads(self.storage.read(f"{base}/{COMMIT_FILE}")),
+        }
 
     def load_stop_set(self, round_index: int) -> np.ndarray | None:
         """Round `round_index`'s predictions on the stop set; None for runs written before they were kept."""
@@ -165,8 +180,9 @@ class RoundWriter:
         store.storage.delete_dir(self.dir)  # what an interrupted attempt at this round left
 
     def labels(self, pool_ids: np.ndarray, labels: np.ndarray) -> None:
-        table = pa.table({"id": pa.array(np.asarray(pool_ids, np.int64)),
-                          "label": pa.array(np.asarray(labels, np.int64))})
+        table = pa.table(
+            {"id": pa.array(np.asarray(pool_ids, np.int64)), "label": pa.array(np.asarray(labels, np.int64))}
+        )
         self.store.storage.write_table(f"{self.dir}/labels.parquet", table)
 
     def state(self, strategy_state: dict[str, np.ndarray], rng_state: dict, checkpoint: bytes) -> None:

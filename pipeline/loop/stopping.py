@@ -13,41 +13,26 @@ hold" (None), never an error: round 0 is random, so it has no `selection_score_m
   stop_set_kappa        Cohen's kappa of this round's and the previous round's selection-model
                         predictions on a fixed stop set (see `cohens_kappa`)
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional
 
 import numpy as np
 
 from pipeline.config.run_config import StopConfig
-from pipeline.errors import ConfigError
+from pipeline.registry import Registry
 
-_CRITERIA: dict[str, type["StoppingCriterion"]] = {}
-
-
-def register_criterion(name: str):
-    def wrap(cls):
-        cls.name = name
-        _CRITERIA[name] = cls
-        return cls
-    return wrap
+CRITERIA: Registry[type[StoppingCriterion]] = Registry("stopping criterion")
 
 
-def stopping_names() -> list[str]:
-    return sorted(_CRITERIA)
-
-
-def create_criteria(configs: tuple[StopConfig, ...]) -> list["StoppingCriterion"]:
+def create_criteria(configs: tuple[StopConfig, ...]) -> list[StoppingCriterion]:
     """One criterion per config, in config order (which is the order `first_stop` asks them in)."""
-    for config in configs:
-        if config.criterion not in _CRITERIA:
-            raise ConfigError(f"unknown stopping criterion '{config.criterion}': "
-                              f"choose one of {', '.join(stopping_names())}")
-    return [_CRITERIA[config.criterion](config) for config in configs]
+    classes = [CRITERIA.get(config.criterion) for config in configs]  # every name checked before any is built
+    return [cls(config) for cls, config in zip(classes, configs)]
 
 
-def first_stop(criteria: list["StoppingCriterion"], records: list[dict]) -> Optional[dict]:
+def first_stop(criteria: list[StoppingCriterion], records: list[dict]) -> dict | None:
     """{"criterion": name, "reason": sentence} of the first criterion that holds, else None."""
     for criterion in criteria:
         reason = criterion.check(records)
@@ -58,24 +43,25 @@ def first_stop(criteria: list["StoppingCriterion"], records: list[dict]) -> Opti
 
 class StoppingCriterion(ABC):
     """Keeps its StopConfig; subclasses read only the fields their comment in StopConfig names."""
+
     name: str
 
     def __init__(self, config: StopConfig):
         self.config = config
 
     @abstractmethod
-    def check(self, records: list[dict]) -> Optional[str]:
+    def check(self, records: list[dict]) -> str | None:
         """Records of the committed rounds, round 0 first -> the reason to stop after the last one
         (one sentence with the figures), or None to go on."""
 
 
-def _field(records: list[dict], key: str) -> Optional[list[float]]:
+def _field(records: list[dict], key: str) -> list[float] | None:
     """`key` of every record, or None when any record lacks it (the criterion then does not hold)."""
     values = [record.get(key) for record in records]
     return None if any(v is None for v in values) else [float(v) for v in values]
 
 
-@register_criterion("accuracy_plateau")
+@CRITERIA.register("accuracy_plateau")
 class AccuracyPlateau(StoppingCriterion):
     """Each of the last `rounds` round-to-round changes of selection accuracy is below `epsilon`."""
 
@@ -83,14 +69,14 @@ class AccuracyPlateau(StoppingCriterion):
         n, epsilon = self.config.rounds, self.config.epsilon
         if len(records) < n + 1:  # n changes need n + 1 accuracies
             return None
-        accs = _field(records[-(n + 1):], "selection_acc")
+        accs = _field(records[-(n + 1) :], "selection_acc")
         if accs is None or not all(abs(d) < epsilon for d in np.diff(accs)):
             return None
         figures = ", ".join(f"{a:.4f}" for a in accs)
         return f"selection accuracy moved less than {epsilon:g} over the last {n} rounds ({figures})"
 
 
-@register_criterion("uncertainty")
+@CRITERIA.register("uncertainty")
 class Uncertainty(StoppingCriterion):
     """The batch just chosen is scored below `threshold` on average: the pool has little left to teach."""
 
@@ -100,11 +86,13 @@ class Uncertainty(StoppingCriterion):
         score = _field(records[-1:], "selection_score_mean")
         if score is None or not score[0] < self.config.threshold:
             return None
-        return (f"the chosen batch's mean acquisition score {score[0]:.4f} fell below "
-                f"{self.config.threshold:g} in round {records[-1].get('round', len(records) - 1)}")
+        return (
+            f"the chosen batch's mean acquisition score {score[0]:.4f} fell below "
+            f"{self.config.threshold:g} in round {records[-1].get('round', len(records) - 1)}"
+        )
 
 
-@register_criterion("stable_predictions")
+@CRITERIA.register("stable_predictions")
 class StablePredictions(StoppingCriterion):
     """Successive models agree on the stop set with kappa >= `kappa` over the last `rounds` rounds
     (Bloodgood & Vijay-Shanker 2009, "A method for stopping active learning based on stabilizing
@@ -118,8 +106,10 @@ class StablePredictions(StoppingCriterion):
         if kappas is None or not all(k >= threshold for k in kappas):
             return None
         figures = ", ".join(f"{k:.4f}" for k in kappas)
-        return (f"successive models agreed on the stop set with Cohen's kappa >= {threshold:g} "
-                f"over the last {n} rounds ({figures})")
+        return (
+            f"successive models agreed on the stop set with Cohen's kappa >= {threshold:g} "
+            f"over the last {n} rounds ({figures})"
+        )
 
 
 def cohens_kappa(a: np.ndarray, b: np.ndarray, num_classes: int) -> float:

@@ -18,13 +18,15 @@ strategy that retrains from scratch on a growing labelled set has rounds that gr
 runs low. The target fit after the last round is not counted until its stage is running: there is no
 time for it before it starts, and while it runs the run has what the fit has left.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TextIO
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -34,11 +36,12 @@ UNSIZED_COLUMNS, UNSIZED_ROWS = 120, 24  # the bar's screen on a terminal that r
 @dataclass
 class _Stage:
     """The stage the latest count belongs to, timed from the first count seen for it."""
+
     round_index: int
     name: str
     unit: str
     total: int | None
-    started: float   # clock at the first count seen (the stage may have begun up to a poll earlier)
+    started: float  # clock at the first count seen (the stage may have begun up to a poll earlier)
     first_done: int  # the count then: the rate is of what was done while we watched
     done: int
     last_line: float  # clock of the last plain line (starts at `started`: the first comes `interval_s` in)
@@ -67,8 +70,15 @@ class Progress:
     the piped lines' rates and both ETAs (tqdm keeps its own clock for the bar's rate and remaining).
     """
 
-    def __init__(self, num_rounds: int, stream: TextIO | None = None, interactive: bool | None = None,
-                 interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic, out: TextIO | None = None):
+    def __init__(
+        self,
+        num_rounds: int,
+        stream: TextIO | None = None,
+        interactive: bool | None = None,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        out: TextIO | None = None,
+    ):
         self.num_rounds = num_rounds
         self.stream = sys.stderr if stream is None else stream
         self.interactive = _is_terminal(self.stream) if interactive is None else interactive
@@ -193,12 +203,20 @@ class Progress:
             # rows, which tqdm takes for a screen too small to draw on: it prints nothing. Such a
             # terminal gets a fixed size instead.
             sized = _is_sized(self.stream)
-            self.bar = tqdm(total=total, initial=done, file=self.stream, desc=self.describe(self.stage),
-                            unit=f" {unit}", leave=False, dynamic_ncols=sized,
-                            ncols=None if sized else UNSIZED_COLUMNS, nrows=None if sized else UNSIZED_ROWS,
-                            smoothing=0,
-                            postfix=None if run_left is None else f"run ~{duration(run_left)} left",
-                            bar_format=f"{{desc}}: {bar}{counts}{{unit}} [{{elapsed}}{remaining}, {{rate_fmt}}{{postfix}}]")
+            self.bar = tqdm(
+                total=total,
+                initial=done,
+                file=self.stream,
+                desc=self.describe(self.stage),
+                unit=f" {unit}",
+                leave=False,
+                dynamic_ncols=sized,
+                ncols=None if sized else UNSIZED_COLUMNS,
+                nrows=None if sized else UNSIZED_ROWS,
+                smoothing=0,
+                postfix=None if run_left is None else f"run ~{duration(run_left)} left",
+                bar_format=f"{{desc}}: {bar}{counts}{{unit}} [{{elapsed}}{remaining}, {{rate_fmt}}{{postfix}}]",
+            )
 
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -208,8 +226,15 @@ class Progress:
 class NullProgress:
     """--quiet: no progress at all; `write` prints the table's rows plainly (to `out`, default sys.stdout)."""
 
-    def __init__(self, num_rounds: int = 0, stream: TextIO | None = None, interactive: bool | None = None,
-                 interval_s: float = 30.0, clock: Callable[[], float] = time.monotonic, out: TextIO | None = None):
+    def __init__(
+        self,
+        num_rounds: int = 0,
+        stream: TextIO | None = None,
+        interactive: bool | None = None,
+        interval_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        out: TextIO | None = None,
+    ):
         self.out = out
 
     def update(self, round_index: int, stage: str, done: int, total: int | None, unit: str) -> None:

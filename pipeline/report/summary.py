@@ -15,6 +15,7 @@ With a class-incremental pool the records also carry the selection model's accur
 classes seen so far and its forgetting (pipeline.data.growth), and target fits their accuracy on
 the classes seen by then.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,20 +25,30 @@ from pathlib import Path
 def round_costs(record: dict) -> dict[str, float]:
     s = record["seconds"]
     update = s["update"] - s["eval"] - s.get("learner_launch", 0.0)
-    return {"score_s": s["score"], "select_s": s["select"], "update_s": update,
-            "selection_s": s["score"] + s["select"] + update}
+    return {
+        "score_s": s["score"],
+        "select_s": s["select"],
+        "update_s": update,
+        "selection_s": s["score"] + s["select"] + update,
+    }
 
 
 def target_at(records: list[dict], targets: dict[int, dict], k: int) -> dict | None:
     """The target fit on the labels of rounds 0..k. A strategy whose selection model *is* the
     target trained from scratch on all labels (`full`) made that fit in round k itself."""
     if k in targets:
-        return {"target_acc": targets[k]["target_acc"], "fit": "separate",
-                **({"target_acc_seen": targets[k]["acc_seen"]} if "acc_seen" in targets[k] else {})}
+        return {
+            "target_acc": targets[k]["target_acc"],
+            "fit": "separate",
+            **({"target_acc_seen": targets[k]["acc_seen"]} if "acc_seen" in targets[k] else {}),
+        }
     record = records[k]
     if record["selection_model"] == "target" and not record["warm_start"]:
-        return {"target_acc": record["selection_acc"], "fit": "the strategy's own round-k model",
-                **({"target_acc_seen": record["acc_seen"]} if "acc_seen" in record else {})}
+        return {
+            "target_acc": record["selection_acc"],
+            "fit": "the strategy's own round-k model",
+            **({"target_acc_seen": record["acc_seen"]} if "acc_seen" in record else {}),
+        }
     return None
 
 
@@ -50,18 +61,31 @@ def summarize(entries: dict[str, dict], budgets: dict[str, int], pool_size: int)
             costs = round_costs(record)
             cum_selection += costs["selection_s"]
             cum_update += costs["update_s"]
-            per_round.append({"round": record["round"], "labelled": record["labelled"],
-                              "selection_acc": record["selection_acc"], **costs,
-                              "cum_selection_s": cum_selection, "cum_update_s": cum_update,
-                              **{key: record[key] for key in ("acc_seen", "forgetting") if key in record}})
+            per_round.append(
+                {
+                    "round": record["round"],
+                    "labelled": record["labelled"],
+                    "selection_acc": record["selection_acc"],
+                    **costs,
+                    "cum_selection_s": cum_selection,
+                    "cum_update_s": cum_update,
+                    **{key: record[key] for key in ("acc_seen", "forgetting") if key in record},
+                }
+            )
         at = {}
         for label, k in budgets.items():
             if k < len(per_round):
                 row = per_round[k]
                 target = target_at(entry["records"], entry["targets"], k) or {"target_acc": None, "fit": None}
-                at[label] = {"round": k, "labelled": row["labelled"], "fraction": row["labelled"] / pool_size,
-                             "selection_s": row["cum_selection_s"], "update_s": row["cum_update_s"],
-                             "score_s": sum(r["score_s"] for r in per_round[:k + 1]), **target}
+                at[label] = {
+                    "round": k,
+                    "labelled": row["labelled"],
+                    "fraction": row["labelled"] / pool_size,
+                    "selection_s": row["cum_selection_s"],
+                    "update_s": row["cum_update_s"],
+                    "score_s": sum(r["score_s"] for r in per_round[: k + 1]),
+                    **target,
+                }
         strategies[name] = {"per_round": per_round, "at": at}
     return {"strategies": strategies, "budgets": budgets, "speedups": speedups(strategies, budgets)}
 
@@ -82,7 +106,9 @@ def speedups(strategies: dict[str, dict], budgets: dict[str, int]) -> dict:
         if figures:
             # svp and clactive score the same pool with the same proxy: this share bounds their ratio
             figures["clactive_scoring_share"] = ours[label]["score_s"] / ours[label]["selection_s"]
-            figures["target_acc_minus_full"] = _difference(ours[label], strategies.get("full", {}).get("at", {}).get(label))
+            figures["target_acc_minus_full"] = _difference(
+                ours[label], strategies.get("full", {}).get("at", {}).get(label)
+            )
         out[label] = figures
     return out
 
@@ -97,31 +123,50 @@ def table(summary: dict) -> str:
     """Markdown: strategy x budget (when a target was fitted), each strategy's last round, then the speed-ups."""
     lines = []
     if any(s["at"] for s in summary["strategies"].values()):
-        lines += ["| strategy | budget | labelled | target acc | cumulative selection s | cumulative update s |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += [
+            "| strategy | budget | labelled | target acc | cumulative selection s | cumulative update s |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for name, strategy in summary["strategies"].items():
             for label, at in strategy["at"].items():
                 acc = "n/a" if at["target_acc"] is None else f"{at['target_acc']:.4f}"
-                lines.append(f"| {name} | {label} | {at['labelled']} | {acc} | {at['selection_s']:.1f} | "
-                             f"{at['update_s']:.1f} |")
+                lines.append(
+                    f"| {name} | {label} | {at['labelled']} | {acc} | {at['selection_s']:.1f} | {at['update_s']:.1f} |"
+                )
         lines.append("")
-    lines += ["| strategy | last round | labelled | selection model test acc | cumulative selection s | "
-              "cumulative update s |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "| strategy | last round | labelled | selection model test acc | cumulative selection s | "
+        "cumulative update s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name, strategy in summary["strategies"].items():
         if strategy["per_round"]:
             row = strategy["per_round"][-1]
-            lines.append(f"| {name} | {row['round']} | {row['labelled']} | {row['selection_acc']:.4f} | "
-                         f"{row['cum_selection_s']:.1f} | {row['cum_update_s']:.1f} |")
-    seen = {name: s["per_round"][-1] for name, s in summary["strategies"].items()
-            if s["per_round"] and "acc_seen" in s["per_round"][-1]}
+            lines.append(
+                f"| {name} | {row['round']} | {row['labelled']} | {row['selection_acc']:.4f} | "
+                f"{row['cum_selection_s']:.1f} | {row['cum_update_s']:.1f} |"
+            )
+    seen = {
+        name: s["per_round"][-1]
+        for name, s in summary["strategies"].items()
+        if s["per_round"] and "acc_seen" in s["per_round"][-1]
+    }
     if seen:
-        lines += ["", "| strategy | last round | selection model acc on seen classes | forgetting |",
-                  "|---|---:|---:|---:|"]
-        lines += [f"| {name} | {row['round']} | {row['acc_seen']:.4f} | {row['forgetting']:.4f} |"
-                  for name, row in seen.items()]
+        lines += [
+            "",
+            "| strategy | last round | selection model acc on seen classes | forgetting |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {name} | {row['round']} | {row['acc_seen']:.4f} | {row['forgetting']:.4f} |"
+            for name, row in seen.items()
+        ]
     for label, figures in summary["speedups"].items():
-        parts = [f"{key.replace('_', ' ')} {value:.2f}" + ("x" if key.startswith(("selection", "update")) else "")
-                 for key, value in figures.items() if value is not None]
+        parts = [
+            f"{key.replace('_', ' ')} {value:.2f}" + ("x" if key.startswith(("selection", "update")) else "")
+            for key, value in figures.items()
+            if value is not None
+        ]
         lines.append("")
         lines.append(f"at {label}: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
@@ -137,12 +182,17 @@ def write(summary: dict, out_dir: Path, meta: dict) -> list[Path]:
 
 def plot(summary: dict, out_dir: Path) -> list[Path]:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
-    fitted = {name: [(at["fraction"] * 100, at["target_acc"]) for at in strategy["at"].values()
-                     if at["target_acc"] is not None] for name, strategy in summary["strategies"].items()}
+    fitted = {
+        name: [
+            (at["fraction"] * 100, at["target_acc"]) for at in strategy["at"].values() if at["target_acc"] is not None
+        ]
+        for name, strategy in summary["strategies"].items()
+    }
     if any(fitted.values()):  # a proxy-only compare (budgets: null) fits no target
         figure, axes = plt.subplots(figsize=(6, 4))
         for name, points in fitted.items():
@@ -151,17 +201,28 @@ def plot(summary: dict, out_dir: Path) -> list[Path]:
         axes.set(xlabel="labelled (% of pool)", ylabel="target test accuracy", title="Target accuracy vs labels")
         paths.append(_save(figure, axes, out_dir / "target_accuracy.png"))
 
-    curves = [("cum_selection_s", "cumulative selection s (log)", "Selection time so far", True, "selection_time.png"),
-              ("update_s", "update s", "Model update per round", False, "update_per_round.png")]
+    curves = [
+        ("cum_selection_s", "cumulative selection s (log)", "Selection time so far", True, "selection_time.png"),
+        ("update_s", "update s", "Model update per round", False, "update_per_round.png"),
+    ]
     if any("acc_seen" in row for s in summary["strategies"].values() for row in s["per_round"]):
-        curves += [("acc_seen", "test accuracy on classes seen so far", "Selection model, class-incremental", False,
-                    "acc_seen.png"),
-                   ("forgetting", "forgetting (mean drop from best)", "Forgetting", False, "forgetting.png")]
+        curves += [
+            (
+                "acc_seen",
+                "test accuracy on classes seen so far",
+                "Selection model, class-incremental",
+                False,
+                "acc_seen.png",
+            ),
+            ("forgetting", "forgetting (mean drop from best)", "Forgetting", False, "forgetting.png"),
+        ]
     for key, ylabel, title, log, filename in curves:
         figure, axes = plt.subplots(figsize=(6, 4))
         for name, strategy in summary["strategies"].items():
             rows = [row for row in strategy["per_round"] if key in row]
-            axes.plot([r["round"] for r in rows], [max(r[key], 1e-3) if log else r[key] for r in rows], marker=".", label=name)
+            axes.plot(
+                [r["round"] for r in rows], [max(r[key], 1e-3) if log else r[key] for r in rows], marker=".", label=name
+            )
         if log:
             axes.set_yscale("log")
         axes.set(xlabel="round", ylabel=ylabel, title=title)
@@ -171,6 +232,7 @@ def plot(summary: dict, out_dir: Path) -> list[Path]:
 
 def _save(figure, axes, path: Path) -> Path:
     import matplotlib.pyplot as plt
+
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

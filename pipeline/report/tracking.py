@@ -25,6 +25,7 @@ records or fits already logged are skipped: a resumed run may send its committed
 A failure after the start never stops the run: it becomes one warning and tracking is switched
 off for the rest of the run. mlflow and tensorboard are imported only when a run asks for them.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,13 +42,24 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "tracking.json"
 DEFAULT_EXPERIMENT = "clactive"
 # selection_score_mean and stop_set_kappa: what the uncertainty and stable_predictions criteria read
-ROUND_METRICS = ("labelled", "acquired", "candidates", "steps", "loss", "selection_acc", "acc_seen", "forgetting",
-                 "selection_score_mean", "stop_set_kappa")
+ROUND_METRICS = (
+    "labelled",
+    "acquired",
+    "candidates",
+    "steps",
+    "loss",
+    "selection_acc",
+    "acc_seen",
+    "forgetting",
+    "selection_score_mean",
+    "stop_set_kappa",
+)
 TARGET_METRICS = {"target_acc": "target_acc", "acc_seen": "target_acc_seen"}
 
 
-def open_tracker(config, run_dir: str, experiment: str | None = None, run_name: str | None = None,
-                 store_dir: str | None = None) -> "Tracker | None":
+def open_tracker(
+    config, run_dir: str, experiment: str | None = None, run_name: str | None = None, store_dir: str | None = None
+) -> Tracker | None:
     """The run's tracker, or None when `config.tracking` is None.
 
     run_dir: the run's local directory (it exists); a tracking.json in it is continued.
@@ -59,12 +71,20 @@ def open_tracker(config, run_dir: str, experiment: str | None = None, run_name: 
         return None
     saved = _read_state(run_dir)
     if saved is not None and saved.get("backend") != config.tracking:
-        raise ConfigError(f"{os.path.join(run_dir, STATE_FILE)} continues a {saved.get('backend')} tracking run, "
-                          f"not {config.tracking}: resume with tracking: {saved.get('backend')}, or remove that file "
-                          "to start a new tracking run")
+        raise ConfigError(
+            f"{os.path.join(run_dir, STATE_FILE)} continues a {saved.get('backend')} tracking run, "
+            f"not {config.tracking}: resume with tracking: {saved.get('backend')}, or remove that file "
+            "to start a new tracking run"
+        )
     if config.tracking == "mlflow":
-        return MlflowTracker(config, run_dir, saved, experiment or DEFAULT_EXPERIMENT,
-                             run_name or os.path.basename(os.path.abspath(run_dir)), store_dir or run_dir)
+        return MlflowTracker(
+            config,
+            run_dir,
+            saved,
+            experiment or DEFAULT_EXPERIMENT,
+            run_name or os.path.basename(os.path.abspath(run_dir)),
+            store_dir or run_dir,
+        )
     if config.tracking == "tensorboard":
         return TensorBoardTracker(config, run_dir, saved)
     raise ConfigError(f"unknown tracking '{config.tracking}': choose mlflow or tensorboard")
@@ -148,8 +168,12 @@ class Tracker:
             call(*args)
         except Exception as error:  # tracking is a copy of what the run directory holds: never fatal
             self.on = False
-            logger.warning("%s tracking failed and is off for the rest of this run (the run directory has "
-                           "everything): %s: %s", self.backend, type(error).__name__, first_line(error))
+            logger.warning(
+                "%s tracking failed and is off for the rest of this run (the run directory has everything): %s: %s",
+                self.backend,
+                type(error).__name__,
+                first_line(error),
+            )
 
     def _metrics(self, metrics: dict[str, float], step: int) -> None:
         raise NotImplementedError
@@ -178,8 +202,11 @@ class MlflowTracker(Tracker):
             artifact_location = Path(store_dir, "mlartifacts").as_uri()
         try:
             self.client = client_class(tracking_uri=uri)
-            state = self._continue(saved) if saved else self._create(config, run_dir, experiment, run_name,
-                                                                     artifact_location, Param)
+            state = (
+                self._continue(saved)
+                if saved
+                else self._create(config, run_dir, experiment, run_name, artifact_location, Param)
+            )
         except ConfigError:
             raise
         except Exception as error:
@@ -188,15 +215,17 @@ class MlflowTracker(Tracker):
         super().__init__(run_dir, state)
         _write_state(run_dir, self.state)
 
-    def _create(self, config, run_dir: str, experiment: str, run_name: str, artifact_location: str | None,
-                Param) -> dict:
+    def _create(
+        self, config, run_dir: str, experiment: str, run_name: str, artifact_location: str | None, Param
+    ) -> dict:
         experiment_id = _experiment_id(self.client, experiment, artifact_location)
-        run = self.client.create_run(experiment_id, run_name=run_name,
-                                     tags={"clactive.run_dir": os.path.abspath(run_dir)})
+        run = self.client.create_run(
+            experiment_id, run_name=run_name, tags={"clactive.run_dir": os.path.abspath(run_dir)}
+        )
         self.run_id = run.info.run_id
         params = [Param(k, v) for k, v in flatten(config.to_dict()).items()]
         for start in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
-            self.client.log_batch(self.run_id, params=params[start:start + 100])
+            self.client.log_batch(self.run_id, params=params[start : start + 100])
         return {"backend": self.backend, "experiment_id": experiment_id, "run_id": self.run_id}
 
     def _continue(self, saved: dict) -> dict:
@@ -206,8 +235,9 @@ class MlflowTracker(Tracker):
         # the store knows what reached it, even where tracking.json was not updated after it
         rounds = self.client.get_metric_history(self.run_id, "labelled")
         targets = self.client.get_metric_history(self.run_id, "target_acc")
-        return dict(saved, last_round=max((m.step for m in rounds), default=-1),
-                    target_rounds=sorted({m.step for m in targets}))
+        return dict(
+            saved, last_round=max((m.step for m in rounds), default=-1), target_rounds=sorted({m.step for m in targets})
+        )
 
     def _metrics(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
@@ -230,8 +260,9 @@ class TensorBoardTracker(Tracker):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("tracking: tensorboard needs the tensorboard package: pip install tensorboard, "
-                              "or set tracking: null") from None
+            raise ConfigError(
+                "tracking: tensorboard needs the tensorboard package: pip install tensorboard, or set tracking: null"
+            ) from None
         self.writer = SummaryWriter(log_dir=os.path.join(run_dir, "tensorboard"))
         if saved is None:
             # TensorBoard has no params: the config is a text table, written once like MLflow's
@@ -271,12 +302,14 @@ def _import_mlflow(default_store: bool):
     try:
         from mlflow.entities import Metric, Param
         from mlflow.tracking import MlflowClient
+
         if default_store:  # the SQLite store; mlflow-skinny does not bring these
             import alembic  # noqa: F401
             import sqlalchemy  # noqa: F401
     except ImportError as error:
-        raise ConfigError(f"tracking: mlflow needs {error.name}: pip install mlflow-skinny sqlalchemy alembic, "
-                          "or set tracking: null") from None
+        raise ConfigError(
+            f"tracking: mlflow needs {error.name}: pip install mlflow-skinny sqlalchemy alembic, or set tracking: null"
+        ) from None
     # MLflow's logger prints its store's set-up ("Creating initial MLflow database tables...") at INFO
     # on the console, between the round table's lines; its warnings still show.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
@@ -293,19 +326,24 @@ def _experiment_id(client, name: str, artifact_location: str | None) -> str:
             if found is None:
                 raise
     if found.lifecycle_stage == "deleted":
-        raise ConfigError(f"MLflow experiment '{name}' is deleted in this tracking store: restore it "
-                          "(mlflow experiments restore) or track under another name")
+        raise ConfigError(
+            f"MLflow experiment '{name}' is deleted in this tracking store: restore it "
+            "(mlflow experiments restore) or track under another name"
+        )
     return found.experiment_id
 
 
 def _uri_problem(uri: str, saved: dict | None, error: Exception) -> str:
     cause = f"{type(error).__name__}: {first_line(error)}"
     if saved is not None:
-        return (f"MLflow run {saved.get('run_id')} named in tracking.json cannot be read from {uri} ({cause}): "
-                "restore that store, or remove tracking.json to start a new tracking run")
-    return (f"tracking_uri {uri} cannot be used ({cause}): pass a sqlite:///path/mlflow.db or http(s) URI, "
-            "or leave tracking_uri unset for a store in the run directory")
-
+        return (
+            f"MLflow run {saved.get('run_id')} named in tracking.json cannot be read from {uri} ({cause}): "
+            "restore that store, or remove tracking.json to start a new tracking run"
+        )
+    return (
+        f"tracking_uri {uri} cannot be used ({cause}): pass a sqlite:///path/mlflow.db or http(s) URI, "
+        "or leave tracking_uri unset for a store in the run directory"
+    )
 
 
 def _read_state(run_dir: str) -> dict | None:

@@ -14,41 +14,29 @@ Three contracts; every registered acquisition follows exactly one:
                          (min_sq_distances, batch by batch); the candidates are held at once, at
                          most MAX_SET_CANDIDATES of them (check_set_candidates).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional
 
 import numpy as np
 
 from pipeline.errors import ConfigError, PoolExhaustedError
+from pipeline.registry import Registry
 
-_ACQUISITIONS: dict[str, type["Acquisition"]] = {}
-
-
-def register_acquisition(name: str):
-    def wrap(cls):
-        cls.name = name
-        _ACQUISITIONS[name] = cls
-        return cls
-    return wrap
+ACQUISITIONS: Registry[type[Acquisition]] = Registry("acquisition")
 
 
-def acquisition_names() -> list[str]:
-    return sorted(_ACQUISITIONS)
-
-
-def get_acquisition(name: str) -> "Acquisition":
-    if name not in _ACQUISITIONS:
-        raise ConfigError(f"unknown acquisition '{name}': choose one of {', '.join(acquisition_names())}")
-    return _ACQUISITIONS[name]()
+def get_acquisition(name: str) -> Acquisition:
+    return ACQUISITIONS.get(name)()
 
 
 class Acquisition(ABC):
     """Common parent of the two contracts below. `needs` says what the scorer computes per example:
     "probs" (softmax, (N, K)), "embeddings" ((N, D)) or None (nothing: no forward pass)."""
+
     name: str
-    needs: Optional[str]
+    needs: str | None
 
 
 class PerExampleAcquisition(Acquisition):
@@ -59,9 +47,10 @@ class PerExampleAcquisition(Acquisition):
     Subclasses implement `_score` only; `score` checks the inputs and hands it float64 probs.
     `needs` is "probs", or None when the score uses no model output (probs may then be None).
     """
-    needs: Optional[str] = "probs"
 
-    def score(self, probs: Optional[np.ndarray], pool_ids: np.ndarray, seed: int) -> np.ndarray:
+    needs: str | None = "probs"
+
+    def score(self, probs: np.ndarray | None, pool_ids: np.ndarray, seed: int) -> np.ndarray:
         """probs (N, K) softmax rows (or None when `needs` is None), pool_ids (N,) -> scores (N,) float64."""
         if probs is None:
             if self.needs is not None:
@@ -73,13 +62,14 @@ class PerExampleAcquisition(Acquisition):
         return np.asarray(self._score(probs, pool_ids, seed), dtype=np.float64)
 
     @abstractmethod
-    def _score(self, probs: Optional[np.ndarray], pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
+    def _score(self, probs: np.ndarray | None, pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
 
 
 class ShortlistAcquisition(PerExampleAcquisition):
     """A per-example score ranks the pool in a stream and keeps the `shortlist(k)` best rows with
     their embeddings; `select(scores, embeddings, k, seed)` then picks k positions of that shortlist.
     The scorer computes probs and embeddings in one forward pass ("probs+embeddings")."""
+
     needs = "probs+embeddings"
 
     def shortlist(self, k: int) -> int:
@@ -95,6 +85,7 @@ class SetAcquisition(Acquisition):
     pick order; raises PoolExhaustedError when k > N. A pick depends on every other candidate, so
     the candidates' embeddings are gathered first; the labelled examples only ever reach a
     candidate through min_dist, which scorers compute in a stream (min_sq_distances)."""
+
     needs = "embeddings"
 
     @abstractmethod
@@ -110,24 +101,26 @@ MAX_SET_CANDIDATES = 100_000
 def check_set_candidates(acquisition_name: str, candidates: int) -> None:
     """ConfigError (one line) when a set-based acquisition would hold more than MAX_SET_CANDIDATES."""
     if candidates > MAX_SET_CANDIDATES and isinstance(get_acquisition(acquisition_name), SetAcquisition):
-        raise ConfigError(f"acquisition {acquisition_name} holds every candidate's embedding in one process, at most "
-                          f"{MAX_SET_CANDIDATES} candidates a round, and this round has {candidates}: set "
-                          f"scoring.candidates (e.g. {MAX_SET_CANDIDATES // 2}) to score a random subset each round")
+        raise ConfigError(
+            f"acquisition {acquisition_name} holds every candidate's embedding in one process, at most "
+            f"{MAX_SET_CANDIDATES} candidates a round, and this round has {candidates}: set "
+            f"scoring.candidates (e.g. {MAX_SET_CANDIDATES // 2}) to score a random subset each round"
+        )
 
 
-@register_acquisition("least_confidence")
+@ACQUISITIONS.register("least_confidence")
 class LeastConfidence(PerExampleAcquisition):
     def _score(self, probs, pool_ids, seed):
         return 1.0 - probs.max(axis=1)
 
 
-@register_acquisition("entropy")
+@ACQUISITIONS.register("entropy")
 class Entropy(PerExampleAcquisition):
     def _score(self, probs, pool_ids, seed):
         return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
 
 
-@register_acquisition("margin")
+@ACQUISITIONS.register("margin")
 class Margin(PerExampleAcquisition):
     """Small gap between the two likeliest classes = high score."""
 
@@ -136,10 +129,11 @@ class Margin(PerExampleAcquisition):
         return -(top2[:, 1] - top2[:, 0])
 
 
-@register_acquisition("cluster_margin")
+@ACQUISITIONS.register("cluster_margin")
 class ClusterMargin(ShortlistAcquisition):
     """Cluster-Margin (Citovsky et al. 2021): the 10k lowest-margin examples, clustered, then the
     batch filled round-robin over the clusters, smallest first (pipeline.selection.cluster_margin)."""
+
     MARGIN_MULTIPLE = 10  # the paper's k_m = 10 k
 
     def shortlist(self, k: int) -> int:
@@ -150,27 +144,29 @@ class ClusterMargin(ShortlistAcquisition):
 
     def select(self, scores, embeddings, k, seed):
         from pipeline.selection.cluster_margin import cluster_margin_select  # scikit-learn: loaded when this runs
+
         return cluster_margin_select(-scores, embeddings, k, seed, margin_multiple=self.MARGIN_MULTIPLE)
 
 
-@register_acquisition("random")
+@ACQUISITIONS.register("random")
 class Random(PerExampleAcquisition):
     """A uniform score that depends only on (pool id, seed), so any batching ranks the same.
 
     It needs no model output, so the scorer skips the forward pass."""
+
     needs = None
 
     def _score(self, probs, pool_ids, seed):
         return hashed_uniform(pool_ids, seed)
 
 
-@register_acquisition("k_center")
+@ACQUISITIONS.register("k_center")
 class KCenter(SetAcquisition):
     def select(self, candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np.ndarray:
         return k_center_from(candidate_emb, min_dist, k)
 
 
-def draw_candidates(unlabelled_ids: np.ndarray, count: int, seed: int) -> Optional[np.ndarray]:
+def draw_candidates(unlabelled_ids: np.ndarray, count: int, seed: int) -> np.ndarray | None:
     """`count` of the ascending `unlabelled_ids`, drawn uniformly at random without replacement with
     `seed`, ascending; None when `count` covers them all (score every unlabelled example).
 
@@ -226,7 +222,7 @@ class StreamingTopK:
         self._ids, self._scores, self._rows = ids, values, kept_rows
 
     @classmethod
-    def merged(cls, parts: list["StreamingTopK"], k: int) -> "StreamingTopK":
+    def merged(cls, parts: list[StreamingTopK], k: int) -> StreamingTopK:
         """The top k of a pool from the top-k lists of its disjoint parts: exact, since every id of the
         pool's top k is in the top k of its own part."""
         top = cls(k)
@@ -243,8 +239,10 @@ class StreamingTopK:
     def result_with_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(pool_ids, scores, payload rows or None), best first."""
         if self.seen < self.k:
-            raise PoolExhaustedError(f"pool exhausted: {self.seen} unlabelled available / {self.k} requested; "
-                                     "lower the schedule's round sizes")
+            raise PoolExhaustedError(
+                f"pool exhausted: {self.seen} unlabelled available / {self.k} requested; "
+                "lower the schedule's round sizes"
+            )
         order = np.lexsort((self._ids, -self._scores))
         return self._ids[order], self._scores[order], self._rows[order] if self._rows is not None else None
 
@@ -264,14 +262,15 @@ def k_center_greedy(candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int)
     return k_center_from(candidate_emb, min_sq_distances(candidate_emb, labelled_emb), k)
 
 
-def min_sq_distances(candidate_emb: np.ndarray, labelled_emb: np.ndarray,
-                     so_far: np.ndarray | None = None) -> np.ndarray:
+def min_sq_distances(
+    candidate_emb: np.ndarray, labelled_emb: np.ndarray, so_far: np.ndarray | None = None
+) -> np.ndarray:
     """(N,) squared distance of each candidate to its nearest row of labelled_emb (M, D), and to the
     rows seen before when `so_far` (N,) is given: fold batches of labelled rows in one at a time."""
     candidates = np.asarray(candidate_emb, dtype=np.float32)
     min_dist = np.full(len(candidates), np.inf, dtype=np.float32) if so_far is None else so_far
     for start in range(0, len(labelled_emb), 1024):
-        min_dist = np.minimum(min_dist, _sq_dist_to_all(candidates, labelled_emb[start:start + 1024]).min(axis=1))
+        min_dist = np.minimum(min_dist, _sq_dist_to_all(candidates, labelled_emb[start : start + 1024]).min(axis=1))
     return min_dist
 
 
@@ -281,8 +280,9 @@ def k_center_from(candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np
     no labelled examples the first pick is candidate 0."""
     n = candidate_emb.shape[0]
     if k > n:
-        raise PoolExhaustedError(f"pool exhausted: {n} unlabelled available / {k} requested; "
-                                 "lower the schedule's round sizes")
+        raise PoolExhaustedError(
+            f"pool exhausted: {n} unlabelled available / {k} requested; lower the schedule's round sizes"
+        )
     candidates = np.asarray(candidate_emb, dtype=np.float32)
     min_dist = np.array(min_dist, dtype=np.float32)  # a copy: picks overwrite it
     picks = np.empty(k, dtype=np.int64)

@@ -24,11 +24,11 @@ Index spaces: every array in and out is indexed by `cand_pos`, positions into th
 (`margins`, `embeddings`); mapping them to pool ids is the caller's job. `short_pos` are positions
 into the shortlist.
 """
+
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Optional
 
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
@@ -37,8 +37,14 @@ from sklearn.exceptions import ConvergenceWarning
 from pipeline.errors import PoolExhaustedError
 
 
-def cluster_margin_select(margins: np.ndarray, embeddings: np.ndarray, k: int, seed: int,
-                          margin_multiple: float = 10.0, clusters: Optional[int] = None) -> np.ndarray:
+def cluster_margin_select(
+    margins: np.ndarray,
+    embeddings: np.ndarray,
+    k: int,
+    seed: int,
+    margin_multiple: float = 10.0,
+    clusters: int | None = None,
+) -> np.ndarray:
     """margins (n,) (top-1 minus top-2 probability: low = uncertain), embeddings (n, D) -> cand_pos (k,) int64:
     k distinct positions into the candidate arrays, in pick order.
 
@@ -58,8 +64,10 @@ def cluster_margin_select(margins: np.ndarray, embeddings: np.ndarray, k: int, s
     if k <= 0 or n == 0:
         return np.empty(0, dtype=np.int64)
     if k > n:
-        raise PoolExhaustedError(f"pool exhausted: {n} candidates available / {k} requested; "
-                                 "lower the schedule's round sizes or draw more candidates")
+        raise PoolExhaustedError(
+            f"pool exhausted: {n} candidates available / {k} requested; "
+            "lower the schedule's round sizes or draw more candidates"
+        )
 
     k_m = min(n, math.ceil(margin_multiple * k))
     # A stable sort breaks equal margins toward the smaller position, so the shortlist does not
@@ -84,17 +92,18 @@ def cluster_margin_select(margins: np.ndarray, embeddings: np.ndarray, k: int, s
     return short_cand_pos[_round_robin(cluster_of, n_clusters, k, seed)].astype(np.int64)
 
 
-def _check_inputs(margins: np.ndarray, embeddings: np.ndarray, margin_multiple: float,
-                  clusters: Optional[int]) -> None:
+def _check_inputs(margins: np.ndarray, embeddings: np.ndarray, margin_multiple: float, clusters: int | None) -> None:
     n = margins.shape[0]
     if margins.ndim != 1 or embeddings.ndim != 2 or embeddings.shape[0] != n:
-        raise ValueError(f"margins {margins.shape} and embeddings {embeddings.shape} do not match: "
-                         "expected (n,) and (n, D)")
+        raise ValueError(
+            f"margins {margins.shape} and embeddings {embeddings.shape} do not match: expected (n,) and (n, D)"
+        )
     if np.isnan(margins).any():
         raise ValueError(f"{int(np.isnan(margins).sum())} of {n} margins are NaN; check the model's probabilities")
     if margin_multiple < 1:
-        raise ValueError(f"margin_multiple must be >= 1 (the shortlist holds at least the batch), "
-                         f"got {margin_multiple}")
+        raise ValueError(
+            f"margin_multiple must be >= 1 (the shortlist holds at least the batch), got {margin_multiple}"
+        )
     if clusters is not None and clusters < 1:
         raise ValueError(f"clusters must be >= 1 or None (default: k), got {clusters}")
 

@@ -12,36 +12,51 @@ and evaluation never augment. Each source names its default (`Source.default_aug
 The random draws come from a seed the caller passes per batch, not from torch's global state, so
 an update redone after a worker restart sees the same augmented batches.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
-AUGMENTS = ("none", "flip", "crop_flip", "resized_crop_flip")  # this registry's names, as above
+from pipeline.registry import Registry
+
 CROP_PADDING = 4
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+# name -> (image size (H, W) -> the per-image transform, or None for none)
+AUGMENTS: Registry[Callable[[tuple[int, ...]], Transform | None]] = Registry("data.augment")
 
 
-def augment_names() -> list[str]:
-    return list(AUGMENTS)
+@AUGMENTS.register("none")
+def _none(size: tuple[int, ...]) -> Transform | None:
+    return None
 
 
-def make_augment(name: str, image_shape: tuple[int, int, int]) -> Optional[Transform]:
-    """A per-image transform uint8 (C, H, W) -> uint8 (C, H, W), or None for `none`."""
+@AUGMENTS.register("flip")
+def _flip(size: tuple[int, ...]) -> Transform | None:
     from torchvision.transforms import v2
 
-    size = tuple(image_shape[1:])  # (H, W)
-    if name == "none":
-        return None
-    if name == "flip":
-        return v2.RandomHorizontalFlip()
-    if name == "crop_flip":
-        return v2.Compose([v2.RandomCrop(size, padding=CROP_PADDING), v2.RandomHorizontalFlip()])
-    if name == "resized_crop_flip":
-        return v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
-    raise ValueError(f"unknown augmentation '{name}': choose one of {', '.join(AUGMENTS)}")
+    return v2.RandomHorizontalFlip()
+
+
+@AUGMENTS.register("crop_flip")
+def _crop_flip(size: tuple[int, ...]) -> Transform | None:
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomCrop(size, padding=CROP_PADDING), v2.RandomHorizontalFlip()])
+
+
+@AUGMENTS.register("resized_crop_flip")
+def _resized_crop_flip(size: tuple[int, ...]) -> Transform | None:
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+
+
+def make_augment(name: str, image_shape: tuple[int, int, int]) -> Transform | None:
+    """A per-image transform uint8 (C, H, W) -> uint8 (C, H, W), or None for `none`."""
+    return AUGMENTS.get(name)(tuple(image_shape[1:]))
 
 
 def augment_batch(transform: Transform, images: torch.Tensor, seed: int) -> torch.Tensor:

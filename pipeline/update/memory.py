@@ -5,6 +5,7 @@ pool ids. `random` and `class_balanced` draw from everything labelled so far; `r
 keeps a fixed-capacity uniform sample of the label stream (Vitter's algorithm R), so its
 footprint stays constant however long the run.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -12,28 +13,16 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from pipeline.errors import ConfigError
+from pipeline.registry import Registry
 
-_MEMORIES: dict[str, type["ReplayMemory"]] = {}
-
-
-def register_memory(name: str):
-    def wrap(cls):
-        cls.name = name
-        _MEMORIES[name] = cls
-        return cls
-    return wrap
+MEMORIES: Registry[type[ReplayMemory]] = Registry("memory.policy")
 
 
-def memory_names() -> list[str]:
-    return sorted(_MEMORIES)
-
-
-def create_memory(name: str, capacity: int, with_replacement: bool = False) -> "ReplayMemory":
-    if name not in _MEMORIES:
-        raise ConfigError(f"unknown memory.policy '{name}': choose one of {', '.join(memory_names())}")
+def create_memory(name: str, capacity: int, with_replacement: bool = False) -> ReplayMemory:
+    memory = MEMORIES.get(name)
     if capacity < 0:
         raise ConfigError(f"memory size {capacity} is negative: set memory.ratio or memory.count to 0 or more")
-    return _MEMORIES[name](capacity=capacity, with_replacement=with_replacement)
+    return memory(capacity=capacity, with_replacement=with_replacement)
 
 
 class ReplayMemory(ABC):
@@ -81,7 +70,7 @@ class ReplayMemory(ABC):
         self.labels = np.asarray(state["labels"], dtype=np.int64)
 
 
-@register_memory("random")
+@MEMORIES.register("random")
 class RandomMemory(ReplayMemory):
     """Uniform over everything labelled so far: the authors' policy."""
 
@@ -89,7 +78,7 @@ class RandomMemory(ReplayMemory):
         return self._draw(self.pool_ids, size, rng)
 
 
-@register_memory("class_balanced")
+@MEMORIES.register("class_balanced")
 class ClassBalancedMemory(ReplayMemory):
     """As equal a share per class as the classes allow; rare classes give their slack to others."""
 
@@ -118,7 +107,7 @@ def balanced_quota(counts: np.ndarray, size: int) -> np.ndarray:
     return quota
 
 
-@register_memory("reservoir")
+@MEMORIES.register("reservoir")
 class ReservoirMemory(ReplayMemory):
     """A uniform sample of at most `capacity` labels of the whole stream, kept in place."""
 

@@ -5,52 +5,38 @@ features k-center greedy works on. Image models read float pixels (B, C, H, W); 
 (`reads="tokens"`) read int64 hashed word ids (B, 1, 1, L), 0 padding (pipeline.data.tokens).
 No training logic lives here.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from pipeline.errors import ConfigError
 from pipeline.data.tokens import BUCKETS, PAD
+from pipeline.errors import ConfigError
+from pipeline.registry import Registry
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
-_READS: dict[str, str] = {}   # model name -> "pixels" | "tokens"
-
-
-def register_model(name: str, reads: str = "pixels"):
-    def wrap(factory):
-        _MODELS[name] = factory
-        _READS[name] = reads
-        return factory
-    return wrap
-
-
-def model_names() -> list[str]:
-    return sorted(_MODELS)
+# A factory (in_channels, num_classes) -> nn.Module per name, tagged with what it reads: "pixels" or "tokens".
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def create_model(name: str, in_channels: int, num_classes: int) -> nn.Module:
-    if name not in _MODELS:
-        raise ConfigError(f"unknown model '{name}': choose one of {', '.join(model_names())}")
-    return _MODELS[name](in_channels=in_channels, num_classes=num_classes)
-
-
-def model_reads(name: str) -> str:
-    """What model `name` takes: "pixels" or "tokens"."""
-    return _READS[name]
+    return MODELS.get(name)(in_channels=in_channels, num_classes=num_classes)
 
 
 def check_models_read(proxy: str, target: str, dataset: str, holds: str) -> None:
     """A one-line ConfigError when the proxy or target model cannot read what the dataset `holds`
     ("pixels" or "tokens")."""
     for role, name in (("proxy", proxy), ("target", target)):
-        if _READS[name] != holds:
-            fitting = [m for m in model_names() if _READS[m] == holds]
-            raise ConfigError(f"{role}.name {name} reads {_READS[name]}, but {dataset} holds {holds}: "
-                              f"set {role}.name to one of {', '.join(fitting)}")
+        reads = MODELS.tag(name, "reads")
+        if reads != holds:
+            fitting = [m for m in MODELS.names() if MODELS.tag(m, "reads") == holds]
+            raise ConfigError(
+                f"{role}.name {name} reads {reads}, but {dataset} holds {holds}: "
+                f"set {role}.name to one of {', '.join(fitting)}"
+            )
 
 
 class Classifier(nn.Module):
@@ -72,14 +58,17 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-@register_model("small_cnn")
+@MODELS.register("small_cnn", reads="pixels")
 def small_cnn(in_channels: int, num_classes: int, width: int = 16) -> nn.Module:
     """Three conv blocks and global pooling: the cheap selection model."""
     features = nn.Sequential(
-        *_conv_bn_relu(in_channels, width), nn.MaxPool2d(2),         # (B, w, H/2, W/2)
-        *_conv_bn_relu(width, 2 * width), nn.MaxPool2d(2),           # (B, 2w, H/4, W/4)
+        *_conv_bn_relu(in_channels, width),
+        nn.MaxPool2d(2),  # (B, w, H/2, W/2)
+        *_conv_bn_relu(width, 2 * width),
+        nn.MaxPool2d(2),  # (B, 2w, H/4, W/4)
         *_conv_bn_relu(2 * width, 4 * width),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),                       # (B, 4w)
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),  # (B, 4w)
     )
     return Classifier(features, 4 * width, num_classes)
 
@@ -107,6 +96,7 @@ class PreActBlock(nn.Module):
 
 class PreActBottleneck(nn.Module):
     """Pre-activation bottleneck (He et al. 2016): BN-ReLU-conv 1x1, 3x3, 1x1; 4x wider output."""
+
     expansion = 4
 
     def __init__(self, cin: int, planes: int, stride: int):
@@ -131,8 +121,9 @@ class PreActBottleneck(nn.Module):
         return out + skip
 
 
-def preact_resnet(in_channels: int, num_classes: int, depth: int, bottleneck: bool = False,
-                  base_width: int = 16) -> nn.Module:
+def preact_resnet(
+    in_channels: int, num_classes: int, depth: int, bottleneck: bool = False, base_width: int = 16
+) -> nn.Module:
     """The CIFAR pre-activation ResNets: a 3x3 stem, three stages at widths 16, 32, 64 (x4 output
     with bottlenecks), strides 1, 2, 2. Depth is 6n+2 with basic blocks (20, 56, 110) and 9n+2 with
     bottlenecks (164: n = 18). Works on any square input (28x28 and 32x32 included)."""
@@ -157,23 +148,23 @@ def preact_resnet(in_channels: int, num_classes: int, depth: int, bottleneck: bo
     return Classifier(nn.Sequential(*layers), cin, num_classes)
 
 
-@register_model("preact_resnet20")
+@MODELS.register("preact_resnet20", reads="pixels")
 def preact_resnet20(in_channels: int, num_classes: int) -> nn.Module:
     """The paper's CIFAR proxy."""
     return preact_resnet(in_channels, num_classes, depth=20)
 
 
-@register_model("preact_resnet56")
+@MODELS.register("preact_resnet56", reads="pixels")
 def preact_resnet56(in_channels: int, num_classes: int) -> nn.Module:
     return preact_resnet(in_channels, num_classes, depth=56)
 
 
-@register_model("preact_resnet110")
+@MODELS.register("preact_resnet110", reads="pixels")
 def preact_resnet110(in_channels: int, num_classes: int) -> nn.Module:
     return preact_resnet(in_channels, num_classes, depth=110)
 
 
-@register_model("preact_resnet164")
+@MODELS.register("preact_resnet164", reads="pixels")
 def preact_resnet164(in_channels: int, num_classes: int) -> nn.Module:
     """The paper's CIFAR target: bottleneck blocks, 18 per stage, 256 features."""
     return preact_resnet(in_channels, num_classes, depth=164, bottleneck=True)
@@ -188,17 +179,17 @@ def _torchvision_resnet(arch: str, in_channels: int, num_classes: int) -> nn.Mod
     if in_channels != 3:
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     feature_dim = net.fc.in_features
-    net.fc = nn.Identity()   # net(x): (B, C, H, W) -> (B, 512 or 2048)
+    net.fc = nn.Identity()  # net(x): (B, C, H, W) -> (B, 512 or 2048)
     return Classifier(net, feature_dim, num_classes)
 
 
-@register_model("resnet18")
+@MODELS.register("resnet18", reads="pixels")
 def resnet18(in_channels: int, num_classes: int) -> nn.Module:
     """The paper's ImageNet proxy (torchvision, weights=None)."""
     return _torchvision_resnet("resnet18", in_channels, num_classes)
 
 
-@register_model("resnet50")
+@MODELS.register("resnet50", reads="pixels")
 def resnet50(in_channels: int, num_classes: int) -> nn.Module:
     """The paper's ImageNet target (torchvision, weights=None)."""
     return _torchvision_resnet("resnet50", in_channels, num_classes)
@@ -219,11 +210,11 @@ class FastText(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        words = x.flatten(1)                                                 # (B, L)
+        words = x.flatten(1)  # (B, L)
         first, second = words[:, :-1], words[:, 1:]
         bigrams = 1 + (first * BIGRAM_MULTIPLIER + second) % (BUCKETS - 1)
         bigrams = bigrams.masked_fill((first == PAD) | (second == PAD), PAD)  # (B, L-1)
-        return self.embedding(torch.cat([words, bigrams], dim=1))           # (B, dim)
+        return self.embedding(torch.cat([words, bigrams], dim=1))  # (B, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
@@ -243,23 +234,23 @@ class TextCNN(nn.Module):
         self.head = nn.Linear(filters * len(widths), num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        words = x.flatten(1)                                                 # (B, L)
+        words = x.flatten(1)  # (B, L)
         if words.shape[1] < self.widest:
             words = F.pad(words, (0, self.widest - words.shape[1]), value=PAD)
-        h = self.embedding(words).transpose(1, 2)                            # (B, dim, L)
+        h = self.embedding(words).transpose(1, 2)  # (B, dim, L)
         return torch.cat([F.relu(conv(h)).amax(dim=2) for conv in self.convs], dim=1)  # (B, filters * 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(x)))
 
 
-@register_model("fasttext", reads="tokens")
+@MODELS.register("fasttext", reads="tokens")
 def fasttext(in_channels: int, num_classes: int) -> nn.Module:
     """The paper's Amazon Review proxy."""
     return FastText(num_classes)
 
 
-@register_model("text_cnn", reads="tokens")
+@MODELS.register("text_cnn", reads="tokens")
 def text_cnn(in_channels: int, num_classes: int) -> nn.Module:
     """The Amazon Review target: a word-level CNN standing in for the paper's VDCNN-29."""
     return TextCNN(num_classes)

@@ -4,6 +4,7 @@ Strategies differ only here; scoring, selection and labelling are shared. Pure n
 Round 0 is the initial random set: every strategy trains its selection model from scratch on
 it with that model's schedule.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,47 +14,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.config.run_config import RunConfig
-from pipeline.errors import ConfigError
+from pipeline.registry import Registry
 from pipeline.update.memory import ReplayMemory, create_memory
 
-_STRATEGIES: dict[str, type["UpdateStrategy"]] = {}
+STRATEGIES: Registry[type[UpdateStrategy]] = Registry("strategy")
 
 
-def register_strategy(name: str):
-    def wrap(cls):
-        cls.name = name
-        _STRATEGIES[name] = cls
-        return cls
-    return wrap
-
-
-def strategy_names() -> list[str]:
-    return sorted(_STRATEGIES)
-
-
-def _strategy_class(name: str) -> type["UpdateStrategy"]:
-    if name not in _STRATEGIES:
-        raise ConfigError(f"unknown strategy '{name}': choose one of {', '.join(strategy_names())}")
-    return _STRATEGIES[name]
-
-
-def create_strategy(config: RunConfig, max_round_size: int) -> "UpdateStrategy":
-    return _strategy_class(config.strategy)(config, max_round_size)
+def create_strategy(config: RunConfig, max_round_size: int) -> UpdateStrategy:
+    return STRATEGIES.get(config.strategy)(config, max_round_size)
 
 
 def selection_model(config: RunConfig) -> str:
     """The name of the model that scores the pool under `config.strategy` (the proxy, or the target)."""
-    return getattr(config, _strategy_class(config.strategy).selection_role).name
+    return getattr(config, STRATEGIES.get(config.strategy).selection_role).name
 
 
 @dataclass(frozen=True)
 class UpdatePlan:
-    role: str               # "proxy" or "target": which model the update trains
-    warm_start: bool        # continue the live model and its optimizer, or start fresh
-    train_ids: np.ndarray   # pool ids to train on (may repeat when memories draw with replacement)
-    steps: int              # optimizer steps
+    role: str  # "proxy" or "target": which model the update trains
+    warm_start: bool  # continue the live model and its optimizer, or start fresh
+    train_ids: np.ndarray  # pool ids to train on (may repeat when memories draw with replacement)
+    steps: int  # optimizer steps
     batch_size: int
-    lr: float               # one-cycle peak
+    lr: float  # one-cycle peak
 
 
 def steps_for_epochs(num_examples: int, epochs: int, batch_size: int) -> int:
@@ -62,13 +45,19 @@ def steps_for_epochs(num_examples: int, epochs: int, batch_size: int) -> int:
 
 class UpdateStrategy(ABC):
     name: str
-    selection_role = "proxy"   # the model that scores the pool
+    selection_role = "proxy"  # the model that scores the pool
 
     def __init__(self, config: RunConfig, max_round_size: int):
         self.config = config
 
-    def plan(self, round_index: int, new_ids: np.ndarray, new_labels: np.ndarray,
-             labelled_ids: np.ndarray, rng: np.random.Generator) -> UpdatePlan:
+    def plan(
+        self,
+        round_index: int,
+        new_ids: np.ndarray,
+        new_labels: np.ndarray,
+        labelled_ids: np.ndarray,
+        rng: np.random.Generator,
+    ) -> UpdatePlan:
         """new_ids/new_labels: this round's labels; labelled_ids: all labels, new ones included."""
         if round_index == 0:
             plan = self.from_scratch(self.selection_role, labelled_ids)
@@ -84,14 +73,24 @@ class UpdateStrategy(ABC):
 
     def from_scratch(self, role: str, train_ids: np.ndarray) -> UpdatePlan:
         model = getattr(self.config, role)
-        return UpdatePlan(role=role, warm_start=False, train_ids=np.asarray(train_ids, dtype=np.int64),
-                          steps=steps_for_epochs(len(train_ids), model.epochs, model.batch_size),
-                          batch_size=model.batch_size, lr=model.lr)
+        return UpdatePlan(
+            role=role,
+            warm_start=False,
+            train_ids=np.asarray(train_ids, dtype=np.int64),
+            steps=steps_for_epochs(len(train_ids), model.epochs, model.batch_size),
+            batch_size=model.batch_size,
+            lr=model.lr,
+        )
 
     def warm(self, train_ids: np.ndarray) -> UpdatePlan:
-        return UpdatePlan(role="proxy", warm_start=True, train_ids=np.asarray(train_ids, dtype=np.int64),
-                          steps=self.config.update.steps, batch_size=self.config.proxy.batch_size,
-                          lr=self.config.update.lr)
+        return UpdatePlan(
+            role="proxy",
+            warm_start=True,
+            train_ids=np.asarray(train_ids, dtype=np.int64),
+            steps=self.config.update.steps,
+            batch_size=self.config.proxy.batch_size,
+            lr=self.config.update.lr,
+        )
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
@@ -100,16 +99,17 @@ class UpdateStrategy(ABC):
         pass
 
 
-@register_strategy("full")
+@STRATEGIES.register("full")
 class FullRetrain(UpdateStrategy):
     """The fully-trained baseline: the target, from scratch, on every label, its whole schedule."""
+
     selection_role = "target"
 
     def _plan(self, new_ids, new_labels, labelled_ids, rng):
         return self.from_scratch("target", labelled_ids)
 
 
-@register_strategy("svp")
+@STRATEGIES.register("svp")
 class SelectionViaProxy(UpdateStrategy):
     """Selection via Proxy: the small proxy, from scratch, on every label, its whole schedule."""
 
@@ -117,7 +117,7 @@ class SelectionViaProxy(UpdateStrategy):
         return self.from_scratch("proxy", labelled_ids)
 
 
-@register_strategy("finetune")
+@STRATEGIES.register("finetune")
 class Finetune(UpdateStrategy):
     """Ablation: warm start on the new labels only; forgets what replay would keep."""
 
@@ -125,15 +125,17 @@ class Finetune(UpdateStrategy):
         return self.warm(new_ids)
 
 
-@register_strategy("clactive")
+@STRATEGIES.register("clactive")
 class CLActive(UpdateStrategy):
     """Warm start on new labels plus an episodic replay of earlier ones, a constant step budget."""
 
     def __init__(self, config: RunConfig, max_round_size: int):
         super().__init__(config, max_round_size)
         self.memory: ReplayMemory = create_memory(
-            config.memory.policy, capacity=self.replay_size(max_round_size),
-            with_replacement=config.memory.with_replacement)
+            config.memory.policy,
+            capacity=self.replay_size(max_round_size),
+            with_replacement=config.memory.with_replacement,
+        )
 
     def replay_size(self, round_size: int) -> int:
         if self.config.memory.count is not None:

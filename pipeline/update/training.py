@@ -3,19 +3,21 @@
 No Ray here; actors/learner.py runs these inside a Ray Train worker and actors/scorer.py
 inside a Ray Data actor, and benchmarks call them directly.
 """
+
 from __future__ import annotations
 
 import io
 import os
-from typing import Callable, Iterator, Sequence, Union
+from collections.abc import Callable, Iterator, Sequence
+from typing import Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.update.augment import augment_batch, make_augment
 from pipeline.config.run_config import ModelConfig
+from pipeline.update.augment import augment_batch, make_augment
 
 Stat = Union[float, Sequence[float]]  # one value for every channel, or one per channel
 
@@ -36,14 +38,33 @@ def to_input(images: torch.Tensor, mean: Stat, std: Stat) -> torch.Tensor:
 def make_optimizer(model: nn.Module, model_config: ModelConfig, lr: float) -> torch.optim.Optimizer:
     """SGD with the model's momentum and weight decay. `lr` is the plan's peak: train_steps' one-cycle
     schedule sets every step's rate from it (an UpdatePlan carries the one learning rate of an update)."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=model_config.momentum,
-                           weight_decay=model_config.weight_decay, nesterov=model_config.momentum > 0)
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=lr,
+        momentum=model_config.momentum,
+        weight_decay=model_config.weight_decay,
+        nesterov=model_config.momentum > 0,
+    )
 
 
-def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
-                *, steps: int, batch_size: int, lr: float, mean: Stat, std: Stat, generator: torch.Generator,
-                device: torch.device, rank: int = 0, world_size: int = 1, augment: str = "none",
-                on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+def train_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    mean: Stat,
+    std: Stat,
+    generator: torch.Generator,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+    augment: str = "none",
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, float]:
     """Exactly `steps` optimizer steps over shuffled epochs of (images, labels); `on_step(steps taken)`
     after each (progress reports).
 
@@ -96,7 +117,7 @@ def full_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterato
         while need:
             if cursor == n:
                 order, cursor = torch.randperm(n, generator=generator), 0
-            part = order[cursor: cursor + need]
+            part = order[cursor : cursor + need]
             cursor += len(part)
             need -= len(part)
             parts.append(part)
@@ -104,14 +125,22 @@ def full_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterato
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, images: torch.Tensor, *, mean: Stat, std: Stat, device: torch.device,
-            output: str = "probs", batch_size: int = 1024) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: Stat,
+    std: Stat,
+    device: torch.device,
+    output: str = "probs",
+    batch_size: int = 1024,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """uint8 (N, C, H, W) -> softmax probs (N, K), embeddings (N, D), or both ("probs+embeddings",
     from one forward pass: every model is a head over `embed`), float32 numpy."""
     model.eval()
     probs, embeddings = [], []
     for start in range(0, len(images), batch_size):
-        x = to_input(images[start:start + batch_size].to(device), mean, std)
+        x = to_input(images[start : start + batch_size].to(device), mean, std)
         if output == "probs":
             probs.append(torch.softmax(model(x), dim=1).float().cpu())
             continue
@@ -125,8 +154,9 @@ def predict(model: nn.Module, images: torch.Tensor, *, mean: Stat, std: Stat, de
     return {"probs": probs, "embeddings": embeddings}.get(output, (probs, embeddings))
 
 
-def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, mean: Stat, std: Stat,
-             device: torch.device) -> float:
+def accuracy(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, mean: Stat, std: Stat, device: torch.device
+) -> float:
     probs = predict(model, images, mean=mean, std=std, device=device)
     return float((probs.argmax(axis=1) == labels.numpy()).mean()) if len(labels) else float("nan")
 
@@ -134,8 +164,13 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, me
 def checkpoint_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> bytes:
     """The model's weights and, for a warm start to continue exactly, its optimizer's state."""
     buffer = io.BytesIO()
-    torch.save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": optimizer.state_dict() if optimizer is not None else None}, buffer)
+    torch.save(
+        {
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        },
+        buffer,
+    )
     return buffer.getvalue()
 
 

@@ -1,4 +1,5 @@
 """Fixtures shared by the integration tests."""
+
 import subprocess
 from pathlib import Path
 
@@ -51,6 +52,23 @@ def unbroken(submitted) -> list[list[int]]:
 
 
 def submit(dashboard_url: str, *pipeline_args: str, timeout: float = 280) -> subprocess.CompletedProcess:
-    return subprocess.run([RAY, "job", "submit", "--address", dashboard_url, "--working-dir", str(REPO), "--",
-                           "python", "-m", "pipeline", "run", *pipeline_args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [
+            RAY,
+            "job",
+            "submit",
+            "--address",
+            dashboard_url,
+            "--working-dir",
+            str(REPO),
+            "--",
+            "python",
+            "-m",
+            "pipeline",
+            "run",
+            *pipeline_args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

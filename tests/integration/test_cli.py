@@ -1,5 +1,6 @@
 """The `clactive` command as a user runs it: a subprocess, exit codes, what it prints. The whole run as a
 process is the submitted job of tests/integration/test_cluster.py: `ray job submit` runs this command."""
+
 import os
 import subprocess
 import sys
@@ -14,8 +15,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def clactive(*args, env=None, timeout=240):
-    return subprocess.run([sys.executable, "-m", "pipeline", "run", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def in_process(capsys, *argv) -> tuple[int, str, str]:
@@ -37,10 +44,13 @@ def truncate(data_dir: Path) -> None:
 
 # The full table of bad inputs is tests/unit/test_bad_input.py (in-process); these two check the
 # real process: exit status 2 and one line on stderr, from a config error and from a data error.
-@pytest.mark.parametrize("extra, damage, message", [
-    (["--strategy", "coreset"], None, "unknown strategy 'coreset': choose one of clactive, finetune, full, svp"),
-    ([], truncate, "not a readable gzip file"),
-])
+@pytest.mark.parametrize(
+    "extra, damage, message",
+    [
+        (["--strategy", "coreset"], None, "unknown strategy 'coreset': choose one of clactive, finetune, full, svp"),
+        ([], truncate, "not a readable gzip file"),
+    ],
+)
 def test_user_errors_print_one_line_exit_2_and_write_nothing(tmp_path, extra, damage, message):
     data_dir = write_fashion_like(tmp_path / "raw")
     if damage:
@@ -53,15 +63,21 @@ def test_user_errors_print_one_line_exit_2_and_write_nothing(tmp_path, extra, da
     assert not list(tmp_path.rglob(".*.tmp"))  # a prepared data cache may stay; a partial one may not
 
 
-def test_a_relative_cache_dir_on_a_cluster_of_two_nodes_is_one_line_and_no_run_directory(ray_cluster, tiny_data_dir,
-                                                                                       tmp_path, capsys, monkeypatch):
+def test_a_relative_cache_dir_on_a_cluster_of_two_nodes_is_one_line_and_no_run_directory(
+    ray_cluster, tiny_data_dir, tmp_path, capsys, monkeypatch
+):
     """Every node reads the prepared pool: a path relative to one process's working directory names a
     different place on each node (under `ray job submit`, each node's own copy of the working dir)."""
     monkeypatch.chdir(tmp_path)
-    code, _, err = in_process(capsys, "run", *with_sets(tiny_overrides(tiny_data_dir, tmp_path)
-                                                       + ["data.cache_dir=cache", f"run_dir={tmp_path / 'run'}"]))
+    code, _, err = in_process(
+        capsys,
+        "run",
+        *with_sets(tiny_overrides(tiny_data_dir, tmp_path) + ["data.cache_dir=cache", f"run_dir={tmp_path / 'run'}"]),
+    )
     assert code == 2
-    assert err.strip().splitlines() == ["clactive: error: data.cache_dir cache is a relative path, and this cluster "
-                                        "has 2 nodes: each node would look for the prepared pool in its own working "
-                                        "directory; set data.cache_dir to a path every node shares (e.g. an NFS mount)"]
+    assert err.strip().splitlines() == [
+        "clactive: error: data.cache_dir cache is a relative path, and this cluster "
+        "has 2 nodes: each node would look for the prepared pool in its own working "
+        "directory; set data.cache_dir to a path every node shares (e.g. an NFS mount)"
+    ]
     assert not (tmp_path / "run").exists()

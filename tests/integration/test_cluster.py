@@ -1,4 +1,5 @@
 """The cluster path on a real local head: `ray job submit`, GPU requests, fail-fast refusals."""
+
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -16,13 +17,24 @@ from tests.integration.test_rounds import run_tiny
 
 pytestmark = pytest.mark.ray
 
-SECONDS = {"score", "score_compute", "select", "label", "update", "train", "eval", "read_rows", "learner_overhead",
-           "round"}
+SECONDS = {
+    "score",
+    "score_compute",
+    "select",
+    "label",
+    "update",
+    "train",
+    "eval",
+    "read_rows",
+    "learner_overhead",
+    "round",
+}
 SCORING_PASS = {"score_first_batch", "score_starved"}  # the rounds that score
 
 
 def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_the_logical_gpu(
-        ray_head_node, ray_cluster, submitted):
+    ray_head_node, ray_cluster, submitted
+):
     """`clactive run` as a process (the job's driver) from start to end: what it prints, what it leaves
     in its run directory, and what it asked Ray for. The head has a logical GPU and no CUDA."""
     assert ray.cluster_resources().get("GPU") == 1  # logical: this machine has no GPU
@@ -46,8 +58,8 @@ def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_th
     assert [r["warm_start"] for r in records] == [False, True]
     assert [r["candidates"] for r in records] == [400, 200]  # round 1 scored its random subset only
     assert "selection_score_mean" not in records[0] and 0 < records[1]["selection_score_mean"] <= 0.9
-    assert records[1]["steps"] == 7                # update.steps, counted by the worker
-    assert records[1]["train_examples"] == 60      # 30 new + 30 replayed
+    assert records[1]["steps"] == 7  # update.steps, counted by the worker
+    assert records[1]["train_examples"] == 60  # 30 new + 30 replayed
     # each process's peak memory, from the process itself (the scorers' only once they have scored)
     assert records[0]["peak_rss_mib"]["scorers"] is None
     assert all(records[1]["peak_rss_mib"][p] > 50 for p in ("coordinator", "learner", "scorers"))
@@ -67,6 +79,7 @@ def test_a_submitted_job_runs_the_command_prints_a_row_per_round_and_asks_for_th
 def job_id_of(submit_output: str, dashboard_url: str) -> str:
     """The Ray job id (hex) of a `ray job submit` run, from the submission id its output names."""
     from ray.job_submission import JobSubmissionClient
+
     submission = next(word.strip("'") for word in submit_output.split() if word.strip("'").startswith("raysubmit_"))
     return JobSubmissionClient(dashboard_url).get_job_info(submission).job_id
 
@@ -78,7 +91,7 @@ def test_a_job_naming_a_missing_data_path_fails_fast_with_one_line(ray_head_node
     assert done.returncode != 0 and time.monotonic() - start < 90
     output = done.stdout + done.stderr
     # the job's log, and Ray's "job failed" status that quotes the log's tail: the same one line
-    errors = {line[line.index("clactive: error:"):] for line in output.splitlines() if "clactive: error:" in line}
+    errors = {line[line.index("clactive: error:") :] for line in output.splitlines() if "clactive: error:" in line}
     assert len(errors) == 1 and "Traceback" not in output
     error = errors.pop()
     assert f"missing data file {tmp_path / 'nowhere'}" in error and "--data-dir" in error
@@ -87,8 +100,9 @@ def test_a_job_naming_a_missing_data_path_fails_fast_with_one_line(ray_head_node
 
 def gpu_request(actor) -> float:
     """GPUs an actor asked for; placement-group members show them as GPU_group_<id>."""
-    return max((v for k, v in actor.required_resources.items() if k == "GPU" or k.startswith("GPU_group_")),
-               default=0.0)
+    return max(
+        (v for k, v in actor.required_resources.items() if k == "GPU" or k.startswith("GPU_group_")), default=0.0
+    )
 
 
 def test_gpus_no_node_can_provide_are_refused_before_any_round(ray_cluster, tiny_data_dir, work_dir):
@@ -98,8 +112,10 @@ def test_gpus_no_node_can_provide_are_refused_before_any_round(ray_cluster, tiny
 
 
 def test_gpu_reservations_beyond_a_fixed_cluster_are_refused(ray_cluster, tiny_data_dir, work_dir):
-    match = (r"the learner \(2 x 0.25 CPU, 0.5 GPU\) and the scorers \(1 x 0.5 CPU, 0.5 GPU\) do not all fit on the "
-             r"cluster's nodes \(1 CPU/1 GPU, 1 CPU/0 GPU\)")
+    match = (
+        r"the learner \(2 x 0.25 CPU, 0.5 GPU\) and the scorers \(1 x 0.5 CPU, 0.5 GPU\) do not all fit on the "
+        r"cluster's nodes \(1 CPU/1 GPU, 1 CPU/0 GPU\)"
+    )
     with pytest.raises(ConfigError, match=match):
         run_tiny(tiny_data_dir, work_dir, "learner.workers=2", "learner.cpus_per_worker=0.25")
     assert RunStore(work_dir / "run").records() == []

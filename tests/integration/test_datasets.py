@@ -1,5 +1,6 @@
 """The sources end to end: rounds on generated CIFAR-layout and text-CSV data, ImageFolder decoding on Ray Data.
 They run in this process, on the session's Ray (`clactive` as a process: tests/integration/test_cli.py)."""
+
 import json
 
 import numpy as np
@@ -23,17 +24,27 @@ def test_full_with_k_center_runs_on_cifar_layout_data(ray_cluster, tmp_path, cap
     on its embeddings of 3x32x32 images."""
     raw = write_cifar10_like(tmp_path / "raw", per_batch=40, test=60)
     sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith(("data.data_dir=", "target.name="))]
-    code, printed, _ = in_process(capsys, "run", "--dataset", "cifar10", "--data-dir", raw, "--strategy", "full",
-                                  "--acquisition", "k_center",
-                                  *with_sets(sets + ["target.name=preact_resnet20", "schedule.round_ends=[70]"]))
+    code, printed, _ = in_process(
+        capsys,
+        "run",
+        "--dataset",
+        "cifar10",
+        "--data-dir",
+        raw,
+        "--strategy",
+        "full",
+        "--acquisition",
+        "k_center",
+        *with_sets(sets + ["target.name=preact_resnet20", "schedule.round_ends=[70]"]),
+    )
     assert code == 0
     assert "on cifar10 (200 pool, 60 test)" in printed
     store = RunStore(tmp_path / "run")
     records = store.records()
-    assert [r["labelled"] for r in records] == [40, 70]               # the initial set, then a scored round
+    assert [r["labelled"] for r in records] == [40, 70]  # the initial set, then a scored round
     assert [r["warm_start"] for r in records] == [False, False]
     assert {r["selection_model"] for r in records} == {"target"}
-    assert [r["steps"] for r in records] == [4, 6]                    # target.epochs=2 over 40, 70 at batch 32
+    assert [r["steps"] for r in records] == [4, 6]  # target.epochs=2 over 40, 70 at batch 32
     assert all(0.0 <= r["selection_acc"] <= 1.0 for r in records)
     ids, _ = store.load_labels()
     assert len(set(ids.tolist())) == 70 and set(ids.tolist()) <= set(range(200))
@@ -58,7 +69,8 @@ def test_image_folder_decodes_on_ray_data_as_it_does_in_process(ray_cluster, tmp
 
 
 def test_a_text_csv_with_8_named_classes_runs_with_cluster_margin_stops_early_and_tracks_to_tensorboard(
-        ray_cluster, tmp_path, capsys):
+    ray_cluster, tmp_path, capsys
+):
     """Your own text data (a header, string labels) through the text models (fastText selects on
     int32 token rows, the word CNN is the target), Cluster-Margin on fastText's embeddings, a stopping
     criterion that holds after the first scored round of three, TensorBoard read back through its own
@@ -68,23 +80,39 @@ def test_a_text_csv_with_8_named_classes_runs_with_cluster_margin_stops_early_an
 
     raw = write_text_csv(tmp_path / "raw", pool=240, test=80)
     sets = [s for s in tiny_overrides(raw, tmp_path) if not s.startswith("target.name=")]
-    code, printed, err = in_process(capsys, "run", "--dataset", "text_csv", "--acquisition", "cluster_margin", *with_sets(
-        sets + ["data.max_tokens=16", "proxy.name=fasttext", "target.name=text_cnn", "proxy.epochs=40",
+    code, printed, err = in_process(
+        capsys,
+        "run",
+        "--dataset",
+        "text_csv",
+        "--acquisition",
+        "cluster_margin",
+        *with_sets(
+            sets
+            + [
+                "data.max_tokens=16",
+                "proxy.name=fasttext",
+                "target.name=text_cnn",
+                "proxy.epochs=40",
                 "update.steps=40",
-                "tracking=tensorboard", "stopping=[{criterion: uncertainty, threshold: 1.0}]"]))
+                "tracking=tensorboard",
+                "stopping=[{criterion: uncertainty, threshold: 1.0}]",
+            ]
+        ),
+    )
     assert code == 0, err
     run_dir = tmp_path / "run"
     records = RunStore(run_dir).records()
     assert [r["labelled"] for r in records] == [40, 70]  # three rounds planned: stopped after round 1
     assert records[1]["stopped"]["criterion"] == "uncertainty" and records[1]["acquisition"] == "cluster_margin"
     assert "stopped after round 1 by uncertainty" in printed and "the run is finished" in printed
-    assert "trained from scratch on 70 labels" in printed   # the target, on the labels the run ended with
+    assert "trained from scratch on 70 labels" in printed  # the target, on the labels the run ended with
     assert json.loads((run_dir / "classes.json").read_text())["class_names"] == sorted(GENRES)
     ids, labels = RunStore(run_dir).load_labels()
     assert len(set(ids.tolist())) == 70
     assert set(labels.tolist()) <= set(range(8))
-    assert records[-1]["selection_acc"] >= 0.5   # fastText tells the genres' words apart (chance: 0.125)
-    assert "\r" not in err   # not a terminal: plain progress lines, no carriage returns
+    assert records[-1]["selection_acc"] >= 0.5  # fastText tells the genres' words apart (chance: 0.125)
+    assert "\r" not in err  # not a terminal: plain progress lines, no carriage returns
 
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()

@@ -1,5 +1,6 @@
 """End to end on the real Fashion-MNIST files, when the Debian package is installed. It runs in this
 process, on the session's Ray, through the command line's entry point."""
+
 from pathlib import Path
 
 import pytest
@@ -8,17 +9,29 @@ from pipeline.loop.run_store import RunStore
 from tests.integration.test_cli import REPO, in_process, with_sets
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
-pytestmark = [pytest.mark.ray, pytest.mark.slow,
-              pytest.mark.skipif(not (DATA / "train-images-idx3-ubyte.gz").is_file(),
-                                 reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")]
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (DATA / "train-images-idx3-ubyte.gz").is_file(),
+        reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+    ),
+]
 
 
 def test_clactive_on_real_fashion_mnist(ray_cluster, tmp_path, capsys):
     """Round 1 scores a random 10,000 of the 58,800 unlabelled examples (scoring.candidates): the
     whole-pool pass is what `make run` does, and its ids against a plain loop: test_scoring.py."""
-    sets = [f"data.cache_dir={tmp_path / 'cache'}", f"run_dir={tmp_path / 'run'}", "schedule.initial=0.02",
-            "schedule.round_ends=[0.03]", "update.steps=60", "target.name=small_cnn", "target.epochs=10",
-            "scoring.candidates=10000"]
+    sets = [
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"run_dir={tmp_path / 'run'}",
+        "schedule.initial=0.02",
+        "schedule.round_ends=[0.03]",
+        "update.steps=60",
+        "target.name=small_cnn",
+        "target.epochs=10",
+        "scoring.candidates=10000",
+    ]
     code, printed, _ = in_process(capsys, "run", "--config", REPO / "configs" / "fashion_mnist.yaml", *with_sets(sets))
     assert code == 0
     assert "(60000 pool, 10000 test)" in printed

@@ -1,4 +1,5 @@
 """Pools that grow between rounds, through the coordinator actor, Ray Data and Ray Train."""
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -8,8 +9,8 @@ from actors.coordinator import Coordinator
 from actors.driver import run_rounds
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.base import arrow_table, pool_schema
-from pipeline.errors import DataError
 from pipeline.data.growth import classes_at
+from pipeline.errors import DataError
 from pipeline.loop.preflight import plan_run
 from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config
@@ -19,14 +20,22 @@ ORDER = (9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
 
 
 def prepared(config):
-    return prepare_dataset(get_source("fashion_mnist", config.data.data_dir), config.data.cache_dir,
-                           config.data.shard_rows)
+    return prepare_dataset(
+        get_source("fashion_mnist", config.data.data_dir), config.data.cache_dir, config.data.shard_rows
+    )
 
 
 def test_class_incremental_rounds_score_and_label_only_the_classes_that_arrived(ray_cluster, tiny_data_dir, work_dir):
     """With finetune and random acquisition: the warm update trains on the new labels alone."""
-    config = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "strategy=finetune",
-                         "acquisition=random", f"pool.class_order={list(ORDER)}", "train_target_at_end=false")
+    config = tiny_config(
+        tiny_data_dir,
+        work_dir,
+        "pool.growth=class_incremental",
+        "strategy=finetune",
+        "acquisition=random",
+        f"pool.class_order={list(ORDER)}",
+        "train_target_at_end=false",
+    )
     records = run_rounds(plan_run(config, prepared(config)), no_progress_timeout_s=120)["records"]
     assert [r["warm_start"] for r in records] == [False, True, True]
     assert [r["train_examples"] for r in records[1:]] == [30, 30]  # the round's 30 new labels, no replay
@@ -47,21 +56,33 @@ def test_class_incremental_rounds_score_and_label_only_the_classes_that_arrived(
 
 def arrival_shard(path, ids, data):
     images = np.zeros((len(ids), *data.image_shape), dtype=np.uint8)
-    table = arrow_table(np.asarray(ids, dtype=np.int64), images, np.arange(len(ids)) % 10, pool_schema(data.image_shape))
+    table = arrow_table(
+        np.asarray(ids, dtype=np.int64), images, np.arange(len(ids)) % 10, pool_schema(data.image_shape)
+    )
     pq.write_table(table, path)
     return str(path)
 
 
 def test_an_arrival_shard_joins_the_pool_before_the_next_round_and_a_bad_one_stops_it(
-        ray_cluster, tiny_data_dir, work_dir):
+    ray_cluster, tiny_data_dir, work_dir
+):
     """With svp and margin acquisition, on a data-parallel worker group of two (on CPUs: 2 x 0.5 GPU
     and a scorer would exceed the session's one logical GPU)."""
     arrivals = work_dir / "arrivals"
     arrivals.mkdir()
-    config = tiny_config(tiny_data_dir, work_dir, "pool.growth=arrivals", f"pool.arrivals_dir={arrivals}",
-                         "train_target_at_end=false", "schedule.round_ends=[70]", "strategy=svp",
-                         "acquisition=margin", "learner.workers=2", "learner.cpus_per_worker=0.25",
-                         "learner.use_gpu=false")
+    config = tiny_config(
+        tiny_data_dir,
+        work_dir,
+        "pool.growth=arrivals",
+        f"pool.arrivals_dir={arrivals}",
+        "train_target_at_end=false",
+        "schedule.round_ends=[70]",
+        "strategy=svp",
+        "acquisition=margin",
+        "learner.workers=2",
+        "learner.cpus_per_worker=0.25",
+        "learner.use_gpu=false",
+    )
     data = prepared(config)
     store = RunStore.create(config.run_dir, config)
     coordinator = Coordinator.remote(plan_run(config, data), 120)

@@ -4,6 +4,7 @@ every process on it, SIGKILL) once while its scorer scores round 1 and once whil
 runs round 1's update; each time a node of the same type joins in its place, as an autoscaler or a
 spot-instance group would bring one. The run must end with the selection of an unbroken run. Then
 the node is lost for good during an update: the run must stop with one line."""
+
 import os
 import subprocess
 import sys
@@ -24,8 +25,12 @@ pytestmark = pytest.mark.ray
 NODE_TYPE = "lost_node_type"  # a custom resource only the node that is lost (and its replacements) has
 # Pinned to that node type, off the head's logical GPU (the unbroken run asked for it, and computed on the
 # CPU as this one does: its selection stays the reference).
-PINNED = [f"scoring.resources={{{NODE_TYPE}: 0.5}}", f"learner.resources={{{NODE_TYPE}: 0.5}}",
-          "scoring.gpus_per_actor=0", "learner.use_gpu=false"]
+PINNED = [
+    f"scoring.resources={{{NODE_TYPE}: 0.5}}",
+    f"learner.resources={{{NODE_TYPE}: 0.5}}",
+    "scoring.gpus_per_actor=0",
+    "learner.use_gpu=false",
+]
 STAGE_TIMEOUT_S = 240  # the run's start, or Ray noticing a lost node and the work redone on its replacement
 
 
@@ -62,15 +67,20 @@ def lost_type(ray_cluster):
 
 
 def test_a_node_lost_during_a_scoring_pass_and_during_an_update_costs_no_label(
-        ray_cluster, lost_type, tiny_data_dir, tmp_path, unbroken):
+    ray_cluster, lost_type, tiny_data_dir, tmp_path, unbroken
+):
     run_dir = tmp_path / "run"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "1:scorer:hold,1:train:hold"}
     lost_type.alive()
     lost = []
     with (tmp_path / "run.log").open("w") as log:
-        run = subprocess.Popen([sys.executable, "-m", "pipeline", "run",
-                                *two_round_args(tiny_data_dir, tmp_path, *PINNED)],
-                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", *two_round_args(tiny_data_dir, tmp_path, *PINNED)],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             for stage in ("scorer", "train"):  # the held process runs on the pinned node: it goes down with it
                 wait_for(lambda: (run_dir / marker_name(1, stage)).is_file(), run, f"round 1's {stage} hold")
@@ -86,20 +96,32 @@ def test_a_node_lost_during_a_scoring_pass_and_during_an_update_costs_no_label(
     assert records[1].get("redone_passes") == 1  # the lost scorer's pass, redone from its start on the new node
     after = selection(run_dir)
     flat = [i for part in after for i in part]
-    assert len(flat) == len(set(flat))           # no label acquired twice
-    assert after == unbroken                     # none lost or changed: the unbroken run's selection
+    assert len(flat) == len(set(flat))  # no label acquired twice
+    assert after == unbroken  # none lost or changed: the unbroken run's selection
 
 
 def test_an_update_whose_node_is_lost_for_good_ends_in_one_line_naming_the_wait_and_resume(
-        ray_cluster, lost_type, tiny_data_dir, tmp_path):
+    ray_cluster, lost_type, tiny_data_dir, tmp_path
+):
     """No node comes back: Ray Train would try to place the worker group again forever; the run waits
     learner.placement_timeout_s, then stops with one line, the round uncommitted."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "0:train:hold"}
     lost_type.alive()  # the last test's replacement, or a new one
-    run = subprocess.Popen([sys.executable, "-m", "pipeline", "run",
-                            *two_round_args(tiny_data_dir, tmp_path, *PINNED, "learner.placement_timeout_s=10")],
-                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "run",
+            *two_round_args(tiny_data_dir, tmp_path, *PINNED, "learner.placement_timeout_s=10"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: (run_dir / marker_name(0, "train")).is_file(), run, "round 0's train hold")
         lost_type.kill()

@@ -3,6 +3,7 @@ round for labels, answers arrive (an answers CSV, `clactive label simulate`), `c
 continues; the run ends with the selection of a run with the simulated oracle and the same seed.
 The commands run in this process, on the session's Ray (a process per command would add seconds of
 imports each); tests/integration/test_cli.py covers `clactive` as a process."""
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -11,8 +12,8 @@ import pipeline.cli
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config
-from tests.integration.test_cli import in_process
 from tests.integration.conftest import selection, two_round_args
+from tests.integration.test_cli import in_process
 
 pytestmark = pytest.mark.ray
 
@@ -27,7 +28,8 @@ def label(*argv) -> int:
 
 
 def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selection_and_accepts_a_partial_round(
-        ray_cluster, tiny_data_dir, tmp_path, unbroken, capsys):
+    ray_cluster, tiny_data_dir, tmp_path, unbroken, capsys
+):
     run_dir = tmp_path / "run"
     config = tiny_config(tiny_data_dir, tmp_path)
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
@@ -70,7 +72,9 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     assert "waits for" not in out
     records = RunStore(run_dir).records()
     assert [(r["requested"], r["answered"], r["acquired"], r["labelled"]) for r in records] == [
-        (40, 40, 40, 40), (30, 20, 20, 60)]
+        (40, 40, 40, 40),
+        (30, 20, 20, 60),
+    ]
     assert selection(run_dir)[1] == table.column("id").to_pylist()[:20]  # the answered ones, in selection order
     capsys.readouterr()
     assert pipeline.cli.main(["status", str(run_dir)]) == 0
@@ -78,11 +82,12 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     assert "rounds done: 2 of 2; labels acquired: 60" in out and "finished" in out
 
     from mlflow.tracking import MlflowClient  # read back through MLflow's own API
+
     client = MlflowClient(tracking_uri=f"sqlite:///{run_dir}/mlflow.db")
     runs = client.search_runs([client.get_experiment_by_name("clactive").experiment_id])
     assert len(runs) == 1 and runs[0].data.params["oracle"] == "external"
     history = client.get_metric_history(runs[0].info.run_id, "labelled")
     assert sorted((m.step, m.value) for m in history) == [(0, 40), (1, 60)]  # each round once
     assert "plots/selection_time.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
-    assert label("import", run_dir, answers) == 2               # every round is final now
+    assert label("import", run_dir, answers) == 2  # every round is final now
     assert "has finished all 2 rounds" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Crashes and faults: SIGKILL the run inside a round and resume it; kill a scoring actor, a Train
 worker and the coordinator mid-round and let Ray restart them. Either way the run must end with
 the selection of an unbroken run."""
+
 import os
 import re
 import signal
@@ -13,8 +14,8 @@ import pytest
 from ray.util.state import list_actors, list_jobs
 
 import pipeline.cli
-from pipeline.config.run_config import load_config
 from actors.faults import HOOK_ENV, marker_name
+from pipeline.config.run_config import load_config
 from pipeline.loop.run_store import RunStore
 from pipeline.storage import Storage
 from tests.helpers import tiny_overrides
@@ -30,11 +31,16 @@ def assert_only_clactive_lines(done: subprocess.CompletedProcess) -> None:
     them), the target line on stdout, its progress lines on stderr (plain lines: not a terminal);
     nothing from Ray (worker-start warnings, raylet or core-worker lines)."""
     for line in done.stderr.splitlines():
-        assert re.match(r"round \d+/\d+ (scoring|update|target fit): [\d,]+(/[\d,]+)? (examples|steps), ", line), \
+        assert re.match(r"round \d+/\d+ (scoring|update|target fit): [\d,]+(/[\d,]+)? (examples|steps), ", line), (
             f"not clactive's progress line: {line!r}"
+        )
     for line in done.stdout.splitlines():
-        assert (line.startswith(("clactive: ", "target ")) or line.split()[:2] == ["round", "labelled"]
-                or line[:5].strip().isdigit() or line.startswith("       ")), f"not clactive's line: {line!r}"
+        assert (
+            line.startswith(("clactive: ", "target "))
+            or line.split()[:2] == ["round", "labelled"]
+            or line[:5].strip().isdigit()
+            or line.startswith("       ")
+        ), f"not clactive's line: {line!r}"
 
 
 def kill_at(point: str, args: list[str], run_dir: str, ray_address: str, timeout_s: float = 180) -> None:
@@ -42,8 +48,13 @@ def kill_at(point: str, args: list[str], run_dir: str, ray_address: str, timeout
     at_round, stage = point.split(":")
     marker, storage = marker_name(int(at_round), stage), Storage(run_dir)
     env = {**os.environ, "RAY_ADDRESS": ray_address, HOOK_ENV: f"{point}:pause"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + timeout_s
         while not storage.is_file(marker):
@@ -72,8 +83,8 @@ def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, 
     # the prepared pool in the bucket too: every process reads its rows from there
     args = two_round_args(tiny_data_dir, tmp_path, f"run_dir={run_dir}", f"data.cache_dir={s3.uri('cache')}")
     kill_at("0:label", args, run_dir, ray_cluster)
-    assert storage.is_file("rounds/0000/labels.parquet")    # the round's files are there ...
-    assert RunStore(run_dir).committed_rounds() == []       # ... and the partial round is invisible
+    assert storage.is_file("rounds/0000/labels.parquet")  # the round's files are there ...
+    assert RunStore(run_dir).committed_rounds() == []  # ... and the partial round is invisible
     kill_at("1:scorer", args, run_dir, ray_cluster)
     assert RunStore(run_dir).committed_rounds() == [0] and storage.names("rounds") == ["0000"]
     before = selection(run_dir)
@@ -87,12 +98,12 @@ def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, 
     after = selection(run_dir)
     assert after[:1] == before
     flat = [i for part in after for i in part]
-    assert len(flat) == len(set(flat))                      # no label acquired twice
-    assert after == unbroken                                # the same selection as an unbroken run
+    assert len(flat) == len(set(flat))  # no label acquired twice
+    assert after == unbroken  # the same selection as an unbroken run
     assert storage.names("rounds") == ["0000", "0001"]
     stamp = storage.fs.get_file_info(storage.path("rounds.jsonl")).mtime
     time.sleep(1.1)  # S3 keeps modification times in whole seconds
-    assert pipeline.cli.main(["run", *args]) == 0           # and once more (in-process): a finished run does nothing
+    assert pipeline.cli.main(["run", *args]) == 0  # and once more (in-process): a finished run does nothing
     assert storage.fs.get_file_info(storage.path("rounds.jsonl")).mtime == stamp
 
 
@@ -105,13 +116,16 @@ def test_resuming_with_a_different_config_is_refused(tiny_data_dir, tmp_path):
 
 
 def test_a_scoring_actor_a_train_worker_and_the_coordinator_that_die_mid_round_are_restarted(
-        ray_cluster, tiny_data_dir, tmp_path, unbroken, monkeypatch):
+    ray_cluster, tiny_data_dir, tmp_path, unbroken, monkeypatch
+):
     """One two-round run (in this process, on the session's Ray), three faults: each process dies once
     (os._exit) inside a round, and the process Ray brings up in its place takes SLOW_RESTART_S to
     start: what redoes the work must wait for it, however slow the machine, not retry into a restart."""
-    faults = {"0:label": "the coordinator, labels acquired but not committed",
-              "1:scorer": "a scoring actor, on its first batch",
-              "1:train": "Ray Train worker rank 0, as the update starts"}
+    faults = {
+        "0:label": "the coordinator, labels acquired but not committed",
+        "1:scorer": "a scoring actor, on its first batch",
+        "1:train": "Ray Train worker rank 0, as the update starts",
+    }
     monkeypatch.setenv(HOOK_ENV, ",".join(f"{p}:slow_crash" for p in faults))
     assert pipeline.cli.main(["run", *two_round_args(tiny_data_dir, tmp_path)]) == 0
     run_dir = tmp_path / "run"
@@ -125,7 +139,8 @@ def test_a_scoring_actor_a_train_worker_and_the_coordinator_that_die_mid_round_a
 
 
 def test_ctrl_c_mid_round_ends_the_run_at_once_in_one_line_and_commits_nothing_half_done(
-        ray_cluster, tiny_data_dir, tmp_path):
+    ray_cluster, tiny_data_dir, tmp_path
+):
     """SIGINT (a terminal's Ctrl-C) while round 0's update runs: the run does not wait for the round
     to end, says in one line that the committed rounds are kept and how to continue, exits 130,
     leaves the round uncommitted and no actor of its own behind on the cluster. (The child gets
@@ -133,9 +148,15 @@ def test_ctrl_c_mid_round_ends_the_run_at_once_in_one_line_and_commits_nothing_h
     background job of a script inherits it ignored.)"""
     run_dir = tmp_path / "run"
     env = {**os.environ, "RAY_ADDRESS": ray_cluster, HOOK_ENV: "0:train:pause"}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", *two_round_args(tiny_data_dir, tmp_path)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", *two_round_args(tiny_data_dir, tmp_path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 180
         while not (run_dir / marker_name(0, "train")).is_file():
@@ -153,7 +174,8 @@ def test_ctrl_c_mid_round_ends_the_run_at_once_in_one_line_and_commits_nothing_h
     assert took_s < 20  # not the minute a graceful close of the busy coordinator would wait
     assert [line for line in stderr.splitlines() if line.startswith("clactive: ")] == [
         "clactive: interrupted: the rounds committed so far are kept; the same command continues after them "
-        "(for a run: clactive run --resume RUN_DIR)"]
+        "(for a run: clactive run --resume RUN_DIR)"
+    ]
     assert "Traceback" not in stderr
     assert RunStore(run_dir).committed_rounds() == []
     deadline = time.monotonic() + 30
@@ -165,8 +187,11 @@ def test_ctrl_c_mid_round_ends_the_run_at_once_in_one_line_and_commits_nothing_h
 def own_actors(job: str) -> list[str]:
     """The job's live actors, but Ray Data's cluster-wide ones (_StatsActor, ...), which it keeps
     detached for every job to share."""
-    return [a.class_name for a in list_actors(filters=[("job_id", "=", job), ("state", "=", "ALIVE")])
-            if not a.class_name.startswith("_")]
+    return [
+        a.class_name
+        for a in list_actors(filters=[("job_id", "=", job), ("state", "=", "ALIVE")])
+        if not a.class_name.startswith("_")
+    ]
 
 
 def ray_job_of(driver_pid: int) -> str:

@@ -4,6 +4,7 @@ Every strategy and acquisition kind completes a run somewhere in this suite, eac
 run of its own: clactive / least_confidence in most tests, full / k_center on CIFAR-layout data
 (test_datasets.py), finetune / random on a class-incremental pool and svp / margin on a data-parallel
 worker group of two with arriving shards (test_growth.py)."""
+
 import pytest
 
 from actors.driver import run_rounds
@@ -26,9 +27,17 @@ def run_tiny(data_dir, work_dir, *extra):
 def test_reservations_that_starve_ray_data_are_refused_before_any_round(ray_cluster, tiny_data_dir, work_dir):
     """Per node, not summed: 0.5 of the cluster's 2 CPUs stays free, but as 0.25 on each of its two
     nodes, so a read task (0.5 CPU) would fit nowhere."""
-    match = (r"reserve 1.5 of the cluster's 2 CPUs, leaving no node with the 0.5 CPU a read task of the pool needs "
-             r"\(nodes: 1 CPU/1 GPU, 1 CPU/0 GPU\): lower learner.cpus_per_worker or scoring.cpus_per_actor")
+    match = (
+        r"reserve 1.5 of the cluster's 2 CPUs, leaving no node with the 0.5 CPU a read task of the pool needs "
+        r"\(nodes: 1 CPU/1 GPU, 1 CPU/0 GPU\): lower learner.cpus_per_worker or scoring.cpus_per_actor"
+    )
     with pytest.raises(ConfigError, match=match):
-        run_tiny(tiny_data_dir, work_dir, "learner.cpus_per_worker=0.75", "scoring.cpus_per_actor=0.75",
-                 "learner.use_gpu=false", "scoring.gpus_per_actor=0")
+        run_tiny(
+            tiny_data_dir,
+            work_dir,
+            "learner.cpus_per_worker=0.75",
+            "scoring.cpus_per_actor=0.75",
+            "learner.use_gpu=false",
+            "scoring.gpus_per_actor=0",
+        )
     assert not (work_dir / "run").exists()  # refused before the run directory was created

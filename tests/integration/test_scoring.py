@@ -1,4 +1,5 @@
 """The scoring actors against a plain torch loop over the same pool."""
+
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -12,18 +13,19 @@ from ray.data import DataContext
 from ray.util.state import list_actors
 
 from actors.scorer import ScorerPool
-from pipeline.selection.acquisition import draw_candidates, get_acquisition, k_center_greedy, top_k
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.errors import ResourceError
+from pipeline.selection.acquisition import draw_candidates, get_acquisition, k_center_greedy, top_k
 from pipeline.update.models import create_model
-from pipeline.update.training import predict, checkpoint_bytes
+from pipeline.update.training import checkpoint_bytes, predict
 from tests.helpers import tiny_config
 
 pytestmark = pytest.mark.ray
 
 
-def expected_top_k(data, model, acquisition: str, labelled: np.ndarray, k: int,
-                   candidates: np.ndarray | None = None) -> np.ndarray:
+def expected_top_k(
+    data, model, acquisition: str, labelled: np.ndarray, k: int, candidates: np.ndarray | None = None
+) -> np.ndarray:
     """The ids a plain loop over every pool row picks (among `candidates`, when given)."""
     table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()
     pool_ids = table.column("id").to_numpy()
@@ -38,16 +40,24 @@ def scorer_actors() -> list:
     return [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000) if a.class_name == "Scorer"]
 
 
-def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set_based(ray_cluster, tiny_data_dir,
-                                                                                       work_dir):
+def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set_based(
+    ray_cluster, tiny_data_dir, work_dir
+):
     """Four scorers over the pool's three files (one gets no block), in batches that do not divide
     them: two entropy passes with new weights and a new labelled set each pick the plain loop's top
     k, and the same four actors serve both; a pass over a random candidate subset (scoring.candidates)
     picks the plain loop's top k of that subset; k_center, which gathers every shard's embeddings,
     picks the plain loop's ids over the whole pool and over a subset; a pass with no room to read
     ends in one line. Each acquisition's scores against hand-computed values: tests/unit/test_acquisition.py."""
-    config = tiny_config(tiny_data_dir, work_dir, "acquisition=entropy", "scoring.batch_size=37", "scoring.actors=4",
-                         "scoring.cpus_per_actor=0.25", "scoring.gpus_per_actor=0")
+    config = tiny_config(
+        tiny_data_dir,
+        work_dir,
+        "acquisition=entropy",
+        "scoring.batch_size=37",
+        "scoring.actors=4",
+        "scoring.cpus_per_actor=0.25",
+        "scoring.gpus_per_actor=0",
+    )
     data = prepare_dataset(get_source("fashion_mnist", tiny_data_dir), config.data.cache_dir, config.data.shard_rows)
     assert len(list(Path(data.split_dir("pool")).glob("*.parquet"))) == 3
     scorers = ScorerPool(config, data, "small_cnn")
@@ -76,8 +86,9 @@ def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set
         labelled = np.arange(0, 400, 5)
         candidates = draw_candidates(np.setdiff1d(np.arange(400), labelled), 150, seed=5)
         chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0)
-        chosen_among, seconds_among = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0,
-                                                     candidate_ids=candidates)
+        chosen_among, seconds_among = scorers.select(
+            checkpoint_bytes(model), labelled, k=20, seed=0, candidate_ids=candidates
+        )
         assert seconds["candidates"] == 400 - len(labelled) and seconds_among["candidates"] == 150
         assert seconds["score_mean"] is None  # a set has no per-example score
         assert_k_center_picks_the_plain_loops_ids(data, model, labelled, candidates, chosen, chosen_among)
@@ -112,8 +123,11 @@ def assert_a_pass_with_no_room_to_read_ends_in_one_line(scorers, weights) -> Non
     timeout, context.execution_no_progress_timeout_s = context.execution_no_progress_timeout_s, 5
     try:
         wait_until_no_cpu_is_free()
-        with pytest.raises(ResourceError, match=r"a scoring pass made no progress for 5 s: no node had room for a "
-                                                r"read task of the pool \(0.25 CPU\).*lower learner.cpus_per_worker"):
+        with pytest.raises(
+            ResourceError,
+            match=r"a scoring pass made no progress for 5 s: no node had room for a "
+            r"read task of the pool \(0.25 CPU\).*lower learner.cpus_per_worker",
+        ):
             scorers.select(weights, np.arange(0, 40), k=30, seed=0)
     finally:
         context.execution_no_progress_timeout_s = timeout

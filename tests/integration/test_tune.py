@@ -1,4 +1,5 @@
 """A tiny Ray Tune search on the session's cluster: trial table, Pareto plot, a loadable best config."""
+
 import json
 
 import pytest
@@ -12,8 +13,13 @@ pytestmark = pytest.mark.ray
 
 def tune_args(data_dir, work_dir, *extra):
     sets = tiny_overrides(data_dir, work_dir) + [
-        "schedule.round_ends=[70]", f"tune.dir={work_dir / 'tune'}", "tune.num_samples=2", "tune.scheduler=none",
-        "tune.space={update.steps: {randint: [3, 9]}, memory.ratio: {uniform: [0.5, 1.0]}}", *extra]
+        "schedule.round_ends=[70]",
+        f"tune.dir={work_dir / 'tune'}",
+        "tune.num_samples=2",
+        "tune.scheduler=none",
+        "tune.space={update.steps: {randint: [3, 9]}, memory.ratio: {uniform: [0.5, 1.0]}}",
+        *extra,
+    ]
     return ["tune", *[arg for item in sets for arg in ("--set", item)]]
 
 
@@ -31,6 +37,7 @@ def test_a_tiny_search_writes_its_table_plot_and_a_best_config_that_loads(ray_cl
     assert best.update.steps == chosen["params"]["update.steps"]
 
     from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("tune").experiment_id])
     assert len(runs) == 2
@@ -42,8 +49,9 @@ def test_a_tiny_search_writes_its_table_plot_and_a_best_config_that_loads(ray_cl
     assert json.loads((out / "trials.json").read_text())["trials"] == results["trials"]
 
 
-def test_concurrent_trials_that_would_starve_ray_data_are_refused_before_any_trial(ray_cluster, tiny_data_dir,
-                                                                                   work_dir, capsys):
+def test_concurrent_trials_that_would_starve_ray_data_are_refused_before_any_trial(
+    ray_cluster, tiny_data_dir, work_dir, capsys
+):
     assert main(tune_args(tiny_data_dir, work_dir, "tune.max_concurrent=2")) == 2
     error = capsys.readouterr().err
     assert "in each of 2 concurrent trials do not all fit on the cluster's nodes (1 CPU/1 GPU, 1 CPU/0 GPU)" in error

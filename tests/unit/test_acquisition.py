@@ -2,16 +2,27 @@ import numpy as np
 import pytest
 
 import pipeline.selection.acquisition
-from pipeline.selection.acquisition import (StreamingTopK, acquisition_names, draw_candidates, get_acquisition,
-                                  hashed_uniform, k_center_from, k_center_greedy, min_sq_distances, top_k)
 from pipeline.errors import ConfigError, PoolExhaustedError
+from pipeline.selection.acquisition import (
+    ACQUISITIONS,
+    StreamingTopK,
+    draw_candidates,
+    get_acquisition,
+    hashed_uniform,
+    k_center_from,
+    k_center_greedy,
+    min_sq_distances,
+    top_k,
+)
 
-PROBS = np.array([
-    [0.90, 0.05, 0.05],   # confident
-    [0.40, 0.35, 0.25],   # unsure, small margin
-    [0.50, 0.10, 0.40],
-    [1 / 3, 1 / 3, 1 / 3],  # maximally unsure
-])
+PROBS = np.array(
+    [
+        [0.90, 0.05, 0.05],  # confident
+        [0.40, 0.35, 0.25],  # unsure, small margin
+        [0.50, 0.10, 0.40],
+        [1 / 3, 1 / 3, 1 / 3],  # maximally unsure
+    ]
+)
 IDS = np.array([10, 11, 12, 13])
 
 
@@ -22,10 +33,12 @@ def test_least_confidence_is_one_minus_top_probability():
 
 def test_entropy_matches_hand_computed_values():
     scores = get_acquisition("entropy").score(PROBS, IDS, seed=0)
-    expected = [-(0.9 * np.log(0.9) + 2 * 0.05 * np.log(0.05)),
-                -(0.4 * np.log(0.4) + 0.35 * np.log(0.35) + 0.25 * np.log(0.25)),
-                -(0.5 * np.log(0.5) + 0.1 * np.log(0.1) + 0.4 * np.log(0.4)),
-                np.log(3)]
+    expected = [
+        -(0.9 * np.log(0.9) + 2 * 0.05 * np.log(0.05)),
+        -(0.4 * np.log(0.4) + 0.35 * np.log(0.35) + 0.25 * np.log(0.25)),
+        -(0.5 * np.log(0.5) + 0.1 * np.log(0.1) + 0.4 * np.log(0.4)),
+        np.log(3),
+    ]
     np.testing.assert_allclose(scores, expected)
 
 
@@ -37,7 +50,9 @@ def test_margin_scores_small_gaps_highest():
 def test_random_depends_only_on_id_and_seed():
     acquisition = get_acquisition("random")
     whole = acquisition.score(PROBS, IDS, seed=3)
-    parts = np.concatenate([acquisition.score(PROBS[2:], IDS[2:], seed=3), acquisition.score(PROBS[:2], IDS[:2], seed=3)])
+    parts = np.concatenate(
+        [acquisition.score(PROBS[2:], IDS[2:], seed=3), acquisition.score(PROBS[:2], IDS[:2], seed=3)]
+    )
     np.testing.assert_array_equal(whole, parts[[2, 3, 0, 1]])
     assert not np.array_equal(whole, acquisition.score(PROBS, IDS, seed=4))
     assert ((whole >= 0) & (whole < 1)).all()
@@ -50,9 +65,9 @@ def test_hashed_uniform_is_roughly_uniform():
 
 
 def test_unknown_acquisition_lists_valid_names():
-    with pytest.raises(ConfigError, match=f"choose one of {', '.join(acquisition_names())}$"):
+    with pytest.raises(ConfigError, match=f"choose one of {', '.join(ACQUISITIONS.names())}$"):
         get_acquisition("bald")
-    assert {"least_confidence", "entropy", "margin", "random", "k_center"} <= set(acquisition_names())
+    assert {"least_confidence", "entropy", "margin", "random", "k_center"} <= set(ACQUISITIONS.names())
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
@@ -62,7 +77,7 @@ def test_streaming_top_k_equals_all_at_once(chunk):
     scores = rng.integers(0, 50, size=1000).astype(float)  # many ties on purpose
     stream = StreamingTopK(100)
     for start in range(0, 1000, chunk):
-        stream.push(ids[start:start + chunk], scores[start:start + chunk])
+        stream.push(ids[start : start + chunk], scores[start : start + chunk])
     streamed_ids, streamed_scores = stream.result()
     ref_ids, ref_scores = top_k(ids, scores, 100)
     np.testing.assert_array_equal(streamed_ids, ref_ids)
@@ -132,8 +147,11 @@ def test_set_based_selection_over_more_candidates_than_its_bound_is_one_line_nam
     monkeypatch.setattr(pipeline.selection.acquisition, "MAX_SET_CANDIDATES", 1000)
     pipeline.selection.acquisition.check_set_candidates("k_center", 1000)
     pipeline.selection.acquisition.check_set_candidates("least_confidence", 10**9)  # streamed: no bound
-    with pytest.raises(ConfigError, match=r"k_center .* at most 1000 candidates a round, and this round has 1001: "
-                                          r"set scoring.candidates \(e.g. 500\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"k_center .* at most 1000 candidates a round, and this round has 1001: "
+        r"set scoring.candidates \(e.g. 500\)",
+    ):
         pipeline.selection.acquisition.check_set_candidates("k_center", 1001)
 
 
@@ -175,10 +193,12 @@ def test_a_streaming_top_k_keeps_each_kept_ids_payload_row_across_batches_and_me
 
 
 def test_preflight_refuses_k_center_over_the_whole_pool_above_the_bound_and_takes_a_candidate_subset(
-        monkeypatch, tmp_path):
+    monkeypatch, tmp_path
+):
     from pipeline.data import get_source, prepare_dataset
     from pipeline.loop.preflight import plan_run
     from tests.helpers import tiny_config, write_fashion_like
+
     data_dir = write_fashion_like(tmp_path / "raw")
     config = tiny_config(data_dir, tmp_path, "acquisition=k_center")
     data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)

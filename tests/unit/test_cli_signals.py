@@ -1,5 +1,6 @@
 """SIGTERM (`kill`, `ray job stop`) ends a run as Ctrl-C does, whatever handler Ray installed before:
 one line, the shells' exit code, and the caller's own handler back afterwards."""
+
 import os
 import signal
 import sys
@@ -35,8 +36,7 @@ def run_until_terminated(monkeypatch):
     monkeypatch.setattr(cli, "_run", run)
 
 
-def test_sigterm_during_a_run_is_one_line_exit_143_and_the_callers_handler_is_restored(run_until_terminated,
-                                                                                        capsys):
+def test_sigterm_during_a_run_is_one_line_exit_143_and_the_callers_handler_is_restored(run_until_terminated, capsys):
     received = []
     before = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
@@ -44,8 +44,10 @@ def test_sigterm_during_a_run_is_one_line_exit_143_and_the_callers_handler_is_re
         assert cli.main(["run"]) == cli.TERMINATED == 143
         assert time.monotonic() - started < 5
         err = capsys.readouterr().err
-        assert err.splitlines() == ["clactive: terminated (SIGTERM): the rounds committed so far are kept; the same "
-                                    "command continues after them (for a run: clactive run --resume RUN_DIR)"]
+        assert err.splitlines() == [
+            "clactive: terminated (SIGTERM): the rounds committed so far are kept; the same "
+            "command continues after them (for a run: clactive run --resume RUN_DIR)"
+        ]
         os.kill(os.getpid(), signal.SIGTERM)  # the test's own handler again, not the run's
         assert received == [signal.SIGTERM]
     finally:
@@ -55,8 +57,10 @@ def test_sigterm_during_a_run_is_one_line_exit_143_and_the_callers_handler_is_re
 def test_ctrl_c_after_a_sigterm_run_is_an_interrupt_again(monkeypatch, capsys):
     def run(args):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(cli, "_run", run)
     from pipeline.loop import interrupts
+
     monkeypatch.setattr(interrupts, "_terminated", True)  # left over from an earlier run in this process
     assert cli.main(["run"]) == cli.INTERRUPTED
     assert capsys.readouterr().err.startswith("clactive: interrupted: ")

@@ -1,4 +1,5 @@
 """Which Ray a run uses (actors/cluster.py): never a stale one, and an unreachable address in seconds."""
+
 import shutil
 import tempfile
 import time
@@ -43,6 +44,7 @@ def test_without_an_address_a_run_starts_its_own_ray_and_its_processes_find_it_n
         @ray.remote(num_cpus=0)
         def cluster_seen_from_a_worker() -> str:
             from ray._private.services import canonicalize_bootstrap_address_or_die
+
             return canonicalize_bootstrap_address_or_die(None)
 
         assert ray.get(cluster_seen_from_a_worker.remote(), timeout=120) == ours
@@ -57,8 +59,9 @@ def test_ray_address_from_the_environment_is_used_when_no_address_is_given(monke
     assert ray_init_calls == [{"address": "ray://head:10001", "log_to_driver": True, "logging_level": 20}]
 
 
-def test_address_auto_reads_the_cluster_file_and_fails_fast_when_that_head_is_gone(tmp_path, monkeypatch,
-                                                                                   ray_init_calls):
+def test_address_auto_reads_the_cluster_file_and_fails_fast_when_that_head_is_gone(
+    tmp_path, monkeypatch, ray_init_calls
+):
     monkeypatch.setattr(cluster, "RAY_TEMP_DIR", str(tmp_path))
     with pytest.raises(ClactiveError, match="no Ray cluster was started on this machine"):
         cluster.connect("auto")
@@ -79,6 +82,7 @@ def test_an_unreachable_address_is_one_line_exit_2_within_30_s_and_writes_nothin
     assert cluster.REACH_TIMEOUT_S + cluster.CONNECT_TIMEOUT_S < 30
     monkeypatch.setattr(cluster, "REACH_TIMEOUT_S", 1)
     import ray._private.worker as ray_worker  # the run quiets Ray's console printer: put back afterwards
+
     monkeypatch.setattr(ray_worker, "print_to_stdstream", ray_worker.print_to_stdstream)
     data_dir = write_fashion_like(tmp_path / "raw")
     address = f"127.0.0.1:{free_ports(1)[0]}"

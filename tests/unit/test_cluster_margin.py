@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from pipeline.errors import PoolExhaustedError
 from pipeline.selection.acquisition import get_acquisition
 from pipeline.selection.cluster_margin import cluster_margin_select
-from pipeline.errors import PoolExhaustedError
 
 K = 10  # batch size; with margin_multiple=10 the shortlist is the 100 lowest margins
 
@@ -42,10 +42,13 @@ def make_blobs(seed: int = 0):
 
 def test_cluster_margins_shortlist_ranks_by_the_margin_acquisitions_score_minus_top_one_minus_top_two():
     probs = np.array([[0.90, 0.05, 0.05], [0.40, 0.35, 0.25], [1 / 3, 1 / 3, 1 / 3]])
-    np.testing.assert_allclose(get_acquisition("margin").score(probs, np.arange(3), seed=0), [-0.85, -0.05, 0.0],
-                               atol=1e-12)
-    np.testing.assert_array_equal(get_acquisition("cluster_margin").score(probs, np.arange(3), seed=0),
-                                  get_acquisition("margin").score(probs, np.arange(3), seed=0))
+    np.testing.assert_allclose(
+        get_acquisition("margin").score(probs, np.arange(3), seed=0), [-0.85, -0.05, 0.0], atol=1e-12
+    )
+    np.testing.assert_array_equal(
+        get_acquisition("cluster_margin").score(probs, np.arange(3), seed=0),
+        get_acquisition("margin").score(probs, np.arange(3), seed=0),
+    )
 
 
 @pytest.mark.parametrize("clusters", [None, 5, 37])
@@ -54,7 +57,7 @@ def test_selects_k_distinct_positions_from_the_lowest_margins(clusters):
     picks = cluster_margin_select(margins, embeddings, K, seed=0, clusters=clusters)
     assert picks.dtype == np.int64 and picks.shape == (K,)
     assert len(np.unique(picks)) == K
-    assert set(picks) <= set(np.argsort(margins)[:10 * K])
+    assert set(picks) <= set(np.argsort(margins)[: 10 * K])
 
 
 def test_shortlist_breaks_equal_margins_toward_the_smaller_position():
@@ -102,8 +105,10 @@ def test_without_room_to_choose_returns_the_lowest_margins_in_margin_order(n, k,
 
 def test_empty_pool_or_empty_batch_gives_no_positions():
     margins, embeddings, _ = make_blobs()
-    for result in (cluster_margin_select(margins, embeddings, 0, seed=0),
-                   cluster_margin_select(np.empty(0), np.empty((0, 16), dtype=np.float32), 5, seed=0)):
+    for result in (
+        cluster_margin_select(margins, embeddings, 0, seed=0),
+        cluster_margin_select(np.empty(0), np.empty((0, 16), dtype=np.float32), 5, seed=0),
+    ):
         assert result.dtype == np.int64 and result.shape == (0,)
 
 
@@ -122,6 +127,7 @@ def test_members_within_a_cluster_are_drawn_at_random_not_by_margin():
     margins, embeddings, blob = make_blobs()
     batches = {frozenset(cluster_margin_select(margins, embeddings, K, seed=s, clusters=5)) for s in range(4)}
     assert len(batches) > 1
-    lowest_two_per_blob = {int(p) for b in range(5)
-                           for p in np.flatnonzero(blob == b)[np.argsort(margins[blob == b])[:2]]}
+    lowest_two_per_blob = {
+        int(p) for b in range(5) for p in np.flatnonzero(blob == b)[np.argsort(margins[blob == b])[:2]]
+    }
     assert lowest_two_per_blob not in batches

@@ -1,4 +1,5 @@
 """cluster.yaml through the launcher's own preparation and validation, offline."""
+
 import copy
 from pathlib import Path
 
@@ -35,22 +36,26 @@ def test_cluster_file_passes_the_launchers_preparation_and_validation(name):
     gpu_types = {n: t for n, t in types.items() if t["resources"].get("GPU", 0) > 0}
     assert len(gpu_types) >= 2 and head not in gpu_types
     assert all(t["min_workers"] == 0 for t in gpu_types.values())
-    assert max(t["resources"]["GPU"] for t in gpu_types.values()) > 1       # a multi-GPU type
+    assert max(t["resources"]["GPU"] for t in gpu_types.values()) > 1  # a multi-GPU type
     assert sum(t["max_workers"] for t in gpu_types.values()) >= prepared["max_workers"] > 0
     assert any("pip install" in c and "clactive" in c for c in prepared["setup_commands"])
     # every node keeps idle task workers as a local run's Ray does (actors.cluster)
-    starts = [c for key in ("head_start_ray_commands", "worker_start_ray_commands") for c in prepared[key]
-              if "ray start" in c]
+    starts = [
+        c for key in ("head_start_ray_commands", "worker_start_ray_commands") for c in prepared[key] if "ray start" in c
+    ]
     assert len(starts) == 2 and all(f"{IDLE_WORKER_ENV}={IDLE_WORKER_MS} ray start" in c for c in starts)
 
 
-@pytest.mark.parametrize("break_it, error", [
-    (lambda c: c.update(max_workers="ten"), jsonschema.ValidationError),
-    (lambda c: c.update(worker_count=3), jsonschema.ValidationError),          # not a launcher key
-    (lambda c: c["available_node_types"]["gpu_1x"].pop("node_config"), jsonschema.ValidationError),
-    (lambda c: c.update(head_node_type="gpu_8x"), ValueError),
-    (lambda c: c["available_node_types"]["gpu_1x"].update(min_workers=20), ValueError),  # > max_workers
-])
+@pytest.mark.parametrize(
+    "break_it, error",
+    [
+        (lambda c: c.update(max_workers="ten"), jsonschema.ValidationError),
+        (lambda c: c.update(worker_count=3), jsonschema.ValidationError),  # not a launcher key
+        (lambda c: c["available_node_types"]["gpu_1x"].pop("node_config"), jsonschema.ValidationError),
+        (lambda c: c.update(head_node_type="gpu_8x"), ValueError),
+        (lambda c: c["available_node_types"]["gpu_1x"].update(min_workers=20), ValueError),  # > max_workers
+    ],
+)
 def test_a_broken_copy_is_rejected(break_it, error):
     broken = load("cluster.yaml")
     break_it(broken)
@@ -68,8 +73,10 @@ def test_the_pipelines_requests_fit_the_worker_types(name):
     requests = process_requests(config, with_gpus=True)
     assert requests["scoring actor"]["GPU"] > 0 and requests["learner worker"]["GPU"] > 0
     assert unplaceable(requests, node_shapes(name)) == []
-    target_training = load_config(REPO / "configs" / "fashion_mnist_cluster.yaml",
-                                  ["learner.workers=4", "learner.use_gpu=true", "learner.gpus_per_worker=1"])
+    target_training = load_config(
+        REPO / "configs" / "fashion_mnist_cluster.yaml",
+        ["learner.workers=4", "learner.use_gpu=true", "learner.gpus_per_worker=1"],
+    )
     assert unplaceable(process_requests(target_training, with_gpus=True), node_shapes(name)) == []
 
 

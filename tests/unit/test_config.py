@@ -19,8 +19,10 @@ def test_shipped_config_loads_and_equals_the_defaults_but_for_its_quicker_target
 
 
 def test_overrides_parse_yaml_values_into_typed_fields():
-    config = load_config(None, ["schedule.round_ends=[0.1, 0.2]", "update.steps=50", "memory.count=10",
-                                "learner.use_gpu=false", "seed=3"])
+    config = load_config(
+        None,
+        ["schedule.round_ends=[0.1, 0.2]", "update.steps=50", "memory.count=10", "learner.use_gpu=false", "seed=3"],
+    )
     assert config.schedule.round_ends == (0.1, 0.2)
     assert (config.update.steps, config.memory.count, config.learner.use_gpu, config.seed) == (50, 10, False, 3)
 
@@ -32,36 +34,40 @@ def test_custom_resources_pin_scorers_and_learner_workers_by_mapping_or_by_key()
 
 
 def test_config_round_trips_through_a_plain_dict():
-    config = load_config(None, ["schedule.round_ends=[100, 200]", "scoring.gpus_per_actor=0.5",
-                                "learner.resources={spot: 1}"])
+    config = load_config(
+        None, ["schedule.round_ends=[100, 200]", "scoring.gpus_per_actor=0.5", "learner.resources={spot: 1}"]
+    )
     assert config_from_dict(config.to_dict()) == config
     assert config_from_dict(yaml.safe_load(yaml.safe_dump(config.to_dict()))) == config
 
 
-@pytest.mark.parametrize("override, message", [
-    ("strategy=bogus", "unknown strategy 'bogus'"),
-    ("acquisition=bald", "unknown acquisition 'bald'"),
-    ("proxy.name=vgg", "unknown proxy.name 'vgg'"),
-    ("memory.policy=fifo", "unknown memory.policy 'fifo'"),
-    ("data.dataset=mnist", "unknown data.dataset 'mnist'"),
-    ("memory.ratio=-1", "memory.ratio = -1.0 is negative"),
-    ("memory.count=-5", "memory.count = -5 is negative"),
-    ("update.steps=0", "update.steps = 0 must be positive"),
-    ("update.steps=1.5", "'update.steps' = 1.5 has the wrong type: expected an integer"),
-    ("proxy.lr=fast", "'proxy.lr' = 'fast' has the wrong type"),
-    ("schedule.initial=1.5", "a fraction must lie in (0, 1]"),
-    ("schedule.round_size=100", "schedule.round_size and schedule.rounds go together"),
-    ("scoring.actors=0", "scoring.actors = 0 must be positive"),
-    ("scoring.gpus_per_actor=many", "write a number or auto"),
-    ("learner.use_gpu=maybe", "write true, false or auto"),
-    ("scoring.resources=spot", "'scoring.resources' must be a mapping of names to values"),
-    ("scoring.resources={GPU: 1}", "scoring.resources.GPU: GPU has keys of its own"),
-    ("learner.resources={spot: 0}", "learner.resources.spot = 0.0 must be positive"),
-    ("learner.resources={spot: lots}", "'learner.resources.spot' = 'lots' has the wrong type"),
-    ("learner.placement_timeout_s=0", "learner.placement_timeout_s = 0.0 must be positive"),
-    ("proxy.colour=red", "unknown config key 'proxy.colour'"),
-    ("nonsense", "is not key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("strategy=bogus", "unknown strategy 'bogus'"),
+        ("acquisition=bald", "unknown acquisition 'bald'"),
+        ("proxy.name=vgg", "unknown proxy.name 'vgg'"),
+        ("memory.policy=fifo", "unknown memory.policy 'fifo'"),
+        ("data.dataset=mnist", "unknown data.dataset 'mnist'"),
+        ("memory.ratio=-1", "memory.ratio = -1.0 is negative"),
+        ("memory.count=-5", "memory.count = -5 is negative"),
+        ("update.steps=0", "update.steps = 0 must be positive"),
+        ("update.steps=1.5", "'update.steps' = 1.5 has the wrong type: expected an integer"),
+        ("proxy.lr=fast", "'proxy.lr' = 'fast' has the wrong type"),
+        ("schedule.initial=1.5", "a fraction must lie in (0, 1]"),
+        ("schedule.round_size=100", "schedule.round_size and schedule.rounds go together"),
+        ("scoring.actors=0", "scoring.actors = 0 must be positive"),
+        ("scoring.gpus_per_actor=many", "write a number or auto"),
+        ("learner.use_gpu=maybe", "write true, false or auto"),
+        ("scoring.resources=spot", "'scoring.resources' must be a mapping of names to values"),
+        ("scoring.resources={GPU: 1}", "scoring.resources.GPU: GPU has keys of its own"),
+        ("learner.resources={spot: 0}", "learner.resources.spot = 0.0 must be positive"),
+        ("learner.resources={spot: lots}", "'learner.resources.spot' = 'lots' has the wrong type"),
+        ("learner.placement_timeout_s=0", "learner.placement_timeout_s = 0.0 must be positive"),
+        ("proxy.colour=red", "unknown config key 'proxy.colour'"),
+        ("nonsense", "is not key=value"),
+    ],
+)
 def test_bad_values_are_named_in_one_line(override, message):
     """Types and ranges fail at load (pipeline.config.run_config); names against the registries at preflight."""
     with pytest.raises(ConfigError) as caught:

@@ -5,6 +5,7 @@ registering it. Where a contract needs per-entry knowledge the code does not exp
 acquisitions are seeded, which memories are bounded, how to write a source's files), it is a
 table below; an entry missing from a table fails with a message naming it. No Ray.
 """
+
 import io
 
 import numpy as np
@@ -12,16 +13,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.selection.acquisition import (PerExampleAcquisition, SetAcquisition, ShortlistAcquisition, acquisition_names,
-                                  get_acquisition, min_sq_distances)
 from pipeline.config.run_config import DataConfig, load_config
-from pipeline.data import get_source, prepare_dataset, source_names
+from pipeline.data import SOURCES, get_source, prepare_dataset
 from pipeline.data.base import FEATURE_TYPES
 from pipeline.errors import PoolExhaustedError
-from pipeline.update.memory import create_memory, memory_names
-from pipeline.update.strategies import create_strategy, steps_for_epochs, strategy_names
-from tests.helpers import (write_amazon_like, write_cifar100_like, write_cifar10_like, write_fashion_like,
-                           write_image_folder)
+from pipeline.selection.acquisition import (
+    ACQUISITIONS,
+    PerExampleAcquisition,
+    SetAcquisition,
+    ShortlistAcquisition,
+    get_acquisition,
+    min_sq_distances,
+)
+from pipeline.update.memory import MEMORIES, create_memory
+from pipeline.update.strategies import STRATEGIES, create_strategy, steps_for_epochs
+from tests.helpers import (
+    write_amazon_like,
+    write_cifar10_like,
+    write_cifar100_like,
+    write_fashion_like,
+    write_image_folder,
+)
 from tests.unit.test_sources import pixel_table
 from tests.unit.test_text_sources import write_text_csv
 
@@ -41,7 +53,7 @@ SEEDED_ACQUISITIONS = {"random"}  # per-example scores that change with the seed
 
 
 def of_kind(kind) -> list[str]:
-    return [name for name in acquisition_names() if isinstance(get_acquisition(name), kind)]
+    return [name for name in ACQUISITIONS.names() if isinstance(get_acquisition(name), kind)]
 
 
 def softmax_rows(n: int, k: int = 7, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,16 +61,17 @@ def softmax_rows(n: int, k: int = 7, seed: int = 0) -> tuple[np.ndarray, np.ndar
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.full(k, 0.5), size=n).astype(np.float32)
     probs[:3] = np.eye(k, dtype=np.float32)[:3]  # certain rows
-    probs[3] = 1.0 / k                          # a uniform row
+    probs[3] = 1.0 / k  # a uniform row
     pool_ids = rng.choice(10 * n, size=n, replace=False).astype(np.int64)
     return probs, pool_ids
 
 
-@pytest.mark.parametrize("name", acquisition_names())
+@pytest.mark.parametrize("name", ACQUISITIONS.names())
 def test_every_acquisition_follows_exactly_one_contract(name):
     acquisition = get_acquisition(name)  # instantiating proves no abstract method is left
-    assert isinstance(acquisition, PerExampleAcquisition) != isinstance(acquisition, SetAcquisition), \
+    assert isinstance(acquisition, PerExampleAcquisition) != isinstance(acquisition, SetAcquisition), (
         f"acquisition '{name}' must subclass exactly one of PerExampleAcquisition and SetAcquisition"
+    )
     assert acquisition.name == name
     if isinstance(acquisition, ShortlistAcquisition):
         assert acquisition.needs == "probs+embeddings" and acquisition.shortlist(5) >= 5
@@ -98,10 +111,14 @@ def test_per_example_scores_do_not_depend_on_order_or_batching(name):
     whole = acquisition.score(probs, pool_ids, seed=3)
     order = np.random.default_rng(1).permutation(200)
     first, second = order[:77], order[77:]
-    parts = np.concatenate([acquisition.score(probs[second], pool_ids[second], seed=3),
-                            acquisition.score(probs[first], pool_ids[first], seed=3)])
+    parts = np.concatenate(
+        [
+            acquisition.score(probs[second], pool_ids[second], seed=3),
+            acquisition.score(probs[first], pool_ids[first], seed=3),
+        ]
+    )
     np.testing.assert_array_equal(parts, whole[np.concatenate([second, first])])
-    one_by_one = np.concatenate([acquisition.score(probs[i:i + 1], pool_ids[i:i + 1], seed=3) for i in range(5)])
+    one_by_one = np.concatenate([acquisition.score(probs[i : i + 1], pool_ids[i : i + 1], seed=3) for i in range(5)])
     np.testing.assert_array_equal(one_by_one, whole[:5])
 
 
@@ -152,18 +169,20 @@ def fill(memory, chunks=(30, 45, 25), seed=0):
     return start
 
 
-@pytest.mark.parametrize("name", memory_names())
+@pytest.mark.parametrize("name", MEMORIES.names())
 def test_every_memory_respects_its_capacity(name):
     memory = create_memory(name, capacity=40)
     added = fill(memory)
     expected = min(added, 40) if name in BOUNDED_MEMORIES else added
-    assert len(memory) == expected, (f"memory '{name}' holds {len(memory)} of {added} labels with capacity 40; "
-                                     "list it in BOUNDED_MEMORIES if it keeps at most its capacity")
+    assert len(memory) == expected, (
+        f"memory '{name}' holds {len(memory)} of {added} labels with capacity 40; "
+        "list it in BOUNDED_MEMORIES if it keeps at most its capacity"
+    )
     for size in (0, 10, len(memory), len(memory) + 50):
         assert len(memory.sample(size, np.random.default_rng(1))) == min(size, len(memory))
 
 
-@pytest.mark.parametrize("name", memory_names())
+@pytest.mark.parametrize("name", MEMORIES.names())
 @pytest.mark.parametrize("with_replacement", [False, True])
 def test_every_memory_samples_ids_that_were_added(name, with_replacement):
     memory = create_memory(name, capacity=40, with_replacement=with_replacement)
@@ -175,7 +194,7 @@ def test_every_memory_samples_ids_that_were_added(name, with_replacement):
         assert len(set(ids.tolist())) == len(ids)
 
 
-@pytest.mark.parametrize("name", memory_names())
+@pytest.mark.parametrize("name", MEMORIES.names())
 def test_every_memory_state_round_trip_gives_the_same_future_samples(name):
     memory = create_memory(name, capacity=40)
     fill(memory)
@@ -184,7 +203,9 @@ def test_every_memory_state_round_trip_gives_the_same_future_samples(name):
     for twin in (memory, copy):  # the same labels arrive after the resume, with the same rng
         fill(twin, chunks=(20, 20), seed=9)
     assert len(copy) == len(memory)
-    np.testing.assert_array_equal(copy.sample(25, np.random.default_rng(5)), memory.sample(25, np.random.default_rng(5)))
+    np.testing.assert_array_equal(
+        copy.sample(25, np.random.default_rng(5)), memory.sample(25, np.random.default_rng(5))
+    )
 
 
 # --- update strategies ----------------------------------------------------------------------
@@ -210,7 +231,7 @@ def drive(strategy, sizes=ROUND_SIZES, seed=0, first_round=0, labelled=None):
     return out
 
 
-@pytest.mark.parametrize("name", strategy_names())
+@pytest.mark.parametrize("name", STRATEGIES.names())
 def test_round_zero_trains_the_selection_model_from_scratch_on_every_label(name):
     config, strategy = new_strategy(name)
     _, labelled, plan = drive(strategy, sizes=ROUND_SIZES[:1])[0]
@@ -221,7 +242,7 @@ def test_round_zero_trains_the_selection_model_from_scratch_on_every_label(name)
     assert (plan.batch_size, plan.lr) == (model.batch_size, model.lr)
 
 
-@pytest.mark.parametrize("name", strategy_names())
+@pytest.mark.parametrize("name", STRATEGIES.names())
 def test_later_rounds_are_warm_with_constant_steps_or_from_scratch_with_growing_steps(name):
     config, strategy = new_strategy(name)
     later = drive(strategy)[1:]
@@ -241,23 +262,31 @@ def test_later_rounds_are_warm_with_constant_steps_or_from_scratch_with_growing_
         assert steps == sorted(steps) and steps[-1] > steps[0]
 
 
-@pytest.mark.parametrize("name", strategy_names())
+@pytest.mark.parametrize("name", STRATEGIES.names())
 def test_strategy_state_round_trip_gives_the_same_later_plans(name):
     _, strategy = new_strategy(name)
     done = drive(strategy, sizes=ROUND_SIZES[:3])
     _, resumed = new_strategy(name)
     resumed.load_state_dict(through_npz(strategy.state_dict()))
     labelled = done[-1][1]
-    later = [drive(twin, sizes=ROUND_SIZES[3:], seed=7, first_round=3, labelled=labelled)
-             for twin in (strategy, resumed)]  # the same labels arrive after the resume, with the same rng
+    later = [
+        drive(twin, sizes=ROUND_SIZES[3:], seed=7, first_round=3, labelled=labelled) for twin in (strategy, resumed)
+    ]  # the same labels arrive after the resume, with the same rng
     for (_, _, a), (_, _, b) in zip(*later):
         np.testing.assert_array_equal(a.train_ids, b.train_ids)
-        assert (a.role, a.warm_start, a.steps, a.batch_size, a.lr) == (b.role, b.warm_start, b.steps, b.batch_size, b.lr)
+        assert (a.role, a.warm_start, a.steps, a.batch_size, a.lr) == (
+            b.role,
+            b.warm_start,
+            b.steps,
+            b.batch_size,
+            b.lr,
+        )
 
 
 # --- data sources ---------------------------------------------------------------------------
 # A writer puts a tiny dataset in the source's own on-disk format under `raw` and returns
 # (the data_dir to give the source, its data options, {split: rows written}).
+
 
 def fashion(raw):
     return write_fashion_like(raw, pool=40, test=20), {}, {"pool": 40, "test": 20}
@@ -280,14 +309,21 @@ def parquet(raw):
     raw.mkdir(parents=True)
     pq.write_table(pixel_table(30, ids=np.arange(529, 499, -1))[0], raw / "train.parquet")
     pq.write_table(pixel_table(12, seed=1)[0], raw / "test.parquet")
-    return raw, {"feature_column": "pixels", "label_column": "y", "id_column": "key",
-                 "image_shape": (3, 4, 5)}, {"pool": 30, "test": 12}
+    return (
+        raw,
+        {"feature_column": "pixels", "label_column": "y", "id_column": "key", "image_shape": (3, 4, 5)},
+        {"pool": 30, "test": 12},
+    )
 
 
 def amazon(num_classes):
     def write(raw):
-        return (write_amazon_like(raw, pool=30, test=10, num_classes=num_classes), {"max_tokens": 16},
-                {"pool": 30, "test": 10})
+        return (
+            write_amazon_like(raw, pool=30, test=10, num_classes=num_classes),
+            {"max_tokens": 16},
+            {"pool": 30, "test": 10},
+        )
+
     return write
 
 
@@ -295,21 +331,30 @@ def text_csv(raw):
     return write_text_csv(raw, pool=30, test=10), {"max_tokens": 16}, {"pool": 30, "test": 10}
 
 
-WRITERS = {"fashion_mnist": fashion, "cifar10": cifar10, "cifar100": cifar100, "imagefolder": image_folder,
-           "parquet": parquet, "amazon_review_polarity": amazon(2), "amazon_review_full": amazon(5),
-           "text_csv": text_csv}
+WRITERS = {
+    "fashion_mnist": fashion,
+    "cifar10": cifar10,
+    "cifar100": cifar100,
+    "imagefolder": image_folder,
+    "parquet": parquet,
+    "amazon_review_polarity": amazon(2),
+    "amazon_review_full": amazon(5),
+    "text_csv": text_csv,
+}
 SHARD_ROWS = 16
 
 
 def test_every_writer_belongs_to_a_registered_source():
-    assert set(WRITERS) <= set(source_names())
+    assert set(WRITERS) <= set(SOURCES.names())
 
 
-@pytest.mark.parametrize("name", source_names())
+@pytest.mark.parametrize("name", SOURCES.names())
 def test_every_source_prepares_a_tiny_dataset_into_parquet_shards(name, tmp_path):
     if name not in WRITERS:
-        pytest.fail(f"source '{name}' has no writer: add one to WRITERS in tests/unit/test_contracts.py that writes "
-                    "a tiny dataset in its on-disk format")
+        pytest.fail(
+            f"source '{name}' has no writer: add one to WRITERS in tests/unit/test_contracts.py that writes "
+            "a tiny dataset in its on-disk format"
+        )
     data_dir, options, sizes = WRITERS[name](tmp_path / "raw")
     source = get_source(name, data_dir, DataConfig(dataset=name, data_dir=str(data_dir), **options))
     prepared = prepare_dataset(source, tmp_path / "cache", shard_rows=SHARD_ROWS)

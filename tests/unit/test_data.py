@@ -40,18 +40,31 @@ def corrupt(data_dir, name, data: bytes, compress=True):
     (data_dir / name).write_bytes(gzip.compress(data) if compress else data)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / IDX_NAMES["pool"][0]).unlink(), "missing data file"),
-    (lambda d: (d / IDX_NAMES["pool"][0]).write_bytes((d / IDX_NAMES["pool"][0]).read_bytes()[:500]),
-     "not a readable gzip file"),
-    (lambda d: corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros((250, 28, 28), np.uint8))[:-10]), "truncated"),
-    (lambda d: corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros(250, np.uint8))), "IDX magic 2049, expected 2051"),
-    (lambda d: corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros((250, 32, 32), np.uint8))), "images are 32x32"),
-    (lambda d: corrupt(d, IDX_NAMES["pool"][1], idx_bytes(np.full(250, 12, np.uint8))), "label 12 is outside 0..9"),
-    (lambda d: corrupt(d, IDX_NAMES["pool"][1], idx_bytes(np.zeros(200, np.uint8))), "holds 250 images but"),
-    (lambda d: (corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros((0, 28, 28), np.uint8))),
-                corrupt(d, IDX_NAMES["pool"][1], idx_bytes(np.zeros(0, np.uint8)))), "holds no examples"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / IDX_NAMES["pool"][0]).unlink(), "missing data file"),
+        (
+            lambda d: (d / IDX_NAMES["pool"][0]).write_bytes((d / IDX_NAMES["pool"][0]).read_bytes()[:500]),
+            "not a readable gzip file",
+        ),
+        (lambda d: corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros((250, 28, 28), np.uint8))[:-10]), "truncated"),
+        (
+            lambda d: corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros(250, np.uint8))),
+            "IDX magic 2049, expected 2051",
+        ),
+        (lambda d: corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros((250, 32, 32), np.uint8))), "images are 32x32"),
+        (lambda d: corrupt(d, IDX_NAMES["pool"][1], idx_bytes(np.full(250, 12, np.uint8))), "label 12 is outside 0..9"),
+        (lambda d: corrupt(d, IDX_NAMES["pool"][1], idx_bytes(np.zeros(200, np.uint8))), "holds 250 images but"),
+        (
+            lambda d: (
+                corrupt(d, IDX_NAMES["pool"][0], idx_bytes(np.zeros((0, 28, 28), np.uint8))),
+                corrupt(d, IDX_NAMES["pool"][1], idx_bytes(np.zeros(0, np.uint8))),
+            ),
+            "holds no examples",
+        ),
+    ],
+)
 def test_bad_files_are_named_and_nothing_is_left_behind(data_dir, tmp_path, damage, message):
     damage(data_dir)
     with pytest.raises(DataError, match=message) as caught:
@@ -69,7 +82,9 @@ def test_uncompressed_idx_files_are_accepted(data_dir, tmp_path):
 
 def test_the_image_column_is_fixed_size_binary_and_the_format_1_list_column_still_reads():
     import pyarrow as pa
+
     from pipeline.data.base import image_array, images_from_arrow
+
     pixels = np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5)
     tokens = np.arange(2 * 6, dtype=np.int32).reshape(2, 1, 1, 6) * 100_000
     for rows in (pixels, tokens):

@@ -1,4 +1,5 @@
 """The figures file: every key comes from a measured source, and each target is judged on it."""
+
 import json
 
 import pytest
@@ -20,24 +21,50 @@ def results_dir(tmp_path, monkeypatch):
 
 
 def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, results_dir):
-    compare = summarize({
-        "full": {"records": [record(0, 10, 0, 101, model="target", warm=False, acc=0.90),
-                             record(1, 50, 4, 201, model="target", warm=False, acc=0.92)], "targets": {}},
-        "svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 50, 2, 17, warm=False)],
-                "targets": {1: {"target_acc": 0.915}}},
-        "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 50, 2, 2)],
-                     "targets": {1: {"target_acc": 0.918}}},
-    }, {"50%": 1}, pool_size=100)
+    compare = summarize(
+        {
+            "full": {
+                "records": [
+                    record(0, 10, 0, 101, model="target", warm=False, acc=0.90),
+                    record(1, 50, 4, 201, model="target", warm=False, acc=0.92),
+                ],
+                "targets": {},
+            },
+            "svp": {
+                "records": [record(0, 10, 0, 5, warm=False), record(1, 50, 2, 17, warm=False)],
+                "targets": {1: {"target_acc": 0.915}},
+            },
+            "clactive": {
+                "records": [record(0, 10, 0, 5, warm=False), record(1, 50, 2, 2)],
+                "targets": {1: {"target_acc": 0.918}},
+            },
+        },
+        {"50%": 1},
+        pool_size=100,
+    )
     write(tmp_path / "compare" / "results.json", {**compare, "command": "clactive compare"})
-    horizon = summarize({"svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 11, 2, 41, warm=False,
-                                                                                     acc=0.80)], "targets": {}},
-                         "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 11, 2, 2, acc=0.795)],
-                                      "targets": {}}}, {}, pool_size=100)
+    horizon = summarize(
+        {
+            "svp": {
+                "records": [record(0, 10, 0, 5, warm=False), record(1, 11, 2, 41, warm=False, acc=0.80)],
+                "targets": {},
+            },
+            "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 11, 2, 2, acc=0.795)], "targets": {}},
+        },
+        {},
+        pool_size=100,
+    )
     write(tmp_path / "long" / "results.json", horizon)
     write(results_dir / "scoring_throughput.json", {"throughput_ratio_at_config": 0.95, "command": "a"})
     write(results_dir / "round_costs.json", {"update_time_ratio_last_first": 1.3, "overhead_share": 0.1})
-    write(results_dir / "scale.json", {"cluster_margin_scorer_rss_ratio": 1.02,
-                                       "cluster_margin_coordinator_rss_ratio": 1.3, "command": "python -m benchmarks.scale"})
+    write(
+        results_dir / "scale.json",
+        {
+            "cluster_margin_scorer_rss_ratio": 1.02,
+            "cluster_margin_coordinator_rss_ratio": 1.3,
+            "command": "python -m benchmarks.scale",
+        },
+    )
 
     summary = figures.gather(tmp_path / "compare", tmp_path / "long")
 
@@ -49,10 +76,10 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
     assert summary["driver_rss_ratio_600k_60k"] is None
     verdicts = {t["key"]: t["verdict"] for t in summary["targets"]}
     assert verdicts == {
-        "speedup_vs_full_at_50": "missed",                 # (100.5 + 204.5) / (4.5 + 3.5) = 38.1
-        "target_acc_clactive_minus_full_at_50": "met",     # -0.2 pt
-        "update_speedup_vs_svp_at_50": "met",              # (4 + 16) / (4 + 1)
-        "update_speedup_vs_svp_long_horizon": "missed",    # 8.8x, although the proxies are 0.5 pt apart
+        "speedup_vs_full_at_50": "missed",  # (100.5 + 204.5) / (4.5 + 3.5) = 38.1
+        "target_acc_clactive_minus_full_at_50": "met",  # -0.2 pt
+        "update_speedup_vs_svp_at_50": "met",  # (4 + 16) / (4 + 1)
+        "update_speedup_vs_svp_long_horizon": "missed",  # 8.8x, although the proxies are 0.5 pt apart
         "speedup_vs_svp_at_50": "reported",
         "update_time_ratio_last_first": "missed",
         "scoring_throughput_ratio": "met",
@@ -77,15 +104,21 @@ def test_class_incremental_figures_and_report(tmp_path):
     from pipeline.report.summary import table, write
 
     def rounds(forgetting, acc_seen, model="proxy", warm=True):
-        return [{**record(r, 10 * (r + 1), 1, 3, model=model, warm=warm if r else False),
-                 "acc_seen": acc, "forgetting": f} for r, (f, acc) in enumerate(zip(forgetting, acc_seen))]
+        return [
+            {**record(r, 10 * (r + 1), 1, 3, model=model, warm=warm if r else False), "acc_seen": acc, "forgetting": f}
+            for r, (f, acc) in enumerate(zip(forgetting, acc_seen))
+        ]
 
     entries = {
         "full": {"records": rounds([0.0, 0.01], [0.95, 0.90], model="target", warm=False), "targets": {}},
-        "clactive": {"records": rounds([0.0, 0.04], [0.93, 0.85]), "targets": {1: {"target_acc": 0.9,
-                                                                                    "acc_seen": 0.895}}},
-        "finetune": {"records": rounds([0.0, 0.20], [0.93, 0.60]), "targets": {1: {"target_acc": 0.8,
-                                                                                    "acc_seen": 0.80}}},
+        "clactive": {
+            "records": rounds([0.0, 0.04], [0.93, 0.85]),
+            "targets": {1: {"target_acc": 0.9, "acc_seen": 0.895}},
+        },
+        "finetune": {
+            "records": rounds([0.0, 0.20], [0.93, 0.60]),
+            "targets": {1: {"target_acc": 0.8, "acc_seen": 0.80}},
+        },
     }
     summary = summarize(entries, {"20%": 1}, pool_size=100)
     assert "| finetune | 1 | 0.6000 | 0.2000 |" in table(summary)
@@ -96,21 +129,37 @@ def test_class_incremental_figures_and_report(tmp_path):
     assert figures_["forgetting"] == {"full": 0.01, "clactive": 0.04, "finetune": 0.20}
     assert figures_["target_acc_seen_last"] == {"full": 0.90, "clactive": 0.895, "finetune": 0.80}
     assert [(c["measured"], c["verdict"]) for c in figures_["targets"]] == [
-        (pytest.approx(0.2), "met"), (pytest.approx(-0.5), "met"), (pytest.approx(-5.0), "missed")]
+        (pytest.approx(0.2), "met"),
+        (pytest.approx(-0.5), "met"),
+        (pytest.approx(-5.0), "missed"),
+    ]
 
 
 def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, results_dir):
     from tune.report import write as write_search
 
     def trial(name, status, acc, seconds, steps):
-        return {"trial": name, "params": {"update.steps": steps, "memory.policy": "random"}, "status": status,
-                "rounds": 4 if status == "finished" else 2, "accuracy": acc, "selection_s": seconds}
+        return {
+            "trial": name,
+            "params": {"update.steps": steps, "memory.policy": "random"},
+            "status": status,
+            "rounds": 4 if status == "finished" else 2,
+            "accuracy": acc,
+            "selection_s": seconds,
+        }
 
-    trials = [trial("a", "finished", 0.86, 120.0, 300), trial("b", "finished", 0.858, 60.0, 100),
-              trial("c", "stopped", 0.70, 20.0, 50)]
+    trials = [
+        trial("a", "finished", 0.86, 120.0, 300),
+        trial("b", "finished", 0.858, 60.0, 100),
+        trial("c", "stopped", 0.70, 20.0, 50),
+    ]
     base = {"schedule": {"initial": 40, "round_ends": [70]}}
-    meta = {"date": "2026-11-25T01:00:00+00:00", "command": "clactive tune --config x.yaml", "rounds": 4,
-            "dataset": "fashion_mnist"}
+    meta = {
+        "date": "2026-11-25T01:00:00+00:00",
+        "command": "clactive tune --config x.yaml",
+        "rounds": 4,
+        "dataset": "fashion_mnist",
+    }
     write_search(trials, base, tmp_path / "tune", "proxy_acc", 0.5, meta)
 
     search = figures.copy_outputs(tmp_path / "tune", "tune", "trials.json", figures.TUNE_COPIED)
@@ -118,36 +167,62 @@ def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, result
     text = "\n".join(figures.tune_lines(search))
     assert "3 trials of 4 rounds on fashion_mnist: 2 finished, 1 stopped early by ASHA, 0 failed" in text
     assert "| b | random | 100 | finished | 4 | 0.8580 | 60.0 | yes |" in text
-    assert "Chosen (the fastest finished trial within 0.5 pt of the best): b, memory.policy = random, " \
-           "update.steps = 100; proxy_acc 0.8580 in 60.0 s" in text
+    assert (
+        "Chosen (the fastest finished trial within 0.5 pt of the best): b, memory.policy = random, "
+        "update.steps = 100; proxy_acc 0.8580 in 60.0 s" in text
+    )
     # on a machine without the run: the copy kept here stands; nothing kept, nothing made up
     assert figures.copy_outputs(tmp_path / "nothing", "tune", "trials.json", figures.TUNE_COPIED) == search
     assert figures.copy_outputs(tmp_path / "nothing", "other", "trials.json", figures.TUNE_COPIED) is None
 
 
 def test_with_seeds_json_the_compare_figures_are_the_seeds_means_and_candidates_are_judged_against_whole(
-        tmp_path, results_dir):
+    tmp_path, results_dir
+):
     def spread(mean, std, seeds=(0, 1, 2)):  # as seeds.json holds it: per-seed values keyed by the seed, as text
         return {"seeds": {str(seed): mean for seed in seeds}, "mean": mean, "std": std}
 
-    write(results_dir / "seeds.json", {"date": "2026-12-03T09:00:00+00:00", "protocols": {
-        "whole": {"seeds_done": [0, 1, 2], "seeds_missing": [], "candidates": None, "figures": {
-            "speedup_vs_full_at_50": spread(30.0, 2.0), "target_acc_clactive_at_20": spread(0.900, 0.001),
-            "target_acc_clactive_at_50": spread(0.930, 0.002),
-            "target_acc_clactive_minus_random_at_20": spread(1.2, 0.3),
-            "target_acc_cluster_margin_minus_clactive_at_20": spread(0.4, 0.1, seeds=(0, 2))}},  # not its protocol
-        "candidates": {"seeds_done": [0], "seeds_missing": [1, 2], "candidates": 10000, "figures": {
-            "clactive_scoring_share_at_50": spread(0.15, None, (0,)),
-            "target_acc_clactive_at_20": spread(0.898, None, (0,)),
-            "target_acc_clactive_at_50": spread(0.926, None, (0,)),
-            "target_acc_cluster_margin_minus_clactive_at_20": spread(-0.6, None, (0,))}}}})
+    write(
+        results_dir / "seeds.json",
+        {
+            "date": "2026-12-03T09:00:00+00:00",
+            "protocols": {
+                "whole": {
+                    "seeds_done": [0, 1, 2],
+                    "seeds_missing": [],
+                    "candidates": None,
+                    "figures": {
+                        "speedup_vs_full_at_50": spread(30.0, 2.0),
+                        "target_acc_clactive_at_20": spread(0.900, 0.001),
+                        "target_acc_clactive_at_50": spread(0.930, 0.002),
+                        "target_acc_clactive_minus_random_at_20": spread(1.2, 0.3),
+                        "target_acc_cluster_margin_minus_clactive_at_20": spread(0.4, 0.1, seeds=(0, 2)),
+                    },
+                },  # not its protocol
+                "candidates": {
+                    "seeds_done": [0],
+                    "seeds_missing": [1, 2],
+                    "candidates": 10000,
+                    "figures": {
+                        "clactive_scoring_share_at_50": spread(0.15, None, (0,)),
+                        "target_acc_clactive_at_20": spread(0.898, None, (0,)),
+                        "target_acc_clactive_at_50": spread(0.926, None, (0,)),
+                        "target_acc_cluster_margin_minus_clactive_at_20": spread(-0.6, None, (0,)),
+                    },
+                },
+            },
+        },
+    )
     summary = figures.gather(tmp_path / "no-compare", tmp_path / "no-long")
     assert (summary["seeds"], summary["seeds_candidates"]) == ([0, 1, 2], [0])
     assert (summary["speedup_vs_full_at_50"], summary["speedup_vs_full_at_50_std"]) == (30.0, 2.0)
     assert summary["target_acc_candidates_minus_whole_at_20"] == pytest.approx(-0.2)
     assert summary["target_acc_candidates_minus_whole_at_50"] == pytest.approx(-0.4)
     verdicts = {t["key"]: t["verdict"] for t in summary["targets"]}
-    assert verdicts["speedup_vs_full_at_50"] == "missed" and verdicts["clactive_scoring_share_at_50_candidates"] == "met, 1 of 3 seeds"
+    assert (
+        verdicts["speedup_vs_full_at_50"] == "missed"
+        and verdicts["clactive_scoring_share_at_50_candidates"] == "met, 1 of 3 seeds"
+    )
     assert verdicts["target_acc_candidates_minus_whole_at_20"] == "met, 1 of 3 seeds"  # the seeds both protocols have
     assert verdicts["target_acc_candidates_minus_whole_at_50"] == "missed, 1 of 3 seeds"
     assert verdicts["target_acc_clactive_minus_random_at_20"] == "met"

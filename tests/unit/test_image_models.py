@@ -1,22 +1,28 @@
 """The paper's image models, training-time augmentation, per-channel normalisation, --dataset."""
+
 import numpy as np
 import pytest
 import torch
 
-from pipeline.update.augment import augment_batch, make_augment
 from pipeline.cli import main
 from pipeline.config.run_config import DataConfig, load_config
 from pipeline.data import resolve_augment
 from pipeline.errors import ConfigError
-from pipeline.update.models import create_model, preact_resnet
 from pipeline.loop.preflight import check_names
+from pipeline.update.augment import augment_batch, make_augment
+from pipeline.update.models import create_model, preact_resnet
 from pipeline.update.training import make_optimizer, predict, to_input, train_steps
 
 
-@pytest.mark.parametrize("name, params, dim", [
-    ("preact_resnet20", 0.27e6, 64), ("preact_resnet56", 0.86e6, 64), ("preact_resnet164", 1.70e6, 256),
-    ("resnet18", 11.2e6, 512),  # resnet50 (23.5M) is the same wrapper; building it takes seconds here
-])
+@pytest.mark.parametrize(
+    "name, params, dim",
+    [
+        ("preact_resnet20", 0.27e6, 64),
+        ("preact_resnet56", 0.86e6, 64),
+        ("preact_resnet164", 1.70e6, 256),
+        ("resnet18", 11.2e6, 512),  # resnet50 (23.5M) is the same wrapper; building it takes seconds here
+    ],
+)
 def test_image_models_have_the_published_sizes_and_embed_their_pooled_features(name, params, dim):
     torch.manual_seed(0)
     model = create_model(name, in_channels=3, num_classes=10).eval()
@@ -70,17 +76,38 @@ def test_augmented_training_takes_its_steps_and_scoring_stays_deterministic():
     images = torch.randint(0, 256, (16, 3, 16, 16), dtype=torch.uint8)
     labels = torch.arange(16) % 4
     stats = dict(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-    out = train_steps(model, make_optimizer(model, load_config().proxy, lr=0.05), images, labels, steps=3, batch_size=8,
-                      lr=0.05, generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
-                      augment="crop_flip", **stats)
+    out = train_steps(
+        model,
+        make_optimizer(model, load_config().proxy, lr=0.05),
+        images,
+        labels,
+        steps=3,
+        batch_size=8,
+        lr=0.05,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+        augment="crop_flip",
+        **stats,
+    )
     assert out["steps"] == 3 and np.isfinite(out["loss"])
     first = predict(model, images, device=torch.device("cpu"), **stats)
     np.testing.assert_array_equal(first, predict(model, images, device=torch.device("cpu"), **stats))
 
 
 def test_run_with_dataset_cifar10_names_the_missing_batch_before_ray_starts(tmp_path, capsys):
-    code = main(["run", "--dataset", "cifar10", "--data-dir", str(tmp_path), "--run-dir", str(tmp_path / "run"),
-                 "--set", f"data.cache_dir={tmp_path / 'cache'}"])
+    code = main(
+        [
+            "run",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(tmp_path),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--set",
+            f"data.cache_dir={tmp_path / 'cache'}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "cifar10: missing data file" in err and "data_batch_1" in err
     assert len(err.strip().splitlines()) == 1

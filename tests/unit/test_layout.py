@@ -1,5 +1,6 @@
 """The layout's rules, checked on the source: imports point one way, the Ray-free part stays
 Ray-free, and no function or file grows past what a reader takes in at once."""
+
 import ast
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if dep.startswith(name + "."):  # a package importing its own submodule
                 continue
             if state.get(dep) == 1:
-                return path[path.index(dep):] + [dep]
+                return path[path.index(dep) :] + [dep]
             if dep not in state and (found := visit(dep)):
                 return found
         state[name] = 2
@@ -76,14 +77,20 @@ def test_no_import_circle_between_project_modules():
 
 
 def test_nothing_imports_the_cli():
-    importers = sorted(name for name, deps in _graph().items() if "pipeline.cli" in deps and name != "pipeline.__main__")
+    importers = sorted(
+        name for name, deps in _graph().items() if "pipeline.cli" in deps and name != "pipeline.__main__"
+    )
     assert importers == []
 
 
 def test_only_the_entry_points_of_pipeline_reach_into_the_ray_side():
     entry_points = {"pipeline.cli", "pipeline.compare"}
-    reaching = sorted(f"{name} -> {dep}" for name, deps in _graph().items() for dep in deps
-                      if name.startswith("pipeline") and name not in entry_points and dep.startswith(("actors", "tune")))
+    reaching = sorted(
+        f"{name} -> {dep}"
+        for name, deps in _graph().items()
+        for dep in deps
+        if name.startswith("pipeline") and name not in entry_points and dep.startswith(("actors", "tune"))
+    )
     assert reaching == []
 
 
@@ -93,8 +100,13 @@ def test_pipeline_imports_no_ray_outside_the_cli():
         if name.startswith("pipeline") and name not in ("pipeline.cli", "pipeline.__main__"):
             tree = ast.parse(path.read_text())
             for node in ast.walk(tree):
-                roots = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
-                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                roots = (
+                    [alias.name for alias in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
                 offenders += [f"{name}: {root}" for root in roots if root == "ray" or root.startswith("ray.")]
     assert offenders == []
 
@@ -114,12 +126,18 @@ def _functions(path: Path):
 
 def test_no_function_outside_benchmarks_is_over_60_lines():
     files = [p for package in ("pipeline", "actors", "tune", "tests") for p in (REPO / package).rglob("*.py")]
-    long = [f"{p.relative_to(REPO)}:{line} {name} ({n} lines)" for p in files for name, line, n in _functions(p)
-            if n > MAX_FUNCTION_LINES]
+    long = [
+        f"{p.relative_to(REPO)}:{line} {name} ({n} lines)"
+        for p in files
+        for name, line, n in _functions(p)
+        if n > MAX_FUNCTION_LINES
+    ]
     assert long == []
 
 
 def test_no_file_is_over_400_lines():
     files = [p for package in PACKAGES + ("tests",) for p in (REPO / package).rglob("*.py")]
-    long = [f"{p.relative_to(REPO)} ({n} lines)" for p in files if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES]
+    long = [
+        f"{p.relative_to(REPO)} ({n} lines)" for p in files if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
+    ]
     assert long == []

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.update.memory import balanced_quota, create_memory, memory_names
+from pipeline.update.memory import MEMORIES, balanced_quota, create_memory
 
 
 def filled(policy, capacity=1000, n=100, classes=10, **kwargs):
@@ -11,7 +11,7 @@ def filled(policy, capacity=1000, n=100, classes=10, **kwargs):
     return memory
 
 
-@pytest.mark.parametrize("policy", memory_names())
+@pytest.mark.parametrize("policy", MEMORIES.names())
 def test_every_policy_returns_distinct_held_ids_of_the_asked_size(policy):
     memory = filled(policy)
     ids = memory.sample(30, np.random.default_rng(1))
@@ -19,19 +19,21 @@ def test_every_policy_returns_distinct_held_ids_of_the_asked_size(policy):
     assert set(ids.tolist()) <= set(range(100))
 
 
-@pytest.mark.parametrize("policy", memory_names())
+@pytest.mark.parametrize("policy", MEMORIES.names())
 def test_sample_is_capped_at_what_the_memory_holds(policy):
     memory = filled(policy, n=20)
     assert len(memory.sample(500, np.random.default_rng(0))) == 20
     assert len(create_memory(policy, capacity=10).sample(5, np.random.default_rng(0))) == 0
 
 
-@pytest.mark.parametrize("policy", memory_names())
+@pytest.mark.parametrize("policy", MEMORIES.names())
 def test_state_round_trips(policy):
     memory = filled(policy, capacity=50)
     copy = create_memory(policy, capacity=50)
     copy.load_state_dict(memory.state_dict())
-    np.testing.assert_array_equal(copy.sample(20, np.random.default_rng(5)), memory.sample(20, np.random.default_rng(5)))
+    np.testing.assert_array_equal(
+        copy.sample(20, np.random.default_rng(5)), memory.sample(20, np.random.default_rng(5))
+    )
 
 
 def test_with_replacement_may_repeat_ids():
@@ -43,8 +45,8 @@ def test_with_replacement_may_repeat_ids():
 def test_class_balanced_keeps_old_classes_when_new_ones_dominate():
     memory = create_memory("class_balanced", capacity=100)
     rng = np.random.default_rng(0)
-    memory.add(np.arange(10), np.zeros(10, dtype=int), rng)              # 10 of class 0
-    memory.add(np.arange(10, 1010), np.ones(1000, dtype=int), rng)       # 1000 of class 1
+    memory.add(np.arange(10), np.zeros(10, dtype=int), rng)  # 10 of class 0
+    memory.add(np.arange(10, 1010), np.ones(1000, dtype=int), rng)  # 1000 of class 1
     ids = memory.sample(20, rng)
     assert (ids < 10).sum() == 10 and (ids >= 10).sum() == 10
 
@@ -69,7 +71,7 @@ def test_reservoir_keeps_capacity_and_samples_the_stream_uniformly():
 
 
 def test_unknown_policy_and_negative_size_are_config_errors():
-    with pytest.raises(ConfigError, match=f"choose one of {', '.join(memory_names())}$"):
+    with pytest.raises(ConfigError, match=f"choose one of {', '.join(MEMORIES.names())}$"):
         create_memory("fifo", capacity=10)
     with pytest.raises(ConfigError, match="negative"):
         create_memory("random", capacity=-1)

@@ -3,6 +3,7 @@
 A request is written here as the coordinator writes it (pipeline.labels.oracle.LabelRequests.create),
 on tiny generated data in the real formats; everything after that is what a person runs.
 """
+
 import csv
 import hashlib
 import io
@@ -32,14 +33,24 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("oracle")
     data_dir = write_fashion_like(root / "raw")
     config = tiny_config(data_dir, root)
-    return data_dir, root, prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir,
-                                           config.data.shard_rows)
+    return (
+        data_dir,
+        root,
+        prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows),
+    )
 
 
 def meta(data, round_index=0):
-    return {"num_classes": data.num_classes, "num_rounds": 3, "rng": {"state": round_index}, "admitted": [],
-            "candidates": data.pool_size, "seconds": {"score": 0.0, "select": 0.0, "score_compute": 0.0, "hints": 0.0},
-            "paused_after_s": 0.0, "created": time.time()}
+    return {
+        "num_classes": data.num_classes,
+        "num_rounds": 3,
+        "rng": {"state": round_index},
+        "admitted": [],
+        "candidates": data.pool_size,
+        "seconds": {"score": 0.0, "select": 0.0, "score_compute": 0.0, "hints": 0.0},
+        "paused_after_s": 0.0,
+        "created": time.time(),
+    }
 
 
 class Run:
@@ -62,8 +73,15 @@ class Run:
         if name.endswith(".csv"):
             path.write_text("id,label\n" + "".join(f"{i},{label}\n" for i, label in rows))
         else:
-            pq.write_table(pa.table({"id": pa.array([i for i, _ in rows], pa.int64()),
-                                     "label": pa.array([label for _, label in rows], pa.int64())}), path)
+            pq.write_table(
+                pa.table(
+                    {
+                        "id": pa.array([i for i, _ in rows], pa.int64()),
+                        "label": pa.array([label for _, label in rows], pa.int64()),
+                    }
+                ),
+                path,
+            )
         return path
 
     def truth_rows(self, positions):
@@ -81,21 +99,27 @@ def cli(*argv) -> int:
 
 
 def tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        for p in sorted(root.rglob("*"))
+    }
 
 
 # --- the request ----------------------------------------------------------------------------------
 
+
 def test_a_request_holds_ids_in_selection_order_images_and_hints_and_a_csv_to_fill_in(tmp_path, data):
     run = Run(tmp_path, data)
-    hints = {"predicted_label": np.arange(REQUESTED) % 10, "predicted_prob": np.linspace(0.1, 0.9, REQUESTED),
-             "score": np.full(REQUESTED, np.nan)}  # k_center has no per-example score: null
+    hints = {
+        "predicted_label": np.arange(REQUESTED) % 10,
+        "predicted_prob": np.linspace(0.1, 0.9, REQUESTED),
+        "score": np.full(REQUESTED, np.nan),
+    }  # k_center has no per-example score: null
     run.ask(hints)
     base = run.dir / "requests" / "0000"
     table = pq.read_table(base / "to_label.parquet")
     assert table.column_names == ["id", "image", "predicted_label", "predicted_prob", "score"]
-    np.testing.assert_array_equal(table.column("id").to_numpy(), run.ids)       # selection order, not sorted
+    np.testing.assert_array_equal(table.column("id").to_numpy(), run.ids)  # selection order, not sorted
     np.testing.assert_array_equal(run.requests.images(0, run.ids[::-1]), run.images[::-1])
     assert table.column("score").null_count == REQUESTED
     rows = list(csv.reader(io.StringIO((base / "to_label.csv").read_text())))
@@ -123,12 +147,13 @@ def test_a_request_outlives_the_cleanup_of_uncommitted_rounds_and_is_never_rewri
 def test_a_request_a_crash_left_half_written_does_not_exist_and_is_written_again(tmp_path, data):
     run = Run(tmp_path, data)
     (run.dir / "requests" / "0000").mkdir(parents=True)
-    (run.dir / "requests" / "0000" / "to_label.parquet").write_bytes(b"half")   # no request.json
+    (run.dir / "requests" / "0000" / "to_label.parquet").write_bytes(b"half")  # no request.json
     assert run.requests.open() is None
     assert run.ask().requested == REQUESTED and run.requests.open() is not None
 
 
 # --- answers ------------------------------------------------------------------------------------
+
 
 def test_partial_imports_add_up_and_an_export_of_everything_so_far_imports_again(tmp_path, data, capsys):
     run = Run(tmp_path, data)
@@ -142,7 +167,7 @@ def test_partial_imports_add_up_and_an_export_of_everything_so_far_imports_again
     assert "stored 30 answers" in out and "10 already stored" in out and f"all {REQUESTED} answered" in out
     request = run.requests.open()
     ids, labels = request.answered_ids()
-    np.testing.assert_array_equal(ids, run.ids)                                 # in selection order
+    np.testing.assert_array_equal(ids, run.ids)  # in selection order
     np.testing.assert_array_equal(labels, run.truth)
     assert len(list((run.dir / "requests" / "0000" / "answers").glob("*.parquet"))) == 2
 
@@ -185,11 +210,14 @@ def test_answer_checks_name_the_first_bad_answer_and_where_it_is(tmp_path, data)
 
 # --- bad answers: one line, exit 2, nothing stored changes ----------------------------------------
 
+
 def answers(text, name="bad.csv"):
     """A case's answers file: its bytes (or a function of the run giving them), written beside the run."""
+
     def make(run):
         (run.dir.parent / name).write_bytes(text(run) if callable(text) else text)
         return name
+
     return make
 
 
@@ -204,28 +232,46 @@ def float_labels(run):
 
 # (name, what the case does to the run before the import, its answers file, the cause the message must name)
 BAD_ANSWERS = [
-    ("id not requested", None, answers(lambda r: b"id,label\n%d,1\n399999,2\n" % first_id(r)),
-     "line 3: id 399999 was not requested in round 0"),
-    ("label above the classes", None, answers(lambda r: b"id,label\n%d,10\n" % first_id(r)),
-     "line 2: label 10 for id"),
+    (
+        "id not requested",
+        None,
+        answers(lambda r: b"id,label\n%d,1\n399999,2\n" % first_id(r)),
+        "line 3: id 399999 was not requested in round 0",
+    ),
+    ("label above the classes", None, answers(lambda r: b"id,label\n%d,10\n" % first_id(r)), "line 2: label 10 for id"),
     ("negative label", None, answers(lambda r: b"id,label\n%d,-1\n" % first_id(r)), "is outside 0..9"),
-    ("label not a number", None, answers(lambda r: b"id,label\n%d,shirt\n" % first_id(r)),
-     "line 2: label 'shirt' is not an integer"),
-    ("id answered twice", None, answers(lambda r: b"id,label\n%d,1\n%d,1\n" % (first_id(r), first_id(r))),
-     "is answered twice (line 2 and line 3)"),
-    ("contradicts a stored answer", "answer_first", answers(lambda r: b"id,label\n%d,%d\n" % (
-        first_id(r), (int(r.truth[0]) + 1) % 10)), "is already answered"),
+    (
+        "label not a number",
+        None,
+        answers(lambda r: b"id,label\n%d,shirt\n" % first_id(r)),
+        "line 2: label 'shirt' is not an integer",
+    ),
+    (
+        "id answered twice",
+        None,
+        answers(lambda r: b"id,label\n%d,1\n%d,1\n" % (first_id(r), first_id(r))),
+        "is answered twice (line 2 and line 3)",
+    ),
+    (
+        "contradicts a stored answer",
+        "answer_first",
+        answers(lambda r: b"id,label\n%d,%d\n" % (first_id(r), (int(r.truth[0]) + 1) % 10)),
+        "is already answered",
+    ),
     ("no label column", None, answers(b"id,class\n1,2\n"), "has no label column (found: id, class)"),
     ("empty file", None, answers(b""), "has no id or label column (found: nothing)"),
-    ("only empty labels", None, answers(lambda r: b"id,label\n%d,\n" % first_id(r)),
-     "holds no answers (1 rows have an empty label"),
+    (
+        "only empty labels",
+        None,
+        answers(lambda r: b"id,label\n%d,\n" % first_id(r)),
+        "holds no answers (1 rows have an empty label",
+    ),
     ("not UTF-8", None, answers(b"\xff\xfe\x00id"), "is not a UTF-8 text file"),
     ("unknown format", None, answers(b"id\tlabel\n", "answers.xlsx"), "unknown answers format '.xlsx'"),
     ("not Parquet", None, answers(b"id,label\n1,2\n", "answers.parquet"), "is not a readable Parquet file"),
     ("float labels in Parquet", None, lambda run: float_labels(run), "column label holds double, not integers"),
     ("missing answers file", None, lambda run: "nowhere.csv", "answers file"),
-    ("import into a committed round", "commit", answers(lambda r: b"id,label\n%d,1\n" % first_id(r)),
-     "round 0 of"),
+    ("import into a committed round", "commit", answers(lambda r: b"id,label\n%d,1\n" % first_id(r)), "round 0 of"),
     ("no request written yet", "no_request", answers(b"id,label\n1,1\n"), "has no open label request"),
     ("a simulated-oracle run", "simulated", answers(b"id,label\n1,1\n"), "runs with oracle: simulated"),
 ]
@@ -253,19 +299,26 @@ def test_bad_answers_are_one_line_exit_2_and_store_nothing(tmp_path, data, capsy
 
 def test_the_bad_answer_table_covers_every_case_the_issue_names():
     names = {name for name, *_ in BAD_ANSWERS}
-    assert {"id not requested", "label above the classes", "id answered twice", "unknown format",
-            "import into a committed round"} <= names and len(names) == len(BAD_ANSWERS)
+    assert {
+        "id not requested",
+        "label above the classes",
+        "id answered twice",
+        "unknown format",
+        "import into a committed round",
+    } <= names and len(names) == len(BAD_ANSWERS)
 
 
 # --- resuming and status --------------------------------------------------------------------------
+
 
 @pytest.fixture
 def no_ray(monkeypatch):
     """`clactive run` in-process, stopped where Ray would start; yields the calls that reached it."""
     calls = []
     monkeypatch.setattr(pipeline.cli, "connect", lambda address, verbose: None)
-    monkeypatch.setattr(actors.driver, "run_rounds",
-                        lambda plan, **kw: calls.append(kw) or {"waiting": None, "records": []})
+    monkeypatch.setattr(
+        actors.driver, "run_rounds", lambda plan, **kw: calls.append(kw) or {"waiting": None, "records": []}
+    )
     return calls
 
 
@@ -274,7 +327,7 @@ def test_resuming_while_answers_are_missing_says_how_many_and_what_to_do(tmp_pat
     run.ask()
     assert cli("run", "--resume", run.dir) == 2
     assert f"waits for the {REQUESTED} labels it asked for and none is answered yet" in capsys.readouterr().err
-    assert cli("run", "--resume", run.dir, "--accept-partial") == 2   # nothing to continue with
+    assert cli("run", "--resume", run.dir, "--accept-partial") == 2  # nothing to continue with
     cli("label", "simulate", run.dir, "--count", 10)
     capsys.readouterr()
     assert cli("run", "--resume", run.dir) == 2

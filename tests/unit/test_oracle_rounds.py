@@ -5,12 +5,12 @@ resume, as a new `clactive run --resume` process would.
 What it checks is the wiring the Ray tests check end to end (tests/integration/test_oracle.py):
 a round paused for labels and resumed makes the same choices as an unbroken simulated-oracle run.
 """
+
 import hashlib
 
 import numpy as np
 import pytest
 
-from pipeline.selection.acquisition import hashed_uniform, top_k
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.pool import split_files
 from pipeline.labels.labelling import make_oracle
@@ -18,6 +18,7 @@ from pipeline.labels.oracle import LabelRequests, simulate_answers
 from pipeline.loop.preflight import plan_run
 from pipeline.loop.rounds import Rounds
 from pipeline.loop.run_store import RunStore
+from pipeline.selection.acquisition import hashed_uniform, top_k
 from tests.helpers import tiny_config, write_fashion_like
 
 
@@ -35,12 +36,21 @@ class Scorers:
         ids = ids[~np.isin(ids, labelled_ids)] if candidate_ids is None else candidate_ids
         salt = int.from_bytes(hashlib.sha256(weights).digest()[:4], "big")  # the choice depends on the weights
         chosen, scores = top_k(ids, hashed_uniform(ids, seed + salt), k)
-        return chosen, {"score": 0.0, "select": 0.0, "score_compute": 0.0, "candidates": len(ids), "redone": 0,
-                        "score_mean": float(scores.mean())}
+        return chosen, {
+            "score": 0.0,
+            "select": 0.0,
+            "score_compute": 0.0,
+            "candidates": len(ids),
+            "redone": 0,
+            "score_mean": float(scores.mean()),
+        }
 
     def hints(self, weights, pool_ids, images, seed):
-        return {"predicted_label": pool_ids % 10, "predicted_prob": np.full(len(pool_ids), 0.5),
-                "score": np.linspace(1, 0, len(pool_ids))}
+        return {
+            "predicted_label": pool_ids % 10,
+            "predicted_prob": np.full(len(pool_ids), 0.5),
+            "score": np.linspace(1, 0, len(pool_ids)),
+        }
 
     def close(self):
         pass
@@ -59,9 +69,19 @@ class Learner:
         assert len(labels) == len(plan.train_ids) and rows_from is None  # the prepared pool holds every row
         self.trained.append((plan.train_ids.tolist(), plan.steps, seed))
         weights = hashlib.sha256(plan.train_ids.tobytes() + labels.tobytes() + (resume_from or b"")).digest()
-        return {"checkpoint": weights, "steps": plan.steps, "test_acc": 0.5, "loss": 1.0, "read_s": 0.0, "train_s": 0.0,
-                "eval_s": 0.0, "class_correct": [1] * 10, "class_total": [2] * 10, "device": "cpu",
-                "test_predictions": np.arange(20) % 10}
+        return {
+            "checkpoint": weights,
+            "steps": plan.steps,
+            "test_acc": 0.5,
+            "loss": 1.0,
+            "read_s": 0.0,
+            "train_s": 0.0,
+            "eval_s": 0.0,
+            "class_correct": [1] * 10,
+            "class_total": [2] * 10,
+            "device": "cpu",
+            "test_predictions": np.arange(20) % 10,
+        }
 
     def close(self):
         pass
@@ -76,7 +96,9 @@ def tiny(tmp_path):
 
 
 def start(config, data, trained, accept_partial=False):
-    store = RunStore(config.run_dir) if RunStore(config.run_dir).holds_run() else RunStore.create(config.run_dir, config)
+    store = (
+        RunStore(config.run_dir) if RunStore(config.run_dir).holds_run() else RunStore.create(config.run_dir, config)
+    )
     plan = plan_run(config, data)
     return Rounds(plan, store, Scorers(data.pool_size), Learner(trained), make_oracle(plan, store, accept_partial))
 
@@ -101,14 +123,16 @@ def test_a_run_paused_for_labels_every_round_makes_the_simulated_runs_choices(ti
     store = RunStore(external.run_dir)
     for r, size in enumerate([40, 30, 30]):
         assert start(external, data, trained).run_round(r) == {"round": r, "waiting": size, "requested": size}
-        assert start(external, data, trained).run_round(r)["waiting"] == size      # asked again: the same request
+        assert start(external, data, trained).run_round(r)["waiting"] == size  # asked again: the same request
         simulate_answers(store, split_files(data.split_dir("pool")), data.image_shape)
-        record = start(external, data, trained).run_round(r)                         # a new process resumes the round
+        record = start(external, data, trained).run_round(r)  # a new process resumes the round
         assert (record["requested"], record["answered"], record["acquired"]) == (size, size, size)
 
-    assert end_state(external.run_dir) == end_state(simulated.run_dir)    # labels, order, rng, replay memory
-    assert trained == simulated_training                                  # every update saw the same plan
-    assert [r["candidates"] for r in store.records()] == [r["candidates"] for r in RunStore(simulated.run_dir).records()]
+    assert end_state(external.run_dir) == end_state(simulated.run_dir)  # labels, order, rng, replay memory
+    assert trained == simulated_training  # every update saw the same plan
+    assert [r["candidates"] for r in store.records()] == [
+        r["candidates"] for r in RunStore(simulated.run_dir).records()
+    ]
     assert LabelRequests(store).open() is None and LabelRequests(store).rounds() == [0, 1, 2]
 
 
@@ -118,7 +142,11 @@ def test_accept_partial_labels_the_answered_ids_in_selection_order(tiny, tmp_pat
     store = RunStore(config.run_dir)
     assert start(config, data, trained).run_round(0)["waiting"] == 40
     simulate_answers(store, split_files(data.split_dir("pool")), data.image_shape, count=25)
-    assert start(config, data, trained).run_round(0) == {"round": 0, "waiting": 15, "requested": 40}  # not without the flag
+    assert start(config, data, trained).run_round(0) == {
+        "round": 0,
+        "waiting": 15,
+        "requested": 40,
+    }  # not without the flag
     record = start(config, data, trained, accept_partial=True).run_round(0)
     assert (record["requested"], record["answered"], record["labelled"]) == (40, 25, 25)
     asked = LabelRequests(store).get(0).pool_ids

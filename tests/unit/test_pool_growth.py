@@ -1,4 +1,5 @@
 """Pool files of a growing pool: per-class shards, admitted arrival shards, schedule checks. No Ray."""
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -42,15 +43,21 @@ def test_new_arrival_shards_are_admitted_in_name_order_and_only_once(data, tmp_p
     assert admit_arrivals(str(tmp_path), [first, second], known, data) == []
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda d: shard(d / "x.parquet", [5]), "reuses id 5, already in the pool"),
-    (lambda d: shard(d / "x.parquet", [900, 900]), "repeats id 900"),
-    (lambda d: shard(d / "x.parquet", []), "holds no rows"),
-    (lambda d: shard(d / "x.parquet", [900], shape=(1, 14, 14)), "image shape 1,14,14"),
-    (lambda d: pq.write_table(pa.table({"id": [900], "label": [1]}), d / "x.parquet"), "has schema \\(id: int64, label"),
-    (lambda d: (d / "x.parquet").write_bytes(b"not parquet"), "is not a readable Parquet file"),
-    (lambda d: [shard(d / "x.parquet", [900]), shard(d / "y.parquet", [900])], "y.parquet reuses id 900"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: shard(d / "x.parquet", [5]), "reuses id 5, already in the pool"),
+        (lambda d: shard(d / "x.parquet", [900, 900]), "repeats id 900"),
+        (lambda d: shard(d / "x.parquet", []), "holds no rows"),
+        (lambda d: shard(d / "x.parquet", [900], shape=(1, 14, 14)), "image shape 1,14,14"),
+        (
+            lambda d: pq.write_table(pa.table({"id": [900], "label": [1]}), d / "x.parquet"),
+            "has schema \\(id: int64, label",
+        ),
+        (lambda d: (d / "x.parquet").write_bytes(b"not parquet"), "is not a readable Parquet file"),
+        (lambda d: [shard(d / "x.parquet", [900]), shard(d / "y.parquet", [900])], "y.parquet reuses id 900"),
+    ],
+)
 def test_bad_arrival_shards_are_refused_by_name(data, tmp_path, make, message):
     make(tmp_path)
     with pytest.raises(DataError, match=message):
@@ -60,9 +67,17 @@ def test_bad_arrival_shards_are_refused_by_name(data, tmp_path, make, message):
 def test_class_incremental_schedules_must_fit_the_classes_available(tiny_data_dir, work_dir, data):
     ok = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental")  # 40, 70, 100 labels of 80, 160, 240
     check_against_data(ok, data)
-    tight = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "pool.class_order=[9,8,7,6,5,4,3,2,1,0]",
-                        "pool.initial_classes=1", "schedule.initial=50")
-    with pytest.raises(ConfigError, match=r"by round 0 the schedule asks for 50 labels, but only 40 examples \(classes 9\)"):
+    tight = tiny_config(
+        tiny_data_dir,
+        work_dir,
+        "pool.growth=class_incremental",
+        "pool.class_order=[9,8,7,6,5,4,3,2,1,0]",
+        "pool.initial_classes=1",
+        "schedule.initial=50",
+    )
+    with pytest.raises(
+        ConfigError, match=r"by round 0 the schedule asks for 50 labels, but only 40 examples \(classes 9\)"
+    ):
         check_against_data(tight, data)
     unknown = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "pool.class_order=[0,1,2]")
     with pytest.raises(ConfigError, match="pool.class_order leaves out class 3"):

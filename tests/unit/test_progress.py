@@ -1,5 +1,6 @@
 """The progress line on a fake clock: what a piped log gets and when, the numbers it shows, the run's
 time left, the terminal bar, and --quiet."""
+
 import fcntl
 import io
 import os
@@ -45,8 +46,12 @@ def test_piped_prints_a_line_every_interval_and_one_at_stage_end_without_carriag
         clock.t += 1
     p.update(3, "scoring", 10_000, 10_000, "examples")  # the same end polled again prints nothing
     printed = lines(buf)
-    assert [line.split(": ")[1].split(" ")[0] for line in printed] == ["3,000/10,000", "6,000/10,000",
-                                                                        "9,000/10,000", "10,000/10,000"]
+    assert [line.split(": ")[1].split(" ")[0] for line in printed] == [
+        "3,000/10,000",
+        "6,000/10,000",
+        "9,000/10,000",
+        "10,000/10,000",
+    ]
     assert "\r" not in buf.getvalue()
 
 
@@ -227,7 +232,8 @@ def test_quiet_prints_only_the_rows():
     assert buf.getvalue() == "    0  row\n"
 
 
-@pytest.mark.parametrize("seconds, text", [(0.4, "0s"), (59.4, "59s"), (60, "1m00s"), (250, "4m10s"),
-                                           (3599, "59m59s"), (7500, "2h05m")])
+@pytest.mark.parametrize(
+    "seconds, text", [(0.4, "0s"), (59.4, "59s"), (60, "1m00s"), (250, "4m10s"), (3599, "59m59s"), (7500, "2h05m")]
+)
 def test_durations_read_as_a_person_plans(seconds, text):
     assert duration(seconds) == text

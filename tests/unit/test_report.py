@@ -1,4 +1,5 @@
 """The compare report's definitions, on hand-made records."""
+
 import pytest
 
 from pipeline.compare import CompareConfig, budget_rounds, entry_config, load
@@ -13,8 +14,14 @@ def record(r, labelled, score, update, eval_s=1.0, launch=None, model="proxy", w
     seconds = {"score": score, "select": 0.5, "update": update, "eval": eval_s}
     if launch is not None:
         seconds["learner_launch"] = launch
-    return {"round": r, "labelled": labelled, "seconds": seconds, "selection_model": model, "warm_start": warm,
-            "selection_acc": acc}
+    return {
+        "round": r,
+        "labelled": labelled,
+        "seconds": seconds,
+        "selection_model": model,
+        "warm_start": warm,
+        "selection_acc": acc,
+    }
 
 
 def test_update_time_leaves_out_evaluation_and_learner_start_up():
@@ -24,12 +31,21 @@ def test_update_time_leaves_out_evaluation_and_learner_start_up():
 
 def test_cumulative_figures_speedups_and_full_reusing_its_own_round_model():
     entries = {
-        "full": {"records": [record(0, 10, 0, 11, model="target", warm=False, acc=0.70),
-                             record(1, 20, 4, 21, model="target", warm=False, acc=0.80)], "targets": {}},
-        "svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 9, warm=False)],
-                "targets": {1: {"target_acc": 0.78}}},
-        "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 3)],
-                     "targets": {1: {"target_acc": 0.79}}},
+        "full": {
+            "records": [
+                record(0, 10, 0, 11, model="target", warm=False, acc=0.70),
+                record(1, 20, 4, 21, model="target", warm=False, acc=0.80),
+            ],
+            "targets": {},
+        },
+        "svp": {
+            "records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 9, warm=False)],
+            "targets": {1: {"target_acc": 0.78}},
+        },
+        "clactive": {
+            "records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 3)],
+            "targets": {1: {"target_acc": 0.79}},
+        },
     }
     summary = summarize(entries, {"20%": 1}, pool_size=100)
     full, svp, ours = (summary["strategies"][n]["at"]["20%"] for n in ("full", "svp", "clactive"))
@@ -46,39 +62,50 @@ def test_cumulative_figures_speedups_and_full_reusing_its_own_round_model():
 
 
 def test_budgets_must_end_a_round():
-    data = PreparedData(root="unused", dataset="fashion_mnist", num_classes=10, image_shape=(1, 28, 28), mean=0.5,
-                        std=0.5, sizes={"pool": 100, "test": 10})
-    plan = RunPlan(RunConfig(), data, initial_size=10, round_sizes=(10, 20))    # rounds end at 10, 20, 40
+    data = PreparedData(
+        root="unused",
+        dataset="fashion_mnist",
+        num_classes=10,
+        image_shape=(1, 28, 28),
+        mean=0.5,
+        std=0.5,
+        sizes={"pool": 100, "test": 10},
+    )
+    plan = RunPlan(RunConfig(), data, initial_size=10, round_sizes=(10, 20))  # rounds end at 10, 20, 40
     assert budget_rounds(CompareConfig(budgets=(20, 0.4)), plan) == {"20%": 1, "40%": 2}
     with pytest.raises(ConfigError, match="compare.budgets 30 is 30 labels, which no round ends at"):
         budget_rounds(CompareConfig(budgets=(30,)), plan)
 
 
-@pytest.mark.parametrize("sets, message", [
-    (["compare.strategies=[svp, coreset]"], "unknown compare.strategies entry 'coreset'"),
-    (["compare.strategies=[svp, svp]"], "names a strategy twice"),
-    (["compare.budgets=[1.5]"], "compare.budgets[0] = 1.5: a fraction must lie in"),
-    (["compare.folder=x"], "unknown config key 'compare.folder'"),
-])
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["compare.strategies=[svp, coreset]"], "unknown compare.strategies entry 'coreset'"),
+        (["compare.strategies=[svp, svp]"], "names a strategy twice"),
+        (["compare.budgets=[1.5]"], "compare.budgets[0] = 1.5: a fraction must lie in"),
+        (["compare.folder=x"], "unknown config key 'compare.folder'"),
+    ],
+)
 def test_bad_compare_sections_are_refused(sets, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load(None, sets, quick=False, data_dir=None)
 
 
 def test_a_proxy_only_compare_tables_each_strategys_last_round():
-    entries = {"svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 9, warm=False, acc=0.9)],
-                       "targets": {}},
-               "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 3, acc=0.85)],
-                            "targets": {}}}
+    entries = {
+        "svp": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 9, warm=False, acc=0.9)], "targets": {}},
+        "clactive": {"records": [record(0, 10, 0, 5, warm=False), record(1, 20, 2, 3, acc=0.85)], "targets": {}},
+    }
     text = table(summarize(entries, {}, pool_size=100))  # selection s: score + select 0.5 + update - eval 1
-    assert "target acc" not in text                       # no budgets: no strategy x budget table
+    assert "target acc" not in text  # no budgets: no strategy x budget table
     assert "| svp | 1 | 20 | 0.9000 | 15.0 | 12.0 |" in text
     assert "| clactive | 1 | 20 | 0.8500 | 9.0 | 6.0 |" in text
 
 
 def test_an_entry_named_after_an_acquisition_is_clactive_selecting_with_it():
-    base, section = load(None, ["compare.strategies=[svp, random, cluster_margin]", "acquisition=entropy"],
-                         quick=False, data_dir=None)
+    base, section = load(
+        None, ["compare.strategies=[svp, random, cluster_margin]", "acquisition=entropy"], quick=False, data_dir=None
+    )
     configs = {name: entry_config(base, section, name) for name in section.strategies}
     assert (configs["svp"].strategy, configs["svp"].acquisition) == ("svp", "entropy")
     assert (configs["random"].strategy, configs["random"].acquisition) == ("clactive", "random")

@@ -1,4 +1,5 @@
 """Placing a run's long-lived processes on the cluster's node shapes (actors.resources.first_fit), no Ray started."""
+
 import pytest
 
 from actors.resources import first_fit, process_requests, unplaceable
@@ -39,7 +40,8 @@ def test_custom_resources_place_processes_only_on_nodes_that_have_them():
     assert first_fit(list(requests.values()), [head, spot]) == [head, {"CPU": 0.0, "GPU": 0.0, "spot": 0.0}]
     assert unplaceable(requests, [head]) == [
         "one scoring actor asks for 0.5 CPU, 0.5 spot but no node has or can add that much",
-        "one learner worker asks for 0.5 CPU, 0.5 spot but no node has or can add that much"]
+        "one learner worker asks for 0.5 CPU, 0.5 spot but no node has or can add that much",
+    ]
 
 
 def test_a_scorer_no_node_takes_back_ends_the_pass_in_one_line_naming_the_wait_and_resume(monkeypatch):
@@ -54,11 +56,16 @@ def test_a_scorer_no_node_takes_back_ends_the_pass_in_one_line_naming_the_wait_a
     monkeypatch.setattr(scorer, "wait_until_ready", no_room)
     monkeypatch.setattr(scorer, "gpus_available", lambda: False)
     pool = scorer.ScorerPool.__new__(scorer.ScorerPool)  # no actors: the wait is what is tested
-    pool.config, pool.actors = load_config(None, ["scoring.resources={spot: 0.5}", "scoring.placement_timeout_s=30",
-                                                  "run_dir=s3://bucket/run"]), []
+    pool.config, pool.actors = (
+        load_config(
+            None, ["scoring.resources={spot: 0.5}", "scoring.placement_timeout_s=30", "run_dir=s3://bucket/run"]
+        ),
+        [],
+    )
     with pytest.raises(ResourceError) as caught:
         pool._wait_for_restarts()
     assert str(caught.value) == (
         "a scoring actor died and no node had room to restart it (0.5 CPU, 0.5 spot) within 30 s "
         "(scoring.placement_timeout_s): was its node lost? The committed rounds are kept; once the cluster has "
-        "such a node, continue with clactive run --resume s3://bucket/run")
+        "such a node, continue with clactive run --resume s3://bucket/run"
+    )

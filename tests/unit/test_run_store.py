@@ -1,7 +1,6 @@
 import numpy as np
-import pytest
-
 import pyarrow.parquet as pq
+import pytest
 
 from pipeline.config.run_config import RunConfig, load_config
 from pipeline.data.base import arrow_table, pool_schema

@@ -1,5 +1,6 @@
 """The run directory and the pool on a real S3 server (SeaweedFS, started by this module): what the file://
 tests of test_run_store cannot show, object listings, directory markers, deletes and signed requests."""
+
 import uuid
 from dataclasses import dataclass
 
@@ -51,8 +52,10 @@ def prefix(request, s3, monkeypatch):
 
 def objects(s3: S3Server, key: str) -> list[str]:
     """Every object (and directory marker) under `key`, as the server lists them."""
-    return sorted(info.path for info in s3.filesystem().get_file_info(pafs.FileSelector(key, recursive=True,
-                                                                                          allow_not_found=True)))
+    return sorted(
+        info.path
+        for info in s3.filesystem().get_file_info(pafs.FileSelector(key, recursive=True, allow_not_found=True))
+    )
 
 
 def test_committed_rounds_are_read_back_by_another_store(prefix):
@@ -66,8 +69,7 @@ def test_committed_rounds_are_read_back_by_another_store(prefix):
     np.testing.assert_array_equal(ids, [5, 1, 9])
     np.testing.assert_array_equal(labels, [2, 3, 7])
     assert again.records() == [{"round": 0}, {"round": 1, "accuracy": 0.5}]
-    assert again.storage.read("rounds.jsonl").decode().splitlines() == ['{"round": 0}',
-                                                                        '{"round": 1, "accuracy": 0.5}']
+    assert again.storage.read("rounds.jsonl").decode().splitlines() == ['{"round": 0}', '{"round": 1, "accuracy": 0.5}']
     saved = again.load_round_state(1)
     assert saved["checkpoint"] == b"weights-1" and saved["rng"] == {"round": 1}
     np.testing.assert_array_equal(saved["strategy"]["pool_ids"], [9])
@@ -82,7 +84,11 @@ def test_a_crash_before_the_record_is_invisible_and_discarded(prefix):
     writer.state({"pool_ids": np.array([9])}, {"round": 1}, b"weights-1")  # ... and the process dies here
     round_1 = prefix.key("run/rounds/0001")
     assert {path.rsplit("/", 1)[1] for path in objects(prefix.s3, round_1)} == {
-        "labels.parquet", "state.npz", "rng.json", "checkpoint.pt"}
+        "labels.parquet",
+        "state.npz",
+        "rng.json",
+        "checkpoint.pt",
+    }
 
     assert store.committed_rounds() == [0]
     np.testing.assert_array_equal(store.load_labels()[0], [5, 1])
@@ -109,8 +115,11 @@ def pool(prefix):
     fs = prefix.s3.filesystem()
     for shard, ids in enumerate([np.array([10, 11, 12]), np.array([20, 21])]):
         images = np.broadcast_to(ids.astype(np.uint8)[:, None, None, None], (len(ids), *SHAPE))
-        pq.write_table(arrow_table(ids, images, ids % 7, pool_schema(SHAPE)),
-                       prefix.key(f"pool/part-{shard}.parquet"), filesystem=fs)
+        pq.write_table(
+            arrow_table(ids, images, ids % 7, pool_schema(SHAPE)),
+            prefix.key(f"pool/part-{shard}.parquet"),
+            filesystem=fs,
+        )
     return prefix
 
 
@@ -134,15 +143,17 @@ def test_a_pool_prepared_in_the_bucket_is_published_by_its_manifest_and_read_bac
     matches the same pool prepared on a disk."""
     from actors.pool_source import _read_shard
     from pipeline.data.base import get_source, image_shape_of, is_prepared, prepare_dataset, prepared_root
-    from pipeline.storage import Storage
     from pipeline.data.pool import split_files
+    from pipeline.storage import Storage
     from tests.helpers import write_fashion_like
 
     source = get_source("fashion_mnist", write_fashion_like(tmp_path / "idx", pool=300, test=50))
     cache = prefix.uri("cache")
     died = Storage(prepared_root(source, cache))  # a preparation that died before its manifest left a shard
-    died.write_table("pool/part-00000.parquet", arrow_table(np.array([0]), np.zeros((1, 1, 28, 28), np.uint8),
-                                                            np.array([0]), pool_schema((1, 28, 28))))
+    died.write_table(
+        "pool/part-00000.parquet",
+        arrow_table(np.array([0]), np.zeros((1, 1, 28, 28), np.uint8), np.array([0]), pool_schema((1, 28, 28))),
+    )
     assert not is_prepared(source, cache)
 
     data = prepare_dataset(source, cache, shard_rows=128)
@@ -150,13 +161,17 @@ def test_a_pool_prepared_in_the_bucket_is_published_by_its_manifest_and_read_bac
     assert is_prepared(source, cache) and data.sizes == local.sizes == {"pool": 300, "test": 50}
     assert (data.mean, data.std, data.image_shape) == (local.mean, local.std, local.image_shape)
     files = split_files(data.split_dir("pool"))
-    assert [f.split("?")[0].rsplit("/", 1)[1] for f in files] == ["part-00000.parquet", "part-00001.parquet",
-                                                                   "part-00002.parquet"]
+    assert [f.split("?")[0].rsplit("/", 1)[1] for f in files] == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
     read_back = pa.concat_tables([t for f in files for t in _read_shard(f, np.array([5, 130, 299]))])
     assert read_back.column("id").to_pylist() == [5, 130, 299]
     ids = np.array([299, 5, 5])
-    for got, want in zip(read_rows(files, ids, data.image_shape),
-                         read_rows(local.split_dir("pool"), ids, local.image_shape)):
+    for got, want in zip(
+        read_rows(files, ids, data.image_shape), read_rows(local.split_dir("pool"), ids, local.image_shape)
+    ):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(read_labels(data.split_dir("pool"), ids), read_labels(files, ids))
     assert image_shape_of(data.split_dir("test")) == (1, 28, 28)

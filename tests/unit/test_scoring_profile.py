@@ -1,4 +1,5 @@
 """The scoring profile's bookkeeping (benchmarks/scoring_profile.py): process kinds and the scoring seconds."""
+
 from benchmarks.scoring_profile import during_scoring, kind, parse_load
 
 
@@ -14,9 +15,11 @@ def test_processes_are_told_apart_by_their_ray_titles():
 
 
 def test_only_the_seconds_with_the_scorer_in_score_count():
-    samples = [{("1", "ray::Scorer"): 0.1, ("2", "raylet --x"): 0.5},                    # between passes
-               {("1", "ray::Scorer.score"): 1.8, ("3", "ray::IDLE"): 0.2, ("2", "raylet --x"): 0.1},
-               {("1", "ray::Scorer.score"): 1.7, ("4", "ray::RayTrainWorker"): 0.3}]
+    samples = [
+        {("1", "ray::Scorer"): 0.1, ("2", "raylet --x"): 0.5},  # between passes
+        {("1", "ray::Scorer.score"): 1.8, ("3", "ray::IDLE"): 0.2, ("2", "raylet --x"): 0.1},
+        {("1", "ray::Scorer.score"): 1.7, ("4", "ray::RayTrainWorker"): 0.3},
+    ]
     seconds, by_kind = during_scoring(samples)
     assert seconds == 2
     assert by_kind == {"scorer": 3.5, "task workers (read tasks)": 0.2, "Ray daemons": 0.1, "Train worker": 0.3}

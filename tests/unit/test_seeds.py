@@ -1,4 +1,5 @@
 """The multi-seed compare's aggregation (benchmarks/seeds.py): per-seed values, mean and spread."""
+
 import pytest
 
 from benchmarks.seeds import compare_command, gather
@@ -6,21 +7,47 @@ from pipeline.report.summary import summarize
 from tests.unit.test_report import record
 
 
-def report(full_acc: float, clactive_acc: float, random_acc: float, clactive_score: float,
-           cluster_margin_acc: float | None = None) -> dict:
+def report(
+    full_acc: float,
+    clactive_acc: float,
+    random_acc: float,
+    clactive_score: float,
+    cluster_margin_acc: float | None = None,
+) -> dict:
     """A compare's results.json as pipeline.report.summary.summarize writes it: two rounds, budgets 20% and 50%."""
     target = lambda acc: {1: {"target_acc": acc, "round": 1}, 0: {"target_acc": acc - 0.02, "round": 0}}  # noqa: E731
-    extras = {} if cluster_margin_acc is None else {"cluster_margin": {
-        "records": [record(0, 20, 0, 5, warm=False), record(1, 50, 1.0, 2)], "targets": target(cluster_margin_acc)}}
-    return summarize({
-        "full": {"records": [record(0, 20, 0, 100, model="target", warm=False, acc=full_acc),
-                             record(1, 50, 4, 300, model="target", warm=False, acc=full_acc)],
-                 "targets": {}},
-        "clactive": {"records": [record(0, 20, 0, 5, warm=False), record(1, 50, clactive_score, 2)],
-                     "targets": target(clactive_acc)},
-        "random": {"records": [record(0, 20, 0, 5, warm=False), record(1, 50, 0.0, 2)], "targets": target(random_acc)},
-        **extras,
-    }, {"20%": 0, "50%": 1}, pool_size=100)
+    extras = (
+        {}
+        if cluster_margin_acc is None
+        else {
+            "cluster_margin": {
+                "records": [record(0, 20, 0, 5, warm=False), record(1, 50, 1.0, 2)],
+                "targets": target(cluster_margin_acc),
+            }
+        }
+    )
+    return summarize(
+        {
+            "full": {
+                "records": [
+                    record(0, 20, 0, 100, model="target", warm=False, acc=full_acc),
+                    record(1, 50, 4, 300, model="target", warm=False, acc=full_acc),
+                ],
+                "targets": {},
+            },
+            "clactive": {
+                "records": [record(0, 20, 0, 5, warm=False), record(1, 50, clactive_score, 2)],
+                "targets": target(clactive_acc),
+            },
+            "random": {
+                "records": [record(0, 20, 0, 5, warm=False), record(1, 50, 0.0, 2)],
+                "targets": target(random_acc),
+            },
+            **extras,
+        },
+        {"20%": 0, "50%": 1},
+        pool_size=100,
+    )
 
 
 def test_every_figure_has_its_seeds_values_mean_and_sample_std_and_missing_seeds_are_listed():
@@ -29,8 +56,10 @@ def test_every_figure_has_its_seeds_values_mean_and_sample_std_and_missing_seeds
     figures = out["figures"]
     diff = figures["target_acc_clactive_minus_full_at_50"]
     assert diff["seeds"] == {0: pytest.approx(1.0), 1: pytest.approx(-1.0)}
-    assert diff["mean"] == pytest.approx(0.0) and diff["std"] == pytest.approx(2 ** 0.5)
-    assert figures["target_acc_clactive_minus_random_at_20"]["mean"] == pytest.approx(2.0)  # targets at 20% are 2 pt below those at 50%: 0.89 - 0.86, 0.89 - 0.88
+    assert diff["mean"] == pytest.approx(0.0) and diff["std"] == pytest.approx(2**0.5)
+    assert figures["target_acc_clactive_minus_random_at_20"]["mean"] == pytest.approx(
+        2.0
+    )  # targets at 20% are 2 pt below those at 50%: 0.89 - 0.86, 0.89 - 0.88
     assert figures["target_acc_random_at_50"]["seeds"] == {0: 0.88, 1: 0.90}
     speedup = figures["speedup_vs_full_at_50"]["seeds"]
     assert speedup[0] > speedup[1] > 1  # clactive's longer scoring in seed 1 lowers its speed-up
@@ -50,12 +79,19 @@ def test_a_seed_kept_in_the_repository_one_strategy_at_a_time_is_summarized_only
     import json
 
     import benchmarks.seeds as seeds
+
     monkeypatch.setattr(seeds, "KEPT", tmp_path)
-    six = lambda model, warm, acc: [record(r, 1200 + 6000 * r, 1.0, 10.0, model=model, warm=warm and r > 0, acc=acc)  # noqa: E731
-                                    for r in range(6)]
+    six = lambda model, warm, acc: [
+        record(r, 1200 + 6000 * r, 1.0, 10.0, model=model, warm=warm and r > 0, acc=acc)  # noqa: E731
+        for r in range(6)
+    ]
     fits = {2: {"target_acc": 0.80}, 5: {"target_acc": 0.85}}
-    entries = {"full": (six("target", False, 0.86), {}), "svp": (six("proxy", False, 0.5), fits),
-               "clactive": (six("proxy", True, 0.5), fits), "random": (six("proxy", True, 0.5), fits)}
+    entries = {
+        "full": (six("target", False, 0.86), {}),
+        "svp": (six("proxy", False, 0.5), fits),
+        "clactive": (six("proxy", True, 0.5), fits),
+        "random": (six("proxy", True, 0.5), fits),
+    }
     for i, (name, (records, targets)) in enumerate(entries.items()):
         path = seeds.kept_path(0, 10_000, name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,8 +106,13 @@ def test_a_seed_kept_in_the_repository_one_strategy_at_a_time_is_summarized_only
 
 
 def test_cluster_margin_figures_are_over_the_seeds_where_it_ran_and_the_others_over_all():
-    out = gather({0: report(0.90, 0.91, 0.88, 1.0, cluster_margin_acc=0.93), 1: report(0.92, 0.91, 0.90, 3.0),
-                  2: report(0.92, 0.91, 0.90, 3.0, cluster_margin_acc=0.92)})
+    out = gather(
+        {
+            0: report(0.90, 0.91, 0.88, 1.0, cluster_margin_acc=0.93),
+            1: report(0.92, 0.91, 0.90, 3.0),
+            2: report(0.92, 0.91, 0.90, 3.0, cluster_margin_acc=0.92),
+        }
+    )
     figures = out["figures"]
     against_lc = figures["target_acc_cluster_margin_minus_clactive_at_20"]
     assert against_lc["seeds"] == {0: pytest.approx(2.0), 1: None, 2: pytest.approx(1.0)}

@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.config.run_config import StopConfig
 from pipeline.errors import ConfigError
-from pipeline.loop.stopping import cohens_kappa, create_criteria, first_stop, stopping_names
+from pipeline.loop.stopping import CRITERIA, cohens_kappa, create_criteria, first_stop
 
 
 def criterion(name, **kwargs):
@@ -24,10 +24,10 @@ def rounds(*accs, scores=None, kappas=None):
 
 
 def test_names_are_the_three_documented_criteria():
-    assert stopping_names() == ["accuracy_plateau", "stable_predictions", "uncertainty"]
+    assert CRITERIA.names() == ["accuracy_plateau", "stable_predictions", "uncertainty"]
 
 
-@pytest.mark.parametrize("name", stopping_names())
+@pytest.mark.parametrize("name", CRITERIA.names())
 def test_every_criterion_goes_on_without_records_or_without_its_fields(name):
     c = criterion(name)
     assert c.name == name
@@ -38,8 +38,9 @@ def test_every_criterion_goes_on_without_records_or_without_its_fields(name):
 def test_unknown_criterion_is_one_line_listing_the_choices():
     with pytest.raises(ConfigError) as err:
         create_criteria((StopConfig(criterion="accuracy_plateau"), StopConfig(criterion="patience")))
-    assert str(err.value) == ("unknown stopping criterion 'patience': "
-                              "choose one of accuracy_plateau, stable_predictions, uncertainty")
+    assert str(err.value) == (
+        "unknown stopping criterion 'patience': choose one of accuracy_plateau, stable_predictions, uncertainty"
+    )
 
 
 def test_create_criteria_keeps_config_order():
@@ -49,6 +50,7 @@ def test_create_criteria_keeps_config_order():
 
 # accuracy_plateau
 
+
 def test_plateau_holds_when_each_of_the_last_n_changes_is_below_epsilon():
     c = criterion("accuracy_plateau", rounds=2, epsilon=0.005)
     reason = c.check(rounds(0.70, 0.8412, 0.8431, 0.8440))
@@ -57,20 +59,20 @@ def test_plateau_holds_when_each_of_the_last_n_changes_is_below_epsilon():
 
 def test_plateau_counts_falls_as_well_as_rises():
     c = criterion("accuracy_plateau", rounds=2, epsilon=0.005)
-    assert c.check(rounds(0.84, 0.80, 0.801)) is None     # |-0.04| is not flat
+    assert c.check(rounds(0.84, 0.80, 0.801)) is None  # |-0.04| is not flat
     assert c.check(rounds(0.84, 0.837, 0.836)) is not None
 
 
 def test_plateau_does_not_hold_when_one_change_is_epsilon_or_more():
     c = criterion("accuracy_plateau", rounds=2, epsilon=0.005)
-    assert c.check(rounds(0.80, 0.81, 0.812)) is None      # first change 0.01
-    assert c.check(rounds(0.80, 0.801, 0.811)) is None     # last change 0.01
+    assert c.check(rounds(0.80, 0.81, 0.812)) is None  # first change 0.01
+    assert c.check(rounds(0.80, 0.801, 0.811)) is None  # last change 0.01
     assert c.check(rounds(0.5, 0.75, 1.0)) is None
 
 
 def test_plateau_needs_n_plus_one_records():
     c = criterion("accuracy_plateau", rounds=3, epsilon=0.01)
-    assert c.check(rounds(0.8, 0.8, 0.8)) is None          # only 2 changes
+    assert c.check(rounds(0.8, 0.8, 0.8)) is None  # only 2 changes
     assert c.check(rounds(0.8, 0.8, 0.8, 0.8)) is not None
 
 
@@ -79,13 +81,14 @@ def test_plateau_ignores_a_window_with_a_missing_accuracy():
     records = rounds(0.8, 0.8, 0.8)
     del records[1]["selection_acc"]
     assert c.check(records) is None
-    del records[0]["selection_acc"]                        # outside the window of the next check
+    del records[0]["selection_acc"]  # outside the window of the next check
     records.append({"round": 3, "labelled": 400, "selection_acc": 0.8})
     records[1]["selection_acc"] = 0.8
     assert c.check(records) is not None
 
 
 # uncertainty
+
 
 def test_uncertainty_holds_when_the_last_batch_scores_below_threshold():
     c = criterion("uncertainty", threshold=0.05)
@@ -101,7 +104,7 @@ def test_uncertainty_reads_only_the_last_record():
 
 def test_uncertainty_goes_on_after_a_random_round_or_an_unscored_acquisition():
     c = criterion("uncertainty", threshold=0.05)
-    assert c.check(rounds(0.7)) is None                     # round 0 has no score mean
+    assert c.check(rounds(0.7)) is None  # round 0 has no score mean
     records = rounds(0.7, 0.8, scores=[0.01])
     del records[-1]["selection_score_mean"]
     assert c.check(records) is None
@@ -109,11 +112,14 @@ def test_uncertainty_goes_on_after_a_random_round_or_an_unscored_acquisition():
 
 # stable_predictions
 
+
 def test_stable_predictions_holds_when_the_last_n_kappas_reach_kappa():
     c = criterion("stable_predictions", rounds=3, kappa=0.99)
     reason = c.check(rounds(0.6, 0.7, 0.8, 0.8, 0.8, kappas=[0.90, 0.9912, 0.99, 0.9987]))
-    assert reason == ("successive models agreed on the stop set with Cohen's kappa >= 0.99 "
-                      "over the last 3 rounds (0.9912, 0.9900, 0.9987)")
+    assert reason == (
+        "successive models agreed on the stop set with Cohen's kappa >= 0.99 "
+        "over the last 3 rounds (0.9912, 0.9900, 0.9987)"
+    )
 
 
 def test_stable_predictions_does_not_hold_when_one_kappa_is_below():
@@ -130,6 +136,7 @@ def test_stable_predictions_needs_n_kappas_and_round_0_has_none():
 
 
 # first_stop
+
 
 def test_first_stop_reports_the_first_criterion_that_holds_in_config_order():
     records = rounds(0.8, 0.8, 0.8, scores=[0.5, 0.01], kappas=[1.0, 1.0])
@@ -150,6 +157,7 @@ def test_first_stop_skips_criteria_that_do_not_hold_and_none_means_go_on():
 
 
 # cohens_kappa
+
 
 def test_kappa_matches_a_hand_computation():
     # a rows, b columns:   b=0 b=1 b=2 | a-marginal

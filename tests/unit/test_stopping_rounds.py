@@ -1,6 +1,7 @@
 """Stopping criteria inside the round loop (pipeline.loop.rounds with stand-ins, no Ray): the record that
 says why, a finished run that refuses more rounds, and a resumed run that knows it stopped.
 The criteria themselves on hand-made records: tests/unit/test_stopping.py."""
+
 import numpy as np
 import pytest
 
@@ -31,20 +32,24 @@ class ScriptedLearner(Learner):
 def tiny(tmp_path):
     data_dir = write_fashion_like(tmp_path / "raw")
     config = tiny_config(data_dir, tmp_path)
-    return data_dir, prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir,
-                                     config.data.shard_rows)
+    return data_dir, prepare_dataset(
+        get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows
+    )
 
 
 def start(config, data, learner) -> Rounds:
-    store = RunStore(config.run_dir) if RunStore(config.run_dir).holds_run() else RunStore.create(config.run_dir, config)
+    store = (
+        RunStore(config.run_dir) if RunStore(config.run_dir).holds_run() else RunStore.create(config.run_dir, config)
+    )
     plan = plan_run(config, data)
     return Rounds(plan, store, Scorers(data.pool_size), learner, make_oracle(plan, store))
 
 
 def test_a_plateau_stops_the_run_its_record_says_why_and_a_resumed_run_is_finished(tiny, tmp_path):
     data_dir, data = tiny
-    config = tiny_config(data_dir, tmp_path, FOUR_ROUNDS,
-                         "stopping=[{criterion: accuracy_plateau, rounds: 1, epsilon: 0.01}]")
+    config = tiny_config(
+        data_dir, tmp_path, FOUR_ROUNDS, "stopping=[{criterion: accuracy_plateau, rounds: 1, epsilon: 0.01}]"
+    )
     same = np.arange(20) % 10
     flipped = same.copy()
     flipped[:10] = (flipped[:10] + 1) % 10  # half the stop set changes its prediction

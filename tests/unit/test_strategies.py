@@ -4,15 +4,21 @@ import pytest
 from pipeline.config.run_config import load_config
 from pipeline.errors import ConfigError
 from pipeline.loop.preflight import check_names
-from pipeline.update.strategies import create_strategy, steps_for_epochs, strategy_names
+from pipeline.update.strategies import STRATEGIES, create_strategy, steps_for_epochs
 
 ROUND = 50
 
 
 def run_schedule(strategy_name: str, rounds: int = 4, **sets):
     """Drive a strategy through an initial set of 100 and `rounds` rounds of ROUND labels each."""
-    overrides = [f"strategy={strategy_name}", "proxy.epochs=3", "proxy.batch_size=10", "target.epochs=2",
-                 "target.batch_size=20", "update.steps=17"] + [f"{k}={v}" for k, v in sets.items()]
+    overrides = [
+        f"strategy={strategy_name}",
+        "proxy.epochs=3",
+        "proxy.batch_size=10",
+        "target.epochs=2",
+        "target.batch_size=20",
+        "update.steps=17",
+    ] + [f"{k}={v}" for k, v in sets.items()]
     config = load_config(None, overrides)
     strategy = create_strategy(config, max_round_size=ROUND)
     rng = np.random.default_rng(0)
@@ -25,7 +31,7 @@ def run_schedule(strategy_name: str, rounds: int = 4, **sets):
     return plans
 
 
-@pytest.mark.parametrize("name", strategy_names())
+@pytest.mark.parametrize("name", STRATEGIES.names())
 def test_round_zero_trains_the_selection_model_from_scratch_on_the_initial_set(name):
     _, labelled, plan = run_schedule(name, rounds=0)[0]
     role = create_strategy(load_config(None, [f"strategy={name}"]), max_round_size=ROUND).selection_role
@@ -78,6 +84,8 @@ def test_baselines_retrain_from_scratch_on_all_labels_so_their_cost_grows(name, 
 
 
 def test_unknown_strategy_lists_the_valid_ones():
-    assert {"clactive", "finetune", "full", "svp"} <= set(strategy_names())
-    with pytest.raises(ConfigError, match=f"unknown strategy 'coreset': choose one of {', '.join(strategy_names())}$"):
+    assert {"clactive", "finetune", "full", "svp"} <= set(STRATEGIES.names())
+    with pytest.raises(
+        ConfigError, match=f"unknown strategy 'coreset': choose one of {', '.join(STRATEGIES.names())}$"
+    ):
         check_names(load_config(None, ["strategy=coreset"]))

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from pipeline.update.models import create_model, model_names, model_reads
-from pipeline.update.training import accuracy, load_weights, make_optimizer, predict, train_steps, checkpoint_bytes
 from pipeline.config.run_config import ModelConfig
+from pipeline.update.models import MODELS, create_model
+from pipeline.update.training import accuracy, checkpoint_bytes, load_weights, make_optimizer, predict, train_steps
 from tests.helpers import learnable_images
 
 
@@ -27,8 +27,19 @@ def test_train_steps_takes_exactly_the_asked_steps_whatever_the_data_size():
         model = create_model("small_cnn", 1, 10)
         CountingSGD.steps = 0
         optimizer = CountingSGD(model.parameters(), lr=0.1)
-        train_steps(model, optimizer, images, labels, steps=13, batch_size=32, lr=0.1, mean=0.2, std=0.3,
-                    generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+        train_steps(
+            model,
+            optimizer,
+            images,
+            labels,
+            steps=13,
+            batch_size=32,
+            lr=0.1,
+            mean=0.2,
+            std=0.3,
+            generator=torch.Generator().manual_seed(0),
+            device=torch.device("cpu"),
+        )
         assert CountingSGD.steps == 13
 
 
@@ -37,8 +48,19 @@ def test_a_model_learns_the_synthetic_classes():
     images, labels = data(400)
     model = create_model("small_cnn", 1, 10)
     optimizer = make_optimizer(model, ModelConfig(), lr=ModelConfig().lr)
-    train_steps(model, optimizer, images, labels, steps=120, batch_size=32, lr=0.1, mean=0.2, std=0.3,
-                generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+    train_steps(
+        model,
+        optimizer,
+        images,
+        labels,
+        steps=120,
+        batch_size=32,
+        lr=0.1,
+        mean=0.2,
+        std=0.3,
+        generator=torch.Generator().manual_seed(0),
+        device=torch.device("cpu"),
+    )
     test_images, test_labels = data(200, seed=1)
     assert accuracy(model, test_images, test_labels, mean=0.2, std=0.3, device=torch.device("cpu")) > 0.9
 
@@ -46,9 +68,9 @@ def test_a_model_learns_the_synthetic_classes():
 def test_every_model_maps_its_inputs_to_logits_and_embeddings():
     pixels, _ = data(8)
     tokens = torch.randint(0, 1000, (8, 1, 1, 12), dtype=torch.int32)
-    for name in model_names():
+    for name in MODELS.names():
         model = create_model(name, 1, 10)
-        images = tokens if model_reads(name) == "tokens" else pixels
+        images = tokens if MODELS.tag(name, "reads") == "tokens" else pixels
         probs = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"))
         assert probs.shape == (8, 10) and np.allclose(probs.sum(1), 1, atol=1e-5)
         emb = predict(model, images, mean=0.2, std=0.3, device=torch.device("cpu"), output="embeddings")
@@ -64,11 +86,14 @@ def test_weights_round_trip():
     a, b = create_model("small_cnn", 1, 10), create_model("small_cnn", 1, 10)
     load_weights(b, checkpoint_bytes(a))
     cpu = torch.device("cpu")
-    np.testing.assert_array_equal(predict(a, images, mean=0, std=1, device=cpu), predict(b, images, mean=0, std=1, device=cpu))
+    np.testing.assert_array_equal(
+        predict(a, images, mean=0, std=1, device=cpu), predict(b, images, mean=0, std=1, device=cpu)
+    )
 
 
 def test_batches_are_always_full_and_cover_each_epoch():
     from pipeline.update.training import full_batches
+
     batches = full_batches(10, 4, torch.Generator().manual_seed(0))
     first = [next(batches) for _ in range(5)]  # 20 positions = two epochs of 10
     assert all(len(b) == 4 for b in first)

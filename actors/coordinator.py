@@ -30,6 +30,7 @@ from pipeline.labels.labelling import make_oracle
 from pipeline.loop.preflight import RunPlan
 from pipeline.loop.rounds import Rounds
 from pipeline.loop.run_store import RunStore
+from pipeline.loop.seams import ScoredPass, UpdateResult
 from pipeline.update.strategies import UpdatePlan, selection_model
 
 
@@ -96,19 +97,15 @@ class RayScorers:
 
             self.pool = ScorerPool(self.config, self.data, self.model_name, Hook(self.hook, self.config.run_dir))
 
-    def select(self, weights, labelled_ids, k, seed, round_index, pool, candidate_ids):
+    def select(self, weights, labelled_ids, k, seed, round_index, pool, candidate_ids) -> ScoredPass:
         self.start()
         hook = Hook(self.hook, self.config.run_dir, round_index)  # the fault tests' hook: Ray's side alone knows it
-        return self.pool.select(
-            weights,
-            labelled_ids,
-            k,
-            seed=seed,
-            hook=hook,
-            pool=pool,
-            candidate_ids=candidate_ids,
-            progress=self.sink() if self.sink else None,
+        progress = self.sink() if self.sink else None
+        chosen, stats = self.pool.select(
+            weights, labelled_ids, k, seed=seed, hook=hook, pool=pool, candidate_ids=candidate_ids, progress=progress
         )
+        candidates, redone, score_mean = stats.pop("candidates"), stats.pop("redone"), stats.pop("score_mean")
+        return ScoredPass(chosen, candidates, stats, score_mean, redone, stats.pop("peak_rss_mib", None))
 
     def hints(self, weights, pool_ids, images, seed):
         from actors.scorer import label_hints
@@ -163,7 +160,7 @@ class RayLearner:
         seed: int,
         resume_from: bytes | None,
         round_index: int,
-    ) -> dict:
+    ) -> UpdateResult:
         self.start()
         result = self.learner.run(
             plan,
@@ -174,13 +171,11 @@ class RayLearner:
             round_index=round_index,
             progress=self.sink() if self.sink else None,
         )
-        if self.launch_s is not None:
-            result.update(
-                learner_launch_s=self.launch_s,
-                resources={**process_requests(self.config, gpus_available()), "learner_device": result["device"]},
-            )
-            self.launch_s = None
-        return result
+        launch = {}
+        if self.launch_s is not None:  # the first update of this worker group
+            resources = {**process_requests(self.config, gpus_available()), "learner_device": result["device"]}
+            launch, self.launch_s = {"launch_s": self.launch_s, "resources": resources}, None
+        return UpdateResult(**result, **launch)
 
     def close(self) -> None:
         if self.learner is not None:

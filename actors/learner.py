@@ -39,10 +39,10 @@ from actors.ray_private import quiet_train_report_log
 from actors.resources import describe, gpu_has_cuda, gpus_available, learner_gpus
 from pipeline.config.run_config import ModelConfig, RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
-from pipeline.data.growth import class_counts
 from pipeline.errors import ResourceError
 from pipeline.loop.proc import peak_rss_mib
 from pipeline.loop.run_store import RunStore
+from pipeline.report.forgetting import class_counts
 from pipeline.update.models import create_model
 from pipeline.update.strategies import UpdatePlan
 from pipeline.update.training import (

@@ -37,12 +37,13 @@ from benchmarks.common import plain_select, prepared, print_table, spread, write
 from pipeline.compare import entry_config, load
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
-from pipeline.data.growth import class_counts
 from pipeline.data.pool import split_files
 from pipeline.labels.labelling import make_oracle
 from pipeline.loop.preflight import plan_run
 from pipeline.loop.rounds import Rounds
 from pipeline.loop.run_store import RunStore
+from pipeline.loop.seams import ScoredPass, UpdateResult
+from pipeline.report.forgetting import class_counts
 from pipeline.report.summary import round_costs
 from pipeline.update.models import create_model
 from pipeline.update.strategies import UpdatePlan
@@ -80,14 +81,7 @@ class PlainScorers:
             candidate_ids=candidate_ids,
         )
         scored = len(candidate_ids) if candidate_ids is not None else self.data.pool_size - len(labelled_ids)
-        return chosen, {
-            "score": seconds,
-            "select": 0.0,
-            "score_compute": seconds,
-            "candidates": scored,
-            "redone": 0,
-            "score_mean": None,
-        }
+        return ScoredPass(chosen, scored, {"score": seconds, "select": 0.0, "score_compute": seconds})
 
     def close(self) -> None:
         pass
@@ -107,7 +101,7 @@ class PlainLearner:
     def start(self) -> None:
         pass
 
-    def update(self, plan: UpdatePlan, labels, rows_from, seed, resume_from, round_index) -> dict:
+    def update(self, plan: UpdatePlan, labels, rows_from, seed, resume_from, round_index) -> UpdateResult:
         torch.set_num_threads(os.cpu_count() or 1)
         start = time.perf_counter()
         images = read_rows(
@@ -139,18 +133,18 @@ class PlainLearner:
             model, self.test_images, mean=self.data.mean, std=self.data.std, device=torch.device("cpu")
         ).argmax(axis=1)
         correct, total = class_counts(predicted, self.test_labels, self.data.num_classes)
-        return {
+        return UpdateResult(
             **trained,
-            "test_acc": float(correct.sum() / total.sum()),
-            "class_correct": correct.tolist(),
-            "class_total": total.tolist(),
-            "test_predictions": predicted.astype(np.int32),
-            "eval_s": time.perf_counter() - start,
-            "read_s": read_s,
-            "train_s": train_s,
-            "device": "cpu",
-            "checkpoint": checkpoint_bytes(model, optimizer),
-        }
+            test_acc=float(correct.sum() / total.sum()),
+            class_correct=correct.tolist(),
+            class_total=total.tolist(),
+            test_predictions=predicted.astype(np.int32),
+            eval_s=time.perf_counter() - start,
+            read_s=read_s,
+            train_s=train_s,
+            device="cpu",
+            checkpoint=checkpoint_bytes(model, optimizer),
+        )
 
     def _new_model(self, plan: UpdatePlan, seed: int, resume_from: bytes | None):
         model_config = self.config.proxy if plan.role == "proxy" else self.config.target

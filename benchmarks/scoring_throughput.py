@@ -30,7 +30,7 @@ import torch
 from actors.scorer import ScorerPool
 from benchmarks.common import plain_select, prepared, print_table, spread, start_ray, write_result
 from pipeline.config.run_config import load_config
-from pipeline.selection.acquisition import draw_candidates
+from pipeline.selection.candidates import draw_candidates
 from pipeline.update.models import create_model
 from pipeline.update.training import checkpoint_bytes, torch_threads
 

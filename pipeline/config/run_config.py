@@ -118,7 +118,6 @@ class StopConfig:
     kappa: float = 0.99  # stable_predictions: Cohen's kappa of successive models on the stop set
 
 
-GROWTH = ("static", "class_incremental", "arrivals")
 ORACLES = ("simulated", "external")
 TRACKERS = ("mlflow", "tensorboard")
 
@@ -232,7 +231,6 @@ def validate(config: RunConfig) -> None:
     if isinstance(config.learner.use_gpu, str) and config.learner.use_gpu != "auto":
         raise ConfigError(f"learner.use_gpu = {config.learner.use_gpu!r}: write true, false or auto")
     _check_schedule_shape(config.schedule)
-    _one_of("pool.growth", config.pool.growth, list(GROWTH))
     _positive("pool.initial_classes", config.pool.initial_classes)
     _positive("pool.classes_per_round", config.pool.classes_per_round)
     if config.pool.growth == "arrivals" and not config.pool.arrivals_dir:

@@ -1,17 +1,120 @@
-"""A pool that grows between rounds, and how to judge a model in that setting. Pure numpy.
+"""How the pool grows between rounds, as a registered policy (`pool.growth`): the round loop asks
+its policy which files the pool has at round r and never which policy it holds.
 
-class_incremental: classes arrive in a configured order, `initial_classes` for round 0 and
-`classes_per_round` more each round after it, so round r sees order[:initial + r * per_round].
-Evaluation there is on the classes seen so far; forgetting of a class is its best test accuracy
-in any round so far minus its accuracy now, averaged over the classes seen before the current
-round (a class that arrived this round cannot have been forgotten yet).
+    static             the prepared pool, every round
+    class_incremental  classes arrive in a configured order, `initial_classes` for round 0 and
+                       `classes_per_round` more each round after it, so round r sees
+                       order[:initial + r * per_round] (the pool rewritten once by class)
+    arrivals           the prepared pool plus the Parquet shards that appeared in `arrivals_dir`,
+                       each admitted before the first round that sees it
 """
 
 from __future__ import annotations
 
-import numpy as np
+import os
 
-from pipeline.errors import ConfigError
+import pyarrow.parquet as pq
+
+from pipeline.config.run_config import RunConfig
+from pipeline.config.schedule import resolve_schedule
+from pipeline.data.base import PreparedData
+from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
+from pipeline.errors import ConfigError, DataError
+from pipeline.registry import Registry
+
+
+class PoolGrowth:
+    """The static pool; the other policies override what changes. `admitted` is every arrival shard
+    that committed rounds took in, in order; the policy itself keeps no state a resume would lose."""
+
+    records_admitted = False  # whether a round's record lists the shards it admitted
+
+    def __init__(self, config: RunConfig, data: PreparedData):
+        self.config, self.data = config, data
+
+    def check(self) -> None:
+        """Before Ray starts: the policy's settings against the prepared data (one-line errors)."""
+
+    def admit(self, round_index: int, admitted: list[str]) -> list[str]:
+        """Shards that join the pool at `round_index` (DataError, before anything is written, if one is bad)."""
+        return []
+
+    def files(self, round_index: int, admitted: list[str]) -> list[str] | None:
+        """The pool's Parquet files at `round_index` once `admitted` joined it; None: the prepared pool."""
+        return None
+
+    def rows_from(self, admitted: list[str]) -> list[str] | None:
+        """The files that hold every labelled id once `admitted` joined (None: the prepared pool)."""
+        return None
+
+    def classes(self, round_index: int) -> tuple[int, ...] | None:
+        """The classes in the pool at `round_index`; None when the pool does not grow by class."""
+        return None
+
+
+GROWTHS: Registry[type[PoolGrowth]] = Registry("pool.growth")
+GROWTHS.register("static")(PoolGrowth)
+
+
+def create_growth(config: RunConfig, data: PreparedData) -> PoolGrowth:
+    return GROWTHS.get(config.pool.growth)(config, data)
+
+
+@GROWTHS.register("class_incremental")
+class ClassIncremental(PoolGrowth):
+    def __init__(self, config: RunConfig, data: PreparedData):
+        super().__init__(config, data)
+        self.order = config.pool.class_order or tuple(range(data.num_classes))
+        self._class_files: dict[int, list[str]] | None = None
+
+    def classes(self, round_index: int) -> tuple[int, ...]:
+        pool = self.config.pool
+        return classes_at(self.order, pool.initial_classes, pool.classes_per_round, round_index)
+
+    def files(self, round_index: int, admitted: list[str]) -> list[str]:
+        if self._class_files is None:
+            self._class_files = class_shards(self.data)
+        return [path for c in self.classes(round_index) for path in self._class_files[c]]
+
+    def check(self) -> None:
+        """The class order names the dataset's classes; the schedule fits the classes at each round."""
+        check_class_order(self.order, self.data.num_classes)
+        rows = {c: sum(pq.read_metadata(f).num_rows for f in files) for c, files in class_shards(self.data).items()}
+        initial, sizes = resolve_schedule(self.config.schedule, self.data.pool_size)
+        labelled = initial
+        for r, size in enumerate([0, *sizes]):
+            labelled += size
+            classes = self.classes(r)
+            available = sum(rows[c] for c in classes)
+            if labelled > available:
+                raise ConfigError(
+                    f"by round {r} the schedule asks for {labelled} labels, but only {available} examples "
+                    f"(classes {', '.join(map(str, classes))}) have arrived by then: lower the schedule or "
+                    "raise pool.initial_classes / pool.classes_per_round"
+                )
+
+
+@GROWTHS.register("arrivals")
+class Arrivals(PoolGrowth):
+    records_admitted = True
+
+    def check(self) -> None:
+        directory = self.config.pool.arrivals_dir
+        if directory is None or not os.path.isdir(directory):
+            raise DataError(f"pool.arrivals_dir {directory} is not a directory: create it or fix the path")
+
+    def admit(self, round_index: int, admitted: list[str]) -> list[str]:
+        known = pool_ids(self._files(admitted))
+        return admit_arrivals(self.config.pool.arrivals_dir, admitted, known, self.data)
+
+    def files(self, round_index: int, admitted: list[str]) -> list[str]:
+        return self._files(admitted)
+
+    def rows_from(self, admitted: list[str]) -> list[str]:
+        return self._files(admitted)
+
+    def _files(self, admitted: list[str]) -> list[str]:
+        return split_files(self.data.split_dir("pool")) + admitted
 
 
 def check_class_order(order: tuple[int, ...], num_classes: int) -> None:
@@ -32,45 +135,3 @@ def check_class_order(order: tuple[int, ...], num_classes: int) -> None:
 def classes_at(order: tuple[int, ...], initial: int, per_round: int, round_index: int) -> tuple[int, ...]:
     """The classes whose examples are in the pool at `round_index`."""
     return tuple(order[: initial + per_round * round_index])
-
-
-def rounds_until_complete(num_classes: int, initial: int, per_round: int) -> int:
-    """The first round at which every class has arrived."""
-    return max(0, -(-(num_classes - initial) // per_round))
-
-
-def class_counts(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(correct, total) test examples per true class."""
-    correct = np.bincount(labels[predictions == labels], minlength=num_classes)
-    return correct, np.bincount(labels, minlength=num_classes)
-
-
-def per_class_accuracy(correct: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """Accuracy per class; NaN for a class with no test examples."""
-    correct, total = np.asarray(correct, dtype=np.float64), np.asarray(total, dtype=np.float64)
-    return np.divide(correct, total, out=np.full(len(total), np.nan), where=total > 0)
-
-
-def seen_accuracy(correct: np.ndarray, total: np.ndarray, seen: tuple[int, ...]) -> float:
-    """Accuracy over the test examples whose class has arrived."""
-    seen = list(seen)
-    n = np.asarray(total)[seen].sum()
-    return float(np.asarray(correct)[seen].sum() / n) if n else float("nan")
-
-
-def forgetting(history: list[np.ndarray], seen_per_round: list[tuple[int, ...]]) -> float:
-    """Mean forgetting at the last round of `history` (per-class accuracies, one array per round).
-
-    Over the classes seen before the last round: best accuracy in any round in which the class
-    was present, minus its accuracy in the last round. 0.0 when no class qualifies.
-    """
-    if len(history) != len(seen_per_round):
-        raise ValueError(f"{len(history)} accuracy rounds but {len(seen_per_round)} seen-class rounds")
-    if len(history) < 2:
-        return 0.0
-    earlier = set(seen_per_round[-2])
-    drops = []
-    for c in sorted(earlier):
-        present = [acc[c] for acc, seen in zip(history, seen_per_round) if c in seen]
-        drops.append(max(present) - history[-1][c])
-    return float(np.mean(drops)) if drops else 0.0

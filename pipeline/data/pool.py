@@ -1,11 +1,10 @@
-"""Which Parquet files make up the pool at a round, when the pool grows between rounds.
+"""The pool's Parquet files and what growing it takes (pipeline.data.growth says when).
 
-class_incremental  the prepared pool rewritten once as one directory of shards per class;
-                   round r reads the directories of the classes that have arrived.
-arrivals           the prepared pool plus every shard admitted from a watched directory. A shard
-                   is admitted before the round that first sees it, after checks that keep the
-                   pool sound: the pool schema (and image shape), at least one row, ids unique
-                   within it and new to the pool. A shard that fails stops the run with its name.
+class shards  the prepared pool rewritten once as one directory of shards per class, for a pool
+              whose classes arrive over the rounds.
+arrivals      shards from a watched directory, admitted after checks that keep the pool sound:
+              the pool schema (and image shape), at least one row, ids unique within it and new
+              to the pool. A shard that fails stops the run with its name.
 """
 
 from __future__ import annotations
@@ -21,9 +20,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline.config.run_config import RunConfig
-from pipeline.config.schedule import resolve_schedule
 from pipeline.data.base import PreparedData, parquet_dataset, pool_schema
-from pipeline.data.growth import check_class_order, classes_at
 from pipeline.errors import ConfigError, DataError
 from pipeline.storage import Storage, is_uri, join
 
@@ -121,32 +118,11 @@ def _first_repeat(ids: np.ndarray) -> int:
     return int(values[counts > 1][0])
 
 
-def check_against_data(config: RunConfig, data: PreparedData) -> None:
-    """Before Ray starts, the config against the prepared data: augmentation is for images, the class
-    order names the dataset's classes, the schedule fits the classes available at each round, the
-    arrivals directory exists."""
+def check_augment(config: RunConfig, data: PreparedData) -> None:
+    """Before Ray starts, the config against the prepared data: augmentation is for images (the pool's
+    growth policy checks its own settings, pipeline.data.growth)."""
     if data.holds != "pixels" and config.data.augment not in ("auto", "none"):
         raise ConfigError(
             f"data.augment = {config.data.augment} transforms images, but {data.dataset} holds text: "
             "set data.augment to none"
         )
-    pool = config.pool
-    if pool.growth == "arrivals" and not os.path.isdir(pool.arrivals_dir):
-        raise DataError(f"pool.arrivals_dir {pool.arrivals_dir} is not a directory: create it or fix the path")
-    if pool.growth != "class_incremental":
-        return
-    order = pool.class_order or tuple(range(data.num_classes))
-    check_class_order(order, data.num_classes)
-    rows = {c: sum(pq.read_metadata(f).num_rows for f in files) for c, files in class_shards(data).items()}
-    initial, sizes = resolve_schedule(config.schedule, data.pool_size)
-    labelled = initial
-    for r, size in enumerate([0, *sizes]):
-        labelled += size
-        classes = classes_at(order, pool.initial_classes, pool.classes_per_round, r)
-        available = sum(rows[c] for c in classes)
-        if labelled > available:
-            raise ConfigError(
-                f"by round {r} the schedule asks for {labelled} labels, but only {available} examples "
-                f"(classes {', '.join(map(str, classes))}) have arrived by then: lower the schedule or "
-                "raise pool.initial_classes / pool.classes_per_round"
-            )

@@ -10,7 +10,7 @@ from pipeline.data import PreparedData
 from pipeline.data.base import read_labels, read_rows
 from pipeline.labels.oracle import LabelRequests, Request
 from pipeline.loop.preflight import RunPlan
-from pipeline.loop.rounds import Answer, Selection
+from pipeline.loop.seams import Answer, Selection
 from pipeline.loop.run_store import RunStore
 
 

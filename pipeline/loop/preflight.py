@@ -50,13 +50,15 @@ def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:
 
 
 def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
-    from pipeline.data.pool import check_against_data
+    from pipeline.data.growth import create_growth
+    from pipeline.data.pool import check_augment
     from pipeline.selection.acquisition import check_set_candidates
     from pipeline.update.models import check_models_read  # imports torch: only once the config is known good
 
     initial, sizes = resolve_schedule(config.schedule, data.pool_size)
     check_models_read(config.proxy.name, config.target.name, data.dataset, data.holds)
-    check_against_data(config, data)
+    check_augment(config, data)
+    create_growth(config, data).check()
     if sizes:  # the first scored round's candidates; a growing pool is checked again as it grows
         unlabelled = data.pool_size - initial
         size = config.scoring.candidates
@@ -69,6 +71,7 @@ def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
 def check_names(config: RunConfig) -> None:
     """Every name in `config` against its registry: one line naming the key and the choices."""
     from pipeline.data import SOURCES
+    from pipeline.data.growth import GROWTHS
     from pipeline.loop.stopping import CRITERIA
     from pipeline.selection.acquisition import ACQUISITIONS
     from pipeline.update.augment import AUGMENTS
@@ -79,6 +82,7 @@ def check_names(config: RunConfig) -> None:
     one_of("strategy", config.strategy, STRATEGIES.names())
     one_of("acquisition", config.acquisition, ACQUISITIONS.names())
     one_of("data.dataset", config.data.dataset, SOURCES.names())
+    one_of("pool.growth", config.pool.growth, GROWTHS.names())
     one_of("memory.policy", config.memory.policy, MEMORIES.names())
     one_of("data.augment", config.data.augment, ["auto", *AUGMENTS.names()])
     for role in ("proxy", "target"):

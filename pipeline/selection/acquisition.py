@@ -166,21 +166,6 @@ class KCenter(SetAcquisition):
         return k_center_from(candidate_emb, min_dist, k)
 
 
-def draw_candidates(unlabelled_ids: np.ndarray, count: int, seed: int) -> np.ndarray | None:
-    """`count` of the ascending `unlabelled_ids`, drawn uniformly at random without replacement with
-    `seed`, ascending; None when `count` covers them all (score every unlabelled example).
-
-    Candidate subsampling (baal's max_sample, small-text's SubsamplingQueryStrategy, the random
-    10k subsets of the active-learning literature): a round scores only a random subset, so its
-    cost no longer grows with the pool. The draw depends on the ids and the seed alone, so every
-    strategy of a compare and a resumed run score the same subset.
-    """
-    if count >= len(unlabelled_ids):
-        return None
-    picks = np.random.default_rng(seed).choice(len(unlabelled_ids), size=count, replace=False)
-    return np.sort(unlabelled_ids[picks])
-
-
 def hashed_uniform(pool_ids: np.ndarray, seed: int) -> np.ndarray:
     """splitmix64(id ^ seed) mapped to [0, 1): a per-id random number without shared state."""
     with np.errstate(over="ignore"):

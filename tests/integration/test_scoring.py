@@ -15,7 +15,8 @@ from ray.util.state import list_actors
 from actors.scorer import ScorerPool
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.errors import ResourceError
-from pipeline.selection.acquisition import draw_candidates, get_acquisition, k_center_greedy, top_k
+from pipeline.selection.acquisition import get_acquisition, k_center_greedy, top_k
+from pipeline.selection.candidates import draw_candidates
 from pipeline.update.models import create_model
 from pipeline.update.training import checkpoint_bytes, predict
 from tests.helpers import tiny_config

@@ -6,7 +6,6 @@ from pipeline.errors import ConfigError, PoolExhaustedError
 from pipeline.selection.acquisition import (
     ACQUISITIONS,
     StreamingTopK,
-    draw_candidates,
     get_acquisition,
     hashed_uniform,
     k_center_from,
@@ -14,6 +13,7 @@ from pipeline.selection.acquisition import (
     min_sq_distances,
     top_k,
 )
+from pipeline.selection.candidates import draw_candidates
 
 PROBS = np.array(
     [

@@ -3,24 +3,15 @@
 import numpy as np
 import pytest
 
-from pipeline.data.growth import (
-    check_class_order,
-    class_counts,
-    classes_at,
-    forgetting,
-    per_class_accuracy,
-    rounds_until_complete,
-    seen_accuracy,
-)
+from pipeline.data.growth import check_class_order, classes_at
 from pipeline.errors import ConfigError
+from pipeline.report.forgetting import class_counts, forgetting, per_class_accuracy, seen_accuracy
 
 ORDER = (3, 1, 4, 0, 2)
 
 
 def test_classes_arrive_in_the_configured_order():
     assert [classes_at(ORDER, 2, 2, r) for r in range(4)] == [(3, 1), (3, 1, 4, 0), ORDER, ORDER]
-    assert rounds_until_complete(5, initial=2, per_round=2) == 2
-    assert rounds_until_complete(10, initial=2, per_round=2) == 4
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from pipeline.labels.oracle import LabelRequests, simulate_answers
 from pipeline.loop.preflight import plan_run
 from pipeline.loop.rounds import Rounds
 from pipeline.loop.run_store import RunStore
+from pipeline.loop.seams import ScoredPass, UpdateResult
 from pipeline.selection.acquisition import hashed_uniform, top_k
 from tests.helpers import tiny_config, write_fashion_like
 
@@ -36,14 +37,7 @@ class Scorers:
         ids = ids[~np.isin(ids, labelled_ids)] if candidate_ids is None else candidate_ids
         salt = int.from_bytes(hashlib.sha256(weights).digest()[:4], "big")  # the choice depends on the weights
         chosen, scores = top_k(ids, hashed_uniform(ids, seed + salt), k)
-        return chosen, {
-            "score": 0.0,
-            "select": 0.0,
-            "score_compute": 0.0,
-            "candidates": len(ids),
-            "redone": 0,
-            "score_mean": float(scores.mean()),
-        }
+        return ScoredPass(chosen, len(ids), {"score": 0.0, "select": 0.0, "score_compute": 0.0}, float(scores.mean()))
 
     def hints(self, weights, pool_ids, images, seed):
         return {
@@ -69,19 +63,19 @@ class Learner:
         assert len(labels) == len(plan.train_ids) and rows_from is None  # the prepared pool holds every row
         self.trained.append((plan.train_ids.tolist(), plan.steps, seed))
         weights = hashlib.sha256(plan.train_ids.tobytes() + labels.tobytes() + (resume_from or b"")).digest()
-        return {
-            "checkpoint": weights,
-            "steps": plan.steps,
-            "test_acc": 0.5,
-            "loss": 1.0,
-            "read_s": 0.0,
-            "train_s": 0.0,
-            "eval_s": 0.0,
-            "class_correct": [1] * 10,
-            "class_total": [2] * 10,
-            "device": "cpu",
-            "test_predictions": np.arange(20) % 10,
-        }
+        return UpdateResult(
+            checkpoint=weights,
+            steps=plan.steps,
+            loss=1.0,
+            test_acc=0.5,
+            class_correct=[1] * 10,
+            class_total=[2] * 10,
+            test_predictions=np.arange(20) % 10,
+            read_s=0.0,
+            train_s=0.0,
+            eval_s=0.0,
+            device="cpu",
+        )
 
     def close(self):
         pass

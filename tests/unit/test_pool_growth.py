@@ -7,7 +7,8 @@ import pytest
 
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.base import arrow_table, pool_schema
-from pipeline.data.pool import admit_arrivals, check_against_data, class_shards, pool_ids, split_files
+from pipeline.data.growth import create_growth
+from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
 from pipeline.errors import ConfigError, DataError
 from tests.helpers import tiny_config
 
@@ -66,7 +67,7 @@ def test_bad_arrival_shards_are_refused_by_name(data, tmp_path, make, message):
 
 def test_class_incremental_schedules_must_fit_the_classes_available(tiny_data_dir, work_dir, data):
     ok = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental")  # 40, 70, 100 labels of 80, 160, 240
-    check_against_data(ok, data)
+    create_growth(ok, data).check()
     tight = tiny_config(
         tiny_data_dir,
         work_dir,
@@ -78,7 +79,7 @@ def test_class_incremental_schedules_must_fit_the_classes_available(tiny_data_di
     with pytest.raises(
         ConfigError, match=r"by round 0 the schedule asks for 50 labels, but only 40 examples \(classes 9\)"
     ):
-        check_against_data(tight, data)
+        create_growth(tight, data).check()
     unknown = tiny_config(tiny_data_dir, work_dir, "pool.growth=class_incremental", "pool.class_order=[0,1,2]")
     with pytest.raises(ConfigError, match="pool.class_order leaves out class 3"):
-        check_against_data(unknown, data)
+        create_growth(unknown, data).check()

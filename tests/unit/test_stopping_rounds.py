@@ -2,6 +2,8 @@
 says why, a finished run that refuses more rounds, and a resumed run that knows it stopped.
 The criteria themselves on hand-made records: tests/unit/test_stopping.py."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,7 @@ class ScriptedLearner(Learner):
 
     def update(self, plan, labels, rows_from, seed, resume_from, round_index):
         result = super().update(plan, labels, rows_from, seed, resume_from, round_index)
-        return {**result, "test_acc": self.accuracies.pop(0), "test_predictions": self.predictions.pop(0)}
+        return replace(result, test_acc=self.accuracies.pop(0), test_predictions=self.predictions.pop(0))
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 # `make run`: bootstrap .venv, get Fashion-MNIST, run the default job.
-# `make test`: bootstrap .venv, get Fashion-MNIST when apt-get can, run the whole suite.
+# `make test`: bootstrap .venv, get Fashion-MNIST when apt-get can, lint (ruff, mypy), run the whole suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -16,6 +16,9 @@ run: venv data
 
 test: venv
 	@$(MAKE) --no-print-directory data || echo "Fashion-MNIST is not installed: its end-to-end test will be skipped"
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q --durations=12
 
 venv: $(BIN)/.installed
@@ -44,4 +47,4 @@ data:
 	fi
 
 clean:
-	rm -rf .cache runs
+	rm -rf .cache runs .mypy_cache .ruff_cache

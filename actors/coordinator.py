@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.dataset as pads
@@ -33,9 +34,13 @@ from pipeline.loop.run_store import RunStore
 from pipeline.loop.seams import ScoredPass, UpdateResult
 from pipeline.update.strategies import UpdatePlan, selection_model
 
+if TYPE_CHECKING:  # torch and Ray Train: imported where they run
+    from actors.learner import Learner
+    from actors.scorer import ScorerPool
+
 
 # Threaded: the driver's progress polls and the workers' reports are answered while run_round runs.
-@ray.remote(num_cpus=0, max_concurrency=4)
+@ray.remote(num_cpus=0, max_concurrency=4)  # type: ignore[call-overload]  # Ray's stub lacks max_concurrency
 class Coordinator:
     def __init__(
         self,
@@ -46,7 +51,7 @@ class Coordinator:
     ):
         config, data = plan.config, plan.data
         Hook(hook, config.run_dir).starting("label")
-        store = LabelHookStore(RunStore(config.run_dir), hook)
+        store = LabelHookStore(config.run_dir, hook)
         _quiet_ray_data(no_progress_timeout_s)
         restarted = _restarted_by_ray()
         self.board = StageBoard()
@@ -89,7 +94,7 @@ class RayScorers:
     def __init__(self, config: RunConfig, data: PreparedData, hook: str | None, sink: Callable[[], Sink] | None = None):
         self.config, self.data, self.hook, self.sink = config, data, hook, sink
         self.model_name = selection_model(config)
-        self.pool = None
+        self.pool: ScorerPool | None = None
 
     def start(self) -> None:
         if self.pool is None:
@@ -132,7 +137,7 @@ class RayLearner:
     ):
         self.config, self.data, self.store, self.hook, self.restarted = config, data, store, hook, restarted
         self.sink = sink
-        self.learner = None
+        self.learner: Learner | None = None
         self.launch_s: float | None = None  # reported with the first update, then None
 
     def start(self) -> None:
@@ -162,6 +167,7 @@ class RayLearner:
         round_index: int,
     ) -> UpdateResult:
         self.start()
+        assert self.learner is not None  # start() made it
         result = self.learner.run(
             plan,
             labels,
@@ -171,7 +177,7 @@ class RayLearner:
             round_index=round_index,
             progress=self.sink() if self.sink else None,
         )
-        launch = {}
+        launch: dict[str, Any] = {}
         if self.launch_s is not None:  # the first update of this worker group
             resources = {**process_requests(self.config, gpus_available()), "learner_device": result["device"]}
             launch, self.launch_s = {"launch_s": self.launch_s, "resources": resources}, None

@@ -22,6 +22,9 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
+from pipeline.loop.run_store import RoundWriter, RunStore
 from pipeline.storage import Storage
 
 HOOK_ENV = "CLACTIVE_TEST_HOOK"
@@ -85,29 +88,23 @@ class Hook:
                 time.sleep(SLOW_RESTART_S)
 
 
-class LabelHookStore:
+class LabelHookStore(RunStore):
     """A RunStore whose round writers fire the `label` hook once a round's labels are written and
     before it commits: the coordinator hands this to the round loop, which never sees a hook."""
 
-    def __init__(self, store, spec: str | None):
-        self._store, self._spec = store, spec
+    def __init__(self, run_dir: str, spec: str | None = None):
+        super().__init__(run_dir)
+        self.spec = spec
 
-    def __getattr__(self, name: str):
-        return getattr(self._store, name)
-
-    def begin_round(self, round_index: int):
-        return _LabelHookWriter(
-            self._store.begin_round(round_index), Hook(self._spec, self._store.location, round_index)
-        )
+    def _writer(self, round_index: int) -> RoundWriter:
+        return _LabelHookWriter(self, round_index)
 
 
-class _LabelHookWriter:
-    def __init__(self, writer, hook: Hook):
-        self._writer, self._hook = writer, hook
+class _LabelHookWriter(RoundWriter):
+    def __init__(self, store: LabelHookStore, round_index: int):
+        super().__init__(store, round_index)
+        self.hook = Hook(store.spec, store.location, round_index)
 
-    def __getattr__(self, name: str):
-        return getattr(self._writer, name)
-
-    def labels(self, *args, **kwargs) -> None:
-        self._writer.labels(*args, **kwargs)
-        self._hook.at("label")
+    def labels(self, pool_ids: np.ndarray, labels: np.ndarray) -> None:
+        super().labels(pool_ids, labels)
+        self.hook.at("label")

@@ -60,8 +60,6 @@ def learner_loop(loop_config: dict) -> None:
     """Ray Train worker: serve jobs until the mailbox says stop (a None job)."""
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
-    models: dict[str, ModelConfig] = loop_config["models"]  # by role: what the worker needs of the config
-    data: PreparedData = loop_config["data"]
     mailbox = loop_config["mailbox"]
     if rank == 0:
         Hook(loop_config["hook"], loop_config["run_dir"]).starting("train")
@@ -71,59 +69,72 @@ def learner_loop(loop_config: dict) -> None:
     torch.set_num_threads(torch_threads(world_size))
     quiet_train_report_log()
     test_images, test_labels = _tensors(ray.get(loop_config["test"][0]))
-    live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}
+    live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}  # by role, between warm-started jobs
     seq = ray.get(mailbox.first_unfinished.remote())
     while (job := ray.get(mailbox.get_job.remote(seq))) is not None:
-        plan: UpdatePlan = job["plan"]
         if rank == 0:
             Hook(loop_config["hook"], loop_config["run_dir"], job["round"]).at("train")
-        start = time.perf_counter()
-        train_ids, labels = ray.get(job["train"][0])
-        images = read_rows(job["rows_from"], train_ids, data.image_shape)[0]
-        images, labels = _tensors((images, labels))
-        read_s = time.perf_counter() - start
-        start = time.perf_counter()
-        if not plan.warm_start or plan.role not in live:
-            live[plan.role] = _new_model(models[plan.role], data, plan, job, device, world_size)
-        model, optimizer = live[plan.role]
-        report = Reporter(job.get("progress") if rank == 0 else None, "train")
-        trained = train_steps(
-            model,
-            optimizer,
-            images,
-            labels,
-            steps=plan.steps,
-            batch_size=plan.batch_size,
-            lr=plan.lr,
-            mean=data.mean,
-            std=data.std,
-            generator=torch.Generator().manual_seed(job["seed"]),
-            device=device,
-            rank=rank,
-            world_size=world_size,
-            augment=loop_config["augment"],
-            on_step=report,
-        )
-        report(trained["steps"], final=True)
-        train_s = time.perf_counter() - start
+        result, trained = _serve(job, loop_config, live, (test_images, test_labels), device, rank, world_size)
         if rank == 0:
-            bare = model.module if hasattr(model, "module") else model
-            ray.get(
-                mailbox.put_result.remote(
-                    seq,
-                    {
-                        **trained,
-                        **_evaluate(bare, test_images, test_labels, data, device),
-                        "device": str(device),
-                        "read_s": read_s,
-                        "train_s": train_s,
-                        "peak_rss_mib": peak_rss_mib(),
-                        "checkpoint": checkpoint_bytes(bare, optimizer),
-                    },
-                )
-            )
-        ray.train.report({"job": seq, "role": plan.role, **trained})
+            ray.get(mailbox.put_result.remote(seq, result))
+        ray.train.report({"job": seq, "role": job["plan"].role, **trained})
         seq += 1
+
+
+def _serve(
+    job: dict,
+    loop_config: dict,
+    live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]],
+    test: tuple[torch.Tensor, torch.Tensor],
+    device: torch.device,
+    rank: int,
+    world_size: int,
+) -> tuple[dict, dict]:
+    """One job on this worker: read its rows by id, train, and on rank 0 evaluate and checkpoint.
+    Returns (the job's result for the mailbox, the training figures every rank reports)."""
+    plan: UpdatePlan = job["plan"]
+    data: PreparedData = loop_config["data"]
+    start = time.perf_counter()
+    train_ids, labels = ray.get(job["train"][0])
+    images, label_tensor = _tensors((read_rows(job["rows_from"], train_ids, data.image_shape)[0], labels))
+    read_s = time.perf_counter() - start
+    start = time.perf_counter()
+    if not plan.warm_start or plan.role not in live:
+        live[plan.role] = _new_model(loop_config["models"][plan.role], data, plan, job, device, world_size)
+    model, optimizer = live[plan.role]
+    report = Reporter(job.get("progress") if rank == 0 else None, "train")
+    trained = train_steps(
+        model,
+        optimizer,
+        images,
+        label_tensor,
+        steps=plan.steps,
+        batch_size=plan.batch_size,
+        lr=plan.lr,
+        mean=data.mean,
+        std=data.std,
+        generator=torch.Generator().manual_seed(job["seed"]),
+        device=device,
+        rank=rank,
+        world_size=world_size,
+        augment=loop_config["augment"],
+        on_step=report,
+    )
+    report(int(trained["steps"]), final=True)
+    train_s = time.perf_counter() - start
+    if rank != 0:
+        return {}, trained
+    bare = model.module if isinstance(model, DistributedDataParallel) else model
+    result = {
+        **trained,
+        **_evaluate(bare, *test, data, device),
+        "device": str(device),
+        "read_s": read_s,
+        "train_s": train_s,
+        "peak_rss_mib": peak_rss_mib(),
+        "checkpoint": checkpoint_bytes(bare, optimizer),
+    }
+    return result, trained
 
 
 def _new_model(
@@ -192,14 +203,15 @@ def _fit(
     # Its start attempts are counted as controller failures, so their limit bounds the whole wait.
     os.environ.setdefault(START_TIMEOUT_ENV, f"{min(placement_timeout_s, 60.0):g}")
     attempts = math.ceil(placement_timeout_s / max(float(os.environ[START_TIMEOUT_ENV]), 1.0))
-    failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)
+    # Train V2's FailureConfig and RunConfig; Ray's type stubs still describe V1's
+    failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)  # type: ignore[call-arg]
     run_config = ray.train.RunConfig(
         name="learner",
         storage_path=storage_path,
         failure_config=failures,
-        logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+        logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # type: ignore[call-arg]
     )
-    if scaling.num_workers > 1:  # DistributedDataParallel: torch's process group over the workers
+    if loop_config["workers"] > 1:  # DistributedDataParallel: torch's process group over the workers
         backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
         TorchTrainer(
             learner_loop,
@@ -262,20 +274,15 @@ class Learner:
         # Beside the coordinator, on the driver's node, which outlives the workers' nodes: the jobs in
         # flight must survive a worker node that is lost, for the restarted worker group to pick them up.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        self.mailbox = Mailbox.options(scheduling_strategy=here).remote()
+        self.mailbox = Mailbox.options(scheduling_strategy=here).remote()  # type: ignore[attr-defined]  # a Ray actor class
         gpus = learner_gpus(config.learner, gpus_available())
         # Each worker finds its own device. Only a group of several workers needs to know beforehand,
         # for its collective backend: a lone worker runs no collectives, and skips the probe (a GPU
         # process that imports torch: seconds at every run's start).
         nccl = gpus > 0 and config.learner.workers > 1 and gpu_has_cuda(gpus)
+        worker = {"CPU": config.learner.cpus_per_worker, **({"GPU": gpus} if gpus else {}), **config.learner.resources}
         scaling = ray.train.ScalingConfig(
-            num_workers=config.learner.workers,
-            use_gpu=gpus > 0,
-            resources_per_worker={
-                "CPU": config.learner.cpus_per_worker,
-                **({"GPU": gpus} if gpus else {}),
-                **config.learner.resources,
-            },
+            num_workers=config.learner.workers, use_gpu=gpus > 0, resources_per_worker=worker
         )
         loop_config = {
             "models": {"proxy": config.proxy, "target": config.target},
@@ -284,6 +291,7 @@ class Learner:
             "mailbox": self.mailbox,
             "test": [test_ref],
             "nccl": nccl,
+            "workers": config.learner.workers,
             "hook": hook,
             "run_dir": store.location,
         }
@@ -297,7 +305,7 @@ class Learner:
             config.learner.max_failures,
             config.learner.placement_timeout_s,
         )
-        self.config, self.worker = config, scaling.resources_per_worker
+        self.config, self.worker = config, worker
         self.seq = 0
 
     def run(

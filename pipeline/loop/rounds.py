@@ -95,15 +95,16 @@ class Rounds:
         answer = self.oracle.ask(r, chosen, self._hints(r), elapsed_s=time.perf_counter() - round_start)
         if answer.waiting is not None:
             return answer.waiting
+        answered_ids, answered_labels = _answered(answer)
         self.learner.start()
         self.rng.bit_generator.state = chosen.rng_state
         seconds = dict(chosen.seconds)
 
         # [3/6] label
-        writer, labelled_ids, labels, seconds["label"] = self._label(r, answer)
+        writer, labelled_ids, labels, seconds["label"] = self._label(r, answered_ids, answered_labels)
 
         # [4/6] plan
-        plan = self.strategy.plan(r, answer.pool_ids, answer.labels, labelled_ids, self.rng)
+        plan = self.strategy.plan(r, answered_ids, answered_labels, labelled_ids, self.rng)
 
         # [5/6] update and evaluate. The next round's scorers start now: their start-up (a process, torch,
         # the model) overlaps the update instead of adding to the next round's scoring pass.
@@ -226,15 +227,16 @@ class Rounds:
         weights, seed = self.weights, self._seed(r)
         return lambda ids, images: self.scorers.hints(weights, ids, images, seed)
 
-    def _label(self, r: int, answer: Answer) -> tuple[RoundWriter, np.ndarray, np.ndarray, float]:
+    def _label(
+        self, r: int, answered_ids: np.ndarray, answered_labels: np.ndarray
+    ) -> tuple[RoundWriter, np.ndarray, np.ndarray, float]:
         """Round r's answers into its (uncommitted) round directory: (writer, labelled_ids and labels
         with the answers appended, seconds)."""
-        assert answer.pool_ids is not None and answer.labels is not None  # not waiting
         start = time.perf_counter()
         writer = self.store.begin_round(r)
-        writer.labels(answer.pool_ids, answer.labels)
-        labelled_ids = np.concatenate([self.labelled_ids, answer.pool_ids])
-        labels = np.concatenate([self.labels, answer.labels])
+        writer.labels(answered_ids, answered_labels)
+        labelled_ids = np.concatenate([self.labelled_ids, answered_ids])
+        labels = np.concatenate([self.labels, answered_labels])
         return writer, labelled_ids, labels, time.perf_counter() - start
 
     def _update(
@@ -300,3 +302,10 @@ class Rounds:
 
     def _seed(self, round_index: int) -> int:
         return self.config.seed * 1_000_003 + round_index
+
+
+def _answered(answer: Answer) -> tuple[np.ndarray, np.ndarray]:
+    """The answered ids and their labels of an answer that is not waiting for people."""
+    if answer.pool_ids is None or answer.labels is None:
+        raise ValueError("an oracle answered neither labels nor that it waits for them")
+    return answer.pool_ids, answer.labels

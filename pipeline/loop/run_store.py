@@ -25,6 +25,8 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -71,7 +73,8 @@ class RunStore:
         store = cls(run_dir)
         saved = store.saved_config()
         if config is not None and saved != config:
-            key, was, now = _first_difference(saved.to_dict(), config.to_dict())
+            found = _first_difference(saved.to_dict(), config.to_dict())
+            key, was, now = found or ("config", saved.to_dict(), config.to_dict())
             raise RunDirError(
                 f"run directory {run_dir} holds a run with {key} = {was!r}, not {now!r}; resume it "
                 "with its own config (clactive run --resume DIR) or pass a new --run-dir"
@@ -124,6 +127,9 @@ class RunStore:
                 f"round {round_index} is already committed in {self.location}; the label store is "
                 "append-only: resume the run instead of repeating a round"
             )
+        return self._writer(round_index)
+
+    def _writer(self, round_index: int) -> RoundWriter:
         return RoundWriter(self, round_index)
 
     def load_labels(self) -> tuple[np.ndarray, np.ndarray]:
@@ -185,9 +191,9 @@ class RoundWriter:
         )
         self.store.storage.write_table(f"{self.dir}/labels.parquet", table)
 
-    def state(self, strategy_state: dict[str, np.ndarray], rng_state: dict, checkpoint: bytes) -> None:
+    def state(self, strategy_state: dict[str, np.ndarray], rng_state: Mapping[str, Any], checkpoint: bytes) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, **strategy_state)
+        np.savez(buffer, **strategy_state)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
         self._write("state.npz", buffer.getvalue())
         self._write("rng.json", json.dumps(rng_state).encode())
         self._write("checkpoint.pt", checkpoint)
@@ -207,7 +213,7 @@ class RoundWriter:
         self.store.storage.write(f"{self.dir}/{name}", data)
 
 
-def _first_difference(saved: dict, given: dict, prefix: str = "") -> tuple[str, object, object]:
+def _first_difference(saved: dict, given: dict, prefix: str = "") -> tuple[str, object, object] | None:
     for key in saved:
         a, b = saved[key], given.get(key)
         if isinstance(a, dict) and isinstance(b, dict):

@@ -5,9 +5,9 @@ and benchmarks/plain_loop.py implement them in one process."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class Selection:
     admitted: list[str]  # arrival shards that joined the pool this round
     candidates: int  # unlabelled examples considered
     seconds: dict[str, float]  # score, select, score_compute (and where the rest of the pass went)
-    rng_state: dict  # the run's random state once selection was done
+    rng_state: Mapping[str, Any]  # the run's random state once selection was done
     redone_passes: int = 0  # scoring passes redone because a scorer died
     score_mean: float | None = None  # the chosen batch's mean acquisition score (None: round 0, set-based)
     scorer_rss_mib: float | None = None  # the largest scorer's peak resident memory (None: no scoring)

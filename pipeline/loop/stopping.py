@@ -57,8 +57,8 @@ class StoppingCriterion(ABC):
 
 def _field(records: list[dict], key: str) -> list[float] | None:
     """`key` of every record, or None when any record lacks it (the criterion then does not hold)."""
-    values = [record.get(key) for record in records]
-    return None if any(v is None for v in values) else [float(v) for v in values]
+    values = [float(v) for record in records if (v := record.get(key)) is not None]
+    return values if len(values) == len(records) else None
 
 
 @CRITERIA.register("accuracy_plateau")

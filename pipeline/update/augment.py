@@ -54,7 +54,7 @@ def _resized_crop_flip(size: tuple[int, ...]) -> Transform | None:
     return v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
 
 
-def make_augment(name: str, image_shape: tuple[int, int, int]) -> Transform | None:
+def make_augment(name: str, image_shape: tuple[int, ...]) -> Transform | None:
     """A per-image transform uint8 (C, H, W) -> uint8 (C, H, W), or None for `none`."""
     return AUGMENTS.get(name)(tuple(image_shape[1:]))
 

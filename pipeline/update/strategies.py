@@ -68,7 +68,7 @@ class UpdateStrategy(ABC):
     @abstractmethod
     def _plan(self, new_ids, new_labels, labelled_ids, rng) -> UpdatePlan: ...
 
-    def observe(self, new_ids: np.ndarray, new_labels: np.ndarray, rng: np.random.Generator) -> None:
+    def observe(self, new_ids: np.ndarray, new_labels: np.ndarray, rng: np.random.Generator) -> None:  # noqa: B027
         """Record labels in whatever state the strategy keeps (its memory)."""
 
     def from_scratch(self, role: str, train_ids: np.ndarray) -> UpdatePlan:
@@ -95,7 +95,7 @@ class UpdateStrategy(ABC):
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027  (a stateless strategy has none)
         pass
 
 

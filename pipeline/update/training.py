@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Union
+from typing import Literal, cast, overload
 
 import numpy as np
 import torch
@@ -18,8 +18,9 @@ from torch import nn
 
 from pipeline.config.run_config import ModelConfig
 from pipeline.update.augment import augment_batch, make_augment
+from pipeline.update.models import Classifier
 
-Stat = Union[float, Sequence[float]]  # one value for every channel, or one per channel
+Stat = float | Sequence[float]  # one value for every channel, or one per channel
 
 
 def to_input(images: torch.Tensor, mean: Stat, std: Stat) -> torch.Tensor:
@@ -28,11 +29,14 @@ def to_input(images: torch.Tensor, mean: Stat, std: Stat) -> torch.Tensor:
     if images.dtype != torch.uint8:
         return images.long()
     x = images.float() / 255.0
-    if not isinstance(mean, (int, float)):
-        mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    if not isinstance(std, (int, float)):
-        std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return (x - _per_channel(mean, x)) / _per_channel(std, x)
+
+
+def _per_channel(stat: Stat, x: torch.Tensor) -> float | torch.Tensor:
+    """One value, or one per channel shaped (1, C, 1, 1) to broadcast over a batch."""
+    if isinstance(stat, (int, float)):
+        return stat
+    return torch.as_tensor(stat, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
 
 
 def make_optimizer(model: nn.Module, model_config: ModelConfig, lr: float) -> torch.optim.Optimizer:
@@ -124,6 +128,45 @@ def full_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterato
         yield torch.cat(parts)
 
 
+@overload
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: Stat,
+    std: Stat,
+    device: torch.device,
+    output: Literal["probs", "embeddings"] = "probs",
+    batch_size: int = 1024,
+) -> np.ndarray: ...
+
+
+@overload
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: Stat,
+    std: Stat,
+    device: torch.device,
+    output: Literal["probs+embeddings"],
+    batch_size: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def predict(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: Stat,
+    std: Stat,
+    device: torch.device,
+    output: str,
+    batch_size: int = 1024,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]: ...
+
+
 @torch.inference_mode()
 def predict(
     model: nn.Module,
@@ -138,20 +181,24 @@ def predict(
     """uint8 (N, C, H, W) -> softmax probs (N, K), embeddings (N, D), or both ("probs+embeddings",
     from one forward pass: every model is a head over `embed`), float32 numpy."""
     model.eval()
-    probs, embeddings = [], []
+    prob_parts: list[torch.Tensor] = []
+    embedding_parts: list[torch.Tensor] = []
+    classifier = cast(Classifier, model)  # every registered model is one: a head over `embed`
     for start in range(0, len(images), batch_size):
         x = to_input(images[start : start + batch_size].to(device), mean, std)
         if output == "probs":
-            probs.append(torch.softmax(model(x), dim=1).float().cpu())
+            prob_parts.append(torch.softmax(model(x), dim=1).float().cpu())
             continue
-        emb = model.embed(x)
-        embeddings.append(emb.float().cpu())
+        emb = classifier.embed(x)
+        embedding_parts.append(emb.float().cpu())
         if output == "probs+embeddings":
-            probs.append(torch.softmax(model.head(emb), dim=1).float().cpu())
+            prob_parts.append(torch.softmax(classifier.head(emb), dim=1).float().cpu())
     empty = np.empty((0, 0), dtype=np.float32)
-    probs = torch.cat(probs).numpy() if probs else empty
-    embeddings = torch.cat(embeddings).numpy() if embeddings else empty
-    return {"probs": probs, "embeddings": embeddings}.get(output, (probs, embeddings))
+    probs = torch.cat(prob_parts).numpy() if prob_parts else empty
+    embeddings = torch.cat(embedding_parts).numpy() if embedding_parts else empty
+    if output == "probs":
+        return probs
+    return embeddings if output == "embeddings" else (probs, embeddings)
 
 
 def accuracy(

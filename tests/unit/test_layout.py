@@ -76,22 +76,67 @@ def test_no_import_circle_between_project_modules():
     assert _cycle(_graph()) is None
 
 
-def test_nothing_imports_the_cli():
-    importers = sorted(
-        name for name, deps in _graph().items() if "pipeline.cli" in deps and name != "pipeline.__main__"
-    )
-    assert importers == []
+# The house's arrows: each package of the project and the packages it may import besides itself.
+# The foundations import nothing of the project but errors; config knows no data; selection knows no
+# model, no config and no data (arrays in, positions out); the round loop stands on config, data,
+# selection, update and report; labels (oracles) stand on the loop; the Ray side (actors, tune) on
+# any of pipeline's packages; only the entry points (cli, compare) reach into the Ray side.
+FOUNDATIONS = {"pipeline.errors", "pipeline.ids", "pipeline.registry", "pipeline.storage"}
+CORE = FOUNDATIONS | {f"pipeline.{p}" for p in ("config", "data", "selection", "update", "report", "loop", "labels")}
+ARROWS = {
+    "pipeline.errors": set(),
+    "pipeline.ids": set(),
+    "pipeline.registry": {"pipeline.errors"},
+    "pipeline.storage": {"pipeline.errors"},
+    "pipeline.config": FOUNDATIONS,
+    "pipeline.data": FOUNDATIONS | {"pipeline.config"},
+    "pipeline.selection": FOUNDATIONS,
+    "pipeline.report": FOUNDATIONS,
+    "pipeline.update": FOUNDATIONS | {"pipeline.config", "pipeline.data"},
+    "pipeline.loop": FOUNDATIONS | {f"pipeline.{p}" for p in ("config", "data", "selection", "update", "report")},
+    "pipeline.labels": FOUNDATIONS | {"pipeline.config", "pipeline.data", "pipeline.loop"},
+    "actors": CORE,
+    "tune": CORE | {"actors"},
+    "pipeline.compare": CORE | {"actors"},
+    "pipeline.cli": CORE | {"actors", "tune", "pipeline.compare"},
+    "pipeline.__main__": {"pipeline.cli"},
+    "benchmarks": CORE | {"actors", "tune", "pipeline.compare"},
+}
 
 
-def test_only_the_entry_points_of_pipeline_reach_into_the_ray_side():
-    entry_points = {"pipeline.cli", "pipeline.compare"}
-    reaching = sorted(
+def _package(module: str) -> str:
+    """The ARROWS key a module belongs to: pipeline's sub-package or top-level module, else its top package."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "pipeline" and len(parts) > 1 else parts[0]
+
+
+def test_every_package_of_the_project_has_its_arrows_stated():
+    assert sorted({_package(name) for name in _modules()} - {"pipeline"} - set(ARROWS)) == []
+
+
+def _against_the_arrows(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
         f"{name} -> {dep}"
-        for name, deps in _graph().items()
+        for name, deps in graph.items()
         for dep in deps
-        if name.startswith("pipeline") and name not in entry_points and dep.startswith(("actors", "tune"))
+        if _package(name) != _package(dep) and _package(dep) not in ARROWS.get(_package(name), set())
     )
-    assert reaching == []
+
+
+def test_an_import_against_the_arrows_is_named():
+    planted = {"pipeline.selection.top_k": {"pipeline.update.models", "pipeline.errors"}, "actors.x": {"pipeline.cli"}}
+    assert _against_the_arrows(planted) == [
+        "actors.x -> pipeline.cli",
+        "pipeline.selection.top_k -> pipeline.update.models",
+    ]
+
+
+def test_imports_follow_the_stated_arrows():
+    assert _against_the_arrows(_graph()) == []
+
+
+def test_the_stated_arrows_point_one_way():
+    assert _cycle({package: set(allowed) for package, allowed in ARROWS.items()}) is None
 
 
 def test_pipeline_imports_no_ray_outside_the_cli():

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # torch and Ray Train: imported where they run
 
 
 # Threaded: the driver's progress polls and the workers' reports are answered while run_round runs.
-@ray.remote(num_cpus=0, max_concurrency=4)  # type: ignore[call-overload]  # Ray's stub lacks max_concurrency
+@ray.remote(num_cpus=0, max_concurrency=4)
 class Coordinator:
     def __init__(
         self,
@@ -106,11 +106,10 @@ class RayScorers:
         self.start()
         hook = Hook(self.hook, self.config.run_dir, round_index)  # the fault tests' hook: Ray's side alone knows it
         progress = self.sink() if self.sink else None
-        chosen, stats = self.pool.select(
+        assert self.pool is not None  # start() made it
+        return self.pool.select(
             weights, labelled_ids, k, seed=seed, hook=hook, pool=pool, candidate_ids=candidate_ids, progress=progress
         )
-        candidates, redone, score_mean = stats.pop("candidates"), stats.pop("redone"), stats.pop("score_mean")
-        return ScoredPass(chosen, candidates, stats, score_mean, redone, stats.pop("peak_rss_mib", None))
 
     def hints(self, weights, pool_ids, images, seed):
         from actors.scorer import label_hints

@@ -203,13 +203,12 @@ def _fit(
     # Its start attempts are counted as controller failures, so their limit bounds the whole wait.
     os.environ.setdefault(START_TIMEOUT_ENV, f"{min(placement_timeout_s, 60.0):g}")
     attempts = math.ceil(placement_timeout_s / max(float(os.environ[START_TIMEOUT_ENV]), 1.0))
-    # Train V2's FailureConfig and RunConfig; Ray's type stubs still describe V1's
-    failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)  # type: ignore[call-arg]
+    failures = ray.train.FailureConfig(max_failures=max_failures, controller_failure_limit=attempts - 1)
     run_config = ray.train.RunConfig(
         name="learner",
         storage_path=storage_path,
         failure_config=failures,
-        logging_config=ray.train.LoggingConfig(log_level="WARNING"),  # type: ignore[call-arg]
+        logging_config=ray.train.LoggingConfig(log_level="WARNING"),
     )
     if loop_config["workers"] > 1:  # DistributedDataParallel: torch's process group over the workers
         backend = TorchConfig(backend="nccl" if loop_config["nccl"] else "gloo")
@@ -274,7 +273,8 @@ class Learner:
         # Beside the coordinator, on the driver's node, which outlives the workers' nodes: the jobs in
         # flight must survive a worker node that is lost, for the restarted worker group to pick them up.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        self.mailbox = Mailbox.options(scheduling_strategy=here).remote()  # type: ignore[attr-defined]  # a Ray actor class
+        # @ray.remote added options(); mypy sees the class as written
+        self.mailbox = Mailbox.options(scheduling_strategy=here).remote()  # type: ignore[attr-defined]
         gpus = learner_gpus(config.learner, gpus_available())
         # Each worker finds its own device. Only a group of several workers needs to know beforehand,
         # for its collective backend: a lone worker runs no collectives, and skips the probe (a GPU

@@ -5,9 +5,15 @@
 A scorer is started once per run, so torch's import, the model's construction and the CUDA
 context are paid once, not every round: a round only ships the new weights (one object ref) and
 a lazy dataset over the scorer's share of the pool's files, which the scorer executes itself:
-Ray Data's read tasks stream the blocks to it. Each scorer keeps the top k of its shard
-(StreamingTopK), so no process ever holds the scores of the whole pool; the coordinator merges
-the n top-k lists, which is exact because every id of the global top k is in its own shard's top k.
+Ray Data's read tasks stream the blocks to it.
+
+Each scorer pushes its shard's candidates, batch by batch, into the acquisition's collector
+(pipeline.selection.acquisition): it computes the model output the acquisition `needs` and never
+asks which kind of acquisition it holds. A collector keeps the top k of the shard, a shortlist, or
+a set's candidate embeddings, so no process ever holds the scores of the whole pool; the
+coordinator merges the n collectors, which is exact (every id of the global top k is in its own
+shard's top k), and selects. Set-based selection then measures its candidates against the
+labelled rows in a second pass the pool offers it (LabelledPass, Scorer.min_distances).
 
 A fresh Ray Data actor pool per pass (map_batches with ActorPoolStrategy) was the first design:
 each pass then paid 4-5 s of actor start-up and model loading, a fixed cost that made scoring
@@ -18,7 +24,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 
 import numpy as np
 import pyarrow as pa
@@ -31,45 +38,22 @@ from actors.faults import Hook
 from actors.pool_source import PoolShards
 from actors.progress import Reporter, Sink
 from actors.resources import describe, gpus_available, process_requests, read_args, scorer_resources
+from actors.restarts import wait_until_ready
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
 from pipeline.errors import ResourceError
 from pipeline.ids import in_sorted
 from pipeline.loop.proc import peak_rss_mib
-from pipeline.selection.acquisition import (
-    Acquisition,
-    PerExampleAcquisition,
-    SetAcquisition,
-    ShortlistAcquisition,
-    StreamingTopK,
-    check_set_candidates,
-    get_acquisition,
-    min_sq_distances,
-)
+from pipeline.loop.seams import ScoredPass
+from pipeline.selection.acquisition import Collector, LabelledDistances, ModelOutput, Picked, get_acquisition
+from pipeline.selection.k_center import min_sq_distances
 from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict, torch_threads
 
 log = logging.getLogger(__name__)
 
 PASS_ATTEMPTS = 3  # a pass that loses a scorer is redone from its start, with the restarted actor
-
-
-def per_example(acquisition: Acquisition) -> bool:
-    """The scorer's one dispatch on the acquisition contract. True: per-example scores, ranked in a
-    stream (a StreamingTopK per shard, merged; a ShortlistAcquisition keeps its shortlist's
-    embeddings in it too). False: set-based selection, which gathers every candidate's embedding,
-    then streams the labelled rows against them (Scorer.min_distances)."""
-    if isinstance(acquisition, PerExampleAcquisition):
-        return True
-    if isinstance(acquisition, SetAcquisition):
-        return False
-    raise TypeError(f"acquisition '{acquisition.name}' is neither a PerExampleAcquisition nor a SetAcquisition")
-
-
-def kept(acquisition: Acquisition, k: int) -> int:
-    """How many of a stream's best a scorer keeps: the round's k, or a shortlist acquisition's shortlist."""
-    return acquisition.shortlist(k) if isinstance(acquisition, ShortlistAcquisition) else k
 
 
 class Scorer:
@@ -101,16 +85,14 @@ class Scorer:
         report: Reporter = Reporter(None, ""),
     ) -> dict:
         """Scores the candidates in `shard` (a Ray Data dataset; None: no file) with `weights`: the rows in
-        `candidate_ids`, or (None) every row not in `labelled_ids` (both ascending). Per-example acquisitions
-        return {"top": StreamingTopK of the shard}; set-based ones return {"rows": "id" and "embedding" of
-        the candidates}, rows None when the shard has none. Both add "busy_s", the compute seconds,
-        "first_batch_s" (from the call to the first batch), "pass_s" (the whole call) and "peak_rss_mib".
-        `report` gets the count of candidates scored."""
+        `candidate_ids`, or (None) every row not in `labelled_ids` (both ascending). Returns {"collector":
+        the acquisition's Collector of them, "busy_s": the compute seconds, "first_batch_s" (from the call
+        to the first batch), "pass_s" (the whole call), "peak_rss_mib"}. `report` gets the count scored."""
         called = time.perf_counter()
         load_weights(self.model, weights).eval()
         acquisition = get_acquisition(acquisition_name)
-        streamed = per_example(acquisition)
-        top, parts, busy_s, scored_count = StreamingTopK(kept(acquisition, k)), [], 0.0, 0
+        collector = acquisition.collector(k, seed)
+        busy_s, scored_count = 0.0, 0
         first_batch_s = None  # from the call to the first batch: weights, read task start-up, first block
         batches = shard.iter_batches(batch_size=batch_size, batch_format="pyarrow") if shard is not None else []
         for batch in batches:
@@ -118,27 +100,20 @@ class Scorer:
             if first_batch_s is None:
                 first_batch_s = start - called
             hook.at("scorer")
-            scored = self._score_batch(batch, labelled_ids, candidate_ids, acquisition, streamed, seed)
-            if scored is not None and streamed:
-                top.push(scored["id"], scored["score"], scored.get("embedding"))
-                scored_count += len(scored["id"])
-            elif scored is not None:
-                parts.append(scored)
-                scored_count += len(scored["id"])
+            candidates = self._candidates(batch, labelled_ids, candidate_ids, acquisition.needs)
+            if candidates is not None:
+                collector.push(*candidates)
+                scored_count += len(candidates[0])
             busy_s += time.perf_counter() - start
             report(scored_count)
         report(scored_count, final=True)
-        stats = {
+        return {
+            "collector": collector,
             "busy_s": busy_s,
             "first_batch_s": first_batch_s or 0.0,
             "pass_s": time.perf_counter() - called,
             "peak_rss_mib": peak_rss_mib(),
         }
-        if streamed:
-            return {"top": top, **stats}
-        if not parts:  # a scorer with no file of the pool, or no candidate in it
-            return {"rows": None, **stats}
-        return {"rows": {key: np.concatenate([p[key] for p in parts]) for key in ("id", "embedding")}, **stats}
 
     def min_distances(self, shard, weights: bytes, candidate_emb: np.ndarray, batch_size: int, hook: Hook) -> dict:
         """Set-based selection's second pass: {"min_dist": (N,) squared distance of each candidate
@@ -158,37 +133,20 @@ class Scorer:
             busy_s += time.perf_counter() - start
         return {"min_dist": min_dist, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
 
-    def _score_batch(
-        self,
-        batch: pa.Table,
-        labelled_ids: np.ndarray,
-        candidate_ids: np.ndarray | None,
-        acquisition: Acquisition,
-        streamed: bool,
-        seed: int,
-    ) -> dict[str, np.ndarray] | None:
-        """`streamed` (per_example(acquisition)): {"id", "score"} of the batch's candidates (and their
-        "embedding" for a shortlist); otherwise {"id", "embedding"} of its candidates. None: nothing to score."""
+    def _candidates(
+        self, batch: pa.Table, labelled_ids: np.ndarray, candidate_ids: np.ndarray | None, needs: str | None
+    ) -> tuple[np.ndarray, ModelOutput] | None:
+        """The batch's candidates: their pool ids (N,) and the model output `needs` names for them
+        (batch_pos aligned; None: the acquisition uses none, so no forward pass). None: no candidate."""
         pool_ids = batch.column("id").to_numpy()
         to_score = ~in_sorted(pool_ids, labelled_ids) if candidate_ids is None else in_sorted(pool_ids, candidate_ids)
         if not to_score.any():
             return None  # rows are dropped before decoding: a subsampled pass decodes candidates only
-        out = None
-        if acquisition.needs is not None:  # None: the score uses no model output, so skip the forward pass
+        out: ModelOutput = None
+        if needs is not None:
             images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[to_score])
-            out = predict(
-                self.model, images, mean=self.data.mean, std=self.data.std, device=self.device, output=acquisition.needs
-            )
-        if isinstance(acquisition, ShortlistAcquisition):
-            probs, embeddings = out
-            return {
-                "id": pool_ids[to_score],
-                "score": acquisition.score(probs, pool_ids[to_score], seed),
-                "embedding": embeddings,
-            }
-        if streamed:
-            return {"id": pool_ids[to_score], "score": acquisition.score(out, pool_ids[to_score], seed)}
-        return {"id": pool_ids[to_score], "embedding": out}
+            out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device, output=needs)
+        return pool_ids[to_score], out
 
 
 class ScorerPool:
@@ -212,28 +170,27 @@ class ScorerPool:
         pool: str | list[str] | None = None,
         candidate_ids: np.ndarray | None = None,
         progress: Sink | None = None,
-    ) -> tuple[np.ndarray, dict]:
+    ) -> ScoredPass:
         """The k ids to label next from `pool` (Parquet files or a directory; default: the prepared pool),
-        among `candidate_ids` (ascending; None: every unlabelled id).
-
-        Also returns {"score", "select": seconds, "score_compute": the seconds the scorers computed
-        (summed over actors, divided by their number), "candidates": unlabelled examples scored,
-        "redone": passes redone because a scorer died, "score_mean": the chosen ids' mean score
-        (None for set-based selection), "peak_rss_mib": the largest scorer's peak resident memory}.
-        `progress`: where the scorers report their counts.
-        """
-        for attempt in range(1, PASS_ATTEMPTS + 1):
+        among `candidate_ids` (ascending; None: every unlabelled id), and what finding them cost: seconds
+        {"score", "select", "score_compute": the seconds the scorers computed (summed over actors, divided
+        by their number), "score_first_batch", "score_starved": where the rest of the pass went}, the
+        passes redone because a scorer died, the largest scorer's peak memory. `progress`: where the
+        scorers report their counts."""
+        redone = 0
+        while True:
             try:
-                chosen, stats = self._select_once(weights, labelled_ids, candidate_ids, k, seed, hook, pool, progress)
-                return chosen, {**stats, "redone": attempt - 1}
+                scored = self._select_once(weights, labelled_ids, candidate_ids, k, seed, hook, pool, progress)
+                return replace(scored, redone=redone)
             except ray.exceptions.RayActorError as error:
-                if attempt == PASS_ATTEMPTS:
+                if redone + 1 == PASS_ATTEMPTS:
                     raise
                 log.warning(
                     "a scoring actor died (%s); the pass starts again once the scorers are back",
                     str(error).splitlines()[0],
                 )
                 self._wait_for_restarts()
+                redone += 1
 
     def _wait_for_restarts(self) -> None:
         timeout_s = self.config.scoring.placement_timeout_s
@@ -257,75 +214,83 @@ class ScorerPool:
         hook: Hook,
         pool: str | list[str] | None,
         progress: Sink | None,
-    ) -> tuple[np.ndarray, dict]:
+    ) -> ScoredPass:
         start = time.perf_counter()
         labelled_ids = np.sort(labelled_ids)
-        weights_ref, labelled_ref, candidates_ref = ray.put(weights), ray.put(labelled_ids), ray.put(candidate_ids)
-        acquisition = get_acquisition(self.config.acquisition)
-        scoring = self.config.scoring
+        weights_ref = ray.put(weights)
         pool = pool or self.data.split_dir("pool")
-        refs = [
-            actor.score.remote(
-                shard,
-                weights_ref,
-                labelled_ref,
-                candidates_ref,
-                self.config.acquisition,
-                k,
-                seed,
-                scoring.batch_size,
-                hook,
-                Reporter(progress, f"scorer {i}"),
-            )
-            for i, (actor, shard) in enumerate(zip(self.actors, self._shards(pool, candidate_ids)))
-        ]
-        parts = self._gather(refs)
-        busy_s = sum(part["busy_s"] for part in parts) / len(self.actors)
-        # where a pass's time goes besides compute, averaged over the actors: before the first batch
-        # (weights, the read task's start, the first block) and waiting for blocks after it
-        first_batch_s = sum(part["first_batch_s"] for part in parts) / len(self.actors)
-        starved_s = sum(part["pass_s"] - part["first_batch_s"] - part["busy_s"] for part in parts) / len(self.actors)
-        scorer_rss = max(part["peak_rss_mib"] for part in parts)
-        if not per_example(acquisition):  # set-based: a second pass, over the labelled rows, is part of scoring
-            rows = [part["rows"] for part in parts if part["rows"] is not None]
-            scored_ids = np.concatenate([r["id"] for r in rows]) if rows else np.empty(0, np.int64)
-            check_set_candidates(self.config.acquisition, len(scored_ids))  # a growing pool may outgrow the bound
-            emb = np.concatenate([r["embedding"] for r in rows]) if rows else np.empty((0, 0), np.float32)
-            min_dist, second_busy_s, second_rss = self._min_distances(weights_ref, emb, labelled_ids, pool, hook)
-            busy_s, scorer_rss = busy_s + second_busy_s, max(scorer_rss, second_rss)
+        parts = self._score_shards(weights_ref, labelled_ids, candidate_ids, k, seed, hook, pool, progress)
         score_s = time.perf_counter() - start
 
         start = time.perf_counter()
-        score_mean = None
-        if isinstance(acquisition, ShortlistAcquisition):
-            seen = sum(part["top"].seen for part in parts)
-            top = StreamingTopK.merged([part["top"] for part in parts], min(acquisition.shortlist(k), seen))
-            shortlist_ids, scores, embeddings = top.result_with_rows()
-            picks = acquisition.select(scores, embeddings, k, seed)
-            chosen, candidates, score_mean = shortlist_ids[picks], seen, float(scores[picks].mean())
-        elif per_example(acquisition):
-            top = StreamingTopK.merged([part["top"] for part in parts], k)
-            chosen, scores = top.result()
-            candidates, score_mean = top.seen, float(scores.mean()) if len(scores) else None
-        else:
-            chosen, candidates = scored_ids[acquisition.select(emb, min_dist, k)], len(scored_ids)
-        return chosen, {
-            "score": score_s,
-            "select": time.perf_counter() - start,
-            "score_compute": busy_s,
-            "score_first_batch": first_batch_s,
-            "score_starved": starved_s,
-            "candidates": candidates,
-            "score_mean": score_mean,
-            "peak_rss_mib": scorer_rss,
-        }
+        labelled = LabelledPass(lambda emb: self._min_distances(weights_ref, emb, labelled_ids, pool, hook))
+        collector, picked = self._choose([part["collector"] for part in parts], k, seed, labelled)
+        n = len(self.actors)
+        return ScoredPass(
+            picked.pool_ids,
+            collector.seen,
+            {
+                "score": score_s + labelled.wall_s,  # set-based: the second pass, over the labelled rows, is scoring
+                "select": time.perf_counter() - start - labelled.wall_s,
+                "score_compute": sum(part["busy_s"] for part in parts) / n + labelled.busy_s,
+                # where a pass's time goes besides compute, averaged over the actors: before the first batch
+                # (weights, the read task's start, the first block) and waiting for blocks after it
+                "score_first_batch": sum(part["first_batch_s"] for part in parts) / n,
+                "score_starved": sum(part["pass_s"] - part["first_batch_s"] - part["busy_s"] for part in parts) / n,
+            },
+            picked.score_mean,
+            peak_rss_mib=max(max(part["peak_rss_mib"] for part in parts), labelled.peak_rss_mib),
+        )
+
+    def _score_shards(
+        self,
+        weights_ref,
+        labelled_ids: np.ndarray,
+        candidate_ids: np.ndarray | None,
+        k: int,
+        seed: int,
+        hook: Hook,
+        pool: str | list[str],
+        progress: Sink | None,
+    ) -> list[dict]:
+        """Every scorer's Scorer.score over its share of `pool`."""
+        labelled_ref, candidates_ref = ray.put(labelled_ids), ray.put(candidate_ids)
+        scoring = self.config.scoring
+        return self._gather(
+            [
+                actor.score.remote(
+                    shard,
+                    weights_ref,
+                    labelled_ref,
+                    candidates_ref,
+                    self.config.acquisition,
+                    k,
+                    seed,
+                    scoring.batch_size,
+                    hook,
+                    Reporter(progress, f"scorer {i}"),
+                )
+                for i, (actor, shard) in enumerate(zip(self.actors, self._shards(pool, candidate_ids)))
+            ]
+        )
+
+    def _choose(
+        self, parts: list[Collector], k: int, seed: int, labelled: LabelledDistances
+    ) -> tuple[Collector, Picked]:
+        """Merges the scorers' collectors into the round's (exact) and selects from it. No Ray here:
+        a unit test drives it in one process."""
+        collector = get_acquisition(self.config.acquisition).collector(k, seed)
+        for part in parts:
+            collector.merge(part)
+        return collector, collector.select(labelled)
 
     def _min_distances(
         self, weights_ref, candidate_emb: np.ndarray, labelled_ids: np.ndarray, pool: str | list[str], hook: Hook
     ) -> tuple[np.ndarray, float, float]:
-        """Each candidate's squared distance to its nearest labelled example (inf: none labelled),
-        from a second pass over the labelled rows: every scorer folds its share of them into its own
-        (N,) minimum, and the minima meet here. The compute seconds and the scorers' peak memory too."""
+        """candidate_emb (N, D) -> (N,) each candidate's squared distance to its nearest labelled example
+        (inf: none labelled), cand_pos as given, from a second pass over the labelled rows: every scorer folds
+        its share of them into its own (N,) minimum, and the minima meet here. The compute seconds and the
+        scorers' peak memory too."""
         if len(labelled_ids) == 0 or len(candidate_emb) == 0:
             return np.full(len(candidate_emb), np.inf, dtype=np.float32), 0.0, 0.0
         emb_ref = ray.put(candidate_emb)
@@ -357,8 +322,9 @@ class ScorerPool:
             raise
         except ray.exceptions.RayTaskError as error:
             if isinstance(error.cause, ExecutionTimeoutError):  # Ray Data's no-progress guard, in clactive's words
+                timeout_s = DataContext.get_current().execution_no_progress_timeout_s
                 raise ResourceError(
-                    f"a scoring pass made no progress for {DataContext.get_current().execution_no_progress_timeout_s:g} s:"
+                    f"a scoring pass made no progress for {timeout_s:g} s:"
                     f" no node had room for a read task of the pool ({read_args(self.config.scoring)['num_cpus']:g} "
                     "CPU) beside the learner's and the scorers' processes: lower learner.cpus_per_worker or "
                     "scoring.cpus_per_actor, or add a node"
@@ -388,27 +354,20 @@ class ScorerPool:
         self.actors = []
 
 
-def wait_until_ready(actors: list, deadline_s: float, first_backoff_s: float = 0.2, max_backoff_s: float = 5.0) -> None:
-    """Block until every actor answers `ready()`, asking again while Ray restarts it.
+class LabelledPass:
+    """Set-based selection's second pass as the collector's `labelled_distances` (ScorerPool._min_distances):
+    it records the pass's wall and compute seconds and the scorers' peak memory, which the round counts as
+    scoring. A collector that never calls it (every streamed acquisition) costs nothing."""
 
-    A call to an actor that is restarting fails at once (ActorUnavailableError) instead of
-    waiting for it, so a pass redone straight after a death could land before the restart is
-    done, as often as it is retried. An actor out of restarts raises ActorDiedError at once.
-    """
-    deadline, backoff = time.monotonic() + deadline_s, first_backoff_s
-    for actor in actors:
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                if left <= 0:
-                    raise ray.exceptions.GetTimeoutError
-                ray.get(actor.ready.remote(), timeout=left)
-                break
-            except ray.exceptions.ActorUnavailableError:
-                time.sleep(min(backoff, max(left, 0.0)))
-                backoff = min(2 * backoff, max_backoff_s)
-            except ray.exceptions.GetTimeoutError:
-                raise TimeoutError(f"a restarted scoring actor did not come back within {deadline_s:g} s") from None
+    def __init__(self, measure: Callable[[np.ndarray], tuple[np.ndarray, float, float]]):
+        self.measure = measure
+        self.wall_s = self.busy_s = self.peak_rss_mib = 0.0
+
+    def __call__(self, candidate_emb: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        min_dist, self.busy_s, self.peak_rss_mib = self.measure(candidate_emb)
+        self.wall_s = time.perf_counter() - start
+        return min_dist
 
 
 def label_hints(
@@ -431,10 +390,8 @@ def label_hints(
     probs = predict(
         model, torch.from_numpy(np.ascontiguousarray(images)), mean=data.mean, std=data.std, device=torch.device("cpu")
     )  # (n, K)
-    acquisition = get_acquisition(config.acquisition)
-    score = acquisition.score(probs, pool_ids, seed) if per_example(acquisition) else np.full(len(pool_ids), np.nan)
     return {
         "predicted_label": probs.argmax(axis=1),
         "predicted_prob": probs.max(axis=1).astype(np.float64),
-        "score": score,
+        "score": get_acquisition(config.acquisition).hint_scores(probs, pool_ids, seed),
     }

@@ -8,6 +8,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import torch
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow, prepare_dataset, source_for
 from pipeline.ids import in_sorted
-from pipeline.selection.acquisition import StreamingTopK, get_acquisition
+from pipeline.selection.acquisition import ModelOutput, get_acquisition
+from pipeline.selection.k_center import min_sq_distances
 from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict
 
@@ -87,27 +89,50 @@ def plain_select(
     threads: int,
     candidate_ids: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """The scoring pass of `actors.scorer.select` in one process with no Ray: the same shards, batch
-    size, model, acquisition and top-k, over `candidate_ids` (ascending) or every unlabelled row.
-    Returns (chosen ids, wall seconds including the model load). Rows are dropped before decoding
-    and the kept ones regrouped into full batches, as the Ray path's read tasks and iter_batches do."""
+    """The scoring pass of `actors.scorer.ScorerPool.select` in one process with no Ray: the same shards,
+    batch size, model and acquisition, through the same collector (pipeline.selection.acquisition), over
+    `candidate_ids` (ascending) or every unlabelled row; a set-based acquisition's second pass reads the
+    labelled rows here too. Returns (chosen ids, wall seconds including the model load)."""
     torch.set_num_threads(threads)
     start = time.perf_counter()
     model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights).eval()
     acquisition = get_acquisition(config.acquisition)
     labelled = np.sort(labelled_ids)
-    topk = StreamingTopK(k)
     pool = pads.dataset(data.split_dir("pool"), format="parquet")
-    kept = []
-    for batch in pool.to_batches(columns=["id", "image"], batch_size=config.scoring.batch_size):
-        pool_ids = batch.column("id").to_numpy()
-        wanted = ~in_sorted(pool_ids, labelled) if candidate_ids is None else in_sorted(pool_ids, candidate_ids)
-        kept.append(batch.filter(pa.array(wanted)))
-    table = pa.Table.from_batches(kept).combine_chunks()  # the kept rows in memory: a benchmark's pool, not millions
-    for batch in table.to_batches(max_chunksize=config.scoring.batch_size):
-        pool_ids = batch.column("id").to_numpy()
-        images = torch.from_numpy(images_from_arrow(batch.column("image"), data.image_shape))
-        out = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"), output=acquisition.needs)
-        topk.push(pool_ids, acquisition.score(out, pool_ids, seed))
-    chosen, _ = topk.result()
+    batch_size = config.scoring.batch_size
+
+    cpu = torch.device("cpu")
+
+    def outputs(images: torch.Tensor, needs: str) -> ModelOutput:
+        return predict(model, images, mean=data.mean, std=data.std, device=cpu, output=needs)
+
+    def labelled_distances(candidate_emb: np.ndarray) -> np.ndarray:
+        min_dist = np.full(len(candidate_emb), np.inf, dtype=np.float32)
+        for _, images in kept_batches(pool, lambda ids: in_sorted(ids, labelled), batch_size, data.image_shape):
+            embeddings = predict(model, images, mean=data.mean, std=data.std, device=cpu, output="embeddings")
+            min_dist = min_sq_distances(candidate_emb, embeddings, min_dist)
+        return min_dist
+
+    def wanted(ids: np.ndarray) -> np.ndarray:
+        return ~in_sorted(ids, labelled) if candidate_ids is None else in_sorted(ids, candidate_ids)
+
+    collector = acquisition.collector(k, seed)
+    for pool_ids, images in kept_batches(pool, wanted, batch_size, data.image_shape):
+        # None: the acquisition uses no model output, so no forward pass (as in the scorers)
+        collector.push(pool_ids, None if acquisition.needs is None else outputs(images, acquisition.needs))
+    chosen = collector.select(labelled_distances).pool_ids
     return chosen, time.perf_counter() - start
+
+
+def kept_batches(
+    pool: pads.Dataset, keep: Callable[[np.ndarray], np.ndarray], batch_size: int, image_shape: tuple[int, int, int]
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """(pool ids (B,), images (B, C, H, W)) of the pool rows whose ids `keep` marks, in full batches: rows
+    are dropped before decoding and the kept ones regrouped, as the Ray path's read tasks and iter_batches
+    do. The kept rows are held in memory: a benchmark's pool, not millions."""
+    kept = []
+    for batch in pool.to_batches(columns=["id", "image"], batch_size=batch_size):
+        kept.append(batch.filter(pa.array(keep(batch.column("id").to_numpy()))))
+    table = pa.Table.from_batches(kept).combine_chunks()
+    for batch in table.to_batches(max_chunksize=batch_size):
+        yield batch.column("id").to_numpy(), torch.from_numpy(images_from_arrow(batch.column("image"), image_shape))

@@ -71,14 +71,14 @@ class SelectionProbe:
         before = self.peak_rss_mib()
         scorers = ScorerPool(config_from_dict(config), data, model_name)
         try:
-            chosen, seconds = scorers.select(weights, labelled, k=data.pool_size // 100, seed=seed)
+            scored = scorers.select(weights, labelled, k=data.pool_size // 100, seed=seed)
         finally:
             scorers.close()
         return {
             "peak_rss_mib": self.peak_rss_mib(),
             "before_mib": before,
-            "chosen": len(chosen),
-            "score_s": seconds["score"],
+            "chosen": len(scored.pool_ids),
+            "score_s": scored.seconds["score"],
         }
 
 

@@ -60,7 +60,7 @@ SETS = ["compare.strategies=[clactive]", "compare.budgets=null"]  # the selectio
 
 
 class PlainScorers:
-    """The scoring pass in this process (benchmarks.common.plain_select); no set-based acquisitions."""
+    """The scoring pass in this process (benchmarks.common.plain_select)."""
 
     def __init__(self, config: RunConfig, data: PreparedData):
         self.config, self.data = config, data

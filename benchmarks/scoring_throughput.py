@@ -70,19 +70,22 @@ def main() -> None:
         run = replace(config, scoring=replace(config.scoring, batch_size=batch_size))
         scorers = ScorerPool(run, data, model_name)
         # round 1: the actors start here
-        _, seconds = scorers.select(weights, labelled, k, seed=config.seed, candidate_ids=candidate_ids)
+        seconds = scorers.select(weights, labelled, k, seed=config.seed, candidate_ids=candidate_ids).seconds
         first_s = seconds["score"] + seconds["select"]
-        ray_s, plain_s, parts = [], [], {part: [] for part in PARTS}
+        ray_s: list[float] = []
+        plain_s: list[float] = []
+        parts: dict[str, list[float]] = {part: [] for part in PARTS}
         for _ in range(args.repeats):
-            ray_ids, seconds = scorers.select(weights, labelled, k, seed=config.seed, candidate_ids=candidate_ids)
+            ray_pass = scorers.select(weights, labelled, k, seed=config.seed, candidate_ids=candidate_ids)
+            ray_ids, seconds = ray_pass.pool_ids, ray_pass.seconds
             ray_s.append(seconds["score"] + seconds["select"])
             in_actors = {part: seconds[key] for part, key in PARTS.items() if key}
             for part, value in {**in_actors, "driver": ray_s[-1] - sum(in_actors.values())}.items():
                 parts[part].append(value)
-            plain_ids, seconds = plain_select(
+            plain_ids, plain_seconds = plain_select(
                 run, data, model_name, weights, labelled, k, config.seed, threads, candidate_ids
             )
-            plain_s.append(seconds)
+            plain_s.append(plain_seconds)
             if not np.array_equal(np.sort(ray_ids), np.sort(plain_ids)):
                 raise SystemExit(f"batch {batch_size}: the Ray and plain paths chose different ids")
         scorers.close()

@@ -1,4 +1,5 @@
-"""Small datasets in the real on-disk formats, and configs sized for tests."""
+"""Small datasets in the real on-disk formats, configs sized for tests, and all-at-once references of
+the streamed selections."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config.run_config import load_config
+from pipeline.selection.k_center import k_center_from, min_sq_distances
 
 IDX_NAMES = {
     "pool": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -200,3 +202,21 @@ def write_amazon_like(directory: Path, pool: int = 200, test: int = 60, num_clas
         with open(directory / name, "w", newline="", encoding="utf-8") as f:
             csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(amazon_rows(n, num_classes, rng))
     return directory
+
+
+# --- all-at-once references of the streamed selections (pipeline/selection) ---
+
+
+def top_k(pool_ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (pool_ids, scores) of a whole pool at once, best first, ties toward the smaller id:
+    a plain sort, what StreamingTopK must give however the pool is split."""
+    assert k <= len(pool_ids), f"a top {k} of {len(pool_ids)} ids"
+    pool_ids, scores = np.asarray(pool_ids, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+    order = np.lexsort((pool_ids, -scores))[:k]
+    return pool_ids[order], scores[order]
+
+
+def k_center_greedy(candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray:
+    """Core-set greedy (Sener & Savarese 2018) with every labelled row at once: the reference of the
+    streamed form. candidate_emb (N, D), labelled_emb (M, D) -> k positions into candidate_emb, in pick order."""
+    return k_center_from(candidate_emb, min_sq_distances(candidate_emb, labelled_emb), k)

@@ -1,9 +1,24 @@
-"""Acquisition functions: which unlabelled examples to label next. Pure numpy, no Ray.
+"""Acquisition contracts, the one interface a scoring pass uses them through, and the registry. Pure numpy, no Ray.
 
-Index spaces: `pool_ids` are the stable int64 ids of the pool; `batch_pos` are positions in
-one scored batch. Every score is "higher = label first".
+Index spaces: `pool_ids` are the stable int64 ids of the pool; a pushed batch's arrays are aligned
+with its pool ids (`batch_pos`); a shortlist's scores and embeddings with the shortlist's pool ids
+(`short_pos`), best first; set-based selection's with its candidates' pool ids (`cand_pos`). What
+leaves a collector is pool ids again. Every score is "higher = label first".
 
-Three contracts; every registered acquisition follows exactly one:
+How a scoring pass uses an acquisition, whatever its kind (actors/scorer.py, benchmarks/common.py):
+  `needs`          the model output the scorer computes for each batch's candidates: None (no
+                   forward pass), "probs" (N, K) softmax, "embeddings" (N, D), or "probs+embeddings"
+                   (a (probs, embeddings) pair from one forward pass).
+  `collector(k, seed)`  one per scorer, picklable (it travels back from a Ray actor): the scorer
+                   `push`es each batch's candidate pool ids and model output into it. Its memory is
+                   bounded by k (or a shortlist), except set-based selection's (check_candidates).
+  `merge`          the coordinator folds the scorers' collectors into a fresh one, exactly.
+  `select(labelled_distances)`  -> Picked: the chosen pool ids in pick order and their mean score.
+                   `labelled_distances` is the scorer pool's second pass over the labelled rows;
+                   only a collector that needs it calls it, so the caller never asks which kind it holds.
+  `hint_scores`    per-example scores for annotators (NaN where the acquisition scores sets).
+
+Three contracts implement it; each registered acquisition follows one:
   PerExampleAcquisition  `_score`: an example's score depends on that example alone, so the pool
                          is ranked in a stream (StreamingTopK), shard by shard.
   ShortlistAcquisition   `_score` and `select`: ranked in a stream like the above, keeping the
@@ -11,32 +26,101 @@ Three contracts; every registered acquisition follows exactly one:
                          shortlist as a set (Cluster-Margin). Memory: the shortlist, not the pool.
   SetAcquisition         `select`: picks k candidates at once from every candidate's embedding and
                          its distance to the nearest labelled example. The labelled side streams
-                         (min_sq_distances, batch by batch); the candidates are held at once, at
-                         most MAX_SET_CANDIDATES of them (check_set_candidates).
+                         (k_center.min_sq_distances, batch by batch); the candidates are held at
+                         once, at most MAX_SET_CANDIDATES of them (check_set_candidates).
+
+The acquisitions themselves live in uncertainty.py, cluster_margin.py and k_center.py; the package's
+__init__ imports them, so ACQUISITIONS is full once anything of pipeline.selection is imported. A
+new acquisition is one module here, subclassing a contract (or Acquisition, with its own
+Collector) under @ACQUISITIONS.register, plus its line in __init__.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias, TypeVar
 
 import numpy as np
 
 from pipeline.errors import ConfigError, PoolExhaustedError
 from pipeline.registry import Registry
+from pipeline.selection.top_k import StreamingTopK
 
 ACQUISITIONS: Registry[type[Acquisition]] = Registry("acquisition")
+
+# What the scorer pushes per batch, by `needs`: None, probs or embeddings (N, ...), or (probs, embeddings)
+ModelOutput: TypeAlias = np.ndarray | tuple[np.ndarray, np.ndarray] | None
+# candidate embeddings (N, D) -> (N,) float32 squared distance of each to its nearest labelled example (inf: none)
+LabelledDistances: TypeAlias = Callable[[np.ndarray], np.ndarray]
+
+# Set-based selection holds every candidate's embedding in one process (the coordinator, and each
+# scorer while it measures the labelled rows against them): N x D float32, plus a scoring batch's
+# B x N distances. 100k candidates of a 512-wide embedding is 200 MB.
+MAX_SET_CANDIDATES = 100_000
 
 
 def get_acquisition(name: str) -> Acquisition:
     return ACQUISITIONS.get(name)()
 
 
+def check_set_candidates(acquisition_name: str, candidates: int) -> None:
+    """ConfigError (one line) when a set-based acquisition would hold more than MAX_SET_CANDIDATES."""
+    get_acquisition(acquisition_name).check_candidates(candidates)
+
+
+@dataclass(frozen=True)
+class Picked:
+    """What a collector selected."""
+
+    pool_ids: np.ndarray  # (k,) int64, in pick order
+    score_mean: float | None  # the chosen ids' mean acquisition score (None: set-based selection)
+
+
+C = TypeVar("C", bound="Collector")
+
+
+class Collector(ABC):
+    """What one scorer gathers of its shard for one acquisition, and, merged, what the coordinator selects from."""
+
+    k: int
+
+    @property
+    @abstractmethod
+    def seen(self) -> int:
+        """Candidates pushed so far, merged ones included."""
+
+    @abstractmethod
+    def push(self, pool_ids: np.ndarray, out: ModelOutput) -> None:
+        """One batch's candidates: pool_ids (N,) and the model output `needs` asked for, aligned (batch_pos)."""
+
+    @abstractmethod
+    def merge(self: C, other: C) -> None:
+        """Folds in the collector of a disjoint part of the pool (another scorer's shard)."""
+
+    @abstractmethod
+    def select(self, labelled_distances: LabelledDistances | None = None) -> Picked:
+        """The k chosen pool ids; PoolExhaustedError when fewer candidates were seen than k needs."""
+
+
 class Acquisition(ABC):
-    """Common parent of the two contracts below. `needs` says what the scorer computes per example:
-    "probs" (softmax, (N, K)), "embeddings" ((N, D)) or None (nothing: no forward pass)."""
+    """Common parent of the contracts below: what a scoring pass asks of every acquisition."""
 
     name: str
     needs: str | None
+
+    @abstractmethod
+    def collector(self, k: int, seed: int) -> Collector:
+        """An empty collector for a pass that selects k, its scores seeded with `seed`."""
+
+    @abstractmethod
+    def hint_scores(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray:
+        """probs (N, K), pool_ids (N,) -> (N,) float64 per-example scores for annotators (NaN: scores sets)."""
+
+    def check_candidates(self, candidates: int) -> None:
+        """Raises ConfigError when a pass over `candidates` would hold too much at once."""
+        return None  # streamed: a pass holds a bounded top list whatever the pool's size
 
 
 class PerExampleAcquisition(Acquisition):
@@ -64,11 +148,17 @@ class PerExampleAcquisition(Acquisition):
     @abstractmethod
     def _score(self, probs: np.ndarray | None, pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
 
+    def collector(self, k: int, seed: int) -> Collector:
+        return TopKCollector(self, k, seed)
+
+    def hint_scores(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray:
+        return self.score(probs, pool_ids, seed)
+
 
 class ShortlistAcquisition(PerExampleAcquisition):
     """A per-example score ranks the pool in a stream and keeps the `shortlist(k)` best rows with
-    their embeddings; `select(scores, embeddings, k, seed)` then picks k positions of that shortlist.
-    The scorer computes probs and embeddings in one forward pass ("probs+embeddings")."""
+    their embeddings; `select(scores, embeddings, k, seed)` then picks k positions of that shortlist
+    (short_pos). The scorer computes probs and embeddings in one forward pass ("probs+embeddings")."""
 
     needs = "probs+embeddings"
 
@@ -78,210 +168,129 @@ class ShortlistAcquisition(PerExampleAcquisition):
     @abstractmethod
     def select(self, scores: np.ndarray, embeddings: np.ndarray, k: int, seed: int) -> np.ndarray: ...
 
+    def collector(self, k: int, seed: int) -> Collector:
+        return ShortlistCollector(self, k, seed)
+
 
 class SetAcquisition(Acquisition):
     """Selects a set: candidate_emb (N, D), min_dist (N,) squared distance of each candidate to its
-    nearest labelled example (inf: none labelled), k -> k distinct positions into candidate_emb, in
-    pick order; raises PoolExhaustedError when k > N. A pick depends on every other candidate, so
-    the candidates' embeddings are gathered first; the labelled examples only ever reach a
-    candidate through min_dist, which scorers compute in a stream (min_sq_distances)."""
+    nearest labelled example (inf: none labelled), k -> k distinct positions into candidate_emb
+    (cand_pos), in pick order; raises PoolExhaustedError when k > N. A pick depends on every other
+    candidate, so the candidates' embeddings are gathered first; the labelled examples only ever
+    reach a candidate through min_dist, which scorers compute in a stream (labelled_distances)."""
 
     needs = "embeddings"
 
     @abstractmethod
     def select(self, candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np.ndarray: ...
 
+    def collector(self, k: int, seed: int) -> Collector:
+        return SetCollector(self, k)
 
-# Set-based selection holds every candidate's embedding in one process (the coordinator, and each
-# scorer while it measures the labelled rows against them): N x D float32, plus a scoring batch's
-# B x N distances. 100k candidates of a 512-wide embedding is 200 MB.
-MAX_SET_CANDIDATES = 100_000
+    def hint_scores(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray:
+        return np.full(len(pool_ids), np.nan)  # a set has no per-example score
 
-
-def check_set_candidates(acquisition_name: str, candidates: int) -> None:
-    """ConfigError (one line) when a set-based acquisition would hold more than MAX_SET_CANDIDATES."""
-    if candidates > MAX_SET_CANDIDATES and isinstance(get_acquisition(acquisition_name), SetAcquisition):
-        raise ConfigError(
-            f"acquisition {acquisition_name} holds every candidate's embedding in one process, at most "
-            f"{MAX_SET_CANDIDATES} candidates a round, and this round has {candidates}: set "
-            f"scoring.candidates (e.g. {MAX_SET_CANDIDATES // 2}) to score a random subset each round"
-        )
-
-
-@ACQUISITIONS.register("least_confidence")
-class LeastConfidence(PerExampleAcquisition):
-    def _score(self, probs, pool_ids, seed):
-        return 1.0 - probs.max(axis=1)
-
-
-@ACQUISITIONS.register("entropy")
-class Entropy(PerExampleAcquisition):
-    def _score(self, probs, pool_ids, seed):
-        return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
-
-
-@ACQUISITIONS.register("margin")
-class Margin(PerExampleAcquisition):
-    """Small gap between the two likeliest classes = high score."""
-
-    def _score(self, probs, pool_ids, seed):
-        top2 = np.partition(probs, -2, axis=1)[:, -2:]
-        return -(top2[:, 1] - top2[:, 0])
-
-
-@ACQUISITIONS.register("cluster_margin")
-class ClusterMargin(ShortlistAcquisition):
-    """Cluster-Margin (Citovsky et al. 2021): the 10k lowest-margin examples, clustered, then the
-    batch filled round-robin over the clusters, smallest first (pipeline.selection.cluster_margin)."""
-
-    MARGIN_MULTIPLE = 10  # the paper's k_m = 10 k
-
-    def shortlist(self, k: int) -> int:
-        return self.MARGIN_MULTIPLE * k
-
-    def _score(self, probs, pool_ids, seed):
-        return Margin()._score(probs, pool_ids, seed)  # -margin: the smallest margins rank first
-
-    def select(self, scores, embeddings, k, seed):
-        from pipeline.selection.cluster_margin import cluster_margin_select  # scikit-learn: loaded when this runs
-
-        return cluster_margin_select(-scores, embeddings, k, seed, margin_multiple=self.MARGIN_MULTIPLE)
-
-
-@ACQUISITIONS.register("random")
-class Random(PerExampleAcquisition):
-    """A uniform score that depends only on (pool id, seed), so any batching ranks the same.
-
-    It needs no model output, so the scorer skips the forward pass."""
-
-    needs = None
-
-    def _score(self, probs, pool_ids, seed):
-        return hashed_uniform(pool_ids, seed)
-
-
-@ACQUISITIONS.register("k_center")
-class KCenter(SetAcquisition):
-    def select(self, candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np.ndarray:
-        return k_center_from(candidate_emb, min_dist, k)
-
-
-def hashed_uniform(pool_ids: np.ndarray, seed: int) -> np.ndarray:
-    """splitmix64(id ^ seed) mapped to [0, 1): a per-id random number without shared state."""
-    with np.errstate(over="ignore"):
-        z = pool_ids.astype(np.uint64) ^ np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)
-
-
-class StreamingTopK:
-    """Keeps the k highest-scoring pool ids seen so far; memory O(k + batch).
-
-    Ties break toward the smaller pool id, so the result does not depend on how the pool
-    was split into batches or in which order the batches arrived.
-    """
-
-    def __init__(self, k: int):
-        if k < 0:
-            raise ValueError(f"k must be >= 0, got {k}")
-        self.k = k
-        self.seen = 0
-        self._ids = np.empty(0, dtype=np.int64)
-        self._scores = np.empty(0, dtype=np.float64)
-        self._rows: np.ndarray | None = None  # a payload row per kept id (a shortlist's embeddings)
-
-    def push(self, pool_ids: np.ndarray, scores: np.ndarray, rows: np.ndarray | None = None) -> None:
-        self.seen += len(pool_ids)
-        ids = np.concatenate([self._ids, np.asarray(pool_ids, dtype=np.int64)])
-        values = np.concatenate([self._scores, np.asarray(scores, dtype=np.float64)])
-        kept_rows = None
-        if rows is not None:
-            kept_rows = rows if self._rows is None else np.concatenate([self._rows, rows])
-        if len(ids) > self.k:
-            keep = np.lexsort((ids, -values))[: self.k]
-            ids, values = ids[keep], values[keep]
-            kept_rows = kept_rows[keep] if kept_rows is not None else None
-        self._ids, self._scores, self._rows = ids, values, kept_rows
-
-    @classmethod
-    def merged(cls, parts: list[StreamingTopK], k: int) -> StreamingTopK:
-        """The top k of a pool from the top-k lists of its disjoint parts: exact, since every id of the
-        pool's top k is in the top k of its own part."""
-        top = cls(k)
-        for part in parts:
-            top.push(part._ids, part._scores, part._rows)
-        top.seen = sum(part.seen for part in parts)
-        return top
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(pool_ids, scores), best first. Raises if fewer than k candidates were seen."""
-        ids, scores, _ = self.result_with_rows()
-        return ids, scores
-
-    def result_with_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(pool_ids, scores, payload rows or None), best first."""
-        if self.seen < self.k:
-            raise PoolExhaustedError(
-                f"pool exhausted: {self.seen} unlabelled available / {self.k} requested; "
-                "lower the schedule's round sizes"
+    def check_candidates(self, candidates: int) -> None:
+        if candidates > MAX_SET_CANDIDATES:  # read at call time: tests lower it
+            raise ConfigError(
+                f"acquisition {self.name} holds every candidate's embedding in one process, at most "
+                f"{MAX_SET_CANDIDATES} candidates a round, and this round has {candidates}: set "
+                f"scoring.candidates (e.g. {MAX_SET_CANDIDATES // 2}) to score a random subset each round"
             )
-        order = np.lexsort((self._ids, -self._scores))
-        return self._ids[order], self._scores[order], self._rows[order] if self._rows is not None else None
 
 
-def top_k(pool_ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """All-at-once reference of StreamingTopK."""
-    topk = StreamingTopK(k)
-    topk.push(pool_ids, scores)
-    return topk.result()
+class TopKCollector(Collector):
+    """PerExampleAcquisition's: the k best-scoring pool ids of the stream (StreamingTopK)."""
+
+    def __init__(self, acquisition: PerExampleAcquisition, k: int, seed: int):
+        self.acquisition, self.k, self.seed = acquisition, k, seed
+        self.top = StreamingTopK(k)
+
+    @property
+    def seen(self) -> int:
+        return self.top.seen
+
+    def push(self, pool_ids: np.ndarray, out: ModelOutput) -> None:
+        self.top.push(pool_ids, self.acquisition.score(_one_array(out), pool_ids, self.seed))
+
+    def merge(self, other: TopKCollector) -> None:
+        self.top.merge(other.top)  # exact: each id of the global top k is in its own shard's top k
+
+    def select(self, labelled_distances: LabelledDistances | None = None) -> Picked:
+        chosen, scores = self.top.result()
+        return Picked(chosen, float(scores.mean()) if len(scores) else None)
 
 
-def k_center_greedy(candidate_emb: np.ndarray, labelled_emb: np.ndarray, k: int) -> np.ndarray:
-    """Core-set greedy (Sener & Savarese 2018), all at once: the reference of the streamed form.
+class ShortlistCollector(Collector):
+    """ShortlistAcquisition's: the shortlist(k) best-scoring pool ids of the stream with their
+    embeddings; `select` picks k of them as a set. Memory: the shortlist's rows, not the shard's."""
 
-    candidate_emb (N, D), labelled_emb (M, D) -> k positions into candidate_emb, in pick order.
-    """
-    return k_center_from(candidate_emb, min_sq_distances(candidate_emb, labelled_emb), k)
+    def __init__(self, acquisition: ShortlistAcquisition, k: int, seed: int):
+        self.acquisition, self.k, self.seed = acquisition, k, seed
+        self.top = StreamingTopK(acquisition.shortlist(k))
 
+    @property
+    def seen(self) -> int:
+        return self.top.seen
 
-def min_sq_distances(
-    candidate_emb: np.ndarray, labelled_emb: np.ndarray, so_far: np.ndarray | None = None
-) -> np.ndarray:
-    """(N,) squared distance of each candidate to its nearest row of labelled_emb (M, D), and to the
-    rows seen before when `so_far` (N,) is given: fold batches of labelled rows in one at a time."""
-    candidates = np.asarray(candidate_emb, dtype=np.float32)
-    min_dist = np.full(len(candidates), np.inf, dtype=np.float32) if so_far is None else so_far
-    for start in range(0, len(labelled_emb), 1024):
-        min_dist = np.minimum(min_dist, _sq_dist_to_all(candidates, labelled_emb[start : start + 1024]).min(axis=1))
-    return min_dist
+    def push(self, pool_ids: np.ndarray, out: ModelOutput) -> None:
+        if not isinstance(out, tuple):
+            raise ValueError(f"acquisition '{self.acquisition.name}' needs (probs, embeddings), got {type(out)}")
+        probs, embeddings = out
+        self.top.push(pool_ids, self.acquisition.score(probs, pool_ids, self.seed), embeddings)
 
+    def merge(self, other: ShortlistCollector) -> None:
+        self.top.merge(other.top)  # exact, as for the top k: the shortlist is a top shortlist(k)
 
-def k_center_from(candidate_emb: np.ndarray, min_dist: np.ndarray, k: int) -> np.ndarray:
-    """Core-set greedy from each candidate's squared distance to the labelled set (inf: none).
-    Each pick is the candidate farthest from every labelled example and every earlier pick. With
-    no labelled examples the first pick is candidate 0."""
-    n = candidate_emb.shape[0]
-    if k > n:
-        raise PoolExhaustedError(
-            f"pool exhausted: {n} unlabelled available / {k} requested; lower the schedule's round sizes"
-        )
-    candidates = np.asarray(candidate_emb, dtype=np.float32)
-    min_dist = np.array(min_dist, dtype=np.float32)  # a copy: picks overwrite it
-    picks = np.empty(k, dtype=np.int64)
-    for i in range(k):
-        pick = int(np.argmax(min_dist)) if np.isfinite(min_dist).any() else 0
-        picks[i] = pick
-        diff = candidates - candidates[pick]
-        min_dist = np.minimum(min_dist, np.einsum("nd,nd->n", diff, diff))
-        min_dist[pick] = -1.0  # never pick twice
-    return picks
+    def select(self, labelled_distances: LabelledDistances | None = None) -> Picked:
+        # a pool shorter than the shortlist is shortlisted whole; the acquisition's select says when
+        # it is shorter than k
+        shortlist_ids, scores, embeddings = self.top.kept()
+        if embeddings is None:  # nothing was pushed: no candidate at all
+            raise PoolExhaustedError(
+                f"pool exhausted: 0 unlabelled available / {self.k} requested; lower the schedule's round sizes"
+            )
+        picks = self.acquisition.select(scores, embeddings, self.k, self.seed)  # short_pos
+        return Picked(shortlist_ids[picks], float(scores[picks].mean()) if len(picks) else None)
 
 
-def _sq_dist_to_all(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, D), (M, D) -> (N, M) squared Euclidean distances."""
-    b = np.asarray(b, dtype=np.float32)
-    d = (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :]
-    return np.maximum(d, 0.0)
+class SetCollector(Collector):
+    """SetAcquisition's: every candidate's pool id and embedding, batch by batch; `select` measures
+    them against the labelled set (labelled_distances) and picks k at once."""
+
+    def __init__(self, acquisition: SetAcquisition, k: int):
+        self.acquisition, self.k = acquisition, k
+        self._ids: list[np.ndarray] = []  # per pushed batch: pool ids (N,)
+        self._embeddings: list[np.ndarray] = []  # and their embeddings (N, D), batch_pos aligned
+
+    @property
+    def seen(self) -> int:
+        return sum(len(ids) for ids in self._ids)
+
+    def push(self, pool_ids: np.ndarray, out: ModelOutput) -> None:
+        embeddings = _one_array(out)
+        if embeddings is None:
+            raise ValueError(f"acquisition '{self.acquisition.name}' needs embeddings, got none")
+        self._ids.append(np.asarray(pool_ids, dtype=np.int64))
+        self._embeddings.append(embeddings)
+
+    def merge(self, other: SetCollector) -> None:
+        self._ids += other._ids
+        self._embeddings += other._embeddings
+
+    def select(self, labelled_distances: LabelledDistances | None = None) -> Picked:
+        if labelled_distances is None:
+            raise ValueError(
+                f"acquisition '{self.acquisition.name}' selects against the labelled set: pass its distances"
+            )
+        cand_ids = np.concatenate(self._ids) if self._ids else np.empty(0, np.int64)  # (N,) pool id per cand_pos
+        self.acquisition.check_candidates(len(cand_ids))  # a growing pool may outgrow the bound preflight checked
+        emb = np.concatenate(self._embeddings) if self._embeddings else np.empty((0, 0), np.float32)
+        picks = self.acquisition.select(emb, labelled_distances(emb), self.k)  # cand_pos
+        return Picked(cand_ids[picks], None)
+
+
+def _one_array(out: ModelOutput) -> np.ndarray | None:
+    if isinstance(out, tuple):
+        raise ValueError("expected one model output, got a (probs, embeddings) pair")
+    return out

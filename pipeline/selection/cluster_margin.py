@@ -1,4 +1,5 @@
-"""Cluster-Margin selection: uncertain examples, spread over clusters. Pure numpy + scikit-learn, no Ray.
+"""Cluster-Margin: uncertain examples, spread over clusters. The `cluster_margin` acquisition and its
+selection. Pure numpy + scikit-learn (imported when a selection runs), no Ray.
 
 Cluster-Margin (Citovsky et al., "Batch Active Learning at Scale", NeurIPS 2021) keeps the batch
 uncertain and diverse at batch sizes where plain lowest-margin top-k piles into a few dense
@@ -20,9 +21,10 @@ partition of the pool, they are flat k-means cells rather than a cut of a linkag
 sizes count shortlist members only. Clustering the top uncertain examples with k-means is the
 scheme of Zhdanov, "Diverse mini-batch Active Learning" (2019).
 
-Index spaces: every array in and out is indexed by `cand_pos`, positions into the candidate arrays
-(`margins`, `embeddings`); mapping them to pool ids is the caller's job. `short_pos` are positions
-into the shortlist.
+Index spaces: every array in and out of cluster_margin_select is indexed by `cand_pos`, positions
+into the candidate arrays (`margins`, `embeddings`); mapping them to pool ids is the caller's job.
+Its `short_pos` are positions into its own k_m shortlist. The acquisition's candidates are the
+scorers' streamed shortlist (acquisition.ShortlistCollector), best first.
 """
 
 from __future__ import annotations
@@ -31,10 +33,27 @@ import math
 import warnings
 
 import numpy as np
-from sklearn.cluster import MiniBatchKMeans
-from sklearn.exceptions import ConvergenceWarning
 
 from pipeline.errors import PoolExhaustedError
+from pipeline.selection.acquisition import ACQUISITIONS, ShortlistAcquisition
+from pipeline.selection.uncertainty import Margin
+
+
+@ACQUISITIONS.register("cluster_margin")
+class ClusterMargin(ShortlistAcquisition):
+    """Cluster-Margin (Citovsky et al. 2021): the 10k lowest-margin examples, clustered, then the
+    batch filled round-robin over the clusters, smallest first (cluster_margin_select)."""
+
+    MARGIN_MULTIPLE = 10  # the paper's k_m = 10 k
+
+    def shortlist(self, k: int) -> int:
+        return self.MARGIN_MULTIPLE * k
+
+    def _score(self, probs, pool_ids, seed):
+        return Margin()._score(probs, pool_ids, seed)  # -margin: the smallest margins rank first
+
+    def select(self, scores, embeddings, k, seed):
+        return cluster_margin_select(-scores, embeddings, k, seed, margin_multiple=self.MARGIN_MULTIPLE)
 
 
 def cluster_margin_select(
@@ -55,7 +74,7 @@ def cluster_margin_select(
     between and the k lowest margins come back in margin order, without clustering.
 
     Deterministic for a given seed on a given machine and scikit-learn version. k <= 0 or n == 0
-    gives an empty array; k > n raises PoolExhaustedError, like k_center_greedy, rather than
+    gives an empty array; k > n raises PoolExhaustedError, like k_center, rather than
     returning a short batch the round would silently under-label.
     """
     margins = np.asarray(margins, dtype=np.float64)
@@ -81,6 +100,10 @@ def cluster_margin_select(
     # clusters the pass stops early and the largest clusters (visited last) give nothing, which
     # biases the batch toward small outlying cells; with fewer, clusters give several members each.
     n_clusters = min(k if clusters is None else clusters, k_m)
+    # scikit-learn here, not at the top: the registry (every config check) imports this module
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.exceptions import ConvergenceWarning
+
     short_emb = np.asarray(embeddings[short_cand_pos], dtype=np.float32)  # (k_m, D); only the shortlist is copied
     kmeans = MiniBatchKMeans(n_clusters=n_clusters, init="k-means++", n_init=1, random_state=seed)
     with warnings.catch_warnings():

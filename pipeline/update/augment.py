@@ -4,7 +4,7 @@ Applied by `pipeline.update.training.train_steps` to each training batch before 
 and evaluation never augment. Each source names its default (`Source.default_augment`), which
 `data.augment: auto` picks.
 
-    none               no augmentation (Fashion-MNIST, as before)
+    none               no augmentation (Fashion-MNIST's default)
     flip               random horizontal flip
     crop_flip          random crop after 4-pixel zero padding + horizontal flip (the paper's CIFAR)
     resized_crop_flip  random resized crop back to the stored size + horizontal flip (ImageNet style)

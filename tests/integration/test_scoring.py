@@ -15,11 +15,11 @@ from ray.util.state import list_actors
 from actors.scorer import ScorerPool
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.errors import ResourceError
-from pipeline.selection.acquisition import get_acquisition, k_center_greedy, top_k
+from pipeline.selection.acquisition import get_acquisition
 from pipeline.selection.candidates import draw_candidates
 from pipeline.update.models import create_model
 from pipeline.update.training import checkpoint_bytes, predict
-from tests.helpers import tiny_config
+from tests.helpers import k_center_greedy, tiny_config, top_k
 
 pytestmark = pytest.mark.ray
 
@@ -66,9 +66,10 @@ def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set
         for seed, labelled, k in ((1, np.arange(0, data.pool_size, 3), 25), (2, np.arange(0, 40), 30)):
             torch.manual_seed(seed)
             model = create_model("small_cnn", 1, 10)
-            chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=k, seed=0)
-            np.testing.assert_array_equal(chosen, expected_top_k(data, model, "entropy", labelled, k))
-            assert seconds["candidates"] == data.pool_size - len(labelled) and seconds["redone"] == 0
+            scored = scorers.select(checkpoint_bytes(model), labelled, k=k, seed=0)
+            seconds = scored.seconds
+            np.testing.assert_array_equal(scored.pool_ids, expected_top_k(data, model, "entropy", labelled, k))
+            assert scored.candidates == data.pool_size - len(labelled) and scored.redone == 0
             assert seconds["score"] > 0 and seconds["select"] >= 0
             assert 0 < seconds["score_compute"] < seconds["score"]  # its compute fits inside the pass
             # so do its start and its waits for blocks
@@ -78,21 +79,19 @@ def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set
             assert alive == sorted(actor._actor_id.hex() for actor in scorers.actors)
         labelled = np.arange(0, 40)
         candidates = draw_candidates(np.arange(40, data.pool_size), 90, seed=3)
-        chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=0, candidate_ids=candidates)
-        np.testing.assert_array_equal(chosen, expected_top_k(data, model, "entropy", labelled, 30, candidates))
-        assert seconds["candidates"] == 90 and seconds["score_mean"] > 0
+        scored = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=0, candidate_ids=candidates)
+        np.testing.assert_array_equal(scored.pool_ids, expected_top_k(data, model, "entropy", labelled, 30, candidates))
+        assert scored.candidates == 90 and scored.score_mean > 0
 
         # the same scorers, set-based: the acquisition is read from the config at each pass
         scorers.config = replace(config, acquisition="k_center")
         labelled = np.arange(0, 400, 5)
         candidates = draw_candidates(np.setdiff1d(np.arange(400), labelled), 150, seed=5)
-        chosen, seconds = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0)
-        chosen_among, seconds_among = scorers.select(
-            checkpoint_bytes(model), labelled, k=20, seed=0, candidate_ids=candidates
-        )
-        assert seconds["candidates"] == 400 - len(labelled) and seconds_among["candidates"] == 150
-        assert seconds["score_mean"] is None  # a set has no per-example score
-        assert_k_center_picks_the_plain_loops_ids(data, model, labelled, candidates, chosen, chosen_among)
+        scored = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0)
+        among = scorers.select(checkpoint_bytes(model), labelled, k=20, seed=0, candidate_ids=candidates)
+        assert scored.candidates == 400 - len(labelled) and among.candidates == 150
+        assert scored.score_mean is None  # a set has no per-example score
+        assert_k_center_picks_the_plain_loops_ids(data, model, labelled, candidates, scored.pool_ids, among.pool_ids)
 
         assert_a_pass_with_no_room_to_read_ends_in_one_line(scorers, checkpoint_bytes(model))
     finally:

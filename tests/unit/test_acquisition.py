@@ -1,19 +1,17 @@
+"""The acquisitions' scores, the streamed top list, k-center and the candidate draw, on arrays. The
+interface a scoring pass uses them through: tests/unit/test_collectors.py."""
+
 import numpy as np
 import pytest
 
 import pipeline.selection.acquisition
 from pipeline.errors import ConfigError, PoolExhaustedError
-from pipeline.selection.acquisition import (
-    ACQUISITIONS,
-    StreamingTopK,
-    get_acquisition,
-    hashed_uniform,
-    k_center_from,
-    k_center_greedy,
-    min_sq_distances,
-    top_k,
-)
+from pipeline.selection.acquisition import ACQUISITIONS, get_acquisition
 from pipeline.selection.candidates import draw_candidates
+from pipeline.selection.k_center import k_center_from, min_sq_distances
+from pipeline.selection.top_k import StreamingTopK
+from pipeline.selection.uncertainty import hashed_uniform
+from tests.helpers import k_center_greedy, top_k
 
 PROBS = np.array(
     [
@@ -86,6 +84,14 @@ def test_streaming_top_k_equals_all_at_once(chunk):
     np.testing.assert_array_equal(streamed_scores, scores[order])
 
 
+def merged_top(parts: list[StreamingTopK], k: int) -> StreamingTopK:
+    """What the coordinator does with the scorers' top lists: fold each into a fresh one."""
+    top = StreamingTopK(k)
+    for part in parts:
+        top.merge(part)
+    return top
+
+
 @pytest.mark.parametrize("parts", [1, 3, 8])
 def test_top_k_merged_from_disjoint_parts_equals_the_pool_top_k(parts):
     rng = np.random.default_rng(1)
@@ -96,7 +102,7 @@ def test_top_k_merged_from_disjoint_parts_equals_the_pool_top_k(parts):
         shard = StreamingTopK(100)
         shard.push(part_ids, part_scores)
         shards.append(shard)
-    merged = StreamingTopK.merged(shards, 100)
+    merged = merged_top(shards, 100)
     assert merged.seen == 1000
     for got, want in zip(merged.result(), top_k(ids, scores, 100)):
         np.testing.assert_array_equal(got, want)
@@ -107,7 +113,7 @@ def test_a_merged_top_k_counts_every_part_when_the_pool_is_short():
     shards[0].push(np.arange(2), np.zeros(2))
     shards[1].push(np.arange(2, 4), np.zeros(2))
     with pytest.raises(PoolExhaustedError, match="4 unlabelled available / 5 requested"):
-        StreamingTopK.merged(shards, 5).result()
+        merged_top(shards, 5).result()
 
 
 def test_streaming_top_k_breaks_ties_by_smaller_id():
@@ -187,7 +193,7 @@ def test_a_streaming_top_k_keeps_each_kept_ids_payload_row_across_batches_and_me
         for batch in np.array_split(share, 4):
             top.push(ids[batch], scores[batch], rows[batch])
         parts.append(top)
-    kept_ids, kept_scores, kept_rows = StreamingTopK.merged(parts, 30).result_with_rows()
+    kept_ids, kept_scores, kept_rows = merged_top(parts, 30).result_with_rows()
     np.testing.assert_array_equal(kept_ids, top_k(ids, scores, 30)[0])
     np.testing.assert_array_equal(kept_rows[:, 0], kept_ids)  # each row still beside its own id
 

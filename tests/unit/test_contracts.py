@@ -7,6 +7,7 @@ table below; an entry missing from a table fails with a message naming it. No Ra
 """
 
 import io
+import pickle
 
 import numpy as np
 import pyarrow as pa
@@ -15,16 +16,17 @@ import pytest
 
 from pipeline.config.run_config import DataConfig, load_config
 from pipeline.data import SOURCES, get_source, prepare_dataset
-from pipeline.data.base import FEATURE_TYPES
+from pipeline.data.rows import FEATURE_TYPES
 from pipeline.errors import PoolExhaustedError
 from pipeline.selection.acquisition import (
     ACQUISITIONS,
+    Collector,
     PerExampleAcquisition,
     SetAcquisition,
     ShortlistAcquisition,
     get_acquisition,
-    min_sq_distances,
 )
+from pipeline.selection.k_center import min_sq_distances
 from pipeline.update.memory import MEMORIES, create_memory
 from pipeline.update.strategies import STRATEGIES, create_strategy, steps_for_epochs
 from tests.helpers import (
@@ -79,6 +81,19 @@ def test_every_acquisition_follows_exactly_one_contract(name):
         assert acquisition.needs in ("probs", None)
     else:
         assert acquisition.needs == "embeddings"
+
+
+@pytest.mark.parametrize("name", ACQUISITIONS.names())
+def test_every_acquisition_gives_the_scorer_a_picklable_collector_and_annotators_one_score_per_example(name):
+    """What actors/ asks of any acquisition, whatever its kind (pipeline.selection.acquisition)."""
+    acquisition = get_acquisition(name)
+    collector = acquisition.collector(5, seed=0)
+    assert isinstance(collector, Collector) and collector.seen == 0
+    assert type(pickle.loads(pickle.dumps(collector))) is type(collector)  # it travels back from a Ray actor
+    probs, pool_ids = softmax_rows(30)
+    hints = acquisition.hint_scores(probs, pool_ids, seed=3)
+    assert hints.dtype == np.float64 and hints.shape == (30,)
+    assert np.isfinite(hints).all() or np.isnan(hints).all()  # NaN: the acquisition scores sets
 
 
 @pytest.mark.parametrize("name", of_kind(ShortlistAcquisition))

@@ -13,14 +13,15 @@ import pytest
 
 from pipeline.data import get_source, prepare_dataset
 from pipeline.data.pool import split_files
+from pipeline.labels.answers import simulate_answers
 from pipeline.labels.labelling import make_oracle
-from pipeline.labels.oracle import LabelRequests, simulate_answers
+from pipeline.labels.requests import LabelRequests
 from pipeline.loop.preflight import plan_run
 from pipeline.loop.rounds import Rounds
 from pipeline.loop.run_store import RunStore
 from pipeline.loop.seams import ScoredPass, UpdateResult
-from pipeline.selection.acquisition import hashed_uniform, top_k
-from tests.helpers import tiny_config, write_fashion_like
+from pipeline.selection.uncertainty import hashed_uniform
+from tests.helpers import tiny_config, top_k, write_fashion_like
 
 
 class Scorers:

@@ -1,10 +1,12 @@
-"""The figures file: every key comes from a measured source, and each target is judged on it."""
+"""The figures files: every key comes from a measured source, each target is judged on it, and the
+committed READMEs and JSON are exactly what `python -m benchmarks.figures` writes from benchmarks/results/."""
 
+import difflib
 import json
 
 import pytest
 
-from benchmarks import figures
+from benchmarks import figures, figures_bench, figures_text
 from pipeline.report.summary import summarize
 from tests.unit.test_report import record
 
@@ -20,8 +22,8 @@ def results_dir(tmp_path, monkeypatch):
     return tmp_path / "results"
 
 
-def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, results_dir):
-    compare = summarize(
+def compare_report() -> dict:
+    return summarize(
         {
             "full": {
                 "records": [
@@ -42,8 +44,10 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
         {"50%": 1},
         pool_size=100,
     )
-    write(tmp_path / "compare" / "results.json", {**compare, "command": "clactive compare"})
-    horizon = summarize(
+
+
+def horizon_report() -> dict:
+    return summarize(
         {
             "svp": {
                 "records": [record(0, 10, 0, 5, warm=False), record(1, 11, 2, 41, warm=False, acc=0.80)],
@@ -54,26 +58,40 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
         {},
         pool_size=100,
     )
-    write(tmp_path / "long" / "results.json", horizon)
+
+
+@pytest.fixture
+def sources(tmp_path, results_dir):
+    """A compare and a long horizon in their run directories, and three benchmark scripts' JSON."""
+    compare = compare_report()
+    write(tmp_path / "compare" / "results.json", {**compare, "command": "clactive compare", "date": "2026-11-24"})
+    write(tmp_path / "long" / "results.json", horizon_report())
     write(results_dir / "scoring_throughput.json", {"throughput_ratio_at_config": 0.95, "command": "a"})
     write(results_dir / "round_costs.json", {"update_time_ratio_last_first": 1.3, "overhead_share": 0.1})
-    write(
-        results_dir / "scale.json",
-        {
-            "cluster_margin_scorer_rss_ratio": 1.02,
-            "cluster_margin_coordinator_rss_ratio": 1.3,
-            "command": "python -m benchmarks.scale",
-        },
-    )
+    scale = {"cluster_margin_scorer_rss_ratio": 1.02, "cluster_margin_coordinator_rss_ratio": 1.3}
+    write(results_dir / "scale.json", {**scale, "command": "python -m benchmarks.scale", "date": "2026-12-06"})
+    figures.copy_outputs(tmp_path / "compare", "compare")
+    figures.copy_outputs(tmp_path / "long", "long_horizon")
+    return compare
 
-    summary = figures.gather(tmp_path / "compare", tmp_path / "long")
 
-    at = {name: compare["strategies"][name]["at"]["50%"] for name in ("full", "svp", "clactive")}
+def test_figures_are_ratios_of_the_sources(sources, results_dir):
+    summary = figures.gather(results_dir)
+
+    at = {name: sources["strategies"][name]["at"]["50%"] for name in ("full", "svp", "clactive")}
     assert summary["speedup_vs_full_at_50"] == at["full"]["selection_s"] / at["clactive"]["selection_s"]
     assert summary["update_speedup_vs_svp_at_50"] == at["svp"]["update_s"] / at["clactive"]["update_s"]
     assert summary["target_acc_at_50"] == {"full": 0.92, "svp": 0.915, "clactive": 0.918}
     assert summary["update_speedup_vs_svp_long_horizon"] == (4 + 40) / (4 + 1)
     assert summary["driver_rss_ratio_600k_60k"] is None
+    assert "python -m benchmarks.scale" in summary["command"]
+    assert summary["date"] == "2026-12-06"  # the newest measurement's, never today's
+    assert (results_dir / "compare" / "results.json").is_file()  # the sources are copied beside the figures
+
+
+def test_each_target_is_judged_on_its_figure(sources, results_dir):
+    summary = figures.gather(results_dir)
+
     verdicts = {t["key"]: t["verdict"] for t in summary["targets"]}
     assert verdicts == {
         "speedup_vs_full_at_50": "missed",  # (100.5 + 204.5) / (4.5 + 3.5) = 38.1
@@ -95,9 +113,8 @@ def test_figures_are_ratios_of_the_sources_and_targets_are_judged(tmp_path, resu
         "cluster_margin_scorer_rss_ratio": "met",
         "cluster_margin_coordinator_rss_ratio": "missed",
     }
-    assert "python -m benchmarks.scale" in summary["command"]
-    assert (results_dir / "compare" / "results.json").is_file()  # the sources are copied beside the figures
-    assert "| Ray Data scoring throughput / plain torch loop | >= 0.9 | 0.95 | met |" in figures.readme_section(summary)
+    row = "| Ray Data scoring throughput / plain torch loop | >= 0.9 | 0.95 | met |"
+    assert row in figures_text.target_table(summary["targets"])
 
 
 def test_class_incremental_figures_and_report(tmp_path):
@@ -154,17 +171,12 @@ def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, result
         trial("c", "stopped", 0.70, 20.0, 50),
     ]
     base = {"schedule": {"initial": 40, "round_ends": [70]}}
-    meta = {
-        "date": "2026-11-25T01:00:00+00:00",
-        "command": "clactive tune --config x.yaml",
-        "rounds": 4,
-        "dataset": "fashion_mnist",
-    }
-    write_search(trials, base, tmp_path / "tune", "proxy_acc", 0.5, meta)
+    meta = {"date": "2026-11-25T01:00:00+00:00", "command": "clactive tune --config x.yaml"}
+    write_search(trials, base, tmp_path / "tune", "proxy_acc", 0.5, {**meta, "rounds": 4, "dataset": "fashion_mnist"})
 
     search = figures.copy_outputs(tmp_path / "tune", "tune", "trials.json", figures.TUNE_COPIED)
     assert sorted(p.name for p in (results_dir / "tune").iterdir()) == sorted(figures.TUNE_COPIED)
-    text = "\n".join(figures.tune_lines(search))
+    text = "\n".join(figures_bench.tune_section(search, results_dir))
     assert "3 trials of 4 rounds on fashion_mnist: 2 finished, 1 stopped early by ASHA, 0 failed" in text
     assert "| b | random | 100 | finished | 4 | 0.8580 | 60.0 | yes |" in text
     assert (
@@ -176,44 +188,38 @@ def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, result
     assert figures.copy_outputs(tmp_path / "nothing", "other", "trials.json", figures.TUNE_COPIED) is None
 
 
-def test_with_seeds_json_the_compare_figures_are_the_seeds_means_and_candidates_are_judged_against_whole(
-    tmp_path, results_dir
-):
-    def spread(mean, std, seeds=(0, 1, 2)):  # as seeds.json holds it: per-seed values keyed by the seed, as text
-        return {"seeds": {str(seed): mean for seed in seeds}, "mean": mean, "std": std}
+def spread(mean, std, seeds=(0, 1, 2)):  # as seeds.json holds it: per-seed values keyed by the seed, as text
+    return {"seeds": {str(seed): mean for seed in seeds}, "mean": mean, "std": std}
 
-    write(
-        results_dir / "seeds.json",
-        {
-            "date": "2026-12-03T09:00:00+00:00",
-            "protocols": {
-                "whole": {
-                    "seeds_done": [0, 1, 2],
-                    "seeds_missing": [],
-                    "candidates": None,
-                    "figures": {
-                        "speedup_vs_full_at_50": spread(30.0, 2.0),
-                        "target_acc_clactive_at_20": spread(0.900, 0.001),
-                        "target_acc_clactive_at_50": spread(0.930, 0.002),
-                        "target_acc_clactive_minus_random_at_20": spread(1.2, 0.3),
-                        "target_acc_cluster_margin_minus_clactive_at_20": spread(0.4, 0.1, seeds=(0, 2)),
-                    },
-                },  # not its protocol
-                "candidates": {
-                    "seeds_done": [0],
-                    "seeds_missing": [1, 2],
-                    "candidates": 10000,
-                    "figures": {
-                        "clactive_scoring_share_at_50": spread(0.15, None, (0,)),
-                        "target_acc_clactive_at_20": spread(0.898, None, (0,)),
-                        "target_acc_clactive_at_50": spread(0.926, None, (0,)),
-                        "target_acc_cluster_margin_minus_clactive_at_20": spread(-0.6, None, (0,)),
-                    },
-                },
-            },
+
+def seeds_json() -> dict:
+    whole = {
+        "speedup_vs_full_at_50": spread(30.0, 2.0),
+        "target_acc_clactive_at_20": spread(0.900, 0.001),
+        "target_acc_clactive_at_50": spread(0.930, 0.002),
+        "target_acc_clactive_minus_random_at_20": spread(1.2, 0.3),
+        "target_acc_cluster_margin_minus_clactive_at_20": spread(0.4, 0.1, seeds=(0, 2)),  # not its protocol
+    }
+    candidates = {
+        "clactive_scoring_share_at_50": spread(0.15, None, (0,)),
+        "target_acc_clactive_at_20": spread(0.898, None, (0,)),
+        "target_acc_clactive_at_50": spread(0.926, None, (0,)),
+        "target_acc_cluster_margin_minus_clactive_at_20": spread(-0.6, None, (0,)),
+    }
+    return {
+        "date": "2026-12-03T09:00:00+00:00",
+        "protocols": {
+            "whole": {"seeds_done": [0, 1, 2], "seeds_missing": [], "candidates": None, "figures": whole},
+            "candidates": {"seeds_done": [0], "seeds_missing": [1, 2], "candidates": 10000, "figures": candidates},
         },
-    )
-    summary = figures.gather(tmp_path / "no-compare", tmp_path / "no-long")
+    }
+
+
+def test_with_seeds_json_the_compare_figures_are_the_seeds_means_and_candidates_are_judged_against_whole(
+    results_dir,
+):
+    write(results_dir / "seeds.json", seeds_json())
+    summary = figures.gather(results_dir)
     assert (summary["seeds"], summary["seeds_candidates"]) == ([0, 1, 2], [0])
     assert (summary["speedup_vs_full_at_50"], summary["speedup_vs_full_at_50_std"]) == (30.0, 2.0)
     assert summary["target_acc_candidates_minus_whole_at_20"] == pytest.approx(-0.2)
@@ -227,8 +233,35 @@ def test_with_seeds_json_the_compare_figures_are_the_seeds_means_and_candidates_
     assert verdicts["target_acc_candidates_minus_whole_at_50"] == "missed, 1 of 3 seeds"
     assert verdicts["target_acc_clactive_minus_random_at_20"] == "met"
     assert verdicts["target_acc_cluster_margin_minus_clactive_at_20"] == "reported, 1 of 3 seeds"
-    lines = figures.seed_lines(json.loads((results_dir / "seeds.json").read_text()))
+    assert summary["target_acc_cluster_margin_minus_clactive_at_20"] == -0.6  # the candidates protocol's
+
+
+def test_the_seed_table_gives_each_figure_per_protocol_with_its_seeds():
+    lines = figures_bench.seed_lines(seeds_json())
     assert "| figure | whole (seeds 0, 1, 2) | candidates (seeds 0) |" in lines
     assert "| speedup_vs_full_at_50 | 30 ± 2 | - |" in lines and "missing: whole: none; candidates: 1, 2." in lines[0]
     assert "| target_acc_cluster_margin_minus_clactive_at_20 | 0.4 ± 0.1 (seeds 0, 2) | -0.6 |" in lines
-    assert summary["target_acc_cluster_margin_minus_clactive_at_20"] == -0.6  # the candidates protocol's
+
+
+def test_a_section_is_replaced_between_its_markers_only():
+    begin, end = figures_text.markers("x")
+    text = f"prose 1\n{begin}\nold 2\n{end}\nprose 3\n"
+    assert figures_text.fill(text, "x", ["new 4"]) == f"prose 1\n{begin}\n\nnew 4\n\n{end}\nprose 3\n"
+    with pytest.raises(ValueError, match="markers"):
+        figures_text.fill("no markers here", "x", ["new"])
+
+
+def test_the_committed_readmes_and_figures_are_what_figures_writes_from_the_results():
+    """Regenerates README.md, benchmarks/README.md and the JSON figures.py owns from benchmarks/results/,
+    in memory, and compares them with the committed files: a figure typed by hand, or a result JSON
+    changed without `python -m benchmarks.figures`, fails here."""
+    written = figures.outputs()
+    assert {figures.README, figures.BENCH_README, figures.RESULTS / "fashion_mnist.json"} <= set(written)
+    for path, text in written.items():
+        committed = path.read_text()
+        diff = "".join(
+            list(difflib.unified_diff(committed.splitlines(True), text.splitlines(True), "committed", "regenerated"))[
+                :40
+            ]
+        )
+        assert committed == text, f"{path} is not what `python -m benchmarks.figures` writes:\n{diff}"

@@ -1,0 +1,189 @@
+"""The README's generated sections (benchmarks/figures.py calls these): a kept run's round table,
+and the Results. Every figure here comes from a JSON file or table under benchmarks/results/."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from pipeline.report.round_table import RoundTable
+
+SAMPLE_RUN = Path("seeds") / "whole-s0" / "clactive.json"  # under results/: a kept clactive run's records
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:begin (benchmarks/figures.py writes this section) -->", f"<!-- {name}:end -->"
+
+
+def fill(text: str, name: str, lines: list[str]) -> str:
+    """`text` with the section between `name`'s markers replaced by `lines` (a blank line each side)."""
+    begin, end = markers(name)
+    if text.count(begin) != 1 or text.count(end) != 1:
+        raise ValueError(f"the text has no single pair of markers {begin} ... {end}: put them where the section goes")
+    head, rest = text.split(begin)
+    return head + "\n".join([begin, "", *lines, "", end]) + rest.split(end, 1)[1]
+
+
+def read_text(path: Path) -> str | None:
+    return path.read_text().rstrip() if path.is_file() else None
+
+
+def fmt_value(measured: float | None, target: str) -> str:
+    if measured is None:
+        return "n/a"
+    if target.endswith("%"):  # a share, shown as its target is
+        return f"{100 * measured:.1f}%"
+    return f"{measured:.3g}"
+
+
+def target_table(targets: list[dict]) -> list[str]:
+    lines = ["| figure | target | measured | verdict |", "|---|---|---:|---|"]
+    return lines + [
+        f"| {t['figure']} | {t['target']} | {fmt_value(t['measured'], t['target'])} | {t['verdict']} |" for t in targets
+    ]
+
+
+def sample_lines(results: Path) -> list[str]:
+    """What a run prints, from a kept run's own records: its round table and target lines."""
+    run = json.loads((results / SAMPLE_RUN).read_text())
+    printed: list[str] = []
+    table = RoundTable(printed.append)
+    for record in run["records"]:
+        table.row(record)
+    for _, fit in sorted(run["targets"].items(), key=lambda item: int(item[0])):
+        table.target(fit)
+    note = (
+        f"(Printed by `pipeline/report/round_table.py` from `benchmarks/results/{SAMPLE_RUN.as_posix()}`: "
+        f"{run['strategy']} in `clactive compare --config configs/fashion_mnist_compare.yaml`, seed {run['seed']}, "
+        f"{run['date'][:10]}, {run['machine'].split(', Linux')[0]}.)"
+    )
+    return ["```", *printed, "```", "", *textwrap.wrap(note, width=100, break_on_hyphens=False)]
+
+
+def compare_lines(results: Path) -> list[str]:
+    compare = json.loads((results / "compare" / "results.json").read_text())
+    table = read_text(results / "compare" / "table.md")
+    if table is None:
+        return []
+    labelled = [row["labelled"] for row in next(iter(compare["strategies"].values()))["per_round"]]
+    return [
+        f"The one-seed compare (`{compare['command']}`, {compare['date'][:10]}): {compare['dataset']}, "
+        f"a pool of {compare['pool_size']}, labelled after each round {', '.join(map(str, labelled))}; "
+        f"the target trained from scratch on each strategy's labels at {', '.join(compare['budgets'])}:",
+        "",
+        table,
+        "",
+        "![target accuracy](benchmarks/results/compare/target_accuracy.png)",
+        "![selection time](benchmarks/results/compare/selection_time.png)",
+        "![update per round](benchmarks/results/compare/update_per_round.png)",
+        "",
+    ]
+
+
+def horizon_lines(horizon: dict | None) -> list[str]:
+    if not horizon:
+        return []
+    acc = horizon["proxy_acc_last_round"]
+    return [
+        f"Long horizon (`configs/fashion_mnist_long.yaml`: {horizon['labelled_initial']} initial labels, then "
+        f"{horizon['rounds_after_initial']} rounds of {horizon['round_size']}; svp vs clactive, proxy only): at the "
+        f"last round ({horizon['labelled_at_last_round']} labels) clactive's cumulative update time is "
+        f"{horizon['update_speedup']:.2f}x shorter and its selection time {horizon['selection_speedup']:.2f}x; "
+        f"proxy test accuracy svp {acc['svp']:.4f}, clactive {acc['clactive']:.4f} "
+        f"({100 * horizon['proxy_acc_clactive_minus_svp']:+.2f} pt).",
+        "",
+        "![long horizon update per round](benchmarks/results/long_horizon/update_per_round.png)",
+        "![long horizon selection time](benchmarks/results/long_horizon/selection_time.png)",
+        "",
+    ]
+
+
+def seeds_note(summary: dict) -> list[str]:
+    if not summary.get("seeds"):
+        return []
+    seeds = ", ".join(map(str, summary["seeds"]))
+    return [
+        f"Where `benchmarks/seeds.py` measured a figure over several seeds (whole pool: seeds {seeds}), the "
+        "targets below judge its mean; the per-seed table is in [benchmarks/README.md](benchmarks/README.md).",
+        "",
+    ]
+
+
+def incremental_lines(incremental: dict | None, results: Path) -> list[str]:
+    table = read_text(results / "class_incremental" / "table.md")
+    if not incremental or table is None:
+        return []
+    return [
+        "",
+        f"Class-incremental (`{incremental['command']}`, {incremental['date']}): classes arrive a few at a "
+        "time, and the target is fitted at the last round, on every class:",
+        "",
+        table,
+        "",
+        "![accuracy on seen classes](benchmarks/results/class_incremental/acc_seen.png)",
+        "![forgetting](benchmarks/results/class_incremental/forgetting.png)",
+        "",
+        *target_table(incremental["targets"]),
+    ]
+
+
+def tune_summary(search: dict) -> str:
+    trials = search["trials"]
+    status = {s: sum(t["status"] == s for t in trials) for s in ("finished", "stopped", "error")}
+    total_s = sum(t["selection_s"] for t in trials)
+    return (
+        f"Search of the memory and step budget (`{search['command']}`, {search['date'][:10]}): "
+        f"{len(trials)} trials of {search['rounds']} rounds on {search['dataset']}: {status['finished']} finished, "
+        f"{status['stopped']} stopped early by ASHA, {status['error']} failed; "
+        f"{total_s / 60:.0f} min of selection time over all trials. Objective "
+        f"{search['objective']} at the last round against cumulative selection seconds."
+    )
+
+
+def tune_choice(search: dict, best_yaml: str) -> list[str]:
+    chosen = {t["trial"]: t for t in search["trials"]}.get(search.get("chosen"))
+    if not chosen:
+        return []
+    params = ", ".join(
+        f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}" for k, v in sorted(chosen["params"].items())
+    )
+    return [
+        f"Chosen (the fastest finished trial within {search['choose_within_pt']:g} pt of the best): "
+        f"{chosen['trial']}, {params}; {search['objective']} {chosen['accuracy']:.4f} in "
+        f"{chosen['selection_s']:.1f} s. As a config: `{best_yaml}`."
+    ]
+
+
+def tune_lines(search: dict | None, results: Path) -> list[str]:
+    if not search or not (results / "tune" / "trials.md").is_file():
+        return []
+    return [
+        "",
+        tune_summary(search) + " Every trial: [benchmarks/README.md](benchmarks/README.md).",
+        "",
+        "![accuracy vs selection time](benchmarks/results/tune/pareto.png)",
+        "",
+        *tune_choice(search, "benchmarks/results/tune/best.yaml"),
+    ]
+
+
+def results_lines(summary: dict, incremental: dict | None, search: dict | None, results: Path) -> list[str]:
+    lines = [
+        f"Gathered by `python -m benchmarks.figures` from these measurements (newest {summary['date']}); "
+        "the machine of each, and every benchmark's own tables, are in [benchmarks/README.md](benchmarks/README.md):",
+        "",
+        "```",
+        *(f"{m['command']}    # {m['date']}" for m in summary.get("measured", [])),
+        "```",
+        "",
+    ]
+    if (results / "compare" / "results.json").is_file():
+        lines += compare_lines(results)
+    lines += horizon_lines(summary.get("long_horizon")) + seeds_note(summary) + target_table(summary["targets"])
+    return lines + incremental_lines(incremental, results) + tune_lines(search, results)
+
+
+def fill_readme(text: str, summary: dict, incremental: dict | None, search: dict | None, results: Path) -> str:
+    text = fill(text, "sample", sample_lines(results))
+    return fill(text, "results", results_lines(summary, incremental, search, results))

@@ -94,7 +94,8 @@ def timing_lines(results: Path) -> list[str]:
     ]
     for run in timings["runs"]:
         cells = [run["date"], f"`{run['command']}`", run["venv"], _minutes(run["wall_s"])]
-        cells += [_minutes(run.get("pytest_s")), str(run.get("tests", "-")), run.get("note", "")]
+        note = "; ".join(part for part in (run.get("commit"), run.get("machine"), run.get("note")) if part)
+        cells += [_minutes(run.get("pytest_s")), str(run.get("tests", "-")), note]
         lines.append("| " + " | ".join(cells) + " |")
     for run in timings["runs"]:
         if "train_worker_groups" in run:

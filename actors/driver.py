@@ -19,7 +19,7 @@ from actors.faults import HOOK_ENV
 from actors.resources import check_fits
 from pipeline.loop.preflight import RunPlan
 from pipeline.loop.run_store import RunStore
-from pipeline.report.progress import Progress
+from pipeline.report.progress import RunProgress
 from pipeline.report.tracking import open_tracker
 
 COORDINATOR_RESTARTS = 3  # a coordinator that dies is restarted and reloads the run directory
@@ -34,7 +34,7 @@ def run_rounds(
     no_progress_timeout_s: float | None = None,
     target_rounds: list[int] | None = None,
     accept_partial: bool = False,
-    progress: Progress | None = None,
+    progress: RunProgress | None = None,
     tracking: dict | None = None,
 ) -> dict:
     """Every round of the run through the coordinator actor (`on_record` gets each record, the
@@ -62,21 +62,7 @@ def run_rounds(
     coordinator = _start_coordinator(plan, no_progress_timeout_s, accept_partial)
     report = functools.partial(_report_record, on_record=on_record, progress=progress, tracker=tracker)
     try:
-        records, waiting = _rounds(plan, coordinator, progress, report)
-        if waiting is not None:
-            target_rounds = []
-        elif target_rounds is None:
-            target_rounds = [records[-1]["round"]] if config.train_target_at_end else []
-        targets = {r: _fit_target(r, coordinator, progress, on_target, tracker) for r in target_rounds}
-        ray.get(coordinator.close.remote())
-        if tracker:
-            tracker.log_artifacts(_plots(plan, store, records, targets))
-        return {
-            "records": records,
-            "targets": targets,
-            "final": targets[target_rounds[-1]] if target_rounds else None,
-            "waiting": waiting,
-        }
+        return _rounds_and_targets(plan, store, coordinator, target_rounds, on_target, progress, tracker, report)
     except KeyboardInterrupt:
         # Ctrl-C lands mid-round, and the coordinator would take a close call only once the round is
         # over: it is killed below at once, and with the driver's end Ray ends the job's other actors.
@@ -96,16 +82,46 @@ def run_rounds(
             tracker.close()
 
 
+def _rounds_and_targets(
+    plan: RunPlan,
+    store: RunStore,
+    coordinator,
+    target_rounds: list[int] | None,
+    on_target: Callable[[dict], None] | None,
+    progress: RunProgress | None,
+    tracker,
+    report: Callable[[dict], None],
+) -> dict:
+    """run_rounds' work once the coordinator runs: the rounds, the target fits, the coordinator's
+    graceful close and the tracker's plots; run_rounds' result."""
+    records, waiting = _rounds(plan, coordinator, progress, report)
+    if waiting is not None:
+        target_rounds = []
+    elif target_rounds is None:
+        target_rounds = [records[-1]["round"]] if plan.config.train_target_at_end else []
+    targets = {r: _fit_target(r, coordinator, progress, on_target, tracker) for r in target_rounds}
+    ray.get(coordinator.close.remote())
+    if tracker:
+        tracker.log_artifacts(_plots(plan, store, records, targets))
+    return {
+        "records": records,
+        "targets": targets,
+        "final": targets[target_rounds[-1]] if target_rounds else None,
+        "waiting": waiting,
+    }
+
+
 def _start_coordinator(plan: RunPlan, no_progress_timeout_s: float | None, accept_partial: bool):
     # On the driver's node, as Ray Train does with its controller: the run directory is written from there.
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    return Coordinator.options(
+    # @ray.remote added options(); mypy sees the class as written
+    return Coordinator.options(  # type: ignore[attr-defined]
         scheduling_strategy=here, max_restarts=COORDINATOR_RESTARTS, max_task_retries=COORDINATOR_RESTARTS
     ).remote(plan, no_progress_timeout_s, os.environ.get(HOOK_ENV), accept_partial)
 
 
 def _rounds(
-    plan: RunPlan, coordinator, progress: Progress | None, report: Callable[[dict], None]
+    plan: RunPlan, coordinator, progress: RunProgress | None, report: Callable[[dict], None]
 ) -> tuple[list[dict], dict | None]:
     """The committed rounds (reported again), then the rest of the budget, until a stopping criterion
     holds or a round waits for people: (every record, the waiting round's outcome or None)."""
@@ -123,7 +139,7 @@ def _rounds(
     return records, None
 
 
-def _fit_target(r: int, coordinator, progress: Progress | None, on_target, tracker) -> dict:
+def _fit_target(r: int, coordinator, progress: RunProgress | None, on_target, tracker) -> dict:
     """The target from scratch on the labels of round r."""
     fit = _await(coordinator.train_target.remote(r), coordinator, progress)
     if on_target:
@@ -133,7 +149,7 @@ def _fit_target(r: int, coordinator, progress: Progress | None, on_target, track
     return fit
 
 
-def _await(ref: ray.ObjectRef, coordinator, progress: Progress | None):
+def _await(ref: ray.ObjectRef, coordinator, progress: RunProgress | None):
     """ray.get(ref), feeding `progress` the coordinator's running stage about once a second."""
     if progress is None:
         return ray.get(ref)
@@ -147,7 +163,7 @@ def _await(ref: ray.ObjectRef, coordinator, progress: Progress | None):
     return ray.get(ref)
 
 
-def _report_record(record: dict, on_record, progress: Progress | None, tracker) -> None:
+def _report_record(record: dict, on_record, progress: RunProgress | None, tracker) -> None:
     if progress is not None:
         progress.round_done(record["round"], record["seconds"]["round"])
     if on_record:

@@ -15,7 +15,7 @@ import ray
 class Mailbox:
     """Jobs for the worker group and their results, both keyed by a sequence number."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.jobs: dict[int, dict | None] = {}
         self.results: dict[int, dict] = {}
         self.unfinished = 0  # the first job without a result: where a restarted worker group starts

@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Sink:
     """Where a worker sends its counts: the coordinator's handle and the stage they belong to."""
 
-    coordinator: object  # a Ray actor handle with report_progress(token, part, done)
+    coordinator: Any  # a Ray actor handle with report_progress(token, part, done): Ray types its methods no further
     token: int
 
 
 class StageBoard:
     """The stage the coordinator's round is in and the counts its workers reported (no Ray)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.token = 0
         self.current: dict | None = None
         self.parts: dict[str, int] = {}

@@ -130,14 +130,7 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
         key=lambda node: (node.get("CPU", 0.0), node.get("GPU", 0.0)),
         reverse=True,
     )
-    cache_dir = config.data.cache_dir
-    if (len(live) > 1 or node_types) and not os.path.isabs(cache_dir) and not is_uri(cache_dir):
-        raise ConfigError(
-            f"data.cache_dir {cache_dir} is a relative path, and this cluster has "
-            f"{'an autoscaler' if node_types else f'{len(live)} nodes'}: each node would look for "
-            "the prepared pool in its own working directory; set data.cache_dir to a path every node "
-            "shares (e.g. an NFS mount)"
-        )
+    check_shared_cache(config.data.cache_dir, len(live), bool(node_types))
     problems = unplaceable(requests, live + [t.get("resources", {}) for t in node_types.values()])
     if problems:
         raise ConfigError(
@@ -147,6 +140,25 @@ def check_fits(config: RunConfig, runs: int = 1) -> None:
         )
     if node_types:
         return  # the autoscaler adds nodes for whatever does not fit now
+    check_room_to_read(config, requests, live, runs)
+
+
+def check_shared_cache(cache_dir: str, nodes: int, autoscaler: bool) -> None:
+    """A relative data.cache_dir is refused on a cluster of several nodes (or one that may grow)."""
+    if (nodes > 1 or autoscaler) and not os.path.isabs(cache_dir) and not is_uri(cache_dir):
+        raise ConfigError(
+            f"data.cache_dir {cache_dir} is a relative path, and this cluster has "
+            f"{'an autoscaler' if autoscaler else f'{nodes} nodes'}: each node would look for "
+            "the prepared pool in its own working directory; set data.cache_dir to a path every node "
+            "shares (e.g. an NFS mount)"
+        )
+
+
+def check_room_to_read(
+    config: RunConfig, requests: dict[str, dict[str, float]], live: list[dict[str, float]], runs: int
+) -> None:
+    """On a cluster that cannot grow: the learners and scorers of `runs` runs, placed first-fit on the
+    `live` nodes (largest first), must all fit and leave a read task's CPU share on some node."""
     learner, scorer = requests["learner worker"], requests["scoring actor"]
     each = f" in each of {runs} concurrent trials" if runs > 1 else ""
     fewer = ", or tune.max_concurrent" if runs > 1 else ""

@@ -1,4 +1,4 @@
-"""Epochs vs test accuracy of a model trained from scratch: the evidence for a fair baseline schedule.
+r"""Epochs vs test accuracy of a model trained from scratch: the evidence for a fair baseline schedule.
 
 `full` retrains the target and `svp` the proxy from scratch every round; each must run the
 shortest schedule that converges and no longer. This trains `--model` on a random labelled
@@ -9,7 +9,8 @@ of the best mean, among the epoch counts run with the most seeds: one lucky seed
 lengthen (or shorten) a baseline. The JSON is rewritten after every
 point, and a re-run with the same model and labels skips the (epochs, seed) points it holds.
 
-    .venv/bin/python -m benchmarks.convergence --config configs/fashion_mnist_compare.yaml --model preact_resnet20 --labels 12000 --epochs 2,4,6,8,12,16 --seeds 0,1,2
+    .venv/bin/python -m benchmarks.convergence --config configs/fashion_mnist_compare.yaml \
+        --model preact_resnet20 --labels 12000 --epochs 2,4,6,8,12,16 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pipeline.compare import load
 from pipeline.data import images_from_arrow, prepare_dataset, resolve_augment, source_for
 from pipeline.update.models import create_model
 from pipeline.update.strategies import steps_for_epochs
-from pipeline.update.training import accuracy, make_optimizer, torch_threads, train_steps
+from pipeline.update.training import make_optimizer, predict, torch_threads, train_steps
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -109,7 +110,8 @@ def main() -> None:
                 augment=resolve_augment(config.data),
             )
             seconds = time.perf_counter() - start
-            acc = accuracy(model, test_x, test_y, mean=data.mean, std=data.std, device=torch.device("cpu"))
+            probs = predict(model, test_x, mean=data.mean, std=data.std, device=torch.device("cpu"))
+            acc = float((probs.argmax(axis=1) == test_y.numpy()).mean())  # the test split is never empty
             curve.append({"epochs": epochs, "seed": seed, "steps": steps, "test_acc": acc, "train_s": seconds})
             curve.sort(key=lambda point: (point["epochs"], point["seed"]))
             print(f"{epochs:>6}  {seed:>4}  {steps:>6}  {acc:>8.4f}  {seconds:>8.1f}", flush=True)
@@ -121,8 +123,8 @@ def main() -> None:
     for point in summary["by_epochs"]:
         print(f"{point['epochs']:>6}  {point['seeds']:>5}  {point['mean_acc']:>8.4f}")
     print(
-        f"best mean over {summary['seeds_compared']} seeds {summary['best_mean_acc']:.4f}; shortest within {args.tolerance} pt: "
-        f"{summary['chosen_epochs']} epochs; wrote {out}"
+        f"best mean over {summary['seeds_compared']} seeds {summary['best_mean_acc']:.4f}; "
+        f"shortest within {args.tolerance} pt: {summary['chosen_epochs']} epochs; wrote {out}"
     )
 
 

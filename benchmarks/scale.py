@@ -51,7 +51,7 @@ import torch
 from benchmarks.common import RESULTS, prepared, print_table, start_ray, write_result
 from pipeline.config.run_config import load_config
 from pipeline.data import PreparedData
-from pipeline.data.base import arrow_table, images_from_arrow, pool_schema
+from pipeline.data.rows import arrow_table, images_from_arrow, pool_schema
 
 BASE_ROWS = 60_000
 

@@ -1,8 +1,9 @@
 """The Fashion-MNIST compare over several seeds and two scoring protocols, as mean ± std.
 
-    .venv/bin/python -m benchmarks.seeds run  [--seeds 0 1 2] [--protocol whole|candidates] [--strategies ...]  # hours; resumable
-    .venv/bin/python -m benchmarks.seeds save                                                # keep what finished
-    .venv/bin/python -m benchmarks.seeds gather                                              # writes seeds.json
+    .venv/bin/python -m benchmarks.seeds run  [--seeds 0 1 2] [--protocol whole|candidates] [--strategies ...]
+                                                   # hours; resumable
+    .venv/bin/python -m benchmarks.seeds save      # keep what finished
+    .venv/bin/python -m benchmarks.seeds gather    # writes seeds.json
 
 `run` runs `clactive compare --config configs/fashion_mnist_compare.yaml` once per (protocol, seed,
 strategy), all strategies of a seed in one directory (runs/compare-fashion_mnist-s<seed>[-c<candidates>]):

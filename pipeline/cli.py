@@ -17,19 +17,13 @@ from dataclasses import replace
 
 from actors.decode import ray_data_map
 from actors.faults import HOOK_ENV, check_hook
-from pipeline.config.run_config import load_config, validate
+from pipeline.config.run_config import RunConfig, load_config, validate
 from pipeline.data import SOURCES, prepare_data
 from pipeline.data.pool import split_files
 from pipeline.errors import ClactiveError
-from pipeline.labels.oracle import (
-    LabelRequests,
-    check_continuable,
-    import_answers,
-    open_request,
-    simulate_answers,
-    status_lines,
-    waiting_message,
-)
+from pipeline.labels.answers import import_answers, open_request, simulate_answers
+from pipeline.labels.requests import LabelRequests
+from pipeline.labels.status import check_continuable, status_lines, waiting_message
 from pipeline.loop import interrupts
 from pipeline.loop.preflight import preflight
 from pipeline.loop.run_store import RunStore
@@ -62,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         # An error raised inside a Ray actor arrives wrapped, once per actor it passed through, in a
         # RayTaskError that may also be an instance of the error's own class (its text: a traceback).
-        cause = exc
-        while getattr(cause, "cause", None) is not None:
-            cause = cause.cause
+        cause: BaseException = exc
+        while (inner := getattr(cause, "cause", None)) is not None:
+            cause = inner
         if isinstance(cause, ClactiveError):
             print(f"clactive: error: {cause}", file=sys.stderr)
             return USAGE_ERROR
@@ -77,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clactive", description="CLActive active learning on Ray")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands)
+    _add_label(commands)
+    status = commands.add_parser("status", help="rounds done, labels acquired, the open label request")
+    status.add_argument("run_dir", metavar="RUN_DIR")
+    status.set_defaults(handler=_status)
+    _add_compare(commands)
+    _add_tune(commands)
+    return parser
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser("run", help="run active learning rounds and report each as it completes")
     _config_options(run, "YAML config (default: built-in defaults)", "schedule.rounds=3")
     run.add_argument("--strategy", help=" | ".join(STRATEGIES.names()))
@@ -96,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no live progress line: the round table only")
     run.set_defaults(handler=_run)
 
+
+def _add_label(commands: argparse._SubParsersAction) -> None:
     label = commands.add_parser("label", help="oracle: external: answer a round's label request")
     actions = label.add_subparsers(dest="action", required=True)
     answers = actions.add_parser(
@@ -112,10 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--data-dir", help="directory holding the dataset's files (default: the run's own)")
     simulate.set_defaults(handler=_label_simulate)
 
-    status = commands.add_parser("status", help="rounds done, labels acquired, the open label request")
-    status.add_argument("run_dir", metavar="RUN_DIR")
-    status.set_defaults(handler=_status)
 
+def _add_compare(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser(
         "compare",
         help="every strategy side by side: selection time, update time and target accuracy, with speed-ups (resumable)",
@@ -133,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--quiet", action="store_true", help="no live progress line: the round tables only")
     compare.set_defaults(handler=_compare)
 
+
+def _add_tune(commands: argparse._SubParsersAction) -> None:
     search = commands.add_parser(
         "tune",
         help="search the replay memory and step budget with Ray Tune: trial table, "
@@ -142,7 +149,6 @@ def _parser() -> argparse.ArgumentParser:
         search, "YAML: a run config plus a `tune:` section (e.g. configs/fashion_mnist_tune.yaml)", "tune.num_samples=4"
     )
     search.set_defaults(handler=_tune)
-    return parser
 
 
 def _config_options(command: argparse.ArgumentParser, config_help: str, set_example: str) -> None:
@@ -217,25 +223,7 @@ def connect(address: str | None, verbose: bool) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.resume:
-        if args.config or args.overrides or args.strategy or args.acquisition or args.run_dir or args.dataset:
-            raise ClactiveError(
-                "--resume continues a run with its own config: drop --config, --set, --strategy, "
-                "--acquisition, --dataset and --run-dir"
-            )
-        config = replace(RunStore.open(args.resume).saved_config(), run_dir=args.resume)
-        if args.data_dir:
-            config = replace(config, data=replace(config.data, data_dir=args.data_dir))
-        validate(config)
-    else:
-        config = load_config(
-            args.config,
-            args.overrides,
-            strategy=args.strategy,
-            acquisition=args.acquisition,
-            run_dir=args.run_dir,
-            **{"data.dataset": args.dataset, "data.data_dir": args.data_dir},
-        )
+    config = _run_config(args)
     plan = preflight(config, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data = plan.data
     if args.accept_partial and config.oracle != "external":
@@ -243,16 +231,7 @@ def _run(args: argparse.Namespace) -> int:
             f"--accept-partial continues a round that waits for people's labels, but this run's "
             f"oracle is {config.oracle}: drop --accept-partial"
         )
-    if RunStore(config.run_dir).holds_run():
-        store = RunStore.open(
-            config.run_dir, None if args.resume else config
-        )  # refuses a different config or a damaged run
-        if config.oracle == "external":
-            check_continuable(store, args.accept_partial)  # a round waiting for answers it lacks
-        action = "resuming"
-    else:
-        RunStore.check_new(config.run_dir)  # created once Ray confirmed the resources fit
-        action = "new run"
+    action = _check_run_dir(config, args)
     if os.environ.get(HOOK_ENV):
         try:
             check_hook(os.environ[HOOK_ENV])
@@ -276,8 +255,46 @@ def _run(args: argparse.Namespace) -> int:
         progress.close()
     if result["waiting"] is not None:
         store = RunStore(config.run_dir)
-        print(waiting_message(store, LabelRequests(store).get(result["waiting"]["round"])), flush=True)
+        request = LabelRequests(store).get(result["waiting"]["round"])
+        assert request is not None  # the paused round wrote it
+        print(waiting_message(store, request), flush=True)
     return 0
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    """The run's config: the resumed run's own, or the one the options build."""
+    if args.resume:
+        if args.config or args.overrides or args.strategy or args.acquisition or args.run_dir or args.dataset:
+            raise ClactiveError(
+                "--resume continues a run with its own config: drop --config, --set, --strategy, "
+                "--acquisition, --dataset and --run-dir"
+            )
+        config = replace(RunStore.open(args.resume).saved_config(), run_dir=args.resume)
+        if args.data_dir:
+            config = replace(config, data=replace(config.data, data_dir=args.data_dir))
+        validate(config)
+    else:
+        config = load_config(
+            args.config,
+            args.overrides,
+            strategy=args.strategy,
+            acquisition=args.acquisition,
+            run_dir=args.run_dir,
+            **{"data.dataset": args.dataset, "data.data_dir": args.data_dir},
+        )
+    return config
+
+
+def _check_run_dir(config: RunConfig, args: argparse.Namespace) -> str:
+    """The banner's "resuming" or "new run"; a ClactiveError for a run directory the run cannot go on in."""
+    if RunStore(config.run_dir).holds_run():
+        # refuses a different config or a damaged run
+        store = RunStore.open(config.run_dir, None if args.resume else config)
+        if config.oracle == "external":
+            check_continuable(store, args.accept_partial)  # a round waiting for answers it lacks
+        return "resuming"
+    RunStore.check_new(config.run_dir)  # created once Ray confirmed the resources fit
+    return "new run"
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
         check_size(f"compare.budgets[{i}]", budget)
     if quick:
         section = replace(section, dir=section.dir.rstrip("/") + "-quick")
-    base = config_from_raw(raw, **{"data.data_dir": data_dir})
+    base = config_from_raw(raw, (), **{"data.data_dir": data_dir})
     if base.oracle != "simulated":
         raise ConfigError(
             f"oracle = {base.oracle}: compare runs every strategy unattended, with the simulated "
@@ -146,47 +146,59 @@ def main(args: argparse.Namespace) -> int:
     )
 
     connect(args.address, args.verbose)
+    entries = {name: run_entry(name, plan, num_rounds, section, budgets, args.quiet) for name, plan in plans.items()}
+    summary = summarize(entries, budgets, data.pool_size)
+    paths = write(summary, Path(section.dir), results_meta(base, base_plan, args.command_line))
+    print(table(summary), end="")
+    print("wrote " + ", ".join(str(p) for p in paths), flush=True)
+    return 0
+
+
+def run_entry(
+    name: str, plan: RunPlan, num_rounds: int, section: CompareConfig, budgets: dict[str, int], quiet: bool
+) -> dict:
+    """One strategy's records and target fits: read back when it finished earlier, else run (or resumed)."""
     from actors.driver import run_rounds
 
-    entries = {}
-    for name, plan in plans.items():
-        config = plan.config
-        fits = [] if config.strategy == "full" else list(budgets.values())  # full fits the target every round
-        done = finished(config, num_rounds, fits)
-        if done is not None:
-            print(f"== {name}: done earlier, read from {config.run_dir}", flush=True)
-            entries[name] = done
-            continue
-        print(f"== {name} ({config.strategy} / {config.acquisition})", flush=True)
-        progress = make_progress(num_rounds, args.quiet)
-        printed = RoundTable(progress.write)
-        # one MLflow experiment per compare, a run per strategy, one store in the compare's directory
-        tracking = {
-            "experiment": Path(section.dir).name,
-            "run_name": name,
-            "store_dir": str(Path(section.dir).absolute()),
-        }
-        try:
-            result = run_rounds(
-                plan,
-                on_record=printed.row,
-                on_target=printed.target,
-                target_rounds=fits,
-                progress=progress,
-                tracking=tracking,
-            )
-        finally:
-            progress.close()
-        entries[name] = {"records": result["records"], "targets": result["targets"]}
+    config = plan.config
+    fits = [] if config.strategy == "full" else list(budgets.values())  # full fits the target every round
+    done = finished(config, num_rounds, fits)
+    if done is not None:
+        print(f"== {name}: done earlier, read from {config.run_dir}", flush=True)
+        return done
+    print(f"== {name} ({config.strategy} / {config.acquisition})", flush=True)
+    progress = make_progress(num_rounds, quiet)
+    printed = RoundTable(progress.write)
+    # one MLflow experiment per compare, a run per strategy, one store in the compare's directory
+    tracking = {
+        "experiment": Path(section.dir).name,
+        "run_name": name,
+        "store_dir": str(Path(section.dir).absolute()),
+    }
+    try:
+        result = run_rounds(
+            plan,
+            on_record=printed.row,
+            on_target=printed.target,
+            target_rounds=fits,
+            progress=progress,
+            tracking=tracking,
+        )
+    finally:
+        progress.close()
+    return {"records": result["records"], "targets": result["targets"]}
 
-    summary = summarize(entries, budgets, data.pool_size)
-    meta = {
+
+def results_meta(base: RunConfig, base_plan: RunPlan, command_line: str) -> dict:
+    """What results.json records beside the figures: when, where, the command, the shared protocol."""
+    data = base_plan.data
+    return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "command": args.command_line,
+        "command": command_line,
         "dataset": data.dataset,
         "pool_size": data.pool_size,
-        "rounds": num_rounds,
+        "rounds": base_plan.num_rounds,
         "scoring_protocol": {
             "candidates": scored(base),
             "batch_size": base.scoring.batch_size,
@@ -199,10 +211,6 @@ def main(args: argparse.Namespace) -> int:
             "memory_ratio": base.memory.ratio,
         },
     }
-    paths = write(summary, Path(section.dir), meta)
-    print(table(summary), end="")
-    print("wrote " + ", ".join(str(p) for p in paths), flush=True)
-    return 0
 
 
 def scored(config: RunConfig) -> str:

@@ -100,7 +100,8 @@ def s3_server(bucket: str = "clactive-test", start_timeout_s: float = 60):
 
 @contextmanager
 def _weed_server(bucket: str, deadline: float):
-    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
+    ports = free_ports(8)
+    _, master_grpc, _, volume_grpc, _, filer_grpc, s3, s3_grpc = ports
     work = Path(tempfile.mkdtemp(prefix="weed-"))  # short: weed's unix sockets live under it
     access_key, secret_key = f"AK{secrets.token_hex(8).upper()}", secrets.token_hex(20)
     identities = {
@@ -114,7 +115,36 @@ def _weed_server(bucket: str, deadline: float):
     }
     (work / "s3.json").write_text(json.dumps(identities))
     (work / "data").mkdir()
-    command = [
+    command = _weed_command(work, ports)
+    log = work / "weed.log"
+    # a log file, not a pipe: weed logs a lot, and a full pipe would stall it; TMPDIR: whatever else weed
+    # leaves in the temp dir goes with `work`
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "TMPDIR": str(work)},
+        )
+    try:
+        info = S3Server(f"127.0.0.1:{s3}", access_key, secret_key, bucket, log)
+        _wait_until_writable(server, info, deadline)
+        yield info
+    finally:
+        _stop(server)
+        shutil.rmtree(work, ignore_errors=True)
+        for name, port in (("master", master_grpc), ("volume", volume_grpc), ("filer", filer_grpc), ("s3", s3_grpc)):
+            # weed puts these in /tmp whatever TMPDIR says; the ports, hence the names, were ours
+            Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock").unlink(missing_ok=True)
+
+
+def _weed_command(work: Path, ports: list[int]) -> list[str]:
+    """`weed server` with master, volume, filer and S3 gateway on `ports` (each a port and its gRPC
+    port), its data, sockets and S3 identities under `work`."""
+    master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = ports
+    return [
         WEED,
         "-logtostderr",
         "server",
@@ -141,28 +171,6 @@ def _weed_server(bucket: str, deadline: float):
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]
-    log = work / "weed.log"
-    # a log file, not a pipe: weed logs a lot, and a full pipe would stall it; TMPDIR: whatever else weed
-    # leaves in the temp dir goes with `work`
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "TMPDIR": str(work)},
-        )
-    try:
-        info = S3Server(f"127.0.0.1:{s3}", access_key, secret_key, bucket, log)
-        _wait_until_writable(server, info, deadline)
-        yield info
-    finally:
-        _stop(server)
-        shutil.rmtree(work, ignore_errors=True)
-        for name, port in (("master", master_grpc), ("volume", volume_grpc), ("filer", filer_grpc), ("s3", s3_grpc)):
-            # weed puts these in /tmp whatever TMPDIR says; the ports, hence the names, were ours
-            Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock").unlink(missing_ok=True)
 
 
 def _stop(server: subprocess.Popen) -> None:

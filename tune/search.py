@@ -73,58 +73,18 @@ def trial(params: dict, base_raw: dict, data: PreparedData, objective: str, tria
 def main(args: argparse.Namespace) -> int:
     base_raw, section, params = load(args.config, args.overrides, args.data_dir)
     base = apply(base_raw, {})
-    if base.oracle != "simulated":
-        raise ConfigError(
-            f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; drop the oracle key"
-        )
-    if base.stopping:
-        raise ConfigError(
-            "stopping: would end trials at budgets of their own, but tune compares them at the same "
-            "rounds (its scheduler stops the poor ones early): drop the stopping key"
-        )
+    check_unattended(base)
     from actors.cluster import connect  # Ray is imported only when a search starts
 
     base_plan = preflight(base, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data, num_rounds = base_plan.data, base_plan.num_rounds
-
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     from actors.resources import check_fits
 
     connect(args.address, args.verbose)
     check_fits(base, runs=section.max_concurrent)
     out_dir = Path(section.dir).absolute()
-    experiment = out_dir / "search"
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            trial, base_raw=base_raw, data=data, objective=section.objective, trials_dir=str(out_dir / "trials")
-        ),
-        TRIAL_RESOURCES,
-    )
-    if tune.Tuner.can_restore(str(experiment)):
-        print(f"clactive tune: restoring the search in {experiment}", flush=True)
-        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
-    else:
-        scheduler = None
-        if section.scheduler == "asha":
-            scheduler = ASHAScheduler(
-                metric="proxy_acc",
-                mode="max",
-                time_attr="training_iteration",
-                max_t=num_rounds + 1,
-                grace_period=section.grace_rounds,
-            )
-        tuner = tune.Tuner(
-            trainable,
-            param_space={p.key: _distribution(p) for p in params},
-            tune_config=tune.TuneConfig(
-                num_samples=section.num_samples, scheduler=scheduler, max_concurrent_trials=section.max_concurrent
-            ),
-            run_config=tune.RunConfig(
-                name="search", storage_path=str(out_dir), verbose=0, callbacks=tune_tracking(base, out_dir)
-            ),
-        )
+    tuner = make_tuner(base, base_raw, data, section, params, num_rounds, out_dir)
     print(
         f"clactive tune: {section.num_samples} trials of {num_rounds} rounds over "
         f"{', '.join(p.key for p in params)}; objective {section.objective}, scheduler {section.scheduler}",
@@ -146,6 +106,63 @@ def main(args: argparse.Namespace) -> int:
     print((out_dir / "trials.md").read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in paths), flush=True)
     return 0
+
+
+def check_unattended(base: RunConfig) -> None:
+    """Refuse what a search cannot run: trials run unattended and are compared at the same rounds."""
+    if base.oracle != "simulated":
+        raise ConfigError(
+            f"oracle = {base.oracle}: tune trials run unattended, with the simulated oracle; drop the oracle key"
+        )
+    if base.stopping:
+        raise ConfigError(
+            "stopping: would end trials at budgets of their own, but tune compares them at the same "
+            "rounds (its scheduler stops the poor ones early): drop the stopping key"
+        )
+
+
+def make_tuner(
+    base: RunConfig,
+    base_raw: dict,
+    data: PreparedData,
+    section: TuneSection,
+    params: list[Param],
+    num_rounds: int,
+    out_dir: Path,
+):
+    """The search's Tuner: restored from `out_dir/search` when a search stopped part-way, else a new one."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    experiment = out_dir / "search"
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            trial, base_raw=base_raw, data=data, objective=section.objective, trials_dir=str(out_dir / "trials")
+        ),
+        TRIAL_RESOURCES,
+    )
+    if tune.Tuner.can_restore(str(experiment)):
+        print(f"clactive tune: restoring the search in {experiment}", flush=True)
+        return tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
+    scheduler = None
+    if section.scheduler == "asha":
+        scheduler = ASHAScheduler(
+            metric="proxy_acc",
+            mode="max",
+            time_attr="training_iteration",
+            max_t=num_rounds + 1,
+            grace_period=section.grace_rounds,
+        )
+    return tune.Tuner(
+        trainable,
+        param_space={p.key: _distribution(p) for p in params},
+        tune_config=tune.TuneConfig(
+            num_samples=section.num_samples, scheduler=scheduler, max_concurrent_trials=section.max_concurrent
+        ),
+        run_config=tune.RunConfig(
+            name="search", storage_path=str(out_dir), verbose=0, callbacks=tune_tracking(base, out_dir)
+        ),
+    )
 
 
 def tune_tracking(config: RunConfig, out_dir: Path) -> list:

@@ -7,17 +7,18 @@ round size for the memory ratio), an int >= 1 is an absolute count.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 
 from pipeline.config.sections import apply_overrides, build_section, read_yaml, set_path
 from pipeline.errors import ConfigError
 
-Size = Union[int, float]
-Auto = Union[str, float]  # "auto" or a number
+Size = int | float
+Auto = str | float  # "auto" or a number
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ TRACKERS = ("mlflow", "tensorboard")
 class RunConfig:
     strategy: str = "clactive"  # full | svp | clactive | finetune
     acquisition: str = "least_confidence"
-    oracle: str = "simulated"  # simulated: reveal the label column | external: ask people (pipeline.labels.oracle)
+    oracle: str = "simulated"  # simulated: reveal the label column | external: ask people (pipeline.labels.requests)
     seed: int = 0
     run_dir: str = "runs/fashion_mnist"
     train_target_at_end: bool = True  # fit the target from scratch on the final labels
@@ -158,12 +159,12 @@ def _plain(value):
 # --- loading -------------------------------------------------------------------------------
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), **top_level) -> RunConfig:
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), **top_level: Any) -> RunConfig:
     """YAML file (or the defaults) + `key.sub=value` overrides + keyword overrides, validated."""
     return config_from_raw(read_yaml(path), overrides, **top_level)
 
 
-def read_with_section(path: str | Path | None, overrides: list[str], section: str) -> tuple[dict[str, Any], Any]:
+def read_with_section(path: str | Path | None, overrides: Sequence[str], section: str) -> tuple[dict[str, Any], Any]:
     """A config file plus `--set` overrides, split into the run config's mapping and one more section
     (`compare:`, `tune:`) that only its own command reads: (run config mapping, the section or None)."""
     raw = read_yaml(path)
@@ -171,7 +172,7 @@ def read_with_section(path: str | Path | None, overrides: list[str], section: st
     return raw, raw.pop(section, None)
 
 
-def config_from_raw(raw: dict[str, Any], overrides: list[str] = (), **top_level) -> RunConfig:
+def config_from_raw(raw: dict[str, Any], overrides: Sequence[str] = (), **top_level: Any) -> RunConfig:
     raw = dict(raw)
     apply_overrides(raw, overrides)
     for key, value in top_level.items():

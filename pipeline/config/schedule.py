@@ -21,6 +21,7 @@ def resolve_schedule(schedule: ScheduleConfig, pool_size: int) -> tuple[int, lis
     """(initial labelled count, [labels acquired in each round]) for a pool of `pool_size`."""
     initial = to_count(schedule.initial, pool_size)
     if schedule.rounds is not None:
+        assert schedule.round_size is not None  # validate() sets the two together
         ends = [initial + (r + 1) * to_count(schedule.round_size, pool_size) for r in range(schedule.rounds)]
     else:
         ends = [to_count(end, pool_size) for end in schedule.round_ends]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Union
@@ -33,7 +34,7 @@ def read_yaml(path: str | Path | None) -> dict[str, Any]:
     return raw
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> None:
     """`--set a.b=c` items into raw; the value is read as YAML (3 is an int, [1, 2] a list)."""
     for item in overrides:
         key, sep, text = item.partition("=")

@@ -6,17 +6,16 @@ from pipeline.data.base import (
     PreparedData,
     Source,
     get_source,
-    images_from_arrow,
     is_prepared,
     prepare_data,
     prepare_dataset,
-    read_labels,
-    read_rows,
     resolve_augment,
     source_for,
 )
+from pipeline.data.rows import images_from_arrow, read_labels, read_rows
 
 __all__ = [
+    "SOURCES",
     "PreparedData",
     "Source",
     "get_source",
@@ -26,8 +25,6 @@ __all__ = [
     "prepare_dataset",
     "read_labels",
     "read_rows",
-    "register_source",
     "resolve_augment",
     "source_for",
-    "source_names",
 ]

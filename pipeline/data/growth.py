@@ -104,8 +104,9 @@ class Arrivals(PoolGrowth):
             raise DataError(f"pool.arrivals_dir {directory} is not a directory: create it or fix the path")
 
     def admit(self, round_index: int, admitted: list[str]) -> list[str]:
-        known = pool_ids(self._files(admitted))
-        return admit_arrivals(self.config.pool.arrivals_dir, admitted, known, self.data)
+        directory = self.config.pool.arrivals_dir
+        assert directory is not None  # the config refuses arrivals without one
+        return admit_arrivals(directory, admitted, pool_ids(self._files(admitted)), self.data)
 
     def files(self, round_index: int, admitted: list[str]) -> list[str]:
         return self._files(admitted)

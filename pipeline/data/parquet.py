@@ -184,6 +184,7 @@ class ParquetTable(Source):
     def num_classes(self) -> int:
         if self._num_classes is None:
             self.check()
+        assert self._num_classes is not None  # check() counted the labels
         return self._num_classes
 
     @property
@@ -192,7 +193,11 @@ class ParquetTable(Source):
         kind = self._feature_kind(self._dataset("pool").schema.field(self._column).type, str(self.data_dir))
         if kind == "text":
             return (1, 1, o.max_tokens)
-        return tuple(o.image_shape) if kind == "pixels" else (3, o.image_size, o.image_size)
+        if kind != "pixels":
+            return (3, o.image_size, o.image_size)
+        assert o.image_shape is not None  # _feature_kind refuses pixel lists without data.image_shape
+        c, h, w = o.image_shape  # validate() checked its three sizes
+        return (c, h, w)
 
     # --- reading -------------------------------------------------------------------------------
 

@@ -20,7 +20,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from pipeline.config.run_config import RunConfig
-from pipeline.data.base import PreparedData, parquet_dataset, pool_schema
+from pipeline.data.base import PreparedData
+from pipeline.data.rows import parquet_dataset, pool_schema
 from pipeline.errors import ConfigError, DataError
 from pipeline.storage import Storage, is_uri, join
 
@@ -93,7 +94,7 @@ def admit_arrivals(directory: str, admitted: list[str], known_ids: np.ndarray, d
         ):
             raise DataError(
                 f"arrival shard {path} has schema {_describe(schema)}, not the pool's "
-                f"{_describe(expected)}; rewrite it with pipeline.data.base.arrow_table"
+                f"{_describe(expected)}; rewrite it with pipeline.data.rows.arrow_table"
             )
         if rows == 0:
             raise DataError(f"arrival shard {path} holds no rows; remove it")

@@ -136,6 +136,7 @@ class TextCsv(TokenSource):
             try:
                 header = next(reader, None)
                 text_at, label_at = self._columns(header, path)
+                assert header is not None  # _columns refuses a file without one
                 end = reader.line_num
                 for row in reader:
                     line, end = end + 1, reader.line_num  # a quoted field may span several lines

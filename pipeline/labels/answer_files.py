@@ -1,7 +1,7 @@
 """Answers files people send back: CSV or Parquet with columns id and label, read into arrays.
 
 Only the file's own form is checked here (columns, integers, empty labels); whether the answers
-fit a request is pipeline.labels.oracle's business. Every problem is a one-line OracleError naming the
+fit a request is pipeline.labels.answers' business. Every problem is a one-line OracleError naming the
 file and the line or row.
 """
 

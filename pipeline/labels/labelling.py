@@ -1,17 +1,17 @@
 """Who labels a round's selection, behind one `ask()` (pipeline.loop.rounds.Oracle): the simulated
 oracle, which reveals the pool's label column at once, and people, through the label requests of
-pipeline.labels.oracle, which pause the round until they have answered. No Ray."""
+pipeline.labels.requests, which pause the round until they have answered. No Ray."""
 
 from __future__ import annotations
 
 import time
 
 from pipeline.data import PreparedData
-from pipeline.data.base import read_labels, read_rows
-from pipeline.labels.oracle import LabelRequests, Request
+from pipeline.data.rows import read_labels, read_rows
+from pipeline.labels.requests import LabelRequests, Request
 from pipeline.loop.preflight import RunPlan
-from pipeline.loop.seams import Answer, Selection
 from pipeline.loop.run_store import RunStore
+from pipeline.loop.seams import Answer, Selection
 
 
 def make_oracle(plan: RunPlan, store: RunStore, accept_partial: bool = False):

@@ -4,7 +4,7 @@
                    first) and the ids to label from it: a random initial set in round 0, the
                    scorers' top k after
     [2/6] ask      the oracle: the simulated one reveals the label column at once; an external one
-                   (people, see pipeline.labels.oracle) writes a request and the round pauses until it
+                   (people, see pipeline.labels.requests) writes a request and the round pauses until it
                    is answered; a request written earlier already holds this round's selection
     [3/6] label    the answered labels join the labelled set, written to the round's directory
     [4/6] plan     the strategy says what to train, from where, on which ids, how many steps
@@ -30,9 +30,9 @@ from collections.abc import Callable
 import numpy as np
 
 from pipeline.config.schedule import to_count
-from pipeline.data.base import parquet_dataset
 from pipeline.data.growth import create_growth
 from pipeline.data.pool import pool_ids, split_files
+from pipeline.data.rows import parquet_dataset
 from pipeline.ids import positions_of
 from pipeline.loop.preflight import RunPlan
 from pipeline.loop.records import class_figures, round_record, stop_set_kappa, target_record

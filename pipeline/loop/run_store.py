@@ -13,7 +13,7 @@
     rounds.jsonl                a readable view of every record, rewritten after each commit
     targets/NNNN.json           the target trained from scratch on the labels of rounds 0..N: its accuracy
     requests/NNNN/              oracle: external: round N's label request and its answers
-                                (pipeline.labels.oracle); never removed with an uncommitted round
+                                (pipeline.labels.requests); never removed with an uncommitted round
 
 A round is committed by one atomic single-file write (record.json), which local disks and
 object stores both provide; a round directory without it is the remains of a crash: it is

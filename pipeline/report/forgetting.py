@@ -24,9 +24,9 @@ def per_class_accuracy(correct: np.ndarray, total: np.ndarray) -> np.ndarray:
 
 def seen_accuracy(correct: np.ndarray, total: np.ndarray, seen: tuple[int, ...]) -> float:
     """Accuracy over the test examples whose class has arrived."""
-    seen = list(seen)
-    n = np.asarray(total)[seen].sum()
-    return float(np.asarray(correct)[seen].sum() / n) if n else float("nan")
+    classes = list(seen)
+    n = np.asarray(total)[classes].sum()
+    return float(np.asarray(correct)[classes].sum() / n) if n else float("nan")
 
 
 def forgetting(history: list[np.ndarray], seen_per_round: list[tuple[int, ...]]) -> float:

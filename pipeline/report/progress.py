@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from tqdm import tqdm
 
@@ -59,6 +59,18 @@ class _Stage:
         if self.total is None or rate is None:
             return None
         return max(self.total - self.done, 0) / rate
+
+
+class RunProgress(Protocol):
+    """What the driver feeds a run's counts to and the round table writes through: Progress or NullProgress."""
+
+    def update(self, round_index: int, stage: str, done: int, total: int | None, unit: str) -> None: ...
+
+    def round_done(self, round_index: int, seconds: float) -> None: ...
+
+    def write(self, line: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Progress:
@@ -106,15 +118,16 @@ class Progress:
                 # sees began, as far as it knows, at its first count.
                 if self.last_round_done != round_index - 1:
                     self.round_started = now
-            self._start(round_index, stage, done, total, unit, now)
-            s = self.stage
+            s = self._start(round_index, stage, done, total, unit, now)
         s.done, s.total = done, total
         if self.interactive:
+            bar = self.bar
+            assert bar is not None  # _start drew one for this stage
             run_left = self.run_remaining()
             if run_left is not None:
-                self.bar.set_postfix_str(f"run ~{duration(run_left)} left", refresh=False)
-            self.bar.total = total
-            self.bar.update(done - self.bar.n)  # tqdm counts increments; ours are absolute
+                bar.set_postfix_str(f"run ~{duration(run_left)} left", refresh=False)
+            bar.total = total
+            bar.update(done - bar.n)  # tqdm counts increments; ours are absolute
             return
         ended = total is not None and done >= total
         if ended and not s.ended:
@@ -142,31 +155,34 @@ class Progress:
 
     def run_remaining(self) -> float | None:
         """Seconds the run has left (module docstring), or None before the first round_done or any count."""
-        s = self.stage
-        if not self.round_seconds or s is None:
+        s, last_done, round_started = self.stage, self.last_round_done, self.round_started
+        # round_done sets last_round_done and round_started with the first of round_seconds
+        if not self.round_seconds or s is None or last_done is None or round_started is None:
             return None
         now = self.clock()
         mean = sum(self.round_seconds) / len(self.round_seconds)
-        finished = max(self.last_round_done, s.round_index - 1)  # a resumed run finished the earlier rounds
+        finished = max(last_done, s.round_index - 1)  # a resumed run finished the earlier rounds
         left = (self.num_rounds - 1 - finished) * mean
-        if s.round_index > self.last_round_done:  # the current round is running: part of its mean is spent
-            left -= now - self.round_started
+        if s.round_index > last_done:  # the current round is running: part of its mean is spent
+            left -= now - round_started
         return max(left, s.remaining(now) or 0.0, 0.0)
 
     def line(self, now: float | None = None) -> str:
         """The piped line for the current stage, e.g. 'round 3/5 scoring: 12,000/58,800 examples,
         812/s, stage ~1m00s left, run ~4m10s left'."""
         s = self.stage
+        assert s is not None  # a line is drawn for a stage that has a count
         now = self.clock() if now is None else now
         count = f"{s.done:,}" if s.total is None else f"{s.done:,}/{s.total:,}"
         parts = [f"{self.describe(s)}: {count} {s.unit}"]
         rate = s.rate(now)
         if rate is not None:
             parts.append(f"{rate_text(rate)}/s")
+        stage_left = s.remaining(now)
         if s.ended:
             parts.append(f"stage done in {duration(now - s.started)}")
-        elif s.remaining(now) is not None:
-            parts.append(f"stage ~{duration(s.remaining(now))} left")
+        elif stage_left is not None:
+            parts.append(f"stage ~{duration(stage_left)} left")
         run_left = self.run_remaining()
         if run_left is not None:
             parts.append(f"run ~{duration(run_left)} left")
@@ -189,9 +205,11 @@ class Progress:
             self.bar.close()
             self.bar = None
 
-    def _start(self, round_index: int, stage: str, done: int, total: int | None, unit: str, now: float) -> None:
+    def _start(self, round_index: int, stage: str, done: int, total: int | None, unit: str, now: float) -> _Stage:
+        """A new stage, now the current one, with its bar when interactive."""
         self.close()
-        self.stage = _Stage(round_index, stage, unit, total, started=now, first_done=done, done=done, last_line=now)
+        current = _Stage(round_index, stage, unit, total, started=now, first_done=done, done=done, last_line=now)
+        self.stage = current
         if self.interactive:
             counts = "{n:,}" if total is None else "{n:,}/{total:,}"
             bar = "" if total is None else "{percentage:3.0f}%|{bar}| "
@@ -207,7 +225,7 @@ class Progress:
                 total=total,
                 initial=done,
                 file=self.stream,
-                desc=self.describe(self.stage),
+                desc=self.describe(current),
                 unit=f" {unit}",
                 leave=False,
                 dynamic_ncols=sized,
@@ -217,6 +235,7 @@ class Progress:
                 postfix=None if run_left is None else f"run ~{duration(run_left)} left",
                 bar_format=f"{{desc}}: {bar}{counts}{{unit}} [{{elapsed}}{remaining}, {{rate_fmt}}{{postfix}}]",
             )
+        return current
 
     def _line(self, text: str) -> None:
         self.stream.write(text + "\n")

@@ -201,13 +201,6 @@ def predict(
     return embeddings if output == "embeddings" else (probs, embeddings)
 
 
-def accuracy(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, mean: Stat, std: Stat, device: torch.device
-) -> float:
-    probs = predict(model, images, mean=mean, std=std, device=device)
-    return float((probs.argmax(axis=1) == labels.numpy()).mean()) if len(labels) else float("nan")
-
-
 def checkpoint_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> bytes:
     """The model's weights and, for a warm start to continue exactly, its optimizer's state."""
     buffer = io.BytesIO()

@@ -8,8 +8,8 @@ import ray
 from actors.coordinator import Coordinator
 from actors.driver import run_rounds
 from pipeline.data import get_source, prepare_dataset
-from pipeline.data.base import arrow_table, pool_schema
 from pipeline.data.growth import classes_at
+from pipeline.data.rows import arrow_table, pool_schema
 from pipeline.errors import DataError
 from pipeline.loop.preflight import plan_run
 from pipeline.loop.run_store import RunStore

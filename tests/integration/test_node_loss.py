@@ -83,7 +83,7 @@ def test_a_node_lost_during_a_scoring_pass_and_during_an_update_costs_no_label(
         )
         try:
             for stage in ("scorer", "train"):  # the held process runs on the pinned node: it goes down with it
-                wait_for(lambda: (run_dir / marker_name(1, stage)).is_file(), run, f"round 1's {stage} hold")
+                wait_for((run_dir / marker_name(1, stage)).is_file, run, f"round 1's {stage} hold")
                 lost.append(lost_type.kill())
                 lost_type.alive()  # a replacement joins
             assert run.wait(timeout=2 * STAGE_TIMEOUT_S) == 0, (tmp_path / "run.log").read_text()[-3000:]

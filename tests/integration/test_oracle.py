@@ -38,6 +38,16 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     # asks for the ids `unbroken` chose and continues with part of its answers (--accept-partial).
     # Tracked with MLflow: each of the three processes continues the same tracking run.
     args = two_round_args(tiny_data_dir, tmp_path, "oracle=external", "tracking=mlflow")
+    answers = round_0_paused_and_answered(capsys, args, run_dir, data, tmp_path)
+    table = round_1_paused_with_hints_and_partly_answered(capsys, run_dir, unbroken)
+    round_1_continued_with_its_answers(capsys, run_dir, table)
+    tracked_once_per_round(run_dir)
+    assert label("import", run_dir, answers) == 2  # every round is final now
+    assert "has finished all 2 rounds" in capsys.readouterr().err
+
+
+def round_0_paused_and_answered(capsys, args, run_dir, data, tmp_path):
+    """`clactive run` pauses round 0; a person answers half in a CSV, the rest is simulated. The CSV."""
     code, out, err = in_process(capsys, "run", *args)
     assert code == 0, err[-3000:]
     assert "round 0 waits for 40 labels" in out and "requests/0000/to_label.csv" in out
@@ -52,7 +62,12 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     answers.write_text("id,label\n" + "".join(f"{i},{y}\n" for i, y in zip(ids[:20], truth[:20])))
     assert label("import", run_dir, answers) == 0
     assert label("simulate", run_dir) == 0
+    return answers
 
+
+def round_1_paused_with_hints_and_partly_answered(capsys, run_dir, unbroken):
+    """Resuming commits round 0 and pauses round 1, whose request holds the simulated run's choices;
+    20 of its 30 are answered. Round 1's request table."""
     # round 1: resume, which commits round 0 and asks for round 1's labels, with the model's hints
     code, out, err = in_process(capsys, "run", "--resume", run_dir)
     assert code == 0, err[-3000:]
@@ -63,7 +78,11 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     assert np.all(np.diff(table.column("score").to_numpy()) <= 1e-5)  # the hints' scores in selection order
     assert [selection(run_dir)[0], table.column("id").to_pylist()] == unbroken  # the simulated run's choices
     assert label("simulate", run_dir, "--count", 20) == 0
+    return table
 
+
+def round_1_continued_with_its_answers(capsys, run_dir, table):
+    """A plain resume is refused; --accept-partial commits round 1 with the 20 answered, and the run is done."""
     # round 1 has 20 of its 30 answers: a plain resume is refused; --accept-partial continues with them
     code, _, err = in_process(capsys, "run", "--resume", run_dir)
     assert code == 2 and "round 1 waits for 10 of its 30 labels" in err
@@ -81,6 +100,9 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     out = capsys.readouterr().out
     assert "rounds done: 2 of 2; labels acquired: 60" in out and "finished" in out
 
+
+def tracked_once_per_round(run_dir):
+    """The three processes continued one MLflow run, which holds each round once and the run's plots."""
     from mlflow.tracking import MlflowClient  # read back through MLflow's own API
 
     client = MlflowClient(tracking_uri=f"sqlite:///{run_dir}/mlflow.db")
@@ -89,5 +111,3 @@ def test_an_external_oracle_run_pauses_every_round_ends_with_the_simulated_selec
     history = client.get_metric_history(runs[0].info.run_id, "labelled")
     assert sorted((m.step, m.value) for m in history) == [(0, 40), (1, 60)]  # each round once
     assert "plots/selection_time.png" in {a.path for a in client.list_artifacts(runs[0].info.run_id, "plots")}
-    assert label("import", run_dir, answers) == 2  # every round is final now
-    assert "has finished all 2 rounds" in capsys.readouterr().err

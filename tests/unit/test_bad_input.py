@@ -140,7 +140,8 @@ CASES = [
         "a key of an earlier version",
         None,
         ["--set", "scoring.max_actors=2"],
-        "config key 'scoring.max_actors' is gone: scorers now live for the whole run, so there is one count: set scoring.actors",
+        "config key 'scoring.max_actors' is gone: scorers now live for the whole run, so there is one count: "
+        "set scoring.actors",
     ),
     ("use_gpu not a choice", None, ["--set", "learner.use_gpu=maybe"], "learner.use_gpu = 'maybe'"),
     ("unknown pool growth", None, ["--set", "pool.growth=daily"], "unknown pool.growth 'daily'"),

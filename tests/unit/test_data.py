@@ -83,7 +83,7 @@ def test_uncompressed_idx_files_are_accepted(data_dir, tmp_path):
 def test_the_image_column_is_fixed_size_binary_and_the_format_1_list_column_still_reads():
     import pyarrow as pa
 
-    from pipeline.data.base import image_array, images_from_arrow
+    from pipeline.data.rows import image_array, images_from_arrow
 
     pixels = np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5)
     tokens = np.arange(2 * 6, dtype=np.int32).reshape(2, 1, 1, 6) * 100_000

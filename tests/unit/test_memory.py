@@ -60,7 +60,7 @@ def test_balanced_quota_hands_slack_of_small_classes_to_large_ones():
 def test_reservoir_keeps_capacity_and_samples_the_stream_uniformly():
     rng = np.random.default_rng(0)
     hits = np.zeros(1000)
-    for trial in range(300):
+    for _ in range(300):
         memory = create_memory("reservoir", capacity=100)
         for start in range(0, 1000, 250):
             memory.add(np.arange(start, start + 250), np.zeros(250, dtype=int), rng)

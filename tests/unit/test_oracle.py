@@ -1,6 +1,6 @@
 """The external oracle without Ray: requests, answers, their checks, status, and the CLI's refusals.
 
-A request is written here as the coordinator writes it (pipeline.labels.oracle.LabelRequests.create),
+A request is written here as the coordinator writes it (pipeline.labels.requests.LabelRequests.create),
 on tiny generated data in the real formats; everything after that is what a person runs.
 """
 
@@ -21,7 +21,9 @@ from pipeline.compare import load as load_compare
 from pipeline.data import get_source, prepare_dataset, read_rows
 from pipeline.errors import ConfigError, OracleError
 from pipeline.labels.answer_files import read_answers
-from pipeline.labels.oracle import LabelRequests, check_answers, status_lines
+from pipeline.labels.answers import check_answers
+from pipeline.labels.requests import LabelRequests
+from pipeline.labels.status import status_lines
 from pipeline.loop.run_store import RunStore
 from tests.helpers import tiny_config, write_fashion_like
 

@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.data import get_source, prepare_dataset
-from pipeline.data.base import arrow_table, pool_schema
 from pipeline.data.growth import create_growth
 from pipeline.data.pool import admit_arrivals, class_shards, pool_ids, split_files
+from pipeline.data.rows import arrow_table, pool_schema
 from pipeline.errors import ConfigError, DataError
 from tests.helpers import tiny_config
 

@@ -3,7 +3,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config.run_config import RunConfig, load_config
-from pipeline.data.base import arrow_table, pool_schema
+from pipeline.data.rows import arrow_table, pool_schema
 from pipeline.errors import RunDirError
 from pipeline.loop.run_store import RunStore
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config.run_config import RunConfig
-from pipeline.data.base import arrow_table, pool_schema, read_labels, read_rows
+from pipeline.data.rows import arrow_table, pool_schema, read_labels, read_rows
 from pipeline.loop.run_store import RunStore
 from tests.s3_server import S3Server, s3_server
 from tests.unit.test_run_store import commit_round
@@ -142,8 +142,9 @@ def test_a_pool_prepared_in_the_bucket_is_published_by_its_manifest_and_read_bac
     processes read from it (the shard list, a read task's rows, rows and labels by id, the image shape)
     matches the same pool prepared on a disk."""
     from actors.pool_source import _read_shard
-    from pipeline.data.base import get_source, image_shape_of, is_prepared, prepare_dataset, prepared_root
+    from pipeline.data.base import get_source, is_prepared, prepare_dataset, prepared_root
     from pipeline.data.pool import split_files
+    from pipeline.data.rows import parquet_dataset, shape_from_schema
     from pipeline.storage import Storage
     from tests.helpers import write_fashion_like
 
@@ -174,5 +175,5 @@ def test_a_pool_prepared_in_the_bucket_is_published_by_its_manifest_and_read_bac
     ):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(read_labels(data.split_dir("pool"), ids), read_labels(files, ids))
-    assert image_shape_of(data.split_dir("test")) == (1, 28, 28)
+    assert shape_from_schema(parquet_dataset(data.split_dir("test")).schema) == (1, 28, 28)
     assert prepare_dataset(source, cache, shard_rows=128) == data  # the second run reuses it

@@ -81,10 +81,10 @@ def test_a_seed_kept_in_the_repository_one_strategy_at_a_time_is_summarized_only
     import benchmarks.seeds as seeds
 
     monkeypatch.setattr(seeds, "KEPT", tmp_path)
-    six = lambda model, warm, acc: [
-        record(r, 1200 + 6000 * r, 1.0, 10.0, model=model, warm=warm and r > 0, acc=acc)  # noqa: E731
-        for r in range(6)
-    ]
+
+    def six(model, warm, acc):
+        return [record(r, 1200 + 6000 * r, 1.0, 10.0, model=model, warm=warm and r > 0, acc=acc) for r in range(6)]
+
     fits = {2: {"target_acc": 0.80}, 5: {"target_acc": 0.85}}
     entries = {
         "full": (six("target", False, 0.86), {}),

@@ -11,9 +11,10 @@ from pipeline.data.tokens import BUCKETS, Tokenizer
 from pipeline.errors import ConfigError, DataError
 from pipeline.loop.preflight import plan_run
 from pipeline.update.models import create_model
-from pipeline.update.training import accuracy, train_steps
+from pipeline.update.training import train_steps
 from tests.helpers import amazon_rows, write_amazon_like
 from tests.unit.test_sources import all_rows, expect_one_line, prepare
+from tests.unit.test_training import accuracy
 
 
 def test_tokenizer_hashes_lowercased_words_into_stable_buckets_and_pads():

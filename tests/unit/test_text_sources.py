@@ -239,7 +239,8 @@ def test_a_text_csv_that_is_not_utf8_is_named_by_line(tmp_path):
         ),
         (
             pa.table({"body": pa.array(["a", "  ", "c"]), "y": pa.array([0, 1, 0])}),
-            r"parquet: column 'body' of .*train.parquet has no text in row 1 \(from 0\); write the text or drop that row",
+            r"parquet: column 'body' of .*train.parquet has no text in row 1 \(from 0\); "
+            r"write the text or drop that row",
         ),
         (
             pa.table({"body": pa.array(["a", None]), "y": pa.array([0, 1]), "key": pa.array([7, 8])}),

@@ -120,7 +120,8 @@ def test_mlflow_logs_the_config_every_round_the_target_and_the_plots_to_a_store_
 def test_a_new_mlflow_store_prints_nothing_on_the_console(tmp_path):
     """The console carries clactive's lines only: MLflow's INFO lines about creating its tables stay off."""
     code = (
-        "import sys; from pipeline.config.run_config import load_config; from pipeline.report.tracking import open_tracker; "
+        "import sys; from pipeline.config.run_config import load_config; "
+        "from pipeline.report.tracking import open_tracker; "
         "open_tracker(load_config(None, ['tracking=mlflow']), sys.argv[1]).close()"
     )
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=100)
@@ -185,7 +186,8 @@ def test_tensorboard_writes_the_same_scalars_and_a_resumed_run_logs_each_round_o
 
 def test_no_tracking_returns_none_and_imports_neither_library(tmp_path):
     code = (
-        "import sys; from pipeline.config.run_config import load_config; from pipeline.report.tracking import open_tracker; "
+        "import sys; from pipeline.config.run_config import load_config; "
+        "from pipeline.report.tracking import open_tracker; "
         f"assert open_tracker(load_config(), {str(tmp_path)!r}) is None; "
         "print(sorted(m for m in ('mlflow', 'tensorboard', 'torch', 'ray') if m in sys.modules))"
     )

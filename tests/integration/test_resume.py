@@ -2,6 +2,7 @@
 worker and the coordinator mid-round and let Ray restart them. Either way the run must end with
 the selection of an unbroken run."""
 
+import io
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import time
 import uuid
 
 import pytest
+import torch
 from ray.util.state import list_actors, list_jobs
 
 import pipeline.cli
@@ -19,7 +21,7 @@ from pipeline.config.run_config import load_config
 from pipeline.loop.run_store import RunStore
 from pipeline.storage import Storage
 from tests.helpers import tiny_overrides
-from tests.integration.conftest import selection, two_round_args
+from tests.integration.conftest import NO_TARGET, selection, two_round_args
 from tests.integration.test_cli import REPO, clactive, with_sets
 from tests.s3_server import s3_server
 
@@ -199,3 +201,29 @@ def ray_job_of(driver_pid: int) -> str:
     jobs = [j for j in list_jobs() if j.driver_info and int(j.driver_info.pid) == driver_pid]
     assert len(jobs) == 1, jobs
     return jobs[0].job_id
+
+
+def final_weights(run_dir) -> dict:
+    store = RunStore(run_dir)
+    checkpoint = store.load_round_state(store.committed_rounds()[-1])["checkpoint"]
+    return torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)["model"]
+
+
+def test_a_three_round_run_killed_inside_round_1s_update_resumes_warm(ray_cluster, tiny_data_dir, tmp_path):
+    """Round 1's update is the first warm start; a run killed inside it must resume from round 0's
+    weights, optimizer state and replay memory, so round 2 (scored by the redone round 1's model)
+    selects what an unbroken run selects and the run ends with its weights, bit for bit on CPU.
+    (tests/unit/test_warm_start.py shows that losing any of the three would change both.)"""
+    three_rounds = tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET  # round_ends [70, 100]: rounds 0, 1, 2
+    unbroken_dir, killed_dir = tmp_path / "unbroken", tmp_path / "killed"
+    env = {"RAY_ADDRESS": ray_cluster}
+    done = clactive(*with_sets([*three_rounds, f"run_dir={unbroken_dir}"]), env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    args = with_sets([*three_rounds, f"run_dir={killed_dir}"])
+    kill_at("1:train", args, str(killed_dir), ray_cluster)
+    assert RunStore(killed_dir).committed_rounds() == [0]
+    done = clactive(*args, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert selection(killed_dir) == selection(unbroken_dir) and len(selection(killed_dir)) == 3
+    resumed, unbroken = final_weights(killed_dir), final_weights(unbroken_dir)
+    assert resumed.keys() == unbroken.keys() and all(torch.equal(resumed[k], unbroken[k]) for k in resumed)

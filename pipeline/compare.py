@@ -104,7 +104,8 @@ def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfi
 
 
 def budget_rounds(section: CompareConfig, plan: RunPlan) -> dict[str, int]:
-    """Budget label ("20%") -> the index of the round whose labelled total it is."""
+    """Budget label, as the config writes the budget ("20%" for 0.2, "3000 labels" for 3000) -> the index of
+    the round whose labelled total it is."""
     ends = [plan.initial_size]
     for size in plan.round_sizes:
         ends.append(ends[-1] + size)
@@ -117,7 +118,7 @@ def budget_rounds(section: CompareConfig, plan: RunPlan) -> dict[str, int]:
                 f"compare.budgets {budget} is {count} labels, which no round ends at (rounds end at "
                 f"{', '.join(map(str, ends))}): pick budgets from the schedule's round ends"
             )
-        out[f"{100 * count / pool_size:g}%"] = ends.index(count)
+        out[f"{100 * budget:g}%" if isinstance(budget, float) else f"{budget} labels"] = ends.index(count)
     return out
 
 

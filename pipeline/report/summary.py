@@ -167,8 +167,8 @@ def table(summary: dict) -> str:
             for key, value in figures.items()
             if value is not None
         ]
-        lines.append("")
-        lines.append(f"at {label}: " + "; ".join(parts))
+        if parts:  # a budget no strategy pair has figures at gets no line
+            lines += ["", f"at {label}: " + "; ".join(parts)]
     return "\n".join(lines) + "\n"
 
 

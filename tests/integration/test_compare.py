@@ -33,7 +33,7 @@ def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strateg
     assert {p: p.stat().st_mtime_ns for p in (out / "svp").rglob("*") if p.is_file()} == stamps
 
     results = json.loads((out / "results.json").read_text())
-    assert results["budgets"] == {"10%": 0, "17.5%": 1}  # 40 and 70 of a 400-example pool
+    assert results["budgets"] == {"40 labels": 0, "70 labels": 1}  # as compare.budgets writes them
     for name in ("svp", "clactive"):
         store = RunStore(out / name)
         records = store.records()
@@ -50,5 +50,5 @@ def test_compare_reports_consistent_figures_and_a_rerun_skips_a_finished_strateg
         assert figures["update_vs_svp"] == pytest.approx(svp["update_s"] / ours["update_s"])
     for png in ("target_accuracy.png", "selection_time.png", "update_per_round.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "| clactive | 17.5% | 70 |" in (out / "table.md").read_text()
+    assert "| clactive | 70 labels | 70 |" in (out / "table.md").read_text()
     assert results["date"] and results["machine"] and results["command"].startswith("clactive compare --set ")

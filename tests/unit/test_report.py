@@ -72,7 +72,7 @@ def test_budgets_must_end_a_round():
         sizes={"pool": 100, "test": 10},
     )
     plan = RunPlan(RunConfig(), data, initial_size=10, round_sizes=(10, 20))  # rounds end at 10, 20, 40
-    assert budget_rounds(CompareConfig(budgets=(20, 0.4)), plan) == {"20%": 1, "40%": 2}
+    assert budget_rounds(CompareConfig(budgets=(20, 0.4)), plan) == {"20 labels": 1, "40%": 2}
     with pytest.raises(ConfigError, match="compare.budgets 30 is 30 labels, which no round ends at"):
         budget_rounds(CompareConfig(budgets=(30,)), plan)
 
@@ -112,3 +112,20 @@ def test_an_entry_named_after_an_acquisition_is_clactive_selecting_with_it():
     assert (configs["cluster_margin"].strategy, configs["cluster_margin"].acquisition) == ("clactive", "cluster_margin")
     assert configs["cluster_margin"].run_dir.endswith("cluster_margin")
     assert load(None, [], quick=False, data_dir=None)[1].strategies[-1] == "random"  # the default control
+
+
+def test_budgets_are_labelled_as_written_and_a_budget_without_figures_gets_no_line():
+    data = PreparedData(
+        root="unused",
+        dataset="fashion_mnist",
+        num_classes=10,
+        image_shape=(1, 28, 28),
+        mean=0.5,
+        std=0.5,
+        sizes={"pool": 9999, "test": 10},
+    )
+    plan = RunPlan(RunConfig(), data, initial_size=600, round_sizes=(1400,))  # 0.06 and 0.2 round to 600, 2000
+    assert budget_rounds(CompareConfig(budgets=(0.06, 0.2)), plan) == {"6%": 0, "20%": 1}  # not "6.0006%"
+    entries = {"clactive": {"records": [record(0, 600, 0, 5, warm=False), record(1, 2000, 2, 3)], "targets": {}}}
+    text = table(summarize(entries, {"6%": 0, "20%": 1}, pool_size=9999))  # no full or svp: no speed-ups
+    assert "at 6%" not in text and "at 20%" not in text

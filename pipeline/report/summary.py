@@ -6,7 +6,7 @@ report can be recomputed from the run directories.
 Definitions (per round, from its record):
   update s     the learner call minus its test-set evaluation and minus the construction of
                the learner handle: what a model update costs the selection. Round 0's update
-               also carries the Ray Train worker group's start-up (7-14 s on 2 cores; see its
+               also carries the Ray Train worker group's start-up (seconds; the record's
                `learner_overhead`), the same one-time cost for every strategy
   selection s  scoring + selecting + update s
 Cumulative figures at a budget sum rounds 0..k, where round k is the one whose labelled total

@@ -97,17 +97,19 @@ class RayScorers:
         self.pool: ScorerPool | None = None
 
     def start(self) -> None:
+        self._started()
+
+    def _started(self) -> ScorerPool:
         if self.pool is None:
             from actors.scorer import ScorerPool  # torch: imported where scoring happens
 
             self.pool = ScorerPool(self.config, self.data, self.model_name, Hook(self.hook, self.config.run_dir))
+        return self.pool
 
     def select(self, weights, labelled_ids, k, seed, round_index, pool, candidate_ids) -> ScoredPass:
-        self.start()
         hook = Hook(self.hook, self.config.run_dir, round_index)  # the fault tests' hook: Ray's side alone knows it
         progress = self.sink() if self.sink else None
-        assert self.pool is not None  # start() made it
-        return self.pool.select(
+        return self._started().select(
             weights, labelled_ids, k, seed=seed, hook=hook, pool=pool, candidate_ids=candidate_ids, progress=progress
         )
 
@@ -140,8 +142,11 @@ class RayLearner:
         self.launch_s: float | None = None  # reported with the first update, then None
 
     def start(self) -> None:
+        self._started()
+
+    def _started(self) -> Learner:
         if self.learner is not None:
-            return
+            return self.learner
         from actors.learner import Learner, remove_orphaned_placement_groups  # torch, Ray Train
 
         start = time.perf_counter()
@@ -155,6 +160,7 @@ class RayLearner:
         test = read_rows(self.data.split_dir("test"), test_ids.column("id").to_numpy(), self.data.image_shape)
         self.learner = Learner(self.config, self.data, self.store, ray.put(test), self.hook)
         self.launch_s = time.perf_counter() - start
+        return self.learner
 
     def update(
         self,
@@ -165,9 +171,7 @@ class RayLearner:
         resume_from: bytes | None,
         round_index: int,
     ) -> UpdateResult:
-        self.start()
-        assert self.learner is not None  # start() made it
-        result = self.learner.run(
+        result = self._started().run(
             plan,
             labels,
             rows_from or self.data.split_dir("pool"),

@@ -20,7 +20,7 @@ from actors.faults import HOOK_ENV, check_hook
 from pipeline.config.run_config import RunConfig, load_config, validate
 from pipeline.data import SOURCES, prepare_data
 from pipeline.data.pool import split_files
-from pipeline.errors import ClactiveError
+from pipeline.errors import ClactiveError, RunDirError
 from pipeline.labels.answers import import_answers, open_request, simulate_answers
 from pipeline.labels.requests import LabelRequests
 from pipeline.labels.status import check_continuable, status_lines, waiting_message
@@ -256,7 +256,11 @@ def _run(args: argparse.Namespace) -> int:
     if result["waiting"] is not None:
         store = RunStore(config.run_dir)
         request = LabelRequests(store).get(result["waiting"]["round"])
-        assert request is not None  # the paused round wrote it
+        if request is None:
+            raise RunDirError(
+                f"round {result['waiting']['round']} waits for labels, but its request is missing from "
+                f"{config.run_dir}/requests: was it removed? Resume with clactive run --resume {config.run_dir}"
+            )
         print(waiting_message(store, request), flush=True)
     return 0
 

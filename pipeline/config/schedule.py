@@ -21,7 +21,8 @@ def resolve_schedule(schedule: ScheduleConfig, pool_size: int) -> tuple[int, lis
     """(initial labelled count, [labels acquired in each round]) for a pool of `pool_size`."""
     initial = to_count(schedule.initial, pool_size)
     if schedule.rounds is not None:
-        assert schedule.round_size is not None  # validate() sets the two together
+        if schedule.round_size is None:
+            raise ConfigError("schedule.rounds needs schedule.round_size: set both, or schedule.round_ends instead")
         ends = [initial + (r + 1) * to_count(schedule.round_size, pool_size) for r in range(schedule.rounds)]
     else:
         ends = [to_count(end, pool_size) for end in schedule.round_ends]

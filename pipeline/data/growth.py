@@ -104,9 +104,14 @@ class Arrivals(PoolGrowth):
             raise DataError(f"pool.arrivals_dir {directory} is not a directory: create it or fix the path")
 
     def admit(self, round_index: int, admitted: list[str]) -> list[str]:
-        directory = self.config.pool.arrivals_dir
-        assert directory is not None  # the config refuses arrivals without one
-        return admit_arrivals(directory, admitted, pool_ids(self._files(admitted)), self.data)
+        return admit_arrivals(self._directory(), admitted, pool_ids(self._files(admitted)), self.data)
+
+    def _directory(self) -> str:
+        if self.config.pool.arrivals_dir is None:
+            raise ConfigError(
+                "pool.growth = arrivals needs pool.arrivals_dir: the directory new Parquet shards appear in"
+            )
+        return self.config.pool.arrivals_dir
 
     def files(self, round_index: int, admitted: list[str]) -> list[str]:
         return self._files(admitted)

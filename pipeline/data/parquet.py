@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -37,7 +37,7 @@ import pyarrow.types as pat
 from pipeline.data.base import SOURCES, Source
 from pipeline.data.image_folder import decode_encoded, describe_error, quiet_decoders
 from pipeline.data.tokens import BUCKETS, Tokenizer
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 
 SPLIT_NAMES = {"pool": "train", "test": "test"}
 READ_ROWS = 1024
@@ -183,9 +183,8 @@ class ParquetTable(Source):
     @property
     def num_classes(self) -> int:
         if self._num_classes is None:
-            self.check()
-        assert self._num_classes is not None  # check() counted the labels
-        return self._num_classes
+            self.check()  # counts the labels, or raises
+        return cast(int, self._num_classes)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -195,7 +194,8 @@ class ParquetTable(Source):
             return (1, 1, o.max_tokens)
         if kind != "pixels":
             return (3, o.image_size, o.image_size)
-        assert o.image_shape is not None  # _feature_kind refuses pixel lists without data.image_shape
+        if o.image_shape is None:  # _feature_kind refuses these already; a direct caller gets the same fix
+            raise ConfigError(f"{self.data_dir} holds pixel lists: set data.image_shape to [C, H, W]")
         c, h, w = o.image_shape  # validate() checked its three sizes
         return (c, h, w)
 

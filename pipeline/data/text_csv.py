@@ -134,9 +134,9 @@ class TextCsv(TokenSource):
         with _open(path) as f:
             reader = csv.reader(f)
             try:
-                header = next(reader, None)
-                text_at, label_at = self._columns(header, path)
-                assert header is not None  # _columns refuses a file without one
+                first = next(reader, None)
+                text_at, label_at = self._columns(first, path)  # refuses a file without a header
+                header = first or []
                 end = reader.line_num
                 for row in reader:
                     line, end = end + 1, reader.line_num  # a quoted field may span several lines

@@ -194,7 +194,8 @@ class Rounds:
         else:  # a grown pool's unlabelled count is the scorers' to find
             total = self.data.pool_size - len(self.labelled_ids) if pool is None else None
         self.on_stage(r, "scoring", total, "examples")
-        assert self.weights is not None  # round 0 committed a checkpoint
+        if self.weights is None:
+            raise IndexError(f"round {r} asked to score the pool, but no round committed a model yet")
         scored = self.scorers.select(self.weights, self.labelled_ids, k, self._seed(r), r, pool, candidate_ids)
         seconds = {**scored.seconds, "select": scored.seconds["select"] + draw_s}
         return Selection(

@@ -120,9 +120,8 @@ class Progress:
                     self.round_started = now
             s = self._start(round_index, stage, done, total, unit, now)
         s.done, s.total = done, total
-        if self.interactive:
-            bar = self.bar
-            assert bar is not None  # _start drew one for this stage
+        bar = self.bar  # drawn by _start for this stage when interactive
+        if self.interactive and bar is not None:
             run_left = self.run_remaining()
             if run_left is not None:
                 bar.set_postfix_str(f"run ~{duration(run_left)} left", refresh=False)
@@ -171,7 +170,8 @@ class Progress:
         """The piped line for the current stage, e.g. 'round 3/5 scoring: 12,000/58,800 examples,
         812/s, stage ~1m00s left, run ~4m10s left'."""
         s = self.stage
-        assert s is not None  # a line is drawn for a stage that has a count
+        if s is None:  # no stage has counted yet
+            return ""
         now = self.clock() if now is None else now
         count = f"{s.done:,}" if s.total is None else f"{s.done:,}/{s.total:,}"
         parts = [f"{self.describe(s)}: {count} {s.unit}"]

@@ -156,9 +156,9 @@ class RayLearner:
                 logging.getLogger(__name__).warning(
                     "removed %d placement group(s) the dead coordinator's worker group left behind", len(removed)
                 )
-        test_ids = pads.dataset(self.data.split_dir("test"), format="parquet").to_table(columns=["id"])
-        test = read_rows(self.data.split_dir("test"), test_ids.column("id").to_numpy(), self.data.image_shape)
-        self.learner = Learner(self.config, self.data, self.store, ray.put(test), self.hook)
+        splits = ("test", "validation") if self.data.validation_size else ("test",)
+        evaluated = {split: ray.put(_split_rows(self.data, split)) for split in splits}
+        self.learner = Learner(self.config, self.data, self.store, evaluated, self.hook)
         self.launch_s = time.perf_counter() - start
         return self.learner
 
@@ -189,6 +189,12 @@ class RayLearner:
     def close(self) -> None:
         if self.learner is not None:
             self.learner.close()
+
+
+def _split_rows(data: PreparedData, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A whole split's (images, labels), for the learner to evaluate on."""
+    ids = pads.dataset(data.split_dir(split), format="parquet").to_table(columns=["id"]).column("id")
+    return read_rows(data.split_dir(split), ids.to_numpy(), data.image_shape)
 
 
 def _quiet_ray_data(no_progress_timeout_s: float | None) -> None:

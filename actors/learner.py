@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -42,7 +43,7 @@ from pipeline.data import PreparedData, read_rows, resolve_augment
 from pipeline.errors import ResourceError
 from pipeline.loop.proc import peak_rss_mib
 from pipeline.loop.run_store import RunStore
-from pipeline.report.forgetting import class_counts
+from pipeline.update.evaluation import EpochCurve, Split, evaluate
 from pipeline.update.models import create_model
 from pipeline.update.strategies import UpdatePlan
 from pipeline.update.training import (
@@ -50,7 +51,6 @@ from pipeline.update.training import (
     load_optimizer,
     load_weights,
     make_optimizer,
-    predict,
     torch_threads,
     train_steps,
 )
@@ -68,13 +68,13 @@ def learner_loop(loop_config: dict) -> None:
     device = ray.train.torch.get_device() if cuda else torch.device("cpu")
     torch.set_num_threads(torch_threads(world_size))
     quiet_train_report_log()
-    test_images, test_labels = _tensors(ray.get(loop_config["test"][0]))
+    evaluated = {split: _split(ray.get(refs[0])) for split, refs in loop_config["evaluated"].items()}
     live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}  # by role, between warm-started jobs
     seq = ray.get(mailbox.first_unfinished.remote())
     while (job := ray.get(mailbox.get_job.remote(seq))) is not None:
         if rank == 0:
             Hook(loop_config["hook"], loop_config["run_dir"], job["round"]).at("train")
-        result, trained = _serve(job, loop_config, live, (test_images, test_labels), device, rank, world_size)
+        result, trained = _serve(job, loop_config, live, evaluated, device, rank, world_size)
         if rank == 0:
             ray.get(mailbox.put_result.remote(seq, result))
         ray.train.report({"job": seq, "role": job["plan"].role, **trained})
@@ -85,12 +85,13 @@ def _serve(
     job: dict,
     loop_config: dict,
     live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]],
-    test: tuple[torch.Tensor, torch.Tensor],
+    evaluated: dict[str, Split],
     device: torch.device,
     rank: int,
     world_size: int,
 ) -> tuple[dict, dict]:
-    """One job on this worker: read its rows by id, train, and on rank 0 evaluate and checkpoint.
+    """One job on this worker: read its rows by id, train, and on rank 0 evaluate and checkpoint
+    (a from-scratch fit on rank 0 also after every epoch, on validation).
     Returns (the job's result for the mailbox, the training figures every rank reports)."""
     plan: UpdatePlan = job["plan"]
     data: PreparedData = loop_config["data"]
@@ -103,6 +104,7 @@ def _serve(
         live[plan.role] = _new_model(loop_config["models"][plan.role], data, plan, job, device, world_size)
     model, optimizer = live[plan.role]
     report = Reporter(job.get("progress") if rank == 0 else None, "train")
+    curve = _curve(plan, _bare(model), evaluated.get("validation"), data, device, len(train_ids)) if rank == 0 else None
     trained = train_steps(
         model,
         optimizer,
@@ -118,16 +120,20 @@ def _serve(
         rank=rank,
         world_size=world_size,
         augment=loop_config["augment"],
-        on_step=report,
+        on_step=report if curve is None else _both(report, curve),
     )
     report(int(trained["steps"]), final=True)
-    train_s = time.perf_counter() - start
+    curve_s = 0.0 if curve is None else curve.seconds  # evaluation inside the fit: not training
+    train_s = time.perf_counter() - start - curve_s
     if rank != 0:
         return {}, trained
-    bare = model.module if isinstance(model, DistributedDataParallel) else model
+    bare = _bare(model)
+    start = time.perf_counter()
     result = {
         **trained,
-        **_evaluate(bare, *test, data, device),
+        **evaluate(bare, evaluated["test"], evaluated.get("validation"), data, device),
+        "val_acc_per_epoch": None if curve is None else curve.accuracies,
+        "eval_s": time.perf_counter() - start + curve_s,
         "device": str(device),
         "read_s": read_s,
         "train_s": train_s,
@@ -155,25 +161,35 @@ def _new_model(
     return model, optimizer
 
 
-def _evaluate(
+def _curve(
+    plan: UpdatePlan,
     model: torch.nn.Module,
-    test_images: torch.Tensor,
-    test_labels: torch.Tensor,
+    validation: Split | None,
     data: PreparedData,
     device: torch.device,
-) -> dict:
-    """Test accuracy, per class too, and the predictions the stable-predictions criterion compares."""
-    start = time.perf_counter()
-    probs = predict(model, test_images, mean=data.mean, std=data.std, device=device)
-    predicted = probs.argmax(axis=1)
-    correct, total = class_counts(predicted, test_labels.numpy(), data.num_classes)
-    return {
-        "test_acc": float(correct.sum() / total.sum()) if total.sum() else float("nan"),
-        "class_correct": correct.tolist(),
-        "class_total": total.tolist(),
-        "test_predictions": predicted.astype(np.int32),
-        "eval_s": time.perf_counter() - start,
-    }
+    examples: int,
+) -> EpochCurve | None:
+    """A from-scratch fit's per-epoch validation curve; None for a warm update, or without validation."""
+    if validation is None or plan.warm_start:
+        return None
+    return EpochCurve(model, validation, data, device, examples, plan.batch_size, plan.steps)
+
+
+def _both(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+    def both(taken: int) -> None:
+        first(taken)
+        second(taken)
+
+    return both
+
+
+def _bare(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _split(arrays: tuple[np.ndarray, np.ndarray]) -> Split:
+    images, labels = arrays
+    return Split(_tensors((images,))[0], np.asarray(labels))
 
 
 def _tensors(arrays) -> tuple[torch.Tensor, ...]:
@@ -268,8 +284,14 @@ class Learner:
     """Driver-side handle: submit one UpdatePlan, get back metrics and weights."""
 
     def __init__(
-        self, config: RunConfig, data: PreparedData, store: RunStore, test_ref: ray.ObjectRef, hook: str | None = None
+        self,
+        config: RunConfig,
+        data: PreparedData,
+        store: RunStore,
+        evaluated: dict[str, ray.ObjectRef],
+        hook: str | None = None,
     ):
+        """`evaluated`: split name ("test", and "validation" where there is one) -> its (images, labels)."""
         # Beside the coordinator, on the driver's node, which outlives the workers' nodes: the jobs in
         # flight must survive a worker node that is lost, for the restarted worker group to pick them up.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
@@ -289,7 +311,7 @@ class Learner:
             "augment": resolve_augment(config.data),
             "data": data,
             "mailbox": self.mailbox,
-            "test": [test_ref],
+            "evaluated": {split: [ref] for split, ref in evaluated.items()},  # in lists: Ray passes them on, unresolved
             "nccl": nccl,
             "workers": config.learner.workers,
             "hook": hook,

@@ -59,6 +59,13 @@ TARGETS = [
         lambda v: v >= 1,
     ),
     (
+        "labels_saved_vs_random_at_20",
+        "labels random needs to reach clactive's (least confidence's) target accuracy at 20%, "
+        "as a fraction more (0.25: 25% more)",
+        "report",
+        None,
+    ),
+    (
         "target_acc_cluster_margin_minus_clactive_at_20",
         "target accuracy at 20%: Cluster-Margin - least confidence (points), 10k candidates",
         "report",
@@ -95,6 +102,9 @@ SEEDED = (
     "clactive_scoring_share_at_50",
     "target_acc_clactive_minus_full_at_50",
     "target_acc_clactive_minus_random_at_20",
+    "labels_saved_vs_random_at_20",
+    "labels_saved_vs_random_at_20_svp",
+    "labels_saved_vs_random_at_20_full",
 )
 # Cluster-Margin runs under the candidates protocol (benchmarks/seeds.py's extra): its figures are that protocol's.
 SEEDED_CANDIDATES = ("target_acc_cluster_margin_minus_clactive_at_20", "target_acc_cluster_margin_minus_random_at_20")

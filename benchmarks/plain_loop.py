@@ -43,8 +43,8 @@ from pipeline.loop.preflight import plan_run
 from pipeline.loop.rounds import Rounds
 from pipeline.loop.run_store import RunStore
 from pipeline.loop.seams import ScoredPass, UpdateResult
-from pipeline.report.forgetting import class_counts
 from pipeline.report.summary import round_costs
+from pipeline.update.evaluation import EpochCurve, Split, evaluate
 from pipeline.update.models import create_model
 from pipeline.update.strategies import UpdatePlan
 from pipeline.update.training import (
@@ -52,7 +52,6 @@ from pipeline.update.training import (
     load_optimizer,
     load_weights,
     make_optimizer,
-    predict,
     train_steps,
 )
 
@@ -87,6 +86,15 @@ class PlainScorers:
         pass
 
 
+CPU = torch.device("cpu")
+
+
+def _split(data: PreparedData, split: str) -> Split:
+    ids = pads.dataset(data.split_dir(split), format="parquet").to_table(columns=["id"]).column("id")
+    images, labels = read_rows(data.split_dir(split), ids.to_numpy(), data.image_shape)
+    return Split(torch.from_numpy(images), labels)
+
+
 class PlainLearner:
     """actors.learner's train loop in this process: live models by role, rows read by id, one evaluation."""
 
@@ -94,9 +102,8 @@ class PlainLearner:
         self.config, self.data = config, data
         self.augment = resolve_augment(config.data)
         self.live: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] = {}
-        test_ids = pads.dataset(data.split_dir("test"), format="parquet").to_table(columns=["id"])
-        images, labels = read_rows(data.split_dir("test"), test_ids.column("id").to_numpy(), data.image_shape)
-        self.test_images, self.test_labels = torch.from_numpy(images), labels
+        self.test = _split(data, "test")
+        self.validation = _split(data, "validation") if data.validation_size else None
 
     def start(self) -> None:
         pass
@@ -113,6 +120,11 @@ class PlainLearner:
         if not plan.warm_start or plan.role not in self.live:
             self.live[plan.role] = self._new_model(plan, seed, resume_from)
         model, optimizer = self.live[plan.role]
+        curve = (
+            None
+            if self.validation is None or plan.warm_start
+            else EpochCurve(model, self.validation, self.data, CPU, len(labels), plan.batch_size, plan.steps)
+        )
         trained = train_steps(
             model,
             optimizer,
@@ -124,22 +136,18 @@ class PlainLearner:
             mean=self.data.mean,
             std=self.data.std,
             generator=torch.Generator().manual_seed(seed),
-            device=torch.device("cpu"),
+            device=CPU,
             augment=self.augment,
+            on_step=curve,
         )
-        train_s = time.perf_counter() - start
+        curve_s = 0.0 if curve is None else curve.seconds
+        train_s = time.perf_counter() - start - curve_s
         start = time.perf_counter()
-        predicted = predict(
-            model, self.test_images, mean=self.data.mean, std=self.data.std, device=torch.device("cpu")
-        ).argmax(axis=1)
-        correct, total = class_counts(predicted, self.test_labels, self.data.num_classes)
         return UpdateResult(
             **trained,
-            test_acc=float(correct.sum() / total.sum()),
-            class_correct=correct.tolist(),
-            class_total=total.tolist(),
-            test_predictions=predicted.astype(np.int32),
-            eval_s=time.perf_counter() - start,
+            **evaluate(model, self.test, self.validation, self.data, CPU),
+            val_acc_per_epoch=None if curve is None else curve.accuracies,
+            eval_s=time.perf_counter() - start + curve_s,
             read_s=read_s,
             train_s=train_s,
             device="cpu",

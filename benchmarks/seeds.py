@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.seeds run  [--seeds 0 1 2] [--protocol whole|candidates] [--strategies ...]
                                                    # hours; resumable
     .venv/bin/python -m benchmarks.seeds save      # keep what finished
+    .venv/bin/python -m benchmarks.seeds curve     # random's target at 30% and 40% too (label efficiency)
     .venv/bin/python -m benchmarks.seeds gather    # writes seeds.json
 
 `run` runs `clactive compare --config configs/fashion_mnist_compare.yaml` once per (protocol, seed,
@@ -23,6 +24,13 @@ mean and standard deviation, with pipeline.report.summary's definitions. Seeds w
 strategies missing are listed as missing, never filled in; an extra's figures are over the seeds
 where it ran (each figure lists its seeds); a seed whose strategies ran in different sittings says so (its
 speed-ups then compare times from different machines or days).
+
+Label efficiency (`labels_saved_vs_random_at_20`: clactive's; `..._svp`, `..._full`): how many
+labels random needs to reach a strategy's target test accuracy at 20%, interpolated linearly on
+random's target curve at 20, 30, 40 and 50% (`curve` re-runs random in its own directory, checks
+that it labels what the kept run labelled, and fits the target at 30 and 40%), as a fraction more
+than 20%: 0.25 means random needs 25% more labels. A strategy random does not reach by 50% has
+none (more than 1.5).
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ BUDGET_ROUNDS = (2, 5)  # ... end these rounds of its schedule (2% initial, then
 ROUNDS = 6
 POOL_SIZE = 60_000  # Fashion-MNIST's training split: the pool
 KEPT = RESULTS / "seeds"
+CURVE_BUDGETS = (0.3, 0.4)  # random's extra target fits: with BUDGETS, its curve from 20 to 50%
+CURVE_ROUNDS = (3, 4)
+LABEL_EFFICIENCY = ("clactive", "svp", "full")  # least confidence, each way of selecting with it
 
 
 def protocol_name(candidates: int | None) -> str:
@@ -85,6 +96,79 @@ def compare_command(seed: int, candidates: int | None, strategies: tuple[str, ..
         "--quiet",
         *[arg for s in sets for arg in ("--set", s)],
     ]
+
+
+def curve_command(seed: int) -> list[str]:
+    """random alone, again, fitting the target at CURVE_BUDGETS only (20 and 50% are kept already)."""
+    command = compare_command(seed, None, ("random",))
+    command[command.index(f"compare.dir={compare_dir(seed, None)}")] = f"compare.dir={compare_dir(seed, None)}-curve"
+    budgets = ", ".join(f"{b:g}" for b in CURVE_BUDGETS)
+    return [*command, "--set", f"compare.budgets=[{budgets}]"]
+
+
+def curve_path(seed: int) -> Path:
+    return KEPT / f"whole-s{seed}" / "random_curve.json"
+
+
+def keep_curve(seed: int) -> bool:
+    """Keep random's fits at CURVE_BUDGETS once its re-run finished, after checking that it labelled
+    what the kept random run labelled (the same selection accuracy every round: the same labels)."""
+    store = RunStore(Path(f"{compare_dir(seed, None)}-curve") / "random")
+    if not store.holds_run():
+        return False
+    records = store.records()
+    targets = {k: store.read_json(f"targets/{k:04d}.json") for k in CURVE_ROUNDS}
+    if len(records) < ROUNDS or any(fit is None for fit in targets.values()):
+        return False
+    kept_random = json.loads(kept_path(seed, None, "random").read_text())["records"]
+    if [r["selection_acc"] for r in records] != [r["selection_acc"] for r in kept_random]:
+        raise SystemExit(f"seed {seed}: random's re-run labelled other examples than its kept run: not kept")
+    curve_path(seed).write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "machine": machine(),
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "targets": targets,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    return True
+
+
+def labels_to_reach(curve: list[tuple[int, float]], accuracy: float) -> float | None:
+    """The labels at which the (labels, accuracy) curve, linear between its points, first reaches
+    `accuracy`; None when it never does, or already exceeds it at its first point (nothing to say)."""
+    if not curve or curve[0][1] >= accuracy:
+        return None
+    for (n0, a0), (n1, a1) in zip(curve, curve[1:]):
+        if a1 >= accuracy:
+            return n0 + (n1 - n0) * (accuracy - a0) / (a1 - a0)
+    return None
+
+
+def label_efficiency(results: dict, random_curve: list[tuple[int, float]]) -> dict[str, float | None]:
+    """labels_saved_vs_random_at_20[_<strategy>] for each of LABEL_EFFICIENCY (see the docstring)."""
+    out: dict[str, float | None] = {}
+    for name in LABEL_EFFICIENCY:
+        at = results["strategies"].get(name, {}).get("at", {}).get("20%")
+        needed = labels_to_reach(random_curve, at["target_acc"]) if at and at["target_acc"] is not None else None
+        key = "labels_saved_vs_random_at_20" + ("" if name == "clactive" else f"_{name}")
+        out[key] = None if needed is None else needed / at["labelled"] - 1
+    return out
+
+
+def random_curve(entries: dict[str, dict], seed: int) -> list[tuple[int, float]] | None:
+    """random's (labels, target accuracy) at 20, 30, 40 and 50%, where its curve is kept."""
+    if not curve_path(seed).is_file() or "random" not in entries:
+        return None
+    fits = {
+        **entries["random"]["targets"],
+        **{int(k): v for k, v in json.loads(curve_path(seed).read_text())["targets"].items()},
+    }
+    return sorted((fit["labelled"], fit["target_acc"]) for fit in fits.values())
 
 
 def code_path(seed: int, candidates: int | None, strategy: str) -> Path:
@@ -180,6 +264,7 @@ def figures(results: dict) -> dict[str, float | None]:
         "target_acc_clactive_minus_random_at_20": minus("clactive", "random", "20%"),
         "target_acc_cluster_margin_minus_clactive_at_20": minus("cluster_margin", "clactive", "20%"),
         "target_acc_cluster_margin_minus_random_at_20": minus("cluster_margin", "random", "20%"),
+        **results.get("label_efficiency", {}),
     }
     for budget in ("20%", "50%"):
         for name, acc in at[budget].items():
@@ -210,7 +295,7 @@ def gather(per_seed: dict[int, dict | None]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("run", "save", "gather"))
+    parser.add_argument("action", choices=("run", "save", "curve", "gather"))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     parser.add_argument("--candidates", type=int, default=DEFAULT_CANDIDATES)
     parser.add_argument("--protocol", choices=("both", "whole", "candidates"), default="both")
@@ -225,6 +310,14 @@ def main() -> None:
     protocols = {"whole": None, "candidates": args.candidates}
     if args.protocol != "both" and args.action != "gather":  # seeds.json always holds both
         protocols = {args.protocol: protocols[args.protocol]}
+    if args.action == "curve":
+        for seed in args.seeds:
+            if not curve_path(seed).is_file():
+                print(f"== seed {seed}, random's target curve", flush=True)
+                subprocess.run(curve_command(seed), check=True)
+                if keep_curve(seed):
+                    print(f"kept {curve_path(seed)}", flush=True)
+        return
     if args.action in ("run", "save"):
         for candidates in protocols.values():
             for seed in args.seeds:
@@ -255,6 +348,9 @@ def main() -> None:
         for seed in args.seeds:
             entries = kept(seed, candidates)
             per_seed[seed] = summary_of(entries) if set(STRATEGIES) <= set(entries) else None
+            curve = random_curve(entries, seed) if candidates is None else None
+            if per_seed[seed] is not None and curve is not None:
+                per_seed[seed]["label_efficiency"] = label_efficiency(per_seed[seed], curve)
             sittings[seed] = sorted({(e["machine"], e["date"][:10]) for e in entries.values()})
             code[seed] = {name: e.get("commits") or ["not noted"] for name, e in entries.items()}
         out["protocols"][name] = {

@@ -238,9 +238,10 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise ClactiveError(str(exc)) from None
     connect(args.address, args.verbose)  # an unreachable address fails here, before anything is written
+    held_out = f"{data.validation_size} validation, " if data.validation_size else ""
     print(
         f"clactive: {config.strategy} / {config.acquisition} on {data.dataset} "
-        f"({data.pool_size} pool, {data.sizes['test']} test) -> {config.run_dir} ({action})",
+        f"({data.pool_size} pool, {held_out}{data.sizes['test']} test) -> {config.run_dir} ({action})",
         flush=True,
     )
     from actors.driver import run_rounds  # Ray is imported only when a run starts

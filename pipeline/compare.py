@@ -29,7 +29,7 @@ from pipeline.loop.preflight import RunPlan, plan_run, preflight
 from pipeline.loop.run_store import RunStore
 from pipeline.report.progress import make_progress
 from pipeline.report.round_table import RoundTable
-from pipeline.report.summary import summarize, table, write
+from pipeline.report.summary import TUNED, summarize, table, write
 from pipeline.selection.acquisition import ACQUISITIONS
 from pipeline.update.strategies import STRATEGIES
 
@@ -44,7 +44,7 @@ STRATEGY_ENTRIES = tuple(
 # acquisition: `random` (selection without any model) is the control every compare runs by default.
 ACQUISITION_ENTRIES = tuple(name for name in ACQUISITIONS.names() if name not in STRATEGY_ENTRIES)
 DEFAULT_ENTRIES = STRATEGY_ENTRIES + ("random",)
-KNOWN = STRATEGY_ENTRIES + ACQUISITION_ENTRIES
+KNOWN = STRATEGY_ENTRIES + ACQUISITION_ENTRIES + (TUNED,)  # tuned: clactive with compare.tuned's chosen settings
 # --quick: a smoke run on any dataset, minutes on 2 cores
 QUICK = [
     "schedule.initial=0.01",
@@ -64,6 +64,8 @@ class CompareConfig:
     strategies: tuple[str, ...] = DEFAULT_ENTRIES
     # labelled totals at which the target is fitted from scratch; each must end a round (null: none)
     budgets: tuple[Size, ...] | None = (0.2, 0.5)
+    # a `clactive tune` directory: its chosen trial's settings run as the `tuned` entry (added when unlisted)
+    tuned: str | None = None
 
 
 def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | None) -> tuple[RunConfig, CompareConfig]:
@@ -76,6 +78,12 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
         raise ConfigError("compare.strategies names a strategy twice: list each once")
     for i, budget in enumerate(section.budgets or ()):
         check_size(f"compare.budgets[{i}]", budget)
+    if TUNED in section.strategies and section.tuned is None:
+        raise ConfigError(
+            "compare.strategies lists tuned, but compare.tuned names no search: set it to a clactive tune directory"
+        )
+    if section.tuned is not None and TUNED not in section.strategies:
+        section = replace(section, strategies=(*section.strategies, TUNED))
     if quick:
         section = replace(section, dir=section.dir.rstrip("/") + "-quick")
     base = config_from_raw(raw, (), **{"data.data_dir": data_dir})
@@ -93,7 +101,16 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
 
 
 def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfig:
-    strategy, acquisition = (name, base.acquisition) if name in STRATEGY_ENTRIES else ("clactive", name)
+    if name == TUNED:
+        from tune.report import chosen_params
+        from tune.space import apply
+
+        base = apply(base.to_dict(), chosen_params(Path(section.tuned or "")), where="compare.tuned")
+        strategy, acquisition = "clactive", base.acquisition
+    elif name in STRATEGY_ENTRIES:
+        strategy, acquisition = name, base.acquisition
+    else:
+        strategy, acquisition = "clactive", name
     return replace(
         base,
         strategy=strategy,

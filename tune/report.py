@@ -1,8 +1,9 @@
 """The search's report: every trial, the accuracy/time Pareto front, the chosen config. No Ray here.
 
-A trial is {"trial", "params", "status", "rounds", "accuracy", "selection_s"}: its parameters,
-whether it finished or was stopped early, and the last values it reported. Only finished trials
-compete: a trial ASHA stopped never reached the final budget.
+A trial is {"trial", "params", "status", "rounds", "accuracy", "test_accuracy", "selection_s"}: its
+parameters, whether it finished or was stopped early, and the last values it reported. `accuracy`
+is the objective, a validation accuracy; `test_accuracy` only reports. Only finished trials compete:
+a trial ASHA stopped never reached the final budget.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.errors import ConfigError
 from tune.space import apply
 
 
@@ -31,27 +33,46 @@ def pareto_front(trials: list[dict]) -> list[dict]:
     return sorted((t for t in done if not dominated(t)), key=lambda t: t["selection_s"])
 
 
-def choose(trials: list[dict], within_pt: float) -> dict | None:
-    """The fastest finished trial whose accuracy is within `within_pt` points of the best."""
+def choose(trials: list[dict], within_pt: float, reference: float | None = None) -> dict | None:
+    """The fastest finished trial whose (validation) accuracy is within `within_pt` points of
+    `reference` (full's, when the search ran it), else of the best trial's; None when none is."""
     front = pareto_front(trials)
     if not front:
         return None
-    best = max(t["accuracy"] for t in front)
-    return min((t for t in front if t["accuracy"] >= best - within_pt / 100), key=lambda t: t["selection_s"])
+    bar = (max(t["accuracy"] for t in front) if reference is None else reference) - within_pt / 100
+    near = [t for t in front if t["accuracy"] >= bar]
+    return min(near, key=lambda t: t["selection_s"]) if near else None
+
+
+def chosen_params(out_dir: Path) -> dict:
+    """The settings a finished search chose (its trials.json), for `clactive compare`'s tuned entry."""
+    path = out_dir / "trials.json"
+    if not path.is_file():
+        raise ConfigError(f"compare.tuned: {path} does not exist: run clactive tune with tune.dir {out_dir} first")
+    search = json.loads(path.read_text())
+    chosen = next((t for t in search["trials"] if t["trial"] == search.get("chosen")), None)
+    if chosen is None:
+        raise ConfigError(
+            f"compare.tuned: the search in {out_dir} chose no trial (see its trials.md): widen tune.space or "
+            "raise tune.num_samples, and run it again"
+        )
+    return chosen["params"]
 
 
 def table(trials: list[dict], objective: str) -> str:
     keys = sorted({k for t in trials for k in t["params"]})
     front = {t["trial"] for t in pareto_front(trials)}
     lines = [
-        "| trial | " + " | ".join(keys) + f" | status | rounds | {objective} | selection s | Pareto |",
-        "|---|" + "---|" * len(keys) + "---|---:|---:|---:|---|",
+        "| trial | "
+        + " | ".join(keys)
+        + f" | status | rounds | {objective} | test acc (reported) | selection s | Pareto |",
+        "|---|" + "---|" * len(keys) + "---|---:|---:|---:|---:|---|",
     ]
     for t in sorted(trials, key=lambda t: t["trial"]):
         values = " | ".join(_fmt(t["params"].get(k)) for k in keys)
-        acc = "n/a" if t["accuracy"] is None else f"{t['accuracy']:.4f}"
+        accs = " | ".join("n/a" if v is None else f"{v:.4f}" for v in (t["accuracy"], t.get("test_accuracy")))
         lines.append(
-            f"| {t['trial']} | {values} | {t['status']} | {t['rounds']} | {acc} | {t['selection_s']:.1f} | "
+            f"| {t['trial']} | {values} | {t['status']} | {t['rounds']} | {accs} | {t['selection_s']:.1f} | "
             f"{'yes' if t['trial'] in front else ''} |"
         )
     return "\n".join(lines) + "\n"
@@ -63,7 +84,7 @@ def best_config_yaml(base_raw: dict, chosen: dict) -> str:
     raw = copy.deepcopy(config.to_dict())
     raw.pop("run_dir", None)  # a new run picks its own directory
     header = (
-        f"# chosen by clactive tune: trial {chosen['trial']}, accuracy {chosen['accuracy']:.4f}, "
+        f"# chosen by clactive tune: trial {chosen['trial']}, validation accuracy {chosen['accuracy']:.4f}, "
         f"selection {chosen['selection_s']:.1f} s\n"
     )
     return header + yaml.safe_dump(raw, sort_keys=False)
@@ -72,11 +93,13 @@ def best_config_yaml(base_raw: dict, chosen: dict) -> str:
 def write(
     trials: list[dict], base_raw: dict, out_dir: Path, objective: str, within_pt: float, meta: dict
 ) -> list[Path]:
-    """trials.md, trials.json, pareto.png and (when a trial finished) best.yaml in `out_dir`."""
+    """trials.md, trials.json, pareto.png and (when a trial was chosen) best.yaml in `out_dir`.
+    `meta["reference"]`: full's run when the search ran one (its val_acc is the bar), else None."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = choose(trials, within_pt)
+    reference = meta.get("reference")
+    chosen = choose(trials, within_pt, reference and reference["val_acc"])
     paths = [out_dir / "trials.md", out_dir / "trials.json", out_dir / "pareto.png"]
-    paths[0].write_text(table(trials, objective))
+    paths[0].write_text(table(trials, objective) + _verdict(chosen, reference, within_pt))
     paths[1].write_text(
         json.dumps(
             {
@@ -96,6 +119,17 @@ def write(
         paths.append(out_dir / "best.yaml")
         paths[-1].write_text(best_config_yaml(base_raw, chosen))
     return paths
+
+
+def _verdict(chosen: dict | None, reference: dict | None, within_pt: float) -> str:
+    """The line under the trial table that says what was chosen, against what."""
+    bar = "the best trial" if reference is None else f"full's {reference['val_acc']:.4f}"
+    if chosen is None:
+        return f"\nno finished trial came within {within_pt:g} pt of {bar}'s validation accuracy: nothing chosen\n"
+    return (
+        f"\nchosen: trial {chosen['trial']}, the fastest within {within_pt:g} pt of {bar}: validation "
+        f"{chosen['accuracy']:.4f}, {chosen['selection_s']:.1f} s of selection\n"
+    )
 
 
 def plot(trials: list[dict], objective: str, chosen: dict | None, path: Path) -> None:

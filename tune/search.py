@@ -2,12 +2,16 @@
 
 Each trial applies its sampled parameters to the base config and runs every round through the
 same coordinator, scorers and learner as `clactive run`, in its own run directory
-(`<tune.dir>/trials/<trial id>`). After every round it reports the proxy's test accuracy and the
-cumulative selection seconds (scoring + selecting + model updates, as `clactive compare` counts
-them); with `objective: target_acc` it fits the target on its final labels and reports that last.
-ASHA stops trials whose per-round proxy accuracy trails. A search that stopped part-way is
-restored by running the same command: Tune restores its experiment and an unfinished trial's run
-directory resumes after its last committed round.
+(`<tune.dir>/trials/<trial id>`). After every round it reports the proxy's validation accuracy
+(its test accuracy beside it, for the report only) and the cumulative selection seconds (scoring +
+selecting + model updates, as `clactive compare` counts them); with `objective: target_val_acc` it
+fits the target on its final labels and reports that last. ASHA stops trials whose per-round proxy
+validation accuracy trails. Nothing is chosen on test accuracy: the data must have a validation
+split. With `reference: full` the search first runs `full` on the same schedule
+(`<tune.dir>/reference/full`), and the chosen trial is the fastest within `choose_within_pt` of
+full's validation accuracy. A search that stopped part-way is restored by running the same command:
+Tune restores its experiment and an unfinished trial's (or the reference's) run directory resumes
+after its last committed round.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pipeline.errors import ConfigError
 from pipeline.loop.preflight import plan_run, preflight
 from pipeline.report.summary import round_costs
 from tune.report import write
-from tune.space import TIME_METRIC, Param, TuneSection, apply, parse_section, parse_space
+from tune.space import REPORTED, TIME_METRIC, Param, TuneSection, apply, parse_section, parse_space
 
 # A trial only drives its coordinator; its work runs in actors that hold their own CPUs, and Ray Data's
 # file listing needs one whole free CPU beside them. Tune refuses an empty request, so a trial asks
@@ -60,14 +64,17 @@ def trial(params: dict, base_raw: dict, data: PreparedData, objective: str, tria
         metrics = {
             "round": record["round"],
             "labelled": record["labelled"],
-            "proxy_acc": record["selection_acc"],
+            "proxy_val_acc": record["selection_val_acc"],
+            "proxy_test_acc": record["selection_acc"],
             TIME_METRIC: selection_s,
         }
         ray.tune.report(metrics)
 
-    result = run_rounds(plan, on_record=report, target_rounds=[plan.last_round] if objective == "target_acc" else [])
+    fits = [plan.last_round] if objective == "target_val_acc" else []
+    result = run_rounds(plan, on_record=report, target_rounds=fits)
     if result["final"] is not None:
-        ray.tune.report({**metrics, "target_acc": result["final"]["target_acc"]})
+        final = result["final"]
+        ray.tune.report({**metrics, "target_val_acc": final["target_val_acc"], "target_test_acc": final["target_acc"]})
 
 
 def main(args: argparse.Namespace) -> int:
@@ -78,12 +85,18 @@ def main(args: argparse.Namespace) -> int:
 
     base_plan = preflight(base, parallel_map=ray_data_map(lambda: connect(args.address, args.verbose)))
     data, num_rounds = base_plan.data, base_plan.num_rounds
+    if not data.validation_size:
+        raise ConfigError(
+            "tune chooses on validation accuracy, and the data has no validation split (test accuracy only "
+            "reports): set data.validation, e.g. 0.1 or 5000"
+        )
 
     from actors.resources import check_fits
 
     connect(args.address, args.verbose)
     check_fits(base, runs=section.max_concurrent)
     out_dir = Path(section.dir).absolute()
+    reference = run_reference(base_raw, data, out_dir) if section.reference == "full" else None
     tuner = make_tuner(base, base_raw, data, section, params, num_rounds, out_dir)
     print(
         f"clactive tune: {section.num_samples} trials of {num_rounds} rounds over "
@@ -101,11 +114,34 @@ def main(args: argparse.Namespace) -> int:
         "rounds": num_rounds,
         "dataset": data.dataset,
         "space": {p.key: {p.kind: list(p.values)} for p in params},
+        "reference": reference,
     }
     paths = write(trials, base_raw, out_dir, section.objective, section.choose_within_pt, meta)
     print((out_dir / "trials.md").read_text(), end="")
     print("wrote " + ", ".join(str(p) for p in paths), flush=True)
     return 0
+
+
+def run_reference(base_raw: dict, data: PreparedData, out_dir: Path) -> dict:
+    """`full` on the search's schedule, once (a re-run reads it back or resumes it): its target's
+    validation accuracy at the final budget is what a trial must come within."""
+    from actors.driver import run_rounds
+
+    run_dir = out_dir / "reference" / "full"
+    plan = plan_run(
+        apply(base_raw, {"strategy": "full", "run_dir": str(run_dir), "train_target_at_end": False, "tracking": None}),
+        data,
+    )
+    print(f"clactive tune: the reference, full on the same schedule, in {run_dir}", flush=True)
+    records = run_rounds(plan)["records"]
+    last = records[-1]
+    return {
+        "strategy": "full",
+        "run_dir": str(run_dir),
+        "val_acc": last["selection_val_acc"],
+        "test_acc": last["selection_acc"],
+        TIME_METRIC: sum(round_costs(record)["selection_s"] for record in records),
+    }
 
 
 def check_unattended(base: RunConfig) -> None:
@@ -147,7 +183,7 @@ def make_tuner(
     scheduler = None
     if section.scheduler == "asha":
         scheduler = ASHAScheduler(
-            metric="proxy_acc",
+            metric="proxy_val_acc",
             mode="max",
             time_attr="training_iteration",
             max_t=num_rounds + 1,
@@ -200,5 +236,6 @@ def _trial_row(result, params: list[Param], objective: str, num_rounds: int) -> 
         "status": status,
         "rounds": metrics.get("round", -1) + 1,
         "accuracy": metrics.get(objective),
+        "test_accuracy": metrics.get(REPORTED[objective]),  # reported, never chosen on
         "selection_s": metrics.get(TIME_METRIC, 0.0),
     }

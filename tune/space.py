@@ -23,8 +23,12 @@ from pipeline.errors import ConfigError
 from pipeline.loop.preflight import check_names
 
 KINDS = ("uniform", "loguniform", "randint", "choice")
-# What every trial reports after every round; target_acc only after its last round.
-OBJECTIVES = ("proxy_acc", "target_acc")
+# What a search may choose on, always validation accuracy: the proxy's after every round, the target's
+# (fitted on the trial's labels) after its last round. Test accuracy is reported beside them, never chosen on.
+OBJECTIVES = ("proxy_val_acc", "target_val_acc")
+REPORTED = {"proxy_val_acc": "proxy_test_acc", "target_val_acc": "target_test_acc"}  # objective -> its test twin
+RENAMED = {"proxy_acc": "proxy_val_acc", "target_acc": "target_val_acc"}  # chose on test accuracy, before validation
+REFERENCES = ("none", "full")
 TIME_METRIC = "selection_s"
 
 
@@ -39,11 +43,15 @@ class Param:
 class TuneSection:
     dir: str = "runs/tune"
     num_samples: int = 8
-    objective: str = "proxy_acc"  # accuracy at the final budget: proxy_acc | target_acc
+    objective: str = "proxy_val_acc"  # validation accuracy at the final budget: proxy_val_acc | target_val_acc
     scheduler: str = "asha"  # asha: stop trials whose per-round proxy accuracy trails | none
     grace_rounds: int = 2  # ASHA lets every trial run at least this many rounds
     max_concurrent: int = 1  # trials at once (each holds a learner worker and a scorer)
-    choose_within_pt: float = 0.5  # best = the fastest trial within this many points of the top accuracy
+    # best = the fastest finished trial within this many points of the reference's validation accuracy
+    choose_within_pt: float = 0.5
+    # the reference: none (the best trial's accuracy) | full (the search first runs `full` on the same
+    # schedule; objective target_val_acc then compares like with like: a target on each strategy's labels)
+    reference: str = "none"
     space: dict = field(default_factory=dict)
 
 
@@ -53,9 +61,21 @@ def parse_section(raw: Any) -> TuneSection:
     if not isinstance(space, dict):
         raise ConfigError("tune.space must map config keys to distributions, e.g. memory.ratio: {uniform: [0.25, 2]}")
     section = build_section(TuneSection, raw, "tune")
+    if section.objective in RENAMED:
+        raise ConfigError(
+            f"tune.objective {section.objective} chose on test accuracy; searches now choose on the validation "
+            f"split (data.validation): write {RENAMED[section.objective]}"
+        )
     if section.objective not in OBJECTIVES:
         raise ConfigError(
             f"tune.objective '{section.objective}' is not a metric the trials report: choose {' or '.join(OBJECTIVES)}"
+        )
+    if section.reference not in REFERENCES:
+        raise ConfigError(f"tune.reference '{section.reference}': choose {' or '.join(REFERENCES)}")
+    if section.reference == "full" and section.objective != "target_val_acc":
+        raise ConfigError(
+            "tune.reference full compares each trial's target with full's, so it needs "
+            "tune.objective target_val_acc (the proxy's accuracy is not comparable with full's target)"
         )
     if section.scheduler not in ("asha", "none"):
         raise ConfigError(f"tune.scheduler '{section.scheduler}': choose asha or none")

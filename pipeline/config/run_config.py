@@ -37,6 +37,11 @@ class DataConfig:
     id_column: str | None = None  # parquet: stable non-negative int64 ids (default: row positions)
     image_shape: tuple[int, ...] | None = None  # parquet pixel lists: (C, H, W)
     max_tokens: int = 128  # amazon_review_*: hashed words kept per review (title, then text)
+    # A validation split held out of the pool (a fraction or a count; 0: none), never selected, its labels
+    # known: the small labelled dev set every choice is made on (stops, Tune, schedules); test only reports.
+    # A source with a validation file of its own (parquet, text_csv) uses it instead.
+    validation: Size = 0
+    validation_seed: int = 0  # draws the held-out ids: the same for every run seed and strategy
 
 
 @dataclass(frozen=True)
@@ -260,6 +265,10 @@ def _check_data(data: DataConfig) -> None:
             raise ConfigError(
                 f"data.image_shape = {list(data.image_shape)}: write [channels, height, width], each at least 1"
             )
+    if data.validation != 0:
+        check_size("data.validation", data.validation)
+        if data.validation == 1.0:
+            raise ConfigError("data.validation = 1.0 holds out the whole pool: write a fraction below 1 or a count")
     for key in ("feature_column", "label_column", "id_column"):
         if getattr(data, key) == "":
             raise ConfigError(f"data.{key} is empty: name a column of the Parquet table")

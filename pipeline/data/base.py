@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config.run_config import DataConfig
@@ -29,7 +30,8 @@ from pipeline.errors import DataError
 from pipeline.registry import Registry
 from pipeline.storage import Storage, is_uri, join
 
-SPLITS = ("pool", "test")
+SPLITS = ("pool", "validation", "test")
+UNSPLIT = "pool-unsplit"  # the whole pool, before data.validation's rows are held out of it
 MANIFEST = "manifest.json"
 HOLDS = {"uint8": "pixels", "int32": "tokens"}  # what a pool of each feature dtype holds
 
@@ -109,6 +111,10 @@ class Source(ABC):
         """Yields (images feature_dtype (n, C, H, W), labels int64 (n,)) chunks of `split`, in id order,
         or (images, labels, pool_ids int64 (n,)) chunks for a source whose ids are its own."""
 
+    def has_validation(self) -> bool:
+        """Whether the source's own files hold a validation split (read_split("validation"))."""
+        return False
+
     def check(self) -> None:
         """Fail fast, before any Ray work, when a file is missing."""
         for path in self.files():
@@ -121,6 +127,8 @@ class Source(ABC):
     def fingerprint(self) -> str:
         digest = hashlib.sha256(f"{self.name}:format{POOL_FORMAT}".encode())
         digest.update(json.dumps(self.params(), sort_keys=True).encode())
+        if self.options.validation != 0:  # only then: a cache written before validation splits keeps its key
+            digest.update(f"validation:{self.options.validation!r}:{self.options.validation_seed}".encode())
         for path in self.files():
             stat = path.stat()
             digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -155,6 +163,16 @@ class PreparedData:
     def pool_size(self) -> int:
         return self.sizes["pool"]
 
+    @property
+    def validation_size(self) -> int:
+        """Examples in the validation split; 0: none (a manifest from before validation splits lacks it)."""
+        return self.sizes.get("validation", 0)
+
+    def eval_split(self) -> str:
+        """The split every choice is made on: validation where there is one, else test (whose labels
+        then decide nothing: a run without validation takes no accuracy-based decision)."""
+        return "validation" if self.validation_size else "test"
+
 
 def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> PreparedData:
     """Write the source's splits as Parquet shards once; later calls reuse them.
@@ -176,14 +194,21 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
             shard_rows,
             lambda name, table: storage.write_table(name, table),
             lambda text: storage.write(MANIFEST, text.encode()),
+            storage.read_table,
+            storage.delete_dir,
         )
         return _load_manifest(root)
     tmp = Path(root).with_name(f".{Path(root).name}.{uuid.uuid4().hex[:8]}.tmp")
-    for split in SPLITS:  # an empty split is an empty directory
+    for split in (*SPLITS, UNSPLIT) if source.options.validation else SPLITS:  # an empty split: an empty directory
         (tmp / split).mkdir(parents=True)
     try:
         _write_splits(
-            source, shard_rows, lambda name, table: pq.write_table(table, tmp / name), (tmp / MANIFEST).write_text
+            source,
+            shard_rows,
+            lambda name, table: pq.write_table(table, tmp / name),
+            (tmp / MANIFEST).write_text,
+            lambda name: pq.read_table(tmp / name),
+            lambda name: shutil.rmtree(tmp / name),
         )
         try:
             os.replace(tmp, root)
@@ -201,8 +226,25 @@ def _write_splits(
     shard_rows: int,
     write_shard: Callable[[str, pa.Table], None],
     write_manifest: Callable[[str], object],
+    read_shard: Callable[[str], pa.Table],
+    delete_dir: Callable[[str], None],
 ) -> None:
-    sizes = {split: _write_split(source, split, write_shard, shard_rows) for split in SPLITS}
+    held_out = source.options.validation
+    if held_out != 0 and source.has_validation():
+        raise DataError(
+            f"{source.name}: {source.data_dir} holds a validation split of its own and data.validation = "
+            f"{held_out!r} asks to hold another out of the pool: drop data.validation, or the source's file"
+        )
+    sizes = {"pool": _write_split(source, "pool", write_shard, shard_rows, UNSPLIT if held_out else "pool")}
+    if held_out:
+        sizes["pool"], sizes["validation"] = _hold_out(
+            source, sizes["pool"], shard_rows, write_shard, read_shard, delete_dir
+        )
+    else:
+        sizes["validation"] = (
+            _write_split(source, "validation", write_shard, shard_rows) if source.has_validation() else 0
+        )
+    sizes["test"] = _write_split(source, "test", write_shard, shard_rows)
     if sizes["pool"] == 0:
         raise DataError(
             f"{source.name}: the pool split in {source.data_dir} holds no examples; "
@@ -217,11 +259,53 @@ def _write_splits(
         image_shape=(c, h, w),
         mean=_stat(source.mean),
         std=_stat(source.std),
-        sizes=sizes,
+        # in split order; no validation entry without one, as in manifests written before validation splits
+        sizes={split: sizes[split] for split in SPLITS if split != "validation" or sizes[split]},
         feature_dtype=source.feature_dtype,
         class_names=source.class_names,
     )
     write_manifest(json.dumps(asdict(prepared), indent=1))
+
+
+def _hold_out(
+    source: Source,
+    written: int,
+    shard_rows: int,
+    write_shard: Callable[[str, pa.Table], None],
+    read_shard: Callable[[str], pa.Table],
+    delete_dir: Callable[[str], None],
+) -> tuple[int, int]:
+    """Split the whole pool written to UNSPLIT into pool/ and validation/: data.validation's seeded
+    random ids go to validation, the rest stay the pool, shard by shard in their order. The count
+    of a fraction needs the pool's size, hence the second pass. Returns (pool size, validation size)."""
+    spec, seed = source.options.validation, source.options.validation_seed
+    names = [f"{UNSPLIT}/part-{i:05d}.parquet" for i in range(_shard_count(written, shard_rows))]
+    ids = np.concatenate([read_shard(name).column("id").to_numpy() for name in names] or [np.empty(0, np.int64)])
+    count = int(round(spec * len(ids))) if isinstance(spec, float) else int(spec)
+    if not 0 < count < len(ids):
+        raise DataError(
+            f"{source.name}: data.validation = {spec!r} holds out {count} of the pool's {len(ids)} examples; "
+            "hold out at least one and leave at least one"
+        )
+    held = np.random.default_rng(seed).choice(ids, size=count, replace=False)
+    pool_shard, held_tables = 0, []
+    for name in names:
+        table = read_shard(name)
+        into_validation = pa.array(np.isin(table.column("id").to_numpy(), held))
+        kept = table.filter(pc.invert(into_validation))
+        if kept.num_rows:
+            write_shard(f"pool/part-{pool_shard:05d}.parquet", kept)
+            pool_shard += 1
+        held_tables.append(table.filter(into_validation))
+    validation = pa.concat_tables(held_tables)
+    for shard, start in enumerate(range(0, validation.num_rows, shard_rows)):
+        write_shard(f"validation/part-{shard:05d}.parquet", validation.slice(start, shard_rows))
+    delete_dir(UNSPLIT)
+    return len(ids) - count, count
+
+
+def _shard_count(rows: int, shard_rows: int) -> int:
+    return -(-rows // shard_rows)
 
 
 def prepare_data(data: DataConfig, parallel_map: ParallelMap | None = None) -> PreparedData:
@@ -264,13 +348,17 @@ def _load_manifest(root: str) -> PreparedData:
     return PreparedData(**meta)
 
 
-def _write_split(source: Source, split: str, write_shard: Callable[[str, pa.Table], None], shard_rows: int) -> int:
+def _write_split(
+    source: Source, split: str, write_shard: Callable[[str, pa.Table], None], shard_rows: int, into: str = ""
+) -> int:
+    """The source's `split` as shards of `shard_rows` in directory `into` (default: the split's name)."""
+    into = into or split
     schema = pool_schema(source.image_shape, source.feature_dtype)
     next_id, shard, buffered, own_ids = 0, 0, [], []
 
     def flush(tables):
         nonlocal shard
-        write_shard(f"{split}/part-{shard:05d}.parquet", pa.concat_tables(tables))
+        write_shard(f"{into}/part-{shard:05d}.parquet", pa.concat_tables(tables))
         shard += 1
 
     for images, labels, *given in source.read_split(split):

@@ -2,6 +2,8 @@
 
     DATA_DIR/train.parquet  or  DATA_DIR/train/*.parquet     the pool
     DATA_DIR/test.parquet   or  DATA_DIR/test/*.parquet      the test split
+    DATA_DIR/validation.parquet or DATA_DIR/validation/*.parquet  optional: the validation split
+                      every choice is made on (instead of data.validation's rows held out of the pool)
 
 data.feature_column   the images, either
                       - encoded bytes (binary, or a struct with a `bytes` field as Hugging Face
@@ -13,9 +15,9 @@ data.text_column      or, instead of images, a string column of texts: tokenised
                       Review sources tokenise theirs (pipeline.data.amazon), so the same text
                       models read them; data.feature_column is then not read
 data.label_column     integer class labels in [0, K); K is one more than the largest label of
-                      either split
+                      any split
 data.id_column        optional stable non-negative int64 ids, unique within a split; required in
-                      the pool when named, used in the test split when present there (default:
+                      the pool when named, used in the other splits when present there (default:
                       the row's position, files read in name order)
 
 Normalisation statistics of images are measured per channel on the pool while it is written.
@@ -39,7 +41,8 @@ from pipeline.data.image_folder import decode_encoded, describe_error, quiet_dec
 from pipeline.data.tokens import BUCKETS, Tokenizer
 from pipeline.errors import ConfigError, DataError
 
-SPLIT_NAMES = {"pool": "train", "test": "test"}
+SPLIT_NAMES = {"pool": "train", "validation": "validation", "test": "test"}
+OPTIONAL = ("validation",)
 READ_ROWS = 1024
 
 
@@ -58,10 +61,13 @@ class ParquetTable(Source):
     # --- the layout ------------------------------------------------------------------------
 
     def split_files(self, split: str) -> list[Path]:
+        """The split's files; none for an optional split the directory lacks."""
         name = SPLIT_NAMES[split]
         single, folder = self.data_dir / f"{name}.parquet", self.data_dir / name
         if single.is_file():
             return [single]
+        if split in OPTIONAL and not folder.is_dir():
+            return []
         if folder.is_dir():
             files = sorted(folder.glob("*.parquet"))
             if files:
@@ -73,7 +79,13 @@ class ParquetTable(Source):
         )
 
     def files(self) -> list[Path]:
-        return [f for split in SPLIT_NAMES for f in self.split_files(split)]
+        return [f for split in self._splits() for f in self.split_files(split)]
+
+    def has_validation(self) -> bool:
+        return bool(self.split_files("validation"))
+
+    def _splits(self) -> list[str]:
+        return [split for split in SPLIT_NAMES if split not in OPTIONAL or self.split_files(split)]
 
     def params(self) -> dict[str, Any]:
         o = self.options
@@ -117,13 +129,13 @@ class ParquetTable(Source):
         super().check()
         o = self.options
         largest = -1
-        for split in SPLIT_NAMES:
+        for split in self._splits():
             dataset = self._dataset(split)
             where = ", ".join(str(f) for f in self.split_files(split))
             schema = dataset.schema
             feature = "feature" if o.text_column is None else "text"
             for role, column in ((feature, self._column), ("label", o.label_column), ("id", o.id_column)):
-                if role == "id" and split == "test":
+                if role == "id" and split != "pool":
                     continue
                 if column is not None and column not in schema.names:
                     raise DataError(

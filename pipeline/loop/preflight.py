@@ -59,6 +59,7 @@ def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
     check_models_read(config.proxy.name, config.target.name, data.dataset, data.holds)
     check_augment(config, data)
     create_growth(config, data).check()
+    _check_validation(config, data)
     if sizes:  # the first scored round's candidates; a growing pool is checked again as it grows
         unlabelled = data.pool_size - initial
         size = config.scoring.candidates
@@ -66,6 +67,20 @@ def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
             config.acquisition, unlabelled if size is None else max(to_count(size, unlabelled), sizes[0])
         )
     return RunPlan(config, data, initial, tuple(sizes))
+
+
+def _check_validation(config: RunConfig, data: PreparedData) -> None:
+    """What decides on validation accuracy needs a validation split: test accuracy only reports."""
+    from pipeline.loop.stopping import CRITERIA
+
+    if data.validation_size:
+        return
+    for i, stop in enumerate(config.stopping):
+        if CRITERIA.get(stop.criterion).reads_validation:
+            raise ConfigError(
+                f"stopping[{i}].criterion {stop.criterion} decides on validation accuracy, and the data has no "
+                "validation split (test accuracy only reports): set data.validation, e.g. 0.1 or 5000"
+            )
 
 
 def check_names(config: RunConfig) -> None:

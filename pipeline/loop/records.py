@@ -37,7 +37,9 @@ def round_record(
         "steps": result.steps,
         "train_examples": int(len(plan.train_ids)),
         "candidates": int(chosen.candidates),
-        "selection_acc": result.test_acc,
+        "selection_acc": result.test_acc,  # test: reported only
+        "selection_val_acc": result.val_acc,  # validation (None: no validation split): what stops read
+        **_curve(result),
         "loss": result.loss,
         "seconds": seconds,
         **figures,
@@ -63,7 +65,7 @@ def stop_set_kappa(previous: np.ndarray | None, result: UpdateResult, num_classe
     """Agreement with the previous round's model on the stop set, for stable_predictions ({} in round 0)."""
     if previous is None:
         return {}
-    return {"stop_set_kappa": cohens_kappa(previous, result.test_predictions, num_classes)}
+    return {"stop_set_kappa": cohens_kappa(previous, result.stop_predictions, num_classes)}
 
 
 def class_figures(result: UpdateResult, seen_per_round: list[tuple[int, ...]] | None, earlier: list[dict]) -> dict:
@@ -93,10 +95,17 @@ def target_record(
         "labelled": labelled,
         "target": config.target.name,
         "target_acc": result.test_acc,
+        "target_val_acc": result.val_acc,
+        **_curve(result),
         "steps": result.steps,
         **{k: v for k, v in figures.items() if k != "forgetting"},
         "seconds": {"train": result.train_s, "eval": result.eval_s, "update": update_s},
     }
+
+
+def _curve(result: UpdateResult) -> dict:
+    """A from-scratch fit's validation accuracy after each epoch, where it was measured."""
+    return {} if result.val_acc_per_epoch is None else {"val_acc_per_epoch": result.val_acc_per_epoch}
 
 
 def _json_floats(values: np.ndarray) -> list[float | None]:

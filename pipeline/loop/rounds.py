@@ -118,7 +118,7 @@ class Rounds:
         seconds["round"] = time.perf_counter() - round_start + answer.seconds_before
         record = self._commit(r, writer, chosen, answer, plan, result, seconds, len(labelled_ids))
         self.labelled_ids, self.labels = labelled_ids, labels
-        self.weights, self.stop_set, self.stopped = result.checkpoint, result.test_predictions, "stopped" in record
+        self.weights, self.stop_set, self.stopped = result.checkpoint, result.stop_predictions, "stopped" in record
         self.admitted += chosen.admitted
         self.round += 1
         return record
@@ -282,7 +282,7 @@ class Rounds:
         """Round r's state, stop-set predictions and record, committed in one step; a stopping
         criterion that holds says so in the record, and the run is finished there."""
         writer.state(self.strategy.state_dict(), self.rng.bit_generator.state, result.checkpoint)
-        writer.stop_set(result.test_predictions)
+        writer.stop_set(result.stop_predictions)
         figures = class_figures(result, self._seen_per_round(r), self.store.records()[:r])
         record = round_record(self.config, r, chosen, answer, plan, result, seconds, labelled, figures)
         if self.growth.records_admitted:

@@ -30,19 +30,25 @@ class ScoredPass:
 
 @dataclass(frozen=True)
 class UpdateResult:
-    """One update or target fit and its evaluation on the test split (Learner.update)."""
+    """One update or target fit and its evaluation (Learner.update): on the validation split, which
+    choices read, and on the test split, which only reports."""
 
     checkpoint: bytes  # weights and optimizer state
     steps: int
     loss: float
-    test_acc: float
+    test_acc: float  # reported only: no stop, schedule or Tune trial is chosen on it
     class_correct: list[int]  # test examples right, per true class
     class_total: list[int]
-    test_predictions: np.ndarray  # (n_test,) int32: what the stable-predictions criterion compares
+    # (n,) int32 predictions on the stop set, which the stable-predictions criterion compares: the
+    # validation images where there is a validation split, else the test images (never their labels)
+    stop_predictions: np.ndarray
     read_s: float  # reading the training rows by id
     train_s: float
     eval_s: float
     device: str
+    val_acc: float | None = None  # on the validation split; None: the data has none
+    # a from-scratch fit's validation accuracy after each epoch (None: a warm update, or no validation)
+    val_acc_per_epoch: list[float] | None = None
     peak_rss_mib: float | None = None  # the rank-0 worker's
     launch_s: float | None = None  # set on the first update of a worker group this process started
     resources: dict | None = None  # with launch_s: what the run asked Ray for, per process

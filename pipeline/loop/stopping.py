@@ -8,7 +8,7 @@ reason carrying the figures it decided on, so the run directory says why it ende
 A criterion reads only these record fields, and one it needs but cannot find means "does not
 hold" (None), never an error: round 0 is random, so it has no `selection_score_mean` or
 `stop_set_kappa`, and acquisitions that do not score examples one by one never have the former.
-  selection_acc         the selection model's test-split accuracy after the round's update
+  selection_val_acc     the selection model's validation accuracy after the round's update
   selection_score_mean  mean acquisition score of the batch chosen this round (higher = more uncertain)
   stop_set_kappa        Cohen's kappa of this round's and the previous round's selection-model
                         predictions on a fixed stop set (see `cohens_kappa`)
@@ -45,6 +45,7 @@ class StoppingCriterion(ABC):
     """Keeps its StopConfig; subclasses read only the fields their comment in StopConfig names."""
 
     name: str
+    reads_validation = False  # decides on validation accuracy: a run without a validation split cannot use it
 
     def __init__(self, config: StopConfig):
         self.config = config
@@ -63,17 +64,20 @@ def _field(records: list[dict], key: str) -> list[float] | None:
 
 @CRITERIA.register("accuracy_plateau")
 class AccuracyPlateau(StoppingCriterion):
-    """Each of the last `rounds` round-to-round changes of selection accuracy is below `epsilon`."""
+    """Each of the last `rounds` round-to-round changes of the selection model's validation accuracy is
+    below `epsilon` (never its test accuracy: preflight asks for a validation split)."""
+
+    reads_validation = True
 
     def check(self, records):
         n, epsilon = self.config.rounds, self.config.epsilon
         if len(records) < n + 1:  # n changes need n + 1 accuracies
             return None
-        accs = _field(records[-(n + 1) :], "selection_acc")
+        accs = _field(records[-(n + 1) :], "selection_val_acc")
         if accs is None or not all(abs(d) < epsilon for d in np.diff(accs)):
             return None
         figures = ", ".join(f"{a:.4f}" for a in accs)
-        return f"selection accuracy moved less than {epsilon:g} over the last {n} rounds ({figures})"
+        return f"validation accuracy moved less than {epsilon:g} over the last {n} rounds ({figures})"
 
 
 @CRITERIA.register("uncertainty")

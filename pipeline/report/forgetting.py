@@ -10,12 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def class_counts(predictions: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(correct, total) test examples per true class."""
-    correct = np.bincount(labels[predictions == labels], minlength=num_classes)
-    return correct, np.bincount(labels, minlength=num_classes)
-
-
 def per_class_accuracy(correct: np.ndarray, total: np.ndarray) -> np.ndarray:
     """Accuracy per class; NaN for a class with no test examples."""
     correct, total = np.asarray(correct, dtype=np.float64), np.asarray(total, dtype=np.float64)

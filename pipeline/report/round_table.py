@@ -41,7 +41,9 @@ class RoundTable:
     def target(self, fit: dict) -> None:
         self.write(
             f"target {fit['target']} trained from scratch on {fit['labelled']} labels: "
-            f"test accuracy {fit['target_acc']:.4f} ({fit['seconds']['train']:.1f} s)"
+            f"test accuracy {fit['target_acc']:.4f}"
+            + (f", validation {fit['target_val_acc']:.4f}" if fit.get("target_val_acc") is not None else "")
+            + f" ({fit['seconds']['train']:.1f} s)"
         )
 
 

@@ -4,7 +4,8 @@ Pure functions over round records and target fits (no Ray, no torch), so every f
 report can be recomputed from the run directories.
 
 Definitions (per round, from its record):
-  update s     the learner call minus its test-set evaluation and minus the construction of
+  update s     the learner call minus its evaluation (test and validation splits, a from-scratch
+               fit's per-epoch validation included) and minus the construction of
                the learner handle: what a model update costs the selection. Round 0's update
                also carries the Ray Train worker group's start-up (seconds; the record's
                `learner_overhead`), the same one-time cost for every strategy
@@ -37,19 +38,54 @@ def target_at(records: list[dict], targets: dict[int, dict], k: int) -> dict | N
     """The target fit on the labels of rounds 0..k. A strategy whose selection model *is* the
     target trained from scratch on all labels (`full`) made that fit in round k itself."""
     if k in targets:
-        return {
-            "target_acc": targets[k]["target_acc"],
-            "fit": "separate",
-            **({"target_acc_seen": targets[k]["acc_seen"]} if "acc_seen" in targets[k] else {}),
-        }
-    record = records[k]
-    if record["selection_model"] == "target" and not record["warm_start"]:
-        return {
-            "target_acc": record["selection_acc"],
-            "fit": "the strategy's own round-k model",
-            **({"target_acc_seen": record["acc_seen"]} if "acc_seen" in record else {}),
-        }
-    return None
+        fit, source = targets[k], {"target_acc": "target_acc", "target_val_acc": "target_val_acc"}
+        how = "separate"
+    elif records[k]["selection_model"] == "target" and not records[k]["warm_start"]:
+        fit, source = records[k], {"target_acc": "selection_acc", "target_val_acc": "selection_val_acc"}
+        how = "the strategy's own round-k model"
+    else:
+        return None
+    return {
+        **{key: fit.get(name) for key, name in source.items()},
+        "fit": how,
+        **({"val_acc_per_epoch": fit["val_acc_per_epoch"]} if "val_acc_per_epoch" in fit else {}),
+        **({"target_acc_seen": fit["acc_seen"]} if "acc_seen" in fit else {}),
+    }
+
+
+TUNED = "tuned"  # the compare entry that runs clactive with the settings a Tune search chose
+
+# A target fit whose last fifth of epochs still gained more than this (validation accuracy) had not converged
+UNCONVERGED_GAIN = 0.005
+
+
+def late_gain(curve: list[float]) -> float | None:
+    """Validation accuracy gained over the last fifth of a fit's epochs (at least one); None: under 2 epochs."""
+    if len(curve) < 2:
+        return None
+    last = max(1, round(len(curve) / 5))
+    return curve[-1] - curve[-1 - last]
+
+
+def unconverged(summary: dict) -> list[dict]:
+    """The target fits at the budgets whose validation accuracy still rose by more than UNCONVERGED_GAIN
+    over their last fifth of epochs: a comparison resting on them rests on an unfinished schedule."""
+    out = []
+    for name, strategy in summary["strategies"].items():
+        for label, at in strategy["at"].items():
+            gain = late_gain(at.get("val_acc_per_epoch") or [])
+            if gain is not None and gain > UNCONVERGED_GAIN:
+                out.append({"strategy": name, "budget": label, "epochs": len(at["val_acc_per_epoch"]), "gain": gain})
+    return out
+
+
+def warning_lines(summary: dict) -> list[str]:
+    return [
+        f"warning: {w['strategy']}'s target at {w['budget']} gained {100 * w['gain']:.1f} pt of validation accuracy "
+        f"over its last fifth of target.epochs = {w['epochs']}: it had not converged; find a schedule that does "
+        "with benchmarks/convergence.py"
+        for w in summary.get("unconverged", [])
+    ]
 
 
 def summarize(entries: dict[str, dict], budgets: dict[str, int], pool_size: int) -> dict:
@@ -76,7 +112,11 @@ def summarize(entries: dict[str, dict], budgets: dict[str, int], pool_size: int)
         for label, k in budgets.items():
             if k < len(per_round):
                 row = per_round[k]
-                target = target_at(entry["records"], entry["targets"], k) or {"target_acc": None, "fit": None}
+                target = target_at(entry["records"], entry["targets"], k) or {
+                    "target_acc": None,
+                    "target_val_acc": None,
+                    "fit": None,
+                }
                 at[label] = {
                     "round": k,
                     "labelled": row["labelled"],
@@ -87,13 +127,18 @@ def summarize(entries: dict[str, dict], budgets: dict[str, int], pool_size: int)
                     **target,
                 }
         strategies[name] = {"per_round": per_round, "at": at}
-    return {"strategies": strategies, "budgets": budgets, "speedups": speedups(strategies, budgets)}
+    summary = {"strategies": strategies, "budgets": budgets, "speedups": speedups(strategies, budgets)}
+    if TUNED in strategies:
+        summary["speedups_tuned"] = speedups(strategies, budgets, TUNED)
+    summary["unconverged"] = unconverged(summary)
+    return summary
 
 
-def speedups(strategies: dict[str, dict], budgets: dict[str, int]) -> dict:
-    """clactive against full and svp at each budget, where all are present."""
+def speedups(strategies: dict[str, dict], budgets: dict[str, int], entry: str = "clactive") -> dict:
+    """`entry` (clactive, or its Tune-chosen settings: tuned) against full and svp at each budget,
+    where all are present."""
     out = {}
-    ours = strategies.get("clactive", {}).get("at", {})
+    ours = strategies.get(entry, {}).get("at", {})
     for label in budgets:
         if label not in ours:
             continue
@@ -120,26 +165,16 @@ def _difference(ours: dict, theirs: dict | None) -> float | None:
 
 
 def table(summary: dict) -> str:
-    """Markdown: strategy x budget (when a target was fitted), each strategy's last round, then the speed-ups."""
-    lines = []
-    if any(s["at"] for s in summary["strategies"].values()):
-        lines += [
-            "| strategy | budget | labelled | target acc | cumulative selection s | cumulative update s |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-        for name, strategy in summary["strategies"].items():
-            for label, at in strategy["at"].items():
-                acc = "n/a" if at["target_acc"] is None else f"{at['target_acc']:.4f}"
-                lines.append(
-                    f"| {name} | {label} | {at['labelled']} | {acc} | {at['selection_s']:.1f} | {at['update_s']:.1f} |"
-                )
-        lines.append("")
+    """Markdown: strategy x budget (when a target was fitted), each strategy's last round, then the
+    speed-ups and the warnings."""
+    strategies = summary["strategies"]
+    lines = _fits_table(strategies)
     lines += [
         "| strategy | last round | labelled | selection model test acc | cumulative selection s | "
         "cumulative update s |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for name, strategy in summary["strategies"].items():
+    for name, strategy in strategies.items():
         if strategy["per_round"]:
             row = strategy["per_round"][-1]
             lines.append(
@@ -148,7 +183,7 @@ def table(summary: dict) -> str:
             )
     seen = {
         name: s["per_round"][-1]
-        for name, s in summary["strategies"].items()
+        for name, s in strategies.items()
         if s["per_round"] and "acc_seen" in s["per_round"][-1]
     }
     if seen:
@@ -161,7 +196,40 @@ def table(summary: dict) -> str:
             f"| {name} | {row['round']} | {row['acc_seen']:.4f} | {row['forgetting']:.4f} |"
             for name, row in seen.items()
         ]
-    for label, figures in summary["speedups"].items():
+    lines += _speedup_lines(summary)
+    warnings = warning_lines(summary)
+    if warnings:
+        lines += ["", *warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _fits_table(strategies: dict) -> list[str]:
+    """Strategy x budget, with the target's validation accuracy (what choices read) beside its test
+    accuracy (what reports) where the data has a validation split; [] when no target was fitted."""
+    fits = [(name, label, at) for name, s in strategies.items() for label, at in s["at"].items()]
+    if not fits:
+        return []
+    validated = any(at.get("target_val_acc") is not None for _, _, at in fits)
+    lines = [
+        "| strategy | budget | labelled | target acc |"
+        + (" target val acc |" if validated else "")
+        + " cumulative selection s | cumulative update s |",
+        "|---|---|---:|---:|" + ("---:|" if validated else "") + "---:|---:|",
+    ]
+    for name, label, at in fits:
+        accs = [_acc(at["target_acc"])] + ([_acc(at.get("target_val_acc"))] if validated else [])
+        lines.append(
+            f"| {name} | {label} | {at['labelled']} | {' | '.join(accs)} | {at['selection_s']:.1f} | "
+            f"{at['update_s']:.1f} |"
+        )
+    return lines + [""]
+
+
+def _speedup_lines(summary: dict) -> list[str]:
+    labelled = list(summary["speedups"].items())
+    labelled += [(f"{label} ({TUNED})", figures) for label, figures in summary.get("speedups_tuned", {}).items()]
+    lines = []
+    for label, figures in labelled:
         parts = [
             f"{key.replace('_', ' ')} {value:.2f}" + ("x" if key.startswith(("selection", "update")) else "")
             for key, value in figures.items()
@@ -169,7 +237,11 @@ def table(summary: dict) -> str:
         ]
         if parts:  # a budget no strategy pair has figures at gets no line
             lines += ["", f"at {label}: " + "; ".join(parts)]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _acc(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def write(summary: dict, out_dir: Path, meta: dict) -> list[Path]:

@@ -13,10 +13,11 @@ MLflow or TensorBoard as well as to the run directory (which stays the source of
                             config as a text table at step 0, the PNG plots as images.
 
 Metrics, at step = the round index:
-    labelled, acquired, candidates, steps, loss, selection_acc (and acc_seen, forgetting when
+    labelled, acquired, candidates, steps, loss, selection_acc, selection_val_acc (with a validation
+    split; the plateau criterion reads it) (and acc_seen, forgetting when
     the pool grows by class), selection_score_mean, stop_set_kappa (from round 1), seconds_<stage>
     for every entry of the record's "seconds"
-    target_acc (and target_acc_seen), target_seconds_<stage>: a target fit from scratch on the
+    target_acc, target_val_acc (and target_acc_seen), target_seconds_<stage>: a target fit from scratch on the
     labels of rounds 0..N, also at step N, so it lines up with that round's `labelled`
 
 <run_dir>/tracking.json names the tracking run (backend, MLflow run and experiment ids) and what
@@ -49,12 +50,13 @@ ROUND_METRICS = (
     "steps",
     "loss",
     "selection_acc",
+    "selection_val_acc",
     "acc_seen",
     "forgetting",
     "selection_score_mean",
     "stop_set_kappa",
 )
-TARGET_METRICS = {"target_acc": "target_acc", "acc_seen": "target_acc_seen"}
+TARGET_METRICS = {"target_acc": "target_acc", "target_val_acc": "target_val_acc", "acc_seen": "target_acc_seen"}
 
 
 def open_tracker(

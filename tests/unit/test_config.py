@@ -12,10 +12,11 @@ from pipeline.loop.preflight import check_names
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_config_loads_and_equals_the_defaults_but_for_its_quicker_target():
+def test_shipped_config_loads_and_equals_the_defaults_but_for_its_quicker_target_and_validation_split():
     shipped = load_config(REPO / "configs" / "fashion_mnist.yaml")
-    assert shipped.target == ModelConfig(name="small_cnn", epochs=20)
-    assert replace(shipped, target=RunConfig().target) == RunConfig()
+    assert shipped.target == ModelConfig(name="small_cnn", epochs=20) and shipped.data.validation == 5000
+    defaults = RunConfig()
+    assert replace(shipped, target=defaults.target, data=replace(shipped.data, validation=0)) == defaults
 
 
 def test_overrides_parse_yaml_values_into_typed_fields():

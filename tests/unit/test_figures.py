@@ -108,6 +108,7 @@ def test_each_target_is_judged_on_its_figure(sources, results_dir):
         "target_acc_candidates_minus_whole_at_20": "not measured",
         "target_acc_candidates_minus_whole_at_50": "not measured",
         "target_acc_clactive_minus_random_at_20": "not measured",
+        "labels_saved_vs_random_at_20": "not measured",
         "target_acc_cluster_margin_minus_clactive_at_20": "not measured",
         "target_acc_cluster_margin_minus_random_at_20": "not measured",
         "cluster_margin_scorer_rss_ratio": "met",
@@ -172,16 +173,17 @@ def test_the_tune_search_is_copied_and_reported_with_its_choice(tmp_path, result
     ]
     base = {"schedule": {"initial": 40, "round_ends": [70]}}
     meta = {"date": "2026-11-25T01:00:00+00:00", "command": "clactive tune --config x.yaml"}
-    write_search(trials, base, tmp_path / "tune", "proxy_acc", 0.5, {**meta, "rounds": 4, "dataset": "fashion_mnist"})
+    meta = {**meta, "rounds": 4, "dataset": "fashion_mnist", "reference": {"val_acc": 0.861}}
+    write_search(trials, base, tmp_path / "tune", "proxy_val_acc", 0.5, meta)
 
     search = figures.copy_outputs(tmp_path / "tune", "tune", "trials.json", figures.TUNE_COPIED)
     assert sorted(p.name for p in (results_dir / "tune").iterdir()) == sorted(figures.TUNE_COPIED)
     text = "\n".join(figures_bench.tune_section(search, results_dir))
     assert "3 trials of 4 rounds on fashion_mnist: 2 finished, 1 stopped early by ASHA, 0 failed" in text
-    assert "| b | random | 100 | finished | 4 | 0.8580 | 60.0 | yes |" in text
+    assert "| b | random | 100 | finished | 4 | 0.8580 | n/a | 60.0 | yes |" in text
     assert (
-        "Chosen (the fastest finished trial within 0.5 pt of the best): b, memory.policy = random, "
-        "update.steps = 100; proxy_acc 0.8580 in 60.0 s" in text
+        "Chosen (the fastest finished trial within 0.5 pt of full's validation accuracy 0.8610): b, "
+        "memory.policy = random, update.steps = 100; proxy_val_acc 0.8580 in 60.0 s" in text
     )
     # on a machine without the run: the copy kept here stands; nothing kept, nothing made up
     assert figures.copy_outputs(tmp_path / "nothing", "tune", "trials.json", figures.TUNE_COPIED) == search

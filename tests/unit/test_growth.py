@@ -5,7 +5,8 @@ import pytest
 
 from pipeline.data.growth import check_class_order, classes_at
 from pipeline.errors import ConfigError
-from pipeline.report.forgetting import class_counts, forgetting, per_class_accuracy, seen_accuracy
+from pipeline.report.forgetting import forgetting, per_class_accuracy, seen_accuracy
+from pipeline.update.evaluation import class_counts
 
 ORDER = (3, 1, 4, 0, 2)
 

@@ -97,7 +97,7 @@ ARROWS = {
     "pipeline.labels": FOUNDATIONS | {"pipeline.config", "pipeline.data", "pipeline.loop"},
     "actors": CORE,
     "tune": CORE | {"actors"},
-    "pipeline.compare": CORE | {"actors"},
+    "pipeline.compare": CORE | {"actors", "tune"},
     "pipeline.cli": CORE | {"actors", "tune", "pipeline.compare"},
     "pipeline.__main__": {"pipeline.cli"},
     "benchmarks": CORE | {"actors", "tune", "pipeline.compare"},

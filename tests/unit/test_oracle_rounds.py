@@ -27,15 +27,15 @@ from tests.helpers import tiny_config, top_k, write_fashion_like
 class Scorers:
     """Picks a seeded pseudo-random top k that depends on the weights, as a model's scores would."""
 
-    def __init__(self, pool_size: int):
-        self.pool_size = pool_size
+    def __init__(self, pool: int | np.ndarray):
+        """`pool`: the pool's ids, or its size when they are 0..size-1."""
+        self.pool_ids = np.arange(pool, dtype=np.int64) if isinstance(pool, int) else np.asarray(pool, np.int64)
 
     def start(self):
         pass
 
     def select(self, weights, labelled_ids, k, seed, round_index=None, pool=None, candidate_ids=None):
-        ids = np.arange(self.pool_size, dtype=np.int64)
-        ids = ids[~np.isin(ids, labelled_ids)] if candidate_ids is None else candidate_ids
+        ids = self.pool_ids[~np.isin(self.pool_ids, labelled_ids)] if candidate_ids is None else candidate_ids
         salt = int.from_bytes(hashlib.sha256(weights).digest()[:4], "big")  # the choice depends on the weights
         chosen, scores = top_k(ids, hashed_uniform(ids, seed + salt), k)
         return ScoredPass(chosen, len(ids), {"score": 0.0, "select": 0.0, "score_compute": 0.0}, float(scores.mean()))
@@ -71,7 +71,7 @@ class Learner:
             test_acc=0.5,
             class_correct=[1] * 10,
             class_total=[2] * 10,
-            test_predictions=np.arange(20) % 10,
+            stop_predictions=np.arange(20) % 10,
             read_s=0.0,
             train_s=0.0,
             eval_s=0.0,

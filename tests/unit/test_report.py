@@ -114,6 +114,29 @@ def test_an_entry_named_after_an_acquisition_is_clactive_selecting_with_it():
     assert load(None, [], quick=False, data_dir=None)[1].strategies[-1] == "random"  # the default control
 
 
+def test_a_tune_result_runs_as_the_tuned_entry_with_the_chosen_settings_and_its_own_speedups(tmp_path):
+    from tune.report import write as write_search
+
+    trial = {"trial": "t1", "status": "finished", "rounds": 3, "accuracy": 0.9, "selection_s": 5.0}
+    trial["params"] = {"update.steps": 60, "memory.ratio": 0.5}
+    write_search([trial], {}, tmp_path / "tune", "proxy_val_acc", 0.5, {})
+    base, section = load(
+        None, ["compare.strategies=[full, clactive]", f"compare.tuned={tmp_path / 'tune'}"], quick=False, data_dir=None
+    )
+    assert section.strategies == ("full", "clactive", "tuned")  # added, as compare.tuned names a search
+    tuned = entry_config(base, section, "tuned")
+    assert (tuned.strategy, tuned.update.steps, tuned.memory.ratio) == ("clactive", 60, 0.5)
+    assert entry_config(base, section, "clactive").update.steps == base.update.steps
+    entries = {
+        "full": {"records": [record(0, 10, 0, 11, model="target", warm=False, acc=0.7)], "targets": {}},
+        "tuned": {"records": [record(0, 10, 0, 5, warm=False)], "targets": {0: {"target_acc": 0.7}}},
+    }
+    text = table(summarize(entries, {"10%": 0}, pool_size=100))
+    assert "at 10% (tuned): selection vs full 2.33x; update vs full 2.50x" in text
+    with pytest.raises(ConfigError, match="compare.tuned names no search"):
+        load(None, ["compare.strategies=[tuned]"], quick=False, data_dir=None)
+
+
 def test_budgets_are_labelled_as_written_and_a_budget_without_figures_gets_no_line():
     data = PreparedData(
         root="unused",

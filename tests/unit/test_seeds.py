@@ -119,3 +119,23 @@ def test_cluster_margin_figures_are_over_the_seeds_where_it_ran_and_the_others_o
     assert against_lc["mean"] == pytest.approx(1.5)  # seed 1 has no cluster_margin: left out, not zero
     assert figures["target_acc_cluster_margin_minus_random_at_20"]["mean"] == pytest.approx((5.0 + 2.0) / 2)
     assert figures["target_acc_clactive_minus_random_at_20"]["seeds"].keys() == {0, 1, 2}
+
+
+def test_labels_random_needs_are_interpolated_on_its_curve_and_none_beyond_it():
+    from benchmarks.seeds import curve_command, label_efficiency, labels_to_reach
+
+    curve = [(12000, 0.90), (18000, 0.91), (24000, 0.92), (30000, 0.93)]
+    assert labels_to_reach(curve, 0.915) == pytest.approx(21000)  # halfway from 18k to 24k
+    assert labels_to_reach(curve, 0.93) == 30000
+    assert labels_to_reach(curve, 0.95) is None  # random does not get there by 50%
+    assert labels_to_reach(curve, 0.89) is None  # random is already past it at 20%: nothing measured
+    strategies = {
+        name: {"at": {"20%": {"labelled": 12000, "target_acc": acc}}}
+        for name, acc in (("clactive", 0.915), ("svp", 0.93), ("full", 0.99))
+    }
+    saved = label_efficiency({"strategies": strategies}, curve)
+    assert saved["labels_saved_vs_random_at_20"] == pytest.approx(0.75)  # 21k labels for clactive's 12k
+    assert saved["labels_saved_vs_random_at_20_svp"] == pytest.approx(1.5)
+    assert saved["labels_saved_vs_random_at_20_full"] is None
+    command = curve_command(1)
+    assert "compare.dir=runs/compare-fashion_mnist-s1-curve" in command and command[-1] == "compare.budgets=[0.3, 0.4]"

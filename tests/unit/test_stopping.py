@@ -14,7 +14,7 @@ def rounds(*accs, scores=None, kappas=None):
     """Records as the loop commits them: round 0 is random, so it has no score mean and no kappa."""
     records = []
     for r, acc in enumerate(accs):
-        record = {"round": r, "labelled": 100 * (r + 1), "selection_acc": acc}
+        record = {"round": r, "labelled": 100 * (r + 1), "selection_val_acc": acc}
         if r > 0 and scores is not None:
             record["selection_score_mean"] = scores[r - 1]
         if r > 0 and kappas is not None:
@@ -54,7 +54,7 @@ def test_create_criteria_keeps_config_order():
 def test_plateau_holds_when_each_of_the_last_n_changes_is_below_epsilon():
     c = criterion("accuracy_plateau", rounds=2, epsilon=0.005)
     reason = c.check(rounds(0.70, 0.8412, 0.8431, 0.8440))
-    assert reason == "selection accuracy moved less than 0.005 over the last 2 rounds (0.8412, 0.8431, 0.8440)"
+    assert reason == "validation accuracy moved less than 0.005 over the last 2 rounds (0.8412, 0.8431, 0.8440)"
 
 
 def test_plateau_counts_falls_as_well_as_rises():
@@ -79,11 +79,11 @@ def test_plateau_needs_n_plus_one_records():
 def test_plateau_ignores_a_window_with_a_missing_accuracy():
     c = criterion("accuracy_plateau", rounds=2, epsilon=0.01)
     records = rounds(0.8, 0.8, 0.8)
-    del records[1]["selection_acc"]
+    del records[1]["selection_val_acc"]
     assert c.check(records) is None
-    del records[0]["selection_acc"]  # outside the window of the next check
-    records.append({"round": 3, "labelled": 400, "selection_acc": 0.8})
-    records[1]["selection_acc"] = 0.8
+    del records[0]["selection_val_acc"]  # outside the window of the next check
+    records.append({"round": 3, "labelled": 400, "selection_val_acc": 0.8})
+    records[1]["selection_val_acc"] = 0.8
     assert c.check(records) is not None
 
 

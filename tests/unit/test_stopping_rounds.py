@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.data import get_source, prepare_dataset
+from pipeline.data.pool import pool_ids, split_files
 from pipeline.labels.labelling import make_oracle
 from pipeline.loop.preflight import plan_run
 from pipeline.loop.rounds import Rounds
@@ -19,7 +20,7 @@ FOUR_ROUNDS = "schedule.round_ends=[70,100,130]"
 
 
 class ScriptedLearner(Learner):
-    """The stand-in learner with a test accuracy and stop-set predictions given per update."""
+    """The stand-in learner with a validation accuracy and stop-set predictions given per update."""
 
     def __init__(self, accuracies: list[float], predictions: list[np.ndarray]):
         super().__init__([])
@@ -27,15 +28,15 @@ class ScriptedLearner(Learner):
 
     def update(self, plan, labels, rows_from, seed, resume_from, round_index):
         result = super().update(plan, labels, rows_from, seed, resume_from, round_index)
-        return replace(result, test_acc=self.accuracies.pop(0), test_predictions=self.predictions.pop(0))
+        return replace(result, val_acc=self.accuracies.pop(0), stop_predictions=self.predictions.pop(0))
 
 
 @pytest.fixture
 def tiny(tmp_path):
     data_dir = write_fashion_like(tmp_path / "raw")
-    config = tiny_config(data_dir, tmp_path)
+    config = tiny_config(data_dir, tmp_path, "data.validation=20")
     return data_dir, prepare_dataset(
-        get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows
+        get_source("fashion_mnist", data_dir, config.data), config.data.cache_dir, config.data.shard_rows
     )
 
 
@@ -44,13 +45,18 @@ def start(config, data, learner) -> Rounds:
         RunStore(config.run_dir) if RunStore(config.run_dir).holds_run() else RunStore.create(config.run_dir, config)
     )
     plan = plan_run(config, data)
-    return Rounds(plan, store, Scorers(data.pool_size), learner, make_oracle(plan, store))
+    pool = pool_ids(split_files(data.split_dir("pool")))  # not 0..n-1: the validation split was held out of it
+    return Rounds(plan, store, Scorers(pool), learner, make_oracle(plan, store))
 
 
 def test_a_plateau_stops_the_run_its_record_says_why_and_a_resumed_run_is_finished(tiny, tmp_path):
     data_dir, data = tiny
     config = tiny_config(
-        data_dir, tmp_path, FOUR_ROUNDS, "stopping=[{criterion: accuracy_plateau, rounds: 1, epsilon: 0.01}]"
+        data_dir,
+        tmp_path,
+        FOUR_ROUNDS,
+        "data.validation=20",
+        "stopping=[{criterion: accuracy_plateau, rounds: 1, epsilon: 0.01}]",
     )
     same = np.arange(20) % 10
     flipped = same.copy()

@@ -7,7 +7,7 @@ import yaml
 
 from pipeline.config.run_config import load_config
 from pipeline.errors import ConfigError
-from tune.report import choose, pareto_front, table, write
+from tune.report import choose, chosen_params, pareto_front, table, write
 from tune.space import parse_section, parse_space
 
 BASE = {"schedule": {"initial": 40, "round_ends": [70, 100]}}
@@ -53,6 +53,9 @@ def test_bad_spaces_are_refused_with_the_key_named(space, message):
     "raw, message",
     [
         ({"objective": "f1"}, "tune.objective 'f1' is not a metric the trials report"),
+        ({"objective": "proxy_acc"}, "proxy_acc chose on test accuracy.*write proxy_val_acc"),
+        ({"reference": "svp"}, "tune.reference 'svp': choose none or full"),
+        ({"reference": "full"}, "tune.reference full .* needs tune.objective target_val_acc"),
         ({"scheduler": "pbt"}, "tune.scheduler 'pbt'"),
         ({"num_samples": 0}, "tune.num_samples = 0 must be at least 1"),
         ({"space": [1, 2]}, "tune.space must map config keys"),
@@ -82,12 +85,31 @@ def test_pareto_front_and_choice_ignore_stopped_trials():
     assert choose(TRIALS, within_pt=0.5)["trial"] == "d"
     assert choose(TRIALS, within_pt=1.0)["trial"] == "b"
     assert choose([TRIALS[-1]], within_pt=1.0) is None
-    assert "| b | 100 | finished | 3 | 0.8500 | 20.0 | yes |" in table(TRIALS, "proxy_acc")
+    assert "| b | 100 | finished | 3 | 0.8500 | n/a | 20.0 | yes |" in table(TRIALS, "proxy_val_acc")
+
+
+def test_with_full_as_reference_the_choice_is_the_fastest_within_reach_of_full_or_none():
+    assert choose(TRIALS, within_pt=0.5, reference=0.853)["trial"] == "b"  # 0.85 >= 0.848
+    assert choose(TRIALS, within_pt=0.5, reference=0.80)["trial"] == "a"
+    assert choose(TRIALS, within_pt=0.5, reference=0.90) is None  # no trial came near full: nothing chosen
+
+
+def test_compare_takes_the_chosen_trials_settings_and_refuses_a_search_that_chose_none(tmp_path):
+    trials = [{**t, "params": {"update.steps": t["params"]["steps"]}} for t in TRIALS]
+    write(trials, BASE, tmp_path / "s", "target_val_acc", 0.5, {"reference": {"val_acc": 0.853}})
+    assert chosen_params(tmp_path / "s") == {"update.steps": 100}
+    assert "chosen: trial b, the fastest within 0.5 pt of full's 0.8530" in (tmp_path / "s" / "trials.md").read_text()
+    write(trials, BASE, tmp_path / "t", "target_val_acc", 0.5, {"reference": {"val_acc": 0.95}})
+    assert not (tmp_path / "t" / "best.yaml").exists()
+    with pytest.raises(ConfigError, match="chose no trial"):
+        chosen_params(tmp_path / "t")
+    with pytest.raises(ConfigError, match="run clactive tune with tune.dir"):
+        chosen_params(tmp_path / "none")
 
 
 def test_written_best_config_loads_with_the_project_loader(tmp_path):
     trials = [trial("a", 0.80, 10.0, **{"update.steps": 30, "memory.policy": "reservoir"})]
-    paths = write(trials, BASE, tmp_path, "proxy_acc", 0.5, {"command": "clactive tune"})
+    paths = write(trials, BASE, tmp_path, "proxy_val_acc", 0.5, {"command": "clactive tune"})
     assert {p.name for p in paths} == {"trials.md", "trials.json", "pareto.png", "best.yaml"}
     config = load_config(tmp_path / "best.yaml")
     assert config.update.steps == 30 and config.memory.policy == "reservoir" and config.schedule.initial == 40

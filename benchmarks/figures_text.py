@@ -125,7 +125,55 @@ def incremental_lines(incremental: dict | None, results: Path) -> list[str]:
         "![forgetting](benchmarks/results/class_incremental/forgetting.png)",
         "",
         *target_table(incremental["targets"]),
+        *incremental_seed_lines(read_json(results / "class_incremental_seeds.json")),
     ]
+
+
+STRATEGY_ORDER = ("full", "svp", "clactive", "finetune")
+
+
+def incremental_seed_lines(seeded: dict | None) -> list[str]:
+    """benchmarks/class_incremental_seeds.py's mean ± std over seeds, and each strategy's labels per
+    class with its target's per-class accuracy (means over the seeds)."""
+    if not seeded or not seeded["seeds_done"]:
+        return []
+    figures, seeds = seeded["figures"], seeded["seeds_done"]
+
+    def pm(key: str) -> str:
+        value = figures.get(key, {})
+        if value.get("mean") is None:
+            return "n/a"
+        return f"{value['mean']:.4f}" + ("" if value.get("std") is None else f" ± {value['std']:.4f}")
+
+    names = [n for n in STRATEGY_ORDER if f"target_acc_{n}" in figures]
+    per_seed = [seeded["classes"][str(seed)] for seed in seeds]
+    width = len(per_seed[0][names[0]]["labels_per_class"])
+    accuracy = ", ".join(f"{n} {pm('target_acc_' + n)}" for n in names)
+    forgetting = ", ".join(f"{n} {pm('forgetting_' + n)}" for n in names)
+    paragraph = (
+        f"Over seeds {', '.join(map(str, seeds))} (`python -m benchmarks.class_incremental_seeds`), mean ± std: "
+        f"the target's accuracy at {seeded['budget']} {accuracy}; the selection model's forgetting {forgetting}; "
+        f"forgetting of clactive / finetune {pm('forgetting_clactive_over_finetune')}. Labels per class at the "
+        "last round, with the target's per-class test accuracy in brackets (means over the seeds):"
+    )
+    lines = ["", paragraph, "", "| strategy | " + " | ".join(f"class {c}" for c in range(width)) + " |"]
+    lines.append("|---|" + "---:|" * width)
+    for name in names:
+        cells = [
+            f"{_mean([c[name]['labels_per_class'][k] for c in per_seed]):.0f} "
+            f"({_mean([c[name]['target_per_class_acc'][k] for c in per_seed]):.2f})"
+            for k in range(width)
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def tune_summary(search: dict) -> str:

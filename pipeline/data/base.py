@@ -168,11 +168,6 @@ class PreparedData:
         """Examples in the validation split; 0: none (a manifest from before validation splits lacks it)."""
         return self.sizes.get("validation", 0)
 
-    def eval_split(self) -> str:
-        """The split every choice is made on: validation where there is one, else test (whose labels
-        then decide nothing: a run without validation takes no accuracy-based decision)."""
-        return "validation" if self.validation_size else "test"
-
 
 def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> PreparedData:
     """Write the source's splits as Parquet shards once; later calls reuse them.
@@ -207,7 +202,7 @@ def prepare_dataset(source: Source, cache_dir: str | Path, shard_rows: int) -> P
             shard_rows,
             lambda name, table: pq.write_table(table, tmp / name),
             (tmp / MANIFEST).write_text,
-            lambda name: pq.read_table(tmp / name),
+            lambda name, columns=None: pq.read_table(tmp / name, columns=columns),
             lambda name: shutil.rmtree(tmp / name),
         )
         try:
@@ -226,7 +221,7 @@ def _write_splits(
     shard_rows: int,
     write_shard: Callable[[str, pa.Table], None],
     write_manifest: Callable[[str], object],
-    read_shard: Callable[[str], pa.Table],
+    read_shard: Callable[..., pa.Table],  # (name, columns=None)
     delete_dir: Callable[[str], None],
 ) -> None:
     held_out = source.options.validation
@@ -272,15 +267,18 @@ def _hold_out(
     written: int,
     shard_rows: int,
     write_shard: Callable[[str, pa.Table], None],
-    read_shard: Callable[[str], pa.Table],
+    read_shard: Callable[..., pa.Table],
     delete_dir: Callable[[str], None],
 ) -> tuple[int, int]:
     """Split the whole pool written to UNSPLIT into pool/ and validation/: data.validation's seeded
     random ids go to validation, the rest stay the pool, shard by shard in their order. The count
-    of a fraction needs the pool's size, hence the second pass. Returns (pool size, validation size)."""
+    of a fraction needs the pool's size, hence the second pass (the first reads only the ids).
+    Returns (pool size, validation size)."""
     spec, seed = source.options.validation, source.options.validation_seed
     names = [f"{UNSPLIT}/part-{i:05d}.parquet" for i in range(_shard_count(written, shard_rows))]
-    ids = np.concatenate([read_shard(name).column("id").to_numpy() for name in names] or [np.empty(0, np.int64)])
+    ids = np.concatenate(
+        [read_shard(name, columns=["id"]).column("id").to_numpy() for name in names] or [np.empty(0, np.int64)]
+    )
     count = int(round(spec * len(ids))) if isinstance(spec, float) else int(spec)
     if not 0 < count < len(ids):
         raise DataError(
@@ -288,18 +286,26 @@ def _hold_out(
             "hold out at least one and leave at least one"
         )
     held = np.random.default_rng(seed).choice(ids, size=count, replace=False)
-    pool_shard, held_tables = 0, []
+    shards = {"pool": 0, "validation": 0}
+    buffered: list[pa.Table] = []  # validation rows, written a shard at a time: never the whole split in memory
+
+    def flush(split: str, table: pa.Table) -> None:
+        write_shard(f"{split}/part-{shards[split]:05d}.parquet", table)
+        shards[split] += 1
+
     for name in names:
         table = read_shard(name)
         into_validation = pa.array(np.isin(table.column("id").to_numpy(), held))
         kept = table.filter(pc.invert(into_validation))
         if kept.num_rows:
-            write_shard(f"pool/part-{pool_shard:05d}.parquet", kept)
-            pool_shard += 1
-        held_tables.append(table.filter(into_validation))
-    validation = pa.concat_tables(held_tables)
-    for shard, start in enumerate(range(0, validation.num_rows, shard_rows)):
-        write_shard(f"validation/part-{shard:05d}.parquet", validation.slice(start, shard_rows))
+            flush("pool", kept)
+        buffered.append(table.filter(into_validation))
+        while sum(t.num_rows for t in buffered) >= shard_rows:
+            whole = pa.concat_tables(buffered)
+            flush("validation", whole.slice(0, shard_rows))
+            buffered = [whole.slice(shard_rows)]
+    if sum(t.num_rows for t in buffered):
+        flush("validation", pa.concat_tables(buffered))
     delete_dir(UNSPLIT)
     return len(ids) - count, count
 

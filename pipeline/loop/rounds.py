@@ -8,7 +8,8 @@
                    is answered; a request written earlier already holds this round's selection
     [3/6] label    the answered labels join the labelled set, written to the round's directory
     [4/6] plan     the strategy says what to train, from where, on which ids, how many steps
-    [5/6] update   the learner trains and evaluates on the test split
+    [5/6] update   the learner trains, then evaluates on the validation split (what choices read)
+                   and the test split (what reports)
     [6/6] commit   labels, strategy state, checkpoint, rng state, the model's predictions on the stop
                    set and record, in one atomic step; a stopping criterion that holds (pipeline.loop.stopping)
                    says so in the record, and the run is finished there
@@ -69,7 +70,7 @@ class Rounds:
         self.admitted: list[str] = []  # arrival shards in the pool, in the order committed rounds admitted them
         self.restart_unreported = restarted  # the next committed round's record says the coordinator restarted
         self.criteria = create_criteria(config.stopping)
-        self.stop_set: np.ndarray | None = None  # the last committed model's predictions on the test images
+        self.stop_set: np.ndarray | None = None  # the last committed model's predictions on the stop set
         self.stopped = False  # a stopping criterion ended the run after its last committed round
         self.resumed_records = self._resume()
 

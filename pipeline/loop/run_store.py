@@ -8,7 +8,8 @@
         state.npz                 the strategy's state after round N (its replay memory)
         checkpoint.pt             the selection model and its optimizer after round N
         rng.json                  the run's random generator after round N
-        stop_set.npy              the selection model's predictions on the stop set (the test images)
+        stop_set.npy              the selection model's predictions on the stop set (the validation
+                                  images, or the test images where the data has no validation split)
         record.json               the round record, written last: its presence commits the round
     rounds.jsonl                a readable view of every record, rewritten after each commit
     targets/NNNN.json           the target trained from scratch on the labels of rounds 0..N: its accuracy

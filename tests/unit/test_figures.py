@@ -267,3 +267,38 @@ def test_the_committed_readmes_and_figures_are_what_figures_writes_from_the_resu
             ]
         )
         assert committed == text, f"{path} is not what `python -m benchmarks.figures` writes:\n{diff}"
+
+
+def test_the_class_incremental_seeds_are_summarized_with_each_strategys_labels_per_class(tmp_path, monkeypatch):
+    from benchmarks import class_incremental_seeds
+
+    monkeypatch.setattr(class_incremental_seeds, "KEPT", tmp_path)
+
+    def kept(seed, full_acc, forgetting):
+        strategies = {
+            name: {"per_round": [{"acc_seen": acc, "forgetting": f}], "at": {"10%": {"target_acc": acc}}}
+            for name, acc, f in (("full", full_acc, 0.01), ("clactive", 0.85, forgetting), ("finetune", 0.78, 0.4))
+        }
+        classes = {
+            name: {"labels_per_class": [10 + seed, 0], "target_per_class_acc": [0.9, 0.0]}
+            for name in ("full", "clactive", "finetune")
+        }
+        (tmp_path / f"s{seed}.json").write_text(
+            json.dumps(
+                {"machine": "m", "date": "2026-12-07", "results": {"strategies": strategies}, "classes": classes}
+            )
+        )
+
+    kept(0, 0.67, 0.02)
+    kept(1, 0.69, 0.04)
+    seeded = json.loads(json.dumps(class_incremental_seeds.gather([0, 1, 2])))  # as the JSON file holds it
+    assert seeded["seeds_done"] == [0, 1] and seeded["seeds_missing"] == [2]
+    assert seeded["figures"]["target_acc_full"]["mean"] == pytest.approx(0.68)
+    assert seeded["figures"]["forgetting_clactive_over_finetune"]["mean"] == pytest.approx(0.075)
+    lines = figures_text.incremental_seed_lines(seeded)
+    assert "the target's accuracy at 10% full 0.6800 ± 0.0141, clactive 0.8500 ± 0.0000" in lines[1]
+    assert lines[-3:] == [
+        "| full | 10 (0.90) | 0 (0.00) |",
+        "| clactive | 10 (0.90) | 0 (0.00) |",
+        "| finetune | 10 (0.90) | 0 (0.00) |",
+    ]

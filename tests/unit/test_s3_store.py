@@ -177,3 +177,25 @@ def test_a_pool_prepared_in_the_bucket_is_published_by_its_manifest_and_read_bac
     np.testing.assert_array_equal(read_labels(data.split_dir("pool"), ids), read_labels(files, ids))
     assert shape_from_schema(parquet_dataset(data.split_dir("test")).schema) == (1, 28, 28)
     assert prepare_dataset(source, cache, shard_rows=128) == data  # the second run reuses it
+
+
+def test_a_validation_split_is_held_out_in_the_bucket_as_on_a_disk(prefix, tmp_path):
+    """The second pass (ids, then rows) and the removal of the whole pool's shards, through the object store."""
+    from pipeline.config.run_config import DataConfig
+    from pipeline.data.base import UNSPLIT, get_source, prepare_dataset
+    from pipeline.storage import Storage
+    from tests.helpers import write_fashion_like
+
+    raw = write_fashion_like(tmp_path / "idx", pool=300, test=50)
+    source = get_source("fashion_mnist", raw, DataConfig(data_dir=str(raw), validation=0.1))
+    data = prepare_dataset(source, prefix.uri("cache"), shard_rows=128)
+    local = prepare_dataset(source, tmp_path / "cache", shard_rows=128)
+    assert data.sizes == local.sizes == {"pool": 270, "validation": 30, "test": 50}
+    for split in ("pool", "validation"):
+        remote = pa.concat_tables(
+            [Storage(data.root).read_table(f"{split}/{n}") for n in Storage(data.root).names(split)]
+        )
+        assert sorted(remote.column("id").to_pylist()) == sorted(
+            pq.read_table(local.split_dir(split)).column("id").to_pylist()
+        )
+    assert not Storage(data.root).is_dir(UNSPLIT)

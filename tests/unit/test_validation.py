@@ -53,7 +53,9 @@ def test_every_source_holds_data_validation_out_of_its_pool_by_a_seed_of_its_own
     assert not ids(held, "pool") & ids(held, "validation")
     assert ids(held, "test") == ids(whole, "test")
     assert not (Path(held.root) / "pool-unsplit").exists()
-    assert held.eval_split() == "validation" and whole.eval_split() == "test"
+    assert held.validation_size == count and whole.validation_size == 0
+    shards = sorted(Path(held.root).glob("validation/*.parquet"))
+    assert all(pq.read_metadata(shard).num_rows <= SHARD_ROWS for shard in shards)
     assert ids(prepared(count), "validation") == ids(held, "validation")  # a count and its fraction agree
     assert ids(prepared(0.2, seed=1), "validation") != ids(held, "validation")
 

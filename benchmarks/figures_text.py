@@ -153,8 +153,9 @@ def incremental_seed_lines(seeded: dict | None) -> list[str]:
     paragraph = (
         f"Over seeds {', '.join(map(str, seeds))} (`python -m benchmarks.class_incremental_seeds`), mean ± std: "
         f"the target's accuracy at {seeded['budget']} {accuracy}; the selection model's forgetting {forgetting}; "
-        f"forgetting of clactive / finetune {pm('forgetting_clactive_over_finetune')}. Labels per class at the "
-        "last round, with the target's per-class test accuracy in brackets (means over the seeds):"
+        f"forgetting of clactive / finetune {pm('forgetting_clactive_over_finetune')}; full's labels with the "
+        f"target fitted again as every other strategy's is (`refit`) {pm('target_acc_full_refit')}. Labels per "
+        "class at the last round, with the target's per-class test accuracy in brackets (means over the seeds):"
     )
     lines = ["", paragraph, "", "| strategy | " + " | ".join(f"class {c}" for c in range(width)) + " |"]
     lines.append("|---|" + "---:|" * width)

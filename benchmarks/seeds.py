@@ -28,8 +28,10 @@ speed-ups then compare times from different machines or days).
 Label efficiency (`labels_saved_vs_random_at_20`: clactive's; `..._svp`, `..._full`): how many
 labels random needs to reach a strategy's target test accuracy at 20%, interpolated linearly on
 random's target curve at 20, 30, 40 and 50% (`curve` re-runs random in its own directory, checks
-that it labels what the kept run labelled, and fits the target at 30 and 40%), as a fraction more
-than 20%: 0.25 means random needs 25% more labels. A strategy random does not reach by 50% has
+that it labels what the kept run labelled, and fits the target at 30 and 40%; a seed without them
+interpolates between 20 and 50%, which overstates the saving where the curve is concave, and says so
+in `labels_saved_curve_points`), as a fraction more than 20%: 0.25 means random needs 25% more
+labels. A strategy random does not reach by 50% has
 none (more than 1.5).
 """
 
@@ -161,13 +163,11 @@ def label_efficiency(results: dict, random_curve: list[tuple[int, float]]) -> di
 
 
 def random_curve(entries: dict[str, dict], seed: int) -> list[tuple[int, float]] | None:
-    """random's (labels, target accuracy) at 20, 30, 40 and 50%, where its curve is kept."""
-    if not curve_path(seed).is_file() or "random" not in entries:
+    """random's (labels, target accuracy) at 20 and 50%, and at 30 and 40% where `curve` kept them."""
+    if "random" not in entries:
         return None
-    fits = {
-        **entries["random"]["targets"],
-        **{int(k): v for k, v in json.loads(curve_path(seed).read_text())["targets"].items()},
-    }
+    extra = json.loads(curve_path(seed).read_text())["targets"] if curve_path(seed).is_file() else {}
+    fits = {**entries["random"]["targets"], **{int(k): v for k, v in extra.items()}}
     return sorted((fit["labelled"], fit["target_acc"]) for fit in fits.values())
 
 
@@ -350,7 +350,10 @@ def main() -> None:
             per_seed[seed] = summary_of(entries) if set(STRATEGIES) <= set(entries) else None
             curve = random_curve(entries, seed) if candidates is None else None
             if per_seed[seed] is not None and curve is not None:
-                per_seed[seed]["label_efficiency"] = label_efficiency(per_seed[seed], curve)
+                per_seed[seed]["label_efficiency"] = {
+                    **label_efficiency(per_seed[seed], curve),
+                    "labels_saved_curve_points": len(curve),  # 2: random's 20 and 50% only; 4: with `curve`
+                }
             sittings[seed] = sorted({(e["machine"], e["date"][:10]) for e in entries.values()})
             code[seed] = {name: e.get("commits") or ["not noted"] for name, e in entries.items()}
         out["protocols"][name] = {

@@ -127,11 +127,11 @@ def _serve(
     train_s = time.perf_counter() - start - curve_s
     if rank != 0:
         return {}, trained
-    bare = _bare(model)
+    bare, final = _bare(model), None if curve is None else curve.final  # final: validation, predicted already
     start = time.perf_counter()
     result = {
         **trained,
-        **evaluate(bare, evaluated["test"], evaluated.get("validation"), data, device),
+        **evaluate(bare, evaluated["test"], evaluated.get("validation"), data, device, final),
         "val_acc_per_epoch": None if curve is None else curve.accuracies,
         "eval_s": time.perf_counter() - start + curve_s,
         "device": str(device),

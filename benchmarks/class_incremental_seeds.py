@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import RESULTS, machine
-from benchmarks.seeds import spread
+from benchmarks.seeds import print_spreads, spread
 from pipeline.loop.run_store import RunStore
 
 CONFIG = "configs/fashion_mnist_class_incremental.yaml"
@@ -151,10 +151,7 @@ def main() -> None:
     out = gather(args.seeds)
     path = RESULTS / "class_incremental_seeds.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
-    for key, value in out["figures"].items():
-        if value["mean"] is not None:
-            std = "" if value["std"] is None else f" ± {value['std']:.3g}"
-            print(f"  {key}: {value['mean']:.4g}{std}")
+    print_spreads(out["figures"])
     print(f"wrote {path}")
 
 

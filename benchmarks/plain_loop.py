@@ -145,7 +145,7 @@ class PlainLearner:
         start = time.perf_counter()
         return UpdateResult(
             **trained,
-            **evaluate(model, self.test, self.validation, self.data, CPU),
+            **evaluate(model, self.test, self.validation, self.data, CPU, None if curve is None else curve.final),
             val_acc_per_epoch=None if curve is None else curve.accuracies,
             eval_s=time.perf_counter() - start + curve_s,
             read_s=read_s,

@@ -46,6 +46,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from benchmarks.common import RESULTS, machine
+from pipeline.compare import finished
 from pipeline.loop.run_store import RunStore
 from pipeline.report.summary import summarize
 
@@ -115,13 +116,10 @@ def curve_path(seed: int) -> Path:
 def keep_curve(seed: int) -> bool:
     """Keep random's fits at CURVE_BUDGETS once its re-run finished, after checking that it labelled
     what the kept random run labelled (the same selection accuracy every round: the same labels)."""
-    store = RunStore(Path(f"{compare_dir(seed, None)}-curve") / "random")
-    if not store.holds_run():
+    done = finished(Path(f"{compare_dir(seed, None)}-curve") / "random", ROUNDS, list(CURVE_ROUNDS))
+    if done is None:
         return False
-    records = store.records()
-    targets = {k: store.read_json(f"targets/{k:04d}.json") for k in CURVE_ROUNDS}
-    if len(records) < ROUNDS or any(fit is None for fit in targets.values()):
-        return False
+    records, targets = done["records"], done["targets"]
     kept_random = json.loads(kept_path(seed, None, "random").read_text())["records"]
     if [r["selection_acc"] for r in records] != [r["selection_acc"] for r in kept_random]:
         raise SystemExit(f"seed {seed}: random's re-run labelled other examples than its kept run: not kept")
@@ -282,6 +280,14 @@ def spread(values: dict[int, float | None]) -> dict:
     }
 
 
+def print_spreads(figures: dict[str, dict]) -> None:
+    """One line per measured figure: its mean, ± its std where there is one."""
+    for key, value in figures.items():
+        if value["mean"] is not None:
+            std = "" if value["std"] is None else f" ± {value['std']:.3g}"
+            print(f"  {key}: {value['mean']:.4g}{std}")
+
+
 def gather(per_seed: dict[int, dict | None]) -> dict:
     """{seed: results.json or None} of one protocol -> its figures as spreads, and the seeds missing."""
     done = {seed: figures(results) for seed, results in per_seed.items() if results is not None}
@@ -367,10 +373,7 @@ def main() -> None:
     path.write_text(json.dumps(out, indent=1) + "\n")
     for name, protocol in out["protocols"].items():
         print(f"{name}: seeds done {protocol['seeds_done']}, missing {protocol['seeds_missing']}")
-        for key, value in protocol["figures"].items():
-            if value["mean"] is not None:
-                std = "" if value["std"] is None else f" ± {value['std']:.3g}"
-                print(f"  {key}: {value['mean']:.4g}{std}")
+        print_spreads(protocol["figures"])
     print(f"wrote {path}")
 
 

@@ -180,7 +180,7 @@ def run_entry(
 
     config = plan.config
     fits = [] if config.strategy == "full" else list(budgets.values())  # full fits the target every round
-    done = finished(config, num_rounds, fits)
+    done = finished(config.run_dir, num_rounds, fits)
     if done is not None:
         print(f"== {name}: done earlier, read from {config.run_dir}", flush=True)
         return done
@@ -240,9 +240,9 @@ def scored(config: RunConfig) -> str:
     return f"a random {what} (scoring.candidates)"
 
 
-def finished(config: RunConfig, num_rounds: int, fits: list[int]) -> dict | None:
-    """A strategy's records and target fits, when all are committed; None otherwise."""
-    store = RunStore(config.run_dir)
+def finished(run_dir: str | Path, num_rounds: int, fits: list[int]) -> dict | None:
+    """A strategy's records and target fits (by round) in `run_dir`, when all are committed; None otherwise."""
+    store = RunStore(run_dir)
     if not store.holds_run():
         return None
     records = store.records()

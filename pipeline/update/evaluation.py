@@ -39,11 +39,17 @@ def predicted(model: torch.nn.Module, split: Split, data: PreparedData, device: 
 
 
 def evaluate(
-    model: torch.nn.Module, test: Split, validation: Split | None, data: PreparedData, device: torch.device
+    model: torch.nn.Module,
+    test: Split,
+    validation: Split | None,
+    data: PreparedData,
+    device: torch.device,
+    on_validation: np.ndarray | None = None,
 ) -> dict:
     """The UpdateResult's evaluation fields: test accuracy (overall and per class), validation accuracy
     (None without a validation split), and the stop set's predictions: the validation images where
-    there are some, so that no decision depends on the test split at all."""
+    there are some, so that no decision depends on the test split at all. `on_validation`: the final
+    model's validation predictions where an EpochCurve made them already (not predicted twice)."""
     on_test = predicted(model, test, data, device)
     correct, total = class_counts(on_test, test.labels, data.num_classes)
     figures = {
@@ -54,7 +60,8 @@ def evaluate(
         "stop_predictions": on_test.astype(np.int32),
     }
     if validation is not None:
-        on_validation = predicted(model, validation, data, device)
+        if on_validation is None:
+            on_validation = predicted(model, validation, data, device)
         figures["val_acc"] = float((on_validation == validation.labels).mean())
         figures["stop_predictions"] = on_validation.astype(np.int32)
     return figures
@@ -64,7 +71,8 @@ class EpochCurve:
     """An on_step hook for train_steps: after the last step of each epoch over `examples` rows
     (and after the last step), the model's validation accuracy; the model is put back in training
     mode, so the fit goes on exactly as it would have without the hook. `seconds`: the time the
-    evaluations took, which is evaluation, not training, in the round's costs."""
+    evaluations took, which is evaluation, not training, in the round's costs; `final`: the
+    predictions after the last step, which the fit's evaluation reuses."""
 
     def __init__(
         self,
@@ -80,12 +88,15 @@ class EpochCurve:
         self.steps_per_epoch, self.steps = math.ceil(examples / batch_size), steps
         self.accuracies: list[float] = []
         self.seconds = 0.0
+        self.final: np.ndarray | None = None
 
     def __call__(self, taken: int) -> None:
         if taken % self.steps_per_epoch and taken != self.steps:
             return
         start = time.perf_counter()
-        right = predicted(self.model, self.validation, self.data, self.device) == self.validation.labels
-        self.accuracies.append(float(right.mean()))
+        predictions = predicted(self.model, self.validation, self.data, self.device)
+        if taken == self.steps:
+            self.final = predictions
+        self.accuracies.append(float((predictions == self.validation.labels).mean()))
         self.model.train()
         self.seconds += time.perf_counter() - start

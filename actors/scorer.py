@@ -44,9 +44,10 @@ from pipeline.data import PreparedData, images_from_arrow
 from pipeline.data.pool import split_files
 from pipeline.errors import ResourceError
 from pipeline.ids import in_sorted
+from pipeline.loop.preflight import acquisition_for
 from pipeline.loop.proc import peak_rss_mib
 from pipeline.loop.seams import ScoredPass
-from pipeline.selection.acquisition import Collector, LabelledDistances, ModelOutput, Picked, get_acquisition
+from pipeline.selection.acquisition import Acquisition, Collector, LabelledDistances, ModelOutput, Picked
 from pipeline.selection.k_center import min_sq_distances
 from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict, torch_threads
@@ -77,7 +78,7 @@ class Scorer:
         weights: bytes,
         labelled_ids: np.ndarray,
         candidate_ids: np.ndarray | None,
-        acquisition_name: str,
+        acquisition: Acquisition,
         k: int,
         seed: int,
         batch_size: int,
@@ -90,7 +91,6 @@ class Scorer:
         to the first batch), "pass_s" (the whole call), "peak_rss_mib"}. `report` gets the count scored."""
         called = time.perf_counter()
         load_weights(self.model, weights).eval()
-        acquisition = get_acquisition(acquisition_name)
         collector = acquisition.collector(k, seed)
         busy_s, scored_count = 0.0, 0
         first_batch_s = None  # from the call to the first batch: weights, read task start-up, first block
@@ -263,7 +263,7 @@ class ScorerPool:
                     weights_ref,
                     labelled_ref,
                     candidates_ref,
-                    self.config.acquisition,
+                    acquisition_for(self.config),
                     k,
                     seed,
                     scoring.batch_size,
@@ -279,7 +279,7 @@ class ScorerPool:
     ) -> tuple[Collector, Picked]:
         """Merges the scorers' collectors into the round's (exact) and selects from it. No Ray here:
         a unit test drives it in one process."""
-        collector = get_acquisition(self.config.acquisition).collector(k, seed)
+        collector = acquisition_for(self.config).collector(k, seed)
         for part in parts:
             collector.merge(part)
         return collector, collector.select(labelled)
@@ -393,5 +393,5 @@ def label_hints(
     return {
         "predicted_label": probs.argmax(axis=1),
         "predicted_prob": probs.max(axis=1).astype(np.float64),
-        "score": get_acquisition(config.acquisition).hint_scores(probs, pool_ids, seed),
+        "score": acquisition_for(config).hint_scores(probs, pool_ids, seed),
     }

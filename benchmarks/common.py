@@ -20,7 +20,8 @@ import torch
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow, prepare_dataset, source_for
 from pipeline.ids import in_sorted
-from pipeline.selection.acquisition import ModelOutput, get_acquisition
+from pipeline.loop.preflight import acquisition_for
+from pipeline.selection.acquisition import ModelOutput
 from pipeline.selection.k_center import min_sq_distances
 from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict
@@ -96,7 +97,7 @@ def plain_select(
     torch.set_num_threads(threads)
     start = time.perf_counter()
     model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights).eval()
-    acquisition = get_acquisition(config.acquisition)
+    acquisition = acquisition_for(config)
     labelled = np.sort(labelled_ids)
     pool = pads.dataset(data.split_dir("pool"), format="parquet")
     batch_size = config.scoring.batch_size

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from actors.decode import ray_data_map
-from pipeline.config.run_config import RunConfig, Size, check_size, config_from_raw, read_with_section
+from pipeline.config.run_config import BatchConfig, RunConfig, Size, check_size, config_from_raw, read_with_section
 from pipeline.config.schedule import to_count
 from pipeline.config.sections import build_section
 from pipeline.errors import ConfigError
@@ -109,8 +109,10 @@ def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfi
         strategy, acquisition = "clactive", base.acquisition
     elif name in STRATEGY_ENTRIES:
         strategy, acquisition = name, base.acquisition
-    else:
+    else:  # an acquisition's entry; `random`, the control, draws uniformly whatever batch: says
         strategy, acquisition = "clactive", name
+        if name == "random":
+            base = replace(base, batch=BatchConfig())
     return replace(
         base,
         strategy=strategy,

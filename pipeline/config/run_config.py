@@ -91,6 +91,16 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """How a round's batch is drawn from the acquisition's scores (pipeline.selection.batch)."""
+
+    sampling: str = "top_k"  # top_k | softmax | power | softrank: the top k of Gumbel-perturbed scores
+    coldness: float = 1.0  # β of p ∝ exp(β·score), score^β or rank^-β
+    balance: bool = False  # the batch taken round-robin over the selection model's predicted classes
+    margin_multiple: float | None = None  # cluster_margin: shortlist margin_multiple * k (None: the paper's 10)
+
+
+@dataclass(frozen=True)
 class LearnerConfig:
     workers: int = 1
     cpus_per_worker: float = 0.5
@@ -144,6 +154,7 @@ class RunConfig:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     update: UpdateConfig = field(default_factory=UpdateConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     stopping: tuple[StopConfig, ...] = ()  # more reasons to stop before the budget; any one stops the run
     tracking: str | None = None  # mlflow | tensorboard: log params, every round's record and the plots
@@ -227,6 +238,9 @@ def validate(config: RunConfig) -> None:
     if config.scoring.candidates is not None:
         check_size("scoring.candidates", config.scoring.candidates)
     _check_resources("scoring.resources", config.scoring.resources)
+    _at_least_zero("batch.coldness", config.batch.coldness)
+    if config.batch.margin_multiple is not None and config.batch.margin_multiple < 1:
+        raise ConfigError(f"batch.margin_multiple = {config.batch.margin_multiple}: the shortlist holds at least k")
     _positive("scoring.placement_timeout_s", config.scoring.placement_timeout_s)
     _positive("learner.workers", config.learner.workers)
     _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)

@@ -9,6 +9,7 @@ before Ray starts; what it returns is all the driver, the coordinator and the wo
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from pipeline.config.run_config import RunConfig
@@ -16,6 +17,8 @@ from pipeline.config.schedule import resolve_schedule, to_count
 from pipeline.data import PreparedData, prepare_data
 from pipeline.data.base import ParallelMap
 from pipeline.errors import ConfigError
+from pipeline.selection.acquisition import ACQUISITIONS, Acquisition, get_acquisition
+from pipeline.selection.batch import SAMPLINGS, BatchRule
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,6 @@ def plan_run(config: RunConfig, data: PreparedData) -> RunPlan:
 def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
     from pipeline.data.growth import create_growth
     from pipeline.data.pool import check_augment
-    from pipeline.selection.acquisition import check_set_candidates
     from pipeline.update.models import check_models_read  # imports torch: only once the config is known good
 
     initial, sizes = resolve_schedule(config.schedule, data.pool_size)
@@ -63,8 +65,8 @@ def _plan(config: RunConfig, data: PreparedData) -> RunPlan:
     if sizes:  # the first scored round's candidates; a growing pool is checked again as it grows
         unlabelled = data.pool_size - initial
         size = config.scoring.candidates
-        check_set_candidates(
-            config.acquisition, unlabelled if size is None else max(to_count(size, unlabelled), sizes[0])
+        acquisition_for(config).check_candidates(
+            unlabelled if size is None else max(to_count(size, unlabelled), sizes[0])
         )
     return RunPlan(config, data, initial, tuple(sizes))
 
@@ -88,7 +90,6 @@ def check_names(config: RunConfig) -> None:
     from pipeline.data import SOURCES
     from pipeline.data.growth import GROWTHS
     from pipeline.loop.stopping import CRITERIA
-    from pipeline.selection.acquisition import ACQUISITIONS
     from pipeline.update.augment import AUGMENTS
     from pipeline.update.memory import MEMORIES
     from pipeline.update.models import MODELS  # torch: the registries hold the classes they name
@@ -104,6 +105,13 @@ def check_names(config: RunConfig) -> None:
         one_of(f"{role}.name", getattr(config, role).name, MODELS.names())
     for i, stop in enumerate(config.stopping):
         one_of(f"stopping[{i}].criterion", stop.criterion, CRITERIA.names())
+    one_of("batch.sampling", config.batch.sampling, list(SAMPLINGS))
+    acquisition_for(config)  # the batch rule against the acquisition: power needs scores >= 0, ...
+
+
+def acquisition_for(config: RunConfig) -> Acquisition:
+    """The run's acquisition, drawing its batches by `config.batch`."""
+    return get_acquisition(config.acquisition, BatchRule(**dataclasses.asdict(config.batch)))
 
 
 def one_of(key: str, value: str, valid: list[str]) -> None:

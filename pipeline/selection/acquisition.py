@@ -29,31 +29,28 @@ Three contracts implement it; each registered acquisition follows one:
                          (k_center.min_sq_distances, batch by batch); the candidates are held at
                          once, at most MAX_SET_CANDIDATES of them (check_set_candidates).
 
-The acquisitions themselves live in uncertainty.py, cluster_margin.py and k_center.py; the package's
-__init__ imports them, so ACQUISITIONS is full once anything of pipeline.selection is imported. A
-new acquisition is one module here, subclassing a contract (or Acquisition, with its own
-Collector) under @ACQUISITIONS.register, plus its line in __init__.
+How the batch is drawn from per-example scores (top k, sampled, class-balanced) is the run's
+`batch:` rule (batch.py), which each acquisition checks (`check_rule`). The acquisitions live in
+uncertainty.py, cluster_margin.py and k_center.py, imported by the package's __init__ (so
+ACQUISITIONS is full once anything here is imported): a new one is a module subclassing a contract
+under @ACQUISITIONS.register, plus its line in __init__.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeAlias, TypeVar
 
 import numpy as np
 
 from pipeline.errors import ConfigError, PoolExhaustedError
 from pipeline.registry import Registry
+from pipeline.selection.batch import BatchRule
+from pipeline.selection.collector import Collector, LabelledDistances, ModelOutput, Picked, one_array
+from pipeline.selection.per_example import RankCollector, TopKCollector
 from pipeline.selection.top_k import StreamingTopK
 
 ACQUISITIONS: Registry[type[Acquisition]] = Registry("acquisition")
 
-# What the scorer pushes per batch, by `needs`: None, probs or embeddings (N, ...), or (probs, embeddings)
-ModelOutput: TypeAlias = np.ndarray | tuple[np.ndarray, np.ndarray] | None
-# candidate embeddings (N, D) -> (N,) float32 squared distance of each to its nearest labelled example (inf: none)
-LabelledDistances: TypeAlias = Callable[[np.ndarray], np.ndarray]
 
 # Set-based selection holds every candidate's embedding in one process (the coordinator, and each
 # scorer while it measures the labelled rows against them): N x D float32, plus a scoring batch's
@@ -61,8 +58,9 @@ LabelledDistances: TypeAlias = Callable[[np.ndarray], np.ndarray]
 MAX_SET_CANDIDATES = 100_000
 
 
-def get_acquisition(name: str) -> Acquisition:
-    return ACQUISITIONS.get(name)()
+def get_acquisition(name: str, rule: BatchRule = BatchRule()) -> Acquisition:
+    """The acquisition `name` drawing its batches by `rule`; a ConfigError (one line) when it cannot."""
+    return ACQUISITIONS.get(name)(rule)
 
 
 def check_set_candidates(acquisition_name: str, candidates: int) -> None:
@@ -70,45 +68,30 @@ def check_set_candidates(acquisition_name: str, candidates: int) -> None:
     get_acquisition(acquisition_name).check_candidates(candidates)
 
 
-@dataclass(frozen=True)
-class Picked:
-    """What a collector selected."""
-
-    pool_ids: np.ndarray  # (k,) int64, in pick order
-    score_mean: float | None  # the chosen ids' mean acquisition score (None: set-based selection)
-
-
-C = TypeVar("C", bound="Collector")
-
-
-class Collector(ABC):
-    """What one scorer gathers of its shard for one acquisition, and, merged, what the coordinator selects from."""
-
-    k: int
-
-    @property
-    @abstractmethod
-    def seen(self) -> int:
-        """Candidates pushed so far, merged ones included."""
-
-    @abstractmethod
-    def push(self, pool_ids: np.ndarray, out: ModelOutput) -> None:
-        """One batch's candidates: pool_ids (N,) and the model output `needs` asked for, aligned (batch_pos)."""
-
-    @abstractmethod
-    def merge(self: C, other: C) -> None:
-        """Folds in the collector of a disjoint part of the pool (another scorer's shard)."""
-
-    @abstractmethod
-    def select(self, labelled_distances: LabelledDistances | None = None) -> Picked:
-        """The k chosen pool ids; PoolExhaustedError when fewer candidates were seen than k needs."""
-
-
 class Acquisition(ABC):
     """Common parent of the contracts below: what a scoring pass asks of every acquisition."""
 
     name: str
     needs: str | None
+
+    def __init__(self, rule: BatchRule = BatchRule()):
+        self.rule = rule
+        self.check_rule(rule)
+
+    def check_rule(self, rule: BatchRule) -> None:
+        """ConfigError (one line) for a `batch:` setting this acquisition cannot draw by. The defaults
+        (top k, unbalanced) suit every one; the rest are per-example acquisitions' (PerExampleAcquisition)."""
+        if rule.sampling != "top_k" or rule.balance:
+            raise ConfigError(
+                f"acquisition {self.name} picks its batch as a set, so batch.sampling {rule.sampling} and "
+                f"batch.balance {str(rule.balance).lower()} do not apply: drop them, or pick a per-example "
+                "acquisition (least_confidence, entropy, margin)"
+            )
+        if rule.margin_multiple is not None:
+            raise ConfigError(
+                f"batch.margin_multiple is Cluster-Margin's shortlist size, and the acquisition is {self.name}: "
+                "drop it, or set acquisition: cluster_margin"
+            )
 
     @abstractmethod
     def collector(self, k: int, seed: int) -> Collector:
@@ -133,6 +116,21 @@ class PerExampleAcquisition(Acquisition):
     """
 
     needs: str | None = "probs"
+    nonnegative = False  # every score >= 0, as batch.sampling power needs (p ∝ score^β)
+
+    def check_rule(self, rule: BatchRule) -> None:
+        if rule.margin_multiple is not None:
+            super().check_rule(rule)
+        if self.needs is None and (rule.sampling != "top_k" or rule.balance):
+            raise ConfigError(
+                f"acquisition {self.name} already draws uniformly and reads no model, so batch.sampling "
+                f"{rule.sampling} and batch.balance {str(rule.balance).lower()} do not apply: drop them"
+            )
+        if rule.sampling == "power" and not self.nonnegative:
+            raise ConfigError(
+                f"batch.sampling power draws with p ∝ score^β, and {self.name}'s scores can be negative: "
+                "use batch.sampling softmax or softrank"
+            )
 
     def score(self, probs: np.ndarray | None, pool_ids: np.ndarray, seed: int) -> np.ndarray:
         """probs (N, K) softmax rows (or None when `needs` is None), pool_ids (N,) -> scores (N,) float64."""
@@ -149,7 +147,7 @@ class PerExampleAcquisition(Acquisition):
     def _score(self, probs: np.ndarray | None, pool_ids: np.ndarray, seed: int) -> np.ndarray: ...
 
     def collector(self, k: int, seed: int) -> Collector:
-        return TopKCollector(self, k, seed)
+        return RankCollector(self, k, seed) if self.rule.sampling == "softrank" else TopKCollector(self, k, seed)
 
     def hint_scores(self, probs: np.ndarray, pool_ids: np.ndarray, seed: int) -> np.ndarray:
         return self.score(probs, pool_ids, seed)
@@ -161,6 +159,9 @@ class ShortlistAcquisition(PerExampleAcquisition):
     (short_pos). The scorer computes probs and embeddings in one forward pass ("probs+embeddings")."""
 
     needs = "probs+embeddings"
+
+    def check_rule(self, rule: BatchRule) -> None:
+        Acquisition.check_rule(self, rule)  # its batch is a set picked from the shortlist: no sampling
 
     def shortlist(self, k: int) -> int:
         return k
@@ -197,28 +198,6 @@ class SetAcquisition(Acquisition):
                 f"{MAX_SET_CANDIDATES} candidates a round, and this round has {candidates}: set "
                 f"scoring.candidates (e.g. {MAX_SET_CANDIDATES // 2}) to score a random subset each round"
             )
-
-
-class TopKCollector(Collector):
-    """PerExampleAcquisition's: the k best-scoring pool ids of the stream (StreamingTopK)."""
-
-    def __init__(self, acquisition: PerExampleAcquisition, k: int, seed: int):
-        self.acquisition, self.k, self.seed = acquisition, k, seed
-        self.top = StreamingTopK(k)
-
-    @property
-    def seen(self) -> int:
-        return self.top.seen
-
-    def push(self, pool_ids: np.ndarray, out: ModelOutput) -> None:
-        self.top.push(pool_ids, self.acquisition.score(_one_array(out), pool_ids, self.seed))
-
-    def merge(self, other: TopKCollector) -> None:
-        self.top.merge(other.top)  # exact: each id of the global top k is in its own shard's top k
-
-    def select(self, labelled_distances: LabelledDistances | None = None) -> Picked:
-        chosen, scores = self.top.result()
-        return Picked(chosen, float(scores.mean()) if len(scores) else None)
 
 
 class ShortlistCollector(Collector):
@@ -268,7 +247,7 @@ class SetCollector(Collector):
         return sum(len(ids) for ids in self._ids)
 
     def push(self, pool_ids: np.ndarray, out: ModelOutput) -> None:
-        embeddings = _one_array(out)
+        embeddings = one_array(out)
         if embeddings is None:
             raise ValueError(f"acquisition '{self.acquisition.name}' needs embeddings, got none")
         self._ids.append(np.asarray(pool_ids, dtype=np.int64))
@@ -288,9 +267,3 @@ class SetCollector(Collector):
         emb = np.concatenate(self._embeddings) if self._embeddings else np.empty((0, 0), np.float32)
         picks = self.acquisition.select(emb, labelled_distances(emb), self.k)  # cand_pos
         return Picked(cand_ids[picks], None)
-
-
-def _one_array(out: ModelOutput) -> np.ndarray | None:
-    if isinstance(out, tuple):
-        raise ValueError("expected one model output, got a (probs, embeddings) pair")
-    return out

@@ -4,7 +4,8 @@ selection. Pure numpy + scikit-learn (imported when a selection runs), no Ray.
 Cluster-Margin (Citovsky et al., "Batch Active Learning at Scale", NeurIPS 2021) keeps the batch
 uncertain and diverse at batch sizes where plain lowest-margin top-k piles into a few dense
 regions of near-duplicates:
-  1. shortlist the k_m = margin_multiple * k unlabelled examples with the lowest margin;
+  1. shortlist the k_m = margin_multiple * k unlabelled examples with the lowest margin
+     (batch.margin_multiple, default the paper's 10);
   2. group the shortlist by cluster and sort the clusters by size, smallest first;
   3. fill the batch round-robin over those clusters, a random member of each cluster in turn,
      until k are chosen. Small clusters are visited first, and a large cluster gives at most one
@@ -31,29 +32,37 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 
 import numpy as np
 
 from pipeline.errors import PoolExhaustedError
 from pipeline.selection.acquisition import ACQUISITIONS, ShortlistAcquisition
+from pipeline.selection.batch import MARGIN_MULTIPLE, BatchRule
 from pipeline.selection.uncertainty import Margin
 
 
 @ACQUISITIONS.register("cluster_margin")
 class ClusterMargin(ShortlistAcquisition):
-    """Cluster-Margin (Citovsky et al. 2021): the 10k lowest-margin examples, clustered, then the
-    batch filled round-robin over the clusters, smallest first (cluster_margin_select)."""
+    """Cluster-Margin (Citovsky et al. 2021): the batch.margin_multiple * k lowest-margin examples (the
+    paper's 10 k by default), clustered, then the batch filled round-robin over the clusters, smallest
+    first (cluster_margin_select)."""
 
-    MARGIN_MULTIPLE = 10  # the paper's k_m = 10 k
+    def check_rule(self, rule: BatchRule) -> None:
+        super().check_rule(replace(rule, margin_multiple=None))  # the margin multiple is its own setting
+
+    @property
+    def margin_multiple(self) -> float:
+        return MARGIN_MULTIPLE if self.rule.margin_multiple is None else self.rule.margin_multiple
 
     def shortlist(self, k: int) -> int:
-        return self.MARGIN_MULTIPLE * k
+        return math.ceil(self.margin_multiple * k)
 
     def _score(self, probs, pool_ids, seed):
         return Margin()._score(probs, pool_ids, seed)  # -margin: the smallest margins rank first
 
     def select(self, scores, embeddings, k, seed):
-        return cluster_margin_select(-scores, embeddings, k, seed, margin_multiple=self.MARGIN_MULTIPLE)
+        return cluster_margin_select(-scores, embeddings, k, seed, margin_multiple=self.margin_multiple)
 
 
 def cluster_margin_select(

@@ -9,16 +9,21 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.selection.acquisition import ACQUISITIONS, PerExampleAcquisition
+from pipeline.selection.batch import hashed_uniform
 
 
 @ACQUISITIONS.register("least_confidence")
 class LeastConfidence(PerExampleAcquisition):
+    nonnegative = True
+
     def _score(self, probs, pool_ids, seed):
         return 1.0 - probs.max(axis=1)
 
 
 @ACQUISITIONS.register("entropy")
 class Entropy(PerExampleAcquisition):
+    nonnegative = True
+
     def _score(self, probs, pool_ids, seed):
         return -(probs * np.log(np.clip(probs, 1e-12, 1.0))).sum(axis=1)
 
@@ -42,14 +47,3 @@ class Random(PerExampleAcquisition):
 
     def _score(self, probs, pool_ids, seed):
         return hashed_uniform(pool_ids, seed)
-
-
-def hashed_uniform(pool_ids: np.ndarray, seed: int) -> np.ndarray:
-    """splitmix64(id ^ seed) mapped to [0, 1): a per-id random number without shared state."""
-    with np.errstate(over="ignore"):
-        z = pool_ids.astype(np.uint64) ^ np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(2**53)

@@ -13,8 +13,10 @@ from ray.data import DataContext
 from ray.util.state import list_actors
 
 from actors.scorer import ScorerPool
+from pipeline.config.run_config import BatchConfig
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.errors import ResourceError
+from pipeline.loop.preflight import acquisition_for
 from pipeline.selection.acquisition import get_acquisition
 from pipeline.selection.candidates import draw_candidates
 from pipeline.update.models import create_model
@@ -35,6 +37,26 @@ def expected_top_k(
     scores = get_acquisition(acquisition).score(probs, pool_ids, seed=0)
     unlabelled = ~np.isin(pool_ids, labelled) if candidates is None else np.isin(pool_ids, candidates)
     return top_k(pool_ids[unlabelled], scores[unlabelled], k)[0]
+
+
+def assert_a_sampled_balanced_draw_is_one_collectors(scorers, data, model, labelled) -> None:
+    """The four scorers' merged draw (power sampling, class-balanced) is one collector's over the whole pool."""
+    sampled = replace(scorers.config, batch=BatchConfig(sampling="power", coldness=3.0, balance=True))
+    scorers.config = sampled
+    scored = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=4)
+    np.testing.assert_array_equal(scored.pool_ids, expected_draw(data, model, sampled, labelled, 30, seed=4))
+
+
+def expected_draw(data, model, config, labelled: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """The ids one collector given every unlabelled row at once draws."""
+    table = pads.dataset(data.split_dir("pool"), format="parquet").to_table()
+    pool_ids = table.column("id").to_numpy()
+    images = torch.from_numpy(images_from_arrow(table.column("image"), data.image_shape).copy())
+    probs = predict(model, images, mean=data.mean, std=data.std, device=torch.device("cpu"))
+    unlabelled = ~np.isin(pool_ids, labelled)
+    collector = acquisition_for(config).collector(k, seed)
+    collector.push(pool_ids[unlabelled], probs[unlabelled])
+    return collector.select().pool_ids
 
 
 def scorer_actors() -> list:
@@ -82,6 +104,8 @@ def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set
         scored = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=0, candidate_ids=candidates)
         np.testing.assert_array_equal(scored.pool_ids, expected_top_k(data, model, "entropy", labelled, 30, candidates))
         assert scored.candidates == 90 and scored.score_mean > 0
+
+        assert_a_sampled_balanced_draw_is_one_collectors(scorers, data, model, labelled)
 
         # the same scorers, set-based: the acquisition is read from the config at each pass
         scorers.config = replace(config, acquisition="k_center")

@@ -113,8 +113,11 @@ class RayScorers:
             weights, labelled_ids, k, seed=seed, hook=hook, pool=pool, candidate_ids=candidate_ids, progress=progress
         )
 
+    def collect(self, weights, acquisition, candidate_ids):
+        return self._started().collect(weights, acquisition, candidate_ids, Hook(self.hook, self.config.run_dir))
+
     def hints(self, weights, pool_ids, images, seed):
-        from actors.scorer import label_hints
+        from actors.hints import label_hints
 
         return label_hints(self.config, self.data, self.model_name, weights, pool_ids, images, seed=seed)
 

@@ -47,7 +47,7 @@ from pipeline.ids import in_sorted
 from pipeline.loop.preflight import acquisition_for
 from pipeline.loop.proc import peak_rss_mib
 from pipeline.loop.seams import ScoredPass
-from pipeline.selection.acquisition import Acquisition, Collector, LabelledDistances, ModelOutput, Picked
+from pipeline.selection.collector import Collector, Collects, LabelledDistances, ModelOutput, Picked
 from pipeline.selection.k_center import min_sq_distances
 from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict, torch_threads
@@ -78,7 +78,7 @@ class Scorer:
         weights: bytes,
         labelled_ids: np.ndarray,
         candidate_ids: np.ndarray | None,
-        acquisition: Acquisition,
+        acquisition: Collects,
         k: int,
         seed: int,
         batch_size: int,
@@ -192,6 +192,35 @@ class ScorerPool:
                 self._wait_for_restarts()
                 redone += 1
 
+    def collect(
+        self, weights: bytes, acquisition: Collects, candidate_ids: np.ndarray | None, hook: Hook = Hook()
+    ) -> Collector:
+        """One pass of `acquisition` over the prepared pool's `candidate_ids` (ascending; None: every row,
+        labelled or not), the scorers' collectors merged: a neighbour index's embedding passes. Redone
+        from its start when a scorer dies, like `select`."""
+        for attempt in range(PASS_ATTEMPTS):
+            try:
+                parts = self._score_shards(
+                    ray.put(weights),
+                    np.empty(0, np.int64),
+                    candidate_ids,
+                    0,
+                    0,
+                    hook,
+                    self.data.split_dir("pool"),
+                    None,
+                    acquisition,
+                )
+                break
+            except ray.exceptions.RayActorError:
+                if attempt + 1 == PASS_ATTEMPTS:
+                    raise
+                self._wait_for_restarts()
+        collector = acquisition.collector(0, 0)
+        for part in parts:
+            collector.merge(part["collector"])
+        return collector
+
     def _wait_for_restarts(self) -> None:
         timeout_s = self.config.scoring.placement_timeout_s
         try:
@@ -252,8 +281,9 @@ class ScorerPool:
         hook: Hook,
         pool: str | list[str],
         progress: Sink | None,
+        acquisition: Collects | None = None,
     ) -> list[dict]:
-        """Every scorer's Scorer.score over its share of `pool`."""
+        """Every scorer's Scorer.score over its share of `pool`, with `acquisition` (None: the run's)."""
         labelled_ref, candidates_ref = ray.put(labelled_ids), ray.put(candidate_ids)
         scoring = self.config.scoring
         return self._gather(
@@ -263,7 +293,7 @@ class ScorerPool:
                     weights_ref,
                     labelled_ref,
                     candidates_ref,
-                    acquisition_for(self.config),
+                    acquisition or acquisition_for(self.config),
                     k,
                     seed,
                     scoring.batch_size,
@@ -368,30 +398,3 @@ class LabelledPass:
         min_dist, self.busy_s, self.peak_rss_mib = self.measure(candidate_emb)
         self.wall_s = time.perf_counter() - start
         return min_dist
-
-
-def label_hints(
-    config: RunConfig,
-    data: PreparedData,
-    model_name: str,
-    weights: bytes,
-    pool_ids: np.ndarray,
-    images: np.ndarray,
-    seed: int,
-) -> dict[str, np.ndarray]:
-    """For annotators, per requested example: the selection model's predicted label, its
-    probability, and the acquisition score (NaN where the acquisition scores sets, not examples:
-    k_center). Recomputed in this process on the requested images only, with the weights and seed
-    that scored the pool; used by the external oracle alone, so the scoring pass stays as it is.
-
-    pool_ids (n,), images (n, C, H, W) uint8 pixels or int32 token ids -> {name: (n,)}.
-    """
-    model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights)
-    probs = predict(
-        model, torch.from_numpy(np.ascontiguousarray(images)), mean=data.mean, std=data.std, device=torch.device("cpu")
-    )  # (n, K)
-    return {
-        "predicted_label": probs.argmax(axis=1),
-        "predicted_prob": probs.max(axis=1).astype(np.float64),
-        "score": acquisition_for(config).hint_scores(probs, pool_ids, seed),
-    }

@@ -21,7 +21,7 @@ from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, images_from_arrow, prepare_dataset, source_for
 from pipeline.ids import in_sorted
 from pipeline.loop.preflight import acquisition_for
-from pipeline.selection.acquisition import ModelOutput
+from pipeline.selection.collector import Collector, Collects, ModelOutput
 from pipeline.selection.k_center import min_sq_distances
 from pipeline.update.models import create_model
 from pipeline.update.training import load_weights, predict
@@ -123,6 +123,32 @@ def plain_select(
         collector.push(pool_ids, None if acquisition.needs is None else outputs(images, acquisition.needs))
     chosen = collector.select(labelled_distances).pool_ids
     return chosen, time.perf_counter() - start
+
+
+def plain_collect(
+    config: RunConfig,
+    data: PreparedData,
+    model_name: str,
+    weights: bytes,
+    acquisition: Collects,
+    candidate_ids: np.ndarray | None,
+    threads: int,
+) -> Collector:
+    """`actors.scorer.ScorerPool.collect` in one process: one pass of `acquisition` over the pool's
+    `candidate_ids` (ascending; None: every row), into one collector."""
+    torch.set_num_threads(threads)
+    model = load_weights(create_model(model_name, data.image_shape[0], data.num_classes), weights).eval()
+    pool = pads.dataset(data.split_dir("pool"), format="parquet")
+    collector, cpu = acquisition.collector(0, 0), torch.device("cpu")
+
+    def wanted(ids: np.ndarray) -> np.ndarray:
+        return np.ones(len(ids), bool) if candidate_ids is None else in_sorted(ids, candidate_ids)
+
+    for pool_ids, images in kept_batches(pool, wanted, config.scoring.batch_size, data.image_shape):
+        needs = acquisition.needs
+        out = None if needs is None else predict(model, images, mean=data.mean, std=data.std, device=cpu, output=needs)
+        collector.push(pool_ids, out)
+    return collector
 
 
 def kept_batches(

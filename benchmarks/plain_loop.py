@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import torch
 
-from benchmarks.common import plain_select, prepared, print_table, spread, write_result
+from benchmarks.common import plain_collect, plain_select, prepared, print_table, spread, write_result
 from pipeline.compare import entry_config, load
 from pipeline.config.run_config import RunConfig
 from pipeline.data import PreparedData, read_rows, resolve_augment
@@ -81,6 +81,12 @@ class PlainScorers:
         )
         scored = len(candidate_ids) if candidate_ids is not None else self.data.pool_size - len(labelled_ids)
         return ScoredPass(chosen, scored, {"score": seconds, "select": 0.0, "score_compute": seconds})
+
+    def collect(self, weights, acquisition, candidate_ids):
+        threads = os.cpu_count() or 1
+        return plain_collect(
+            self.config, self.data, self.config.proxy.name, weights, acquisition, candidate_ids, threads
+        )
 
     def close(self) -> None:
         pass

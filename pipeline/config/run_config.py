@@ -86,6 +86,8 @@ class ScoringConfig:
     gpus_per_actor: Auto = "auto"  # auto: half a GPU when the cluster has GPUs (shared with the learner)
     candidates: Size | None = None  # score a seeded random subset of the unlabelled pool each round (a count,
     # or a fraction of the unlabelled pool); None: all of it (the paper)
+    candidates_from: str = "random"  # random: a uniform draw | neighbours: near the labelled set (SEALS)
+    neighbours: int = 100  # candidates_from neighbours: nearest neighbours per labelled example
     resources: dict[str, float] = field(default_factory=dict)  # custom Ray resources per actor (pins to node types)
     placement_timeout_s: float = 600.0  # how long a scorer lost with its node waits for a node with room again
 
@@ -135,6 +137,7 @@ class StopConfig:
 
 
 ORACLES = ("simulated", "external")
+CANDIDATES_FROM = ("random", "neighbours")
 TRACKERS = ("mlflow", "tensorboard")
 
 
@@ -231,17 +234,7 @@ def validate(config: RunConfig) -> None:
         _at_least_zero("memory.count", config.memory.count)
     _positive("update.steps", config.update.steps)
     _positive("update.lr", config.update.lr)
-    _positive("scoring.batch_size", config.scoring.batch_size)
-    _positive("scoring.actors", config.scoring.actors)
-    _positive("scoring.cpus_per_actor", config.scoring.cpus_per_actor)
-    _auto_or_number("scoring.gpus_per_actor", config.scoring.gpus_per_actor)
-    if config.scoring.candidates is not None:
-        check_size("scoring.candidates", config.scoring.candidates)
-    _check_resources("scoring.resources", config.scoring.resources)
-    _at_least_zero("batch.coldness", config.batch.coldness)
-    if config.batch.margin_multiple is not None and config.batch.margin_multiple < 1:
-        raise ConfigError(f"batch.margin_multiple = {config.batch.margin_multiple}: the shortlist holds at least k")
-    _positive("scoring.placement_timeout_s", config.scoring.placement_timeout_s)
+    _check_scoring(config)
     _positive("learner.workers", config.learner.workers)
     _positive("learner.cpus_per_worker", config.learner.cpus_per_worker)
     _positive("learner.gpus_per_worker", config.learner.gpus_per_worker)
@@ -268,6 +261,28 @@ def validate(config: RunConfig) -> None:
                 f"tracking keeps its state (and MLflow's default store) in the run directory, so "
                 f"run_dir {config.run_dir} must be a local path: use one, or drop tracking"
             )
+
+
+def _check_scoring(config: RunConfig) -> None:
+    """scoring: and batch:, how a round's candidates are scored and its batch drawn."""
+    _positive("scoring.batch_size", config.scoring.batch_size)
+    _positive("scoring.actors", config.scoring.actors)
+    _positive("scoring.cpus_per_actor", config.scoring.cpus_per_actor)
+    _auto_or_number("scoring.gpus_per_actor", config.scoring.gpus_per_actor)
+    if config.scoring.candidates is not None:
+        check_size("scoring.candidates", config.scoring.candidates)
+    _check_resources("scoring.resources", config.scoring.resources)
+    _one_of("scoring.candidates_from", config.scoring.candidates_from, list(CANDIDATES_FROM))
+    _positive("scoring.neighbours", config.scoring.neighbours)
+    if config.scoring.candidates_from == "neighbours" and config.pool.growth != "static":
+        raise ConfigError(
+            f"scoring.candidates_from neighbours indexes the pool once, and pool.growth {config.pool.growth} "
+            "adds rows to it: use scoring.candidates_from random with a growing pool"
+        )
+    _at_least_zero("batch.coldness", config.batch.coldness)
+    if config.batch.margin_multiple is not None and config.batch.margin_multiple < 1:
+        raise ConfigError(f"batch.margin_multiple = {config.batch.margin_multiple}: the shortlist holds at least k")
+    _positive("scoring.placement_timeout_s", config.scoring.placement_timeout_s)
 
 
 def _check_data(data: DataConfig) -> None:

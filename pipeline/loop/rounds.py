@@ -30,17 +30,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pipeline.config.schedule import to_count
 from pipeline.data.growth import create_growth
-from pipeline.data.pool import pool_ids, split_files
 from pipeline.data.rows import parquet_dataset
 from pipeline.ids import positions_of
+from pipeline.loop.candidates import Candidates
 from pipeline.loop.preflight import RunPlan
 from pipeline.loop.records import class_figures, round_record, stop_set_kappa, target_record
 from pipeline.loop.run_store import RoundWriter, RunStore
 from pipeline.loop.seams import Answer, Learner, Oracle, Scorers, Selection, UpdateResult
 from pipeline.loop.stopping import create_criteria, first_stop
-from pipeline.selection.candidates import draw_candidates
 from pipeline.update.strategies import UpdatePlan, create_strategy
 
 
@@ -62,6 +60,7 @@ class Rounds:
         self.on_stage = on_stage or (lambda *stage: None)
         self.strategy = create_strategy(config, max(plan.round_sizes, default=plan.initial_size))
         self.growth = create_growth(config, data)
+        self.candidates = Candidates(config, data, store, scorers)
         self.rng = np.random.default_rng(config.seed)
         self.round = 0
         self.labelled_ids = np.empty(0, dtype=np.int64)
@@ -188,8 +187,8 @@ class Rounds:
             seconds = dict(score=0.0, select=time.perf_counter() - start, score_compute=0.0)
             return Selection(chosen, pool, admitted, len(ids), seconds, self.rng.bit_generator.state)
         k = self.plan.round_sizes[r - 1]
-        candidate_ids = self._candidates(r, pool, k)
-        draw_s = time.perf_counter() - start
+        candidate_ids, found_s = self.candidates.draw(pool, self.labelled_ids, k, self._seed(r))
+        draw_s = time.perf_counter() - start  # a neighbour index's build and query included
         if candidate_ids is not None:
             total: int | None = len(candidate_ids)
         else:  # a grown pool's unlabelled count is the scorers' to find
@@ -198,7 +197,7 @@ class Rounds:
         if self.weights is None:
             raise IndexError(f"round {r} asked to score the pool, but no round committed a model yet")
         scored = self.scorers.select(self.weights, self.labelled_ids, k, self._seed(r), r, pool, candidate_ids)
-        seconds = {**scored.seconds, "select": scored.seconds["select"] + draw_s}
+        seconds = {**scored.seconds, **found_s, "select": scored.seconds["select"] + draw_s}
         return Selection(
             scored.pool_ids,
             pool,
@@ -210,17 +209,6 @@ class Rounds:
             scored.score_mean,
             scored.peak_rss_mib,
         )
-
-    def _candidates(self, r: int, pool: list[str] | None, k: int) -> np.ndarray | None:
-        """scoring.candidates: the seeded random subset of round r's unlabelled pool that the scorers
-        score (at least the round's k), ascending; None: every unlabelled example."""
-        size = self.config.scoring.candidates
-        if size is None:
-            return None
-        unlabelled = np.setdiff1d(
-            pool_ids(pool or split_files(self.data.split_dir("pool"))), self.labelled_ids, assume_unique=True
-        )
-        return draw_candidates(unlabelled, max(to_count(size, len(unlabelled)), k), seed=self._seed(r))
 
     def _hints(self, r: int) -> Callable | None:
         """The model's guesses for people, per requested id (None in round 0: no model yet)."""

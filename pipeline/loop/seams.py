@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from pipeline.selection.collector import Collector, Collects
 from pipeline.update.strategies import UpdatePlan
 
 
@@ -96,6 +97,10 @@ class Scorers(Protocol):
     ) -> ScoredPass:
         """The k pool ids to label among `candidate_ids` (ascending; None: every unlabelled id of `pool`)
         under `weights`, and what finding them cost."""
+
+    def collect(self, weights: bytes, acquisition: Collects, candidate_ids: np.ndarray | None) -> Collector:
+        """One pass of `acquisition` (needs, collector) over the prepared pool's `candidate_ids` (None:
+        every row, labelled or not) under `weights`: the scorers' collectors, merged (a neighbour index's build)."""
 
     def hints(self, weights: bytes, pool_ids: np.ndarray, images: np.ndarray, seed: int) -> dict[str, np.ndarray]:
         """For people: the model's predicted label, its probability and the acquisition score, per id."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 import numpy as np
 
@@ -54,3 +54,12 @@ def one_array(out: ModelOutput) -> np.ndarray | None:
     if isinstance(out, tuple):
         raise ValueError("expected one model output, got a (probs, embeddings) pair")
     return out
+
+
+class Collects(Protocol):
+    """What a scoring pass runs: an acquisition (acquisition.Acquisition), or a neighbour index's
+    embedding pass (neighbours.EmbeddingPass)."""
+
+    needs: str | None
+
+    def collector(self, k: int, seed: int) -> Collector: ...

@@ -13,12 +13,14 @@ from ray.data import DataContext
 from ray.util.state import list_actors
 
 from actors.scorer import ScorerPool
+from benchmarks.common import plain_collect
 from pipeline.config.run_config import BatchConfig
 from pipeline.data import get_source, images_from_arrow, prepare_dataset
 from pipeline.errors import ResourceError
 from pipeline.loop.preflight import acquisition_for
 from pipeline.selection.acquisition import get_acquisition
 from pipeline.selection.candidates import draw_candidates
+from pipeline.selection.neighbours import EmbeddingPass, train_index
 from pipeline.update.models import create_model
 from pipeline.update.training import checkpoint_bytes, predict
 from tests.helpers import k_center_greedy, tiny_config, top_k
@@ -39,12 +41,23 @@ def expected_top_k(
     return top_k(pool_ids[unlabelled], scores[unlabelled], k)[0]
 
 
-def assert_a_sampled_balanced_draw_is_one_collectors(scorers, data, model, labelled) -> None:
-    """The four scorers' merged draw (power sampling, class-balanced) is one collector's over the whole pool."""
-    sampled = replace(scorers.config, batch=BatchConfig(sampling="power", coldness=3.0, balance=True))
+def assert_a_sampled_draw_and_a_neighbour_index_are_one_processs(scorers, data, model, labelled) -> None:
+    """The four scorers' merged draw (power sampling, class-balanced) is one collector's over the whole
+    pool; the neighbour index they build from their shards finds what one process's index finds."""
+    config, weights = scorers.config, checkpoint_bytes(model)
+    sampled = replace(config, batch=BatchConfig(sampling="power", coldness=3.0, balance=True))
     scorers.config = sampled
-    scored = scorers.select(checkpoint_bytes(model), labelled, k=30, seed=4)
+    scored = scorers.select(weights, labelled, k=30, seed=4)
     np.testing.assert_array_equal(scored.pool_ids, expected_draw(data, model, sampled, labelled, 30, seed=4))
+    scorers.config = config
+
+    sample = scorers.collect(weights, EmbeddingPass(), np.arange(0, data.pool_size, 2))
+    assert sample.rows().shape == (data.pool_size // 2, 64)
+    trained = train_index(sample.rows(), data.pool_size, seed=0)
+    index = scorers.collect(weights, EmbeddingPass(trained), None).index
+    plain = plain_collect(config, data, "small_cnn", weights, EmbeddingPass(trained), None, threads=1).index
+    assert index.size == plain.size == data.pool_size
+    np.testing.assert_array_equal(index.near(labelled[:20], 5), plain.near(labelled[:20], 5))
 
 
 def expected_draw(data, model, config, labelled: np.ndarray, k: int, seed: int) -> np.ndarray:
@@ -105,7 +118,7 @@ def test_long_lived_scorers_pick_exactly_the_plain_loops_ids_per_example_and_set
         np.testing.assert_array_equal(scored.pool_ids, expected_top_k(data, model, "entropy", labelled, 30, candidates))
         assert scored.candidates == 90 and scored.score_mean > 0
 
-        assert_a_sampled_balanced_draw_is_one_collectors(scorers, data, model, labelled)
+        assert_a_sampled_draw_and_a_neighbour_index_are_one_processs(scorers, data, model, labelled)
 
         # the same scorers, set-based: the acquisition is read from the config at each pass
         scorers.config = replace(config, acquisition="k_center")

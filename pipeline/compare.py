@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from pipeline.report.round_table import RoundTable
 from pipeline.report.summary import TUNED, summarize, table, write
 from pipeline.selection.acquisition import ACQUISITIONS
 from pipeline.update.strategies import STRATEGIES
+from tune.space import apply
 
 _READING_ORDER = ("full", "svp", "clactive", "finetune")  # baselines first; other strategies follow, by name
 STRATEGY_ENTRIES = tuple(
@@ -66,13 +67,22 @@ class CompareConfig:
     budgets: tuple[Size, ...] | None = (0.2, 0.5)
     # a `clactive tune` directory: its chosen trial's settings run as the `tuned` entry (added when unlisted)
     tuned: str | None = None
+    # more entries of the clactive engine, by name, each with run-config keys of its own (added when
+    # unlisted), e.g. {power: {batch.sampling: power}, near: {scoring.candidates_from: neighbours}}
+    variants: dict[str, dict[str, str | int | float | bool]] = field(default_factory=dict)
 
 
 def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | None) -> tuple[RunConfig, CompareConfig]:
     raw, section = read_with_section(path, (QUICK if quick else []) + list(overrides), "compare")
     section = build_section(CompareConfig, section or {}, "compare")
+    for name in section.variants:
+        if name in KNOWN:
+            raise ConfigError(f"compare.variants.{name} would hide the entry of that name: name the variant otherwise")
+    section = replace(
+        section, strategies=(*section.strategies, *(v for v in section.variants if v not in section.strategies))
+    )
     for name in section.strategies:
-        if name not in KNOWN:
+        if name not in KNOWN and name not in section.variants:
             raise ConfigError(f"unknown compare.strategies entry '{name}': choose from {', '.join(KNOWN)}")
     if len(set(section.strategies)) != len(section.strategies):
         raise ConfigError("compare.strategies names a strategy twice: list each once")
@@ -103,13 +113,17 @@ def load(path: str | None, overrides: list[str], quick: bool, data_dir: str | No
 def entry_config(base: RunConfig, section: CompareConfig, name: str) -> RunConfig:
     if name == TUNED:
         from tune.report import chosen_params
-        from tune.space import apply
 
         base = apply(base.to_dict(), chosen_params(Path(section.tuned or "")), where="compare.tuned")
         strategy, acquisition = "clactive", base.acquisition
+    elif name in section.variants:
+        base = apply(
+            base.to_dict(), {"strategy": "clactive", **section.variants[name]}, where=f"compare.variants.{name}"
+        )
+        strategy, acquisition = base.strategy, base.acquisition
     elif name in STRATEGY_ENTRIES:
         strategy, acquisition = name, base.acquisition
-    else:  # an acquisition's entry; `random`, the control, draws uniformly whatever batch: says
+    else:  # an acquisition's entry; `random`, the control, keeps the default batch rule (top k of uniform scores)
         strategy, acquisition = "clactive", name
         if name == "random":
             base = replace(base, batch=BatchConfig())

@@ -84,6 +84,7 @@ def test_budgets_must_end_a_round():
         (["compare.strategies=[svp, svp]"], "names a strategy twice"),
         (["compare.budgets=[1.5]"], "compare.budgets[0] = 1.5: a fraction must lie in"),
         (["compare.folder=x"], "unknown config key 'compare.folder'"),
+        (["compare.variants={svp: {update.steps: 3}}"], "compare.variants.svp would hide the entry of that name"),
     ],
 )
 def test_bad_compare_sections_are_refused(sets, message):
@@ -112,6 +113,25 @@ def test_an_entry_named_after_an_acquisition_is_clactive_selecting_with_it():
     assert (configs["cluster_margin"].strategy, configs["cluster_margin"].acquisition) == ("clactive", "cluster_margin")
     assert configs["cluster_margin"].run_dir.endswith("cluster_margin")
     assert load(None, [], quick=False, data_dir=None)[1].strategies[-1] == "random"  # the default control
+
+
+def test_a_variant_is_the_clactive_engine_with_its_own_keys_and_a_bad_key_is_named_before_any_work():
+    variants = (
+        "compare.variants={power: {batch.sampling: power, batch.coldness: 2}, "
+        "near: {scoring.candidates_from: neighbours}}"
+    )
+    base, section = load(None, ["compare.strategies=[full, near]", variants], quick=False, data_dir=None)
+    assert section.strategies == ("full", "near", "power")  # listed where written, else added
+    power, near = entry_config(base, section, "power"), entry_config(base, section, "near")
+    assert (power.strategy, power.batch.sampling, power.batch.coldness) == ("clactive", "power", 2.0)
+    assert (near.scoring.candidates_from, near.batch.sampling, near.run_dir.endswith("near")) == (
+        "neighbours",
+        "top_k",
+        True,
+    )
+    base, section = load(None, ["compare.variants={bad: {batch.sampling: gumbel}}"], quick=False, data_dir=None)
+    with pytest.raises(ConfigError, match="compare.variants.bad: unknown batch.sampling 'gumbel'"):
+        entry_config(base, section, "bad")
 
 
 def test_a_tune_result_runs_as_the_tuned_entry_with_the_chosen_settings_and_its_own_speedups(tmp_path):

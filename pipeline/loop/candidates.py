@@ -6,6 +6,7 @@ once (pipeline.selection.neighbours). No Ray: the index's embedding passes go th
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import numpy as np
 
@@ -47,9 +48,11 @@ class Candidates:
         unlabelled = np.setdiff1d(all_ids, labelled_ids, assume_unique=True)
         if scoring.candidates_from == "random" and scoring.candidates is not None:
             return draw_candidates(unlabelled, max(to_count(scoring.candidates, len(unlabelled)), k), seed), {}
-        seconds = {"neighbours_build": self._build(all_ids, seed) if self.index is None else 0.0}
         start = time.perf_counter()
-        assert self.index is not None
+        if self.index is None:
+            self.index = self._build(all_ids, seed)
+        seconds = {"neighbours_build": time.perf_counter() - start}
+        start = time.perf_counter()
         fresh = labelled_ids[self.queried :]  # labelled since the last query: the set only grows
         self.near, self.queried = np.union1d(self.near, self.index.near(fresh, scoring.neighbours)), len(labelled_ids)
         # scoring.candidates caps them (None: every neighbour), and the round's k is the least
@@ -59,16 +62,12 @@ class Candidates:
         seconds["neighbours_query"] = time.perf_counter() - start
         return chosen, seconds
 
-    def _build(self, all_ids: np.ndarray, seed: int) -> float:
+    def _build(self, all_ids: np.ndarray, seed: int) -> NeighbourIndex:
         """The index over every pool row under the round-0 model: a training sample's pass (IVF-PQ
-        only), then every row's, each scorer encoding its own shard. Returns its seconds."""
-        start = time.perf_counter()
+        only), then every row's, each scorer encoding its own shard."""
         weights = self.store.load_round_state(0)["checkpoint"]
         sample_ids = draw_candidates(all_ids, TRAIN_SAMPLE if len(all_ids) > FLAT_MAX else 1, seed)
-        sample = self.scorers.collect(weights, EmbeddingPass(), all_ids if sample_ids is None else sample_ids)
-        assert isinstance(sample, SampleCollector)
+        # EmbeddingPass() collects a SampleCollector, EmbeddingPass(trained) an IndexCollector
+        sample = cast(SampleCollector, self.scorers.collect(weights, EmbeddingPass(), sample_ids))
         trained = train_index(sample.rows(), len(all_ids), seed)
-        collected = self.scorers.collect(weights, EmbeddingPass(trained), None)
-        assert isinstance(collected, IndexCollector)
-        self.index = collected.index
-        return time.perf_counter() - start
+        return cast(IndexCollector, self.scorers.collect(weights, EmbeddingPass(trained), None)).index

@@ -48,10 +48,11 @@ class Candidates:
         unlabelled = np.setdiff1d(all_ids, labelled_ids, assume_unique=True)
         if scoring.candidates_from == "random" and scoring.candidates is not None:
             return draw_candidates(unlabelled, max(to_count(scoring.candidates, len(unlabelled)), k), seed), {}
-        start = time.perf_counter()
+        seconds = {"neighbours_build": 0.0}
         if self.index is None:
+            start = time.perf_counter()
             self.index = self._build(all_ids, seed)
-        seconds = {"neighbours_build": time.perf_counter() - start}
+            seconds["neighbours_build"] = time.perf_counter() - start
         start = time.perf_counter()
         fresh = labelled_ids[self.queried :]  # labelled since the last query: the set only grows
         self.near, self.queried = np.union1d(self.near, self.index.near(fresh, scoring.neighbours)), len(labelled_ids)

@@ -21,7 +21,7 @@ from pipeline.config.run_config import load_config
 from pipeline.loop.run_store import RunStore
 from pipeline.storage import Storage
 from tests.helpers import tiny_overrides
-from tests.integration.conftest import NO_TARGET, selection, two_round_args
+from tests.integration.conftest import selection, two_round_args
 from tests.integration.test_cli import REPO, clactive, with_sets
 from tests.s3_server import s3_server
 
@@ -79,7 +79,13 @@ def s3():
 # same command; while round 1 scores the pool, resumed with --resume; inside round 1's update,
 # resumed by the same command. Its run directory and its prepared pool are on a real S3 server, as on a
 # cluster: every process of the run (driver, coordinator, scorers, Train workers) reads and writes there.
-def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, tiny_data_dir, tmp_path, unbroken, s3):
+# Round 1's update is the run's first warm start: the redone one must start from round 0's weights,
+# optimizer state and replay memory, so the run ends with the unbroken run's weights, bit for bit on
+# CPU. (tests/unit/test_warm_start.py runs it for three rounds, where round 2's selection shows it too,
+# and shows that losing any of the three changes the weights.)
+def test_a_run_killed_inside_a_round_resumes_to_the_same_selection_and_weights(
+    ray_cluster, tiny_data_dir, tmp_path, unbroken, submitted, s3
+):
     run_dir, env = s3.uri(f"runs/{uuid.uuid4().hex[:8]}"), {"RAY_ADDRESS": ray_cluster}
     storage = Storage(run_dir)
     # the prepared pool in the bucket too: every process reads its rows from there
@@ -102,6 +108,9 @@ def test_a_run_killed_inside_a_round_resumes_to_the_same_selection(ray_cluster, 
     flat = [i for part in after for i in part]
     assert len(flat) == len(set(flat))  # no label acquired twice
     assert after == unbroken  # the same selection as an unbroken run
+    resumed, unbroken_weights = final_weights(run_dir), final_weights(submitted[1])
+    assert resumed.keys() == unbroken_weights.keys()
+    assert all(torch.equal(resumed[k], unbroken_weights[k]) for k in resumed)
     assert storage.names("rounds") == ["0000", "0001"]
     stamp = storage.fs.get_file_info(storage.path("rounds.jsonl")).mtime
     time.sleep(1.1)  # S3 keeps modification times in whole seconds
@@ -203,27 +212,7 @@ def ray_job_of(driver_pid: int) -> str:
     return jobs[0].job_id
 
 
-def final_weights(run_dir) -> dict:
+def final_weights(run_dir: str) -> dict:
     store = RunStore(run_dir)
     checkpoint = store.load_round_state(store.committed_rounds()[-1])["checkpoint"]
     return torch.load(io.BytesIO(checkpoint), map_location="cpu", weights_only=True)["model"]
-
-
-def test_a_three_round_run_killed_inside_round_1s_update_resumes_warm(ray_cluster, tiny_data_dir, tmp_path):
-    """Round 1's update is the first warm start; a run killed inside it must resume from round 0's
-    weights, optimizer state and replay memory, so round 2 (scored by the redone round 1's model)
-    selects what an unbroken run selects and the run ends with its weights, bit for bit on CPU.
-    (tests/unit/test_warm_start.py shows that losing any of the three would change both.)"""
-    three_rounds = tiny_overrides(tiny_data_dir, tmp_path) + NO_TARGET  # round_ends [70, 100]: rounds 0, 1, 2
-    unbroken_dir, killed_dir = tmp_path / "unbroken", tmp_path / "killed"
-    env = {"RAY_ADDRESS": ray_cluster}
-    done = clactive(*with_sets([*three_rounds, f"run_dir={unbroken_dir}"]), env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    args = with_sets([*three_rounds, f"run_dir={killed_dir}"])
-    kill_at("1:train", args, str(killed_dir), ray_cluster)
-    assert RunStore(killed_dir).committed_rounds() == [0]
-    done = clactive(*args, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert selection(killed_dir) == selection(unbroken_dir) and len(selection(killed_dir)) == 3
-    resumed, unbroken = final_weights(killed_dir), final_weights(unbroken_dir)
-    assert resumed.keys() == unbroken.keys() and all(torch.equal(resumed[k], unbroken[k]) for k in resumed)

@@ -150,7 +150,7 @@ class RayLearner:
     def _started(self) -> Learner:
         if self.learner is not None:
             return self.learner
-        from actors.learner import Learner, remove_orphaned_placement_groups  # torch, Ray Train
+        from actors.learner import Learner, remove_orphaned_placement_groups  # Ray Train
 
         start = time.perf_counter()
         if self.restarted:

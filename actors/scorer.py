@@ -30,7 +30,6 @@ from dataclasses import asdict, replace
 import numpy as np
 import pyarrow as pa
 import ray
-import torch
 from ray.data import DataContext
 from ray.data.exceptions import ExecutionTimeoutError
 
@@ -49,8 +48,6 @@ from pipeline.loop.proc import peak_rss_mib
 from pipeline.loop.seams import ScoredPass
 from pipeline.selection.collector import Collector, Collects, LabelledDistances, ModelOutput, Picked
 from pipeline.selection.k_center import min_sq_distances
-from pipeline.update.models import create_model
-from pipeline.update.training import load_weights, predict, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +58,12 @@ class Scorer:
     """One scoring actor: the selection model, built once; each pass loads the round's weights and
     scores its shard of the pool, Arrow batch by Arrow batch."""
 
-    def __init__(self, model_name: str, data: dict, threads: int, hook: Hook = Hook()):
+    def __init__(self, model_name: str, data: dict, share: int, hook: Hook = Hook()):
         hook.starting("scorer")
+        from actors.scoring_model import ScoringModel  # torch: in this actor's process, not the coordinator's
+
         self.data = PreparedData(**data)
-        gpu = bool(ray.get_gpu_ids()) and torch.cuda.is_available()  # logical GPUs alone never mean CUDA
-        self.device = torch.device("cuda" if gpu else "cpu")
-        torch.set_num_threads(threads)
-        self.model = create_model(model_name, self.data.image_shape[0], self.data.num_classes).to(self.device)
+        self.model = ScoringModel(model_name, self.data, share, gpu=bool(ray.get_gpu_ids()))
 
     def ready(self) -> bool:
         return True
@@ -90,7 +86,7 @@ class Scorer:
         the acquisition's Collector of them, "busy_s": the compute seconds, "first_batch_s" (from the call
         to the first batch), "pass_s" (the whole call), "peak_rss_mib"}. `report` gets the count scored."""
         called = time.perf_counter()
-        load_weights(self.model, weights).eval()
+        self.model.load(weights)
         collector = acquisition.collector(k, seed)
         busy_s, scored_count = 0.0, 0
         first_batch_s = None  # from the call to the first batch: weights, read task start-up, first block
@@ -119,16 +115,14 @@ class Scorer:
         """Set-based selection's second pass: {"min_dist": (N,) squared distance of each candidate
         (candidate_emb (N, D)) to its nearest row of `shard` (the labelled rows of this scorer's
         files), "busy_s"}. One batch of distances at a time: memory O(N x (D + batch)), not O(labels)."""
-        load_weights(self.model, weights).eval()
+        self.model.load(weights)
         min_dist, busy_s = np.full(len(candidate_emb), np.inf, dtype=np.float32), 0.0
         batches = shard.iter_batches(batch_size=batch_size, batch_format="pyarrow") if shard is not None else []
         for batch in batches:
             start = time.perf_counter()
             hook.at("scorer")
-            images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape))
-            embeddings = predict(
-                self.model, images, mean=self.data.mean, std=self.data.std, device=self.device, output="embeddings"
-            )
+            images = images_from_arrow(batch.column("image"), self.data.image_shape)
+            embeddings = self.model.output(images, "embeddings")
             min_dist = min_sq_distances(candidate_emb, embeddings, min_dist)
             busy_s += time.perf_counter() - start
         return {"min_dist": min_dist, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}
@@ -144,8 +138,7 @@ class Scorer:
             return None  # rows are dropped before decoding: a subsampled pass decodes candidates only
         out: ModelOutput = None
         if needs is not None:
-            images = torch.from_numpy(images_from_arrow(batch.column("image"), self.data.image_shape)[to_score])
-            out = predict(self.model, images, mean=self.data.mean, std=self.data.std, device=self.device, output=needs)
+            out = self.model.output(images_from_arrow(batch.column("image"), self.data.image_shape)[to_score], needs)
         return pool_ids[to_score], out
 
 
@@ -158,7 +151,7 @@ class ScorerPool:
         count = config.scoring.actors
         # Ray restarts a scorer that dies, as often as a pass may be redone
         actor = ray.remote(Scorer).options(**scorer_resources(config), max_restarts=PASS_ATTEMPTS)
-        self.actors = [actor.remote(model_name, asdict(data), torch_threads(count), hook) for _ in range(count)]
+        self.actors = [actor.remote(model_name, asdict(data), count, hook) for _ in range(count)]
 
     def select(
         self,

@@ -102,7 +102,7 @@ def _split(data: PreparedData, split: str) -> Split:
 
 
 class PlainLearner:
-    """actors.learner's train loop in this process: live models by role, rows read by id, one evaluation."""
+    """actors.train_loop's train loop in this process: live models by role, rows read by id, one evaluation."""
 
     def __init__(self, config: RunConfig, data: PreparedData):
         self.config, self.data = config, data

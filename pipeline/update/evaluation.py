@@ -3,7 +3,7 @@ every choice reads (stops, Tune's objective, the schedules), and on the test spl
 reports; and a from-scratch fit's validation accuracy after each epoch, which says whether its
 schedule had converged.
 
-The Ray learner (actors/learner.py) and the in-process one (benchmarks/plain_loop.py) both
+The Ray learner (actors/train_loop.py) and the in-process one (benchmarks/plain_loop.py) both
 evaluate here.
 """
 

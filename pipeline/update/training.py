@@ -1,6 +1,6 @@
 """Plain torch: train a model for a number of steps, evaluate it, score with it.
 
-No Ray here; actors/learner.py runs these inside a Ray Train worker and actors/scorer.py
+No Ray here; actors/train_loop.py runs these inside a Ray Train worker and actors/scorer.py
 inside a Ray Data actor, and benchmarks call them directly.
 """
 

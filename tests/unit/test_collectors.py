@@ -191,13 +191,12 @@ def test_an_acquisition_registered_here_is_scored_by_the_scorers_own_code(regist
     """actors/scorer.py never asks which kind it holds: a new acquisition, registered by name, goes
     through Scorer.score (here in this process, over the pool's files in two shards) and ScorerPool's
     merge and select unchanged, and picks the smallest (largest) unlabelled ids."""
-    import torch
 
     from actors.faults import Hook
     from actors.scorer import Scorer, ScorerPool
+    from actors.scoring_model import ScoringModel
     from pipeline.data import get_source, prepare_dataset
     from pipeline.data.pool import split_files
-    from pipeline.update.models import create_model
     from pipeline.update.training import checkpoint_bytes
     from tests.helpers import tiny_config, write_fashion_like
 
@@ -206,10 +205,10 @@ def test_an_acquisition_registered_here_is_scored_by_the_scorers_own_code(regist
     config = tiny_config(data_dir, tmp_path, "acquisition=by_id")
     data = prepare_dataset(get_source("fashion_mnist", data_dir), config.data.cache_dir, config.data.shard_rows)
     scorer = Scorer.__new__(Scorer)  # the actor's state, without Ray
-    scorer.data, scorer.device, scorer.model = data, torch.device("cpu"), create_model("small_cnn", 1, 10)
+    scorer.data, scorer.model = data, ScoringModel("small_cnn", data, share=1, gpu=False)
     files, labelled = split_files(data.split_dir("pool")), np.arange(0, data.pool_size, 3)
     parts = [
-        scorer.score(FileShard(share), checkpoint_bytes(scorer.model), labelled, None, kind(), 7, 0, 37, Hook())
+        scorer.score(FileShard(share), checkpoint_bytes(scorer.model.model), labelled, None, kind(), 7, 0, 37, Hook())
         for share in (files[::2], files[1::2])
     ]
     pool = ScorerPool.__new__(ScorerPool)

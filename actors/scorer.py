@@ -122,7 +122,7 @@ class Scorer:
             start = time.perf_counter()
             hook.at("scorer")
             images = images_from_arrow(batch.column("image"), self.data.image_shape)
-            embeddings = self.model.output(images, "embeddings")
+            embeddings = self.model.embeddings(images)
             min_dist = min_sq_distances(candidate_emb, embeddings, min_dist)
             busy_s += time.perf_counter() - start
         return {"min_dist": min_dist, "busy_s": busy_s, "peak_rss_mib": peak_rss_mib()}

@@ -7,6 +7,8 @@ never loads it (seconds of CPU and a few hundred MB).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -32,3 +34,6 @@ class ScoringModel:
         """The output `needs` names ("probs", "embeddings", ...) for uint8 images (N, C, H, W)."""
         mean, std = self.data.mean, self.data.std
         return predict(self.model, torch.from_numpy(images), mean=mean, std=std, device=self.device, output=needs)
+
+    def embeddings(self, images: np.ndarray) -> np.ndarray:
+        return cast(np.ndarray, self.output(images, "embeddings"))

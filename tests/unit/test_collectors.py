@@ -191,7 +191,6 @@ def test_an_acquisition_registered_here_is_scored_by_the_scorers_own_code(regist
     """actors/scorer.py never asks which kind it holds: a new acquisition, registered by name, goes
     through Scorer.score (here in this process, over the pool's files in two shards) and ScorerPool's
     merge and select unchanged, and picks the smallest (largest) unlabelled ids."""
-
     from actors.faults import Hook
     from actors.scorer import Scorer, ScorerPool
     from actors.scoring_model import ScoringModel
